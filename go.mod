@@ -1,0 +1,3 @@
+module github.com/featured-dev/featured
+
+go 1.26.0
