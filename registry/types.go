@@ -1,0 +1,209 @@
+package registry
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/featured-dev/featured/aggregate"
+)
+
+// Entity is a named key.
+type Entity struct {
+	Name    string
+	JoinKey string
+	// Type is aggregate.KindString or aggregate.KindInt64.
+	Type aggregate.Kind
+}
+
+// Field is one typed value field of a source.
+type Field struct {
+	Name string
+	Kind aggregate.Kind
+}
+
+// Source is where events come from and how to read them. Sources are not
+// versioned: Apply updates them in place (in a new Snapshot), and gives the
+// views whose mapping changes a new version.
+type Source struct {
+	Name string
+	// Kind is "push" or "kafka".
+	Kind string
+	// Topic is the Kafka topic (kafka only). No two sources read one topic.
+	Topic string
+	// Format is the event encoding, "json".
+	Format string
+	// EntityKey is the event field holding the entity key, EventTime the one
+	// holding the event time (RFC 3339 string or epoch milliseconds).
+	EntityKey, EventTime string
+	// Fields are the value fields, sorted by name. aggregate.Spec.Field of
+	// every feature of a view indexes into its View.Source.Fields.
+	Fields []Field
+	// DeadLetterTopic receives undecodable events (kafka only; default
+	// "<topic>.dlq").
+	DeadLetterTopic string
+	// StartOffset is "earliest" (default) or "latest" (kafka only).
+	StartOffset string
+}
+
+// FieldIndex returns the index of the field name in s.Fields, or -1.
+func (s *Source) FieldIndex(name string) int {
+	i := sort.Search(len(s.Fields), func(i int) bool { return s.Fields[i].Name >= name })
+	if i < len(s.Fields) && s.Fields[i].Name == name {
+		return i
+	}
+	return -1
+}
+
+// fieldKind returns the kind of field name, KindNull when absent.
+func (s *Source) fieldKind(name string) aggregate.Kind {
+	if i := s.FieldIndex(name); i >= 0 {
+		return s.Fields[i].Kind
+	}
+	return aggregate.KindNull
+}
+
+// Feature is one feature of a view version.
+type Feature struct {
+	Name        string
+	Aggregation string
+	// Field is the source field aggregated; "" for count over events.
+	Field string
+	// Window is the window length, 0 for a lifetime window. Hop is the tile
+	// size (the default resolved at apply time, so it never changes for a
+	// version), 0 for lifetime windows.
+	Window, Hop time.Duration
+	// K is last_k's k or count_distinct's exact bound (0 = default).
+	K int
+	// Spec is the compiled feature; Spec.Field indexes View.Source.Fields.
+	Spec aggregate.Spec
+}
+
+// View is one immutable version of a feature view. Views are shared by
+// every goroutine; never modify one.
+type View struct {
+	// ID is stable per view name: assigned on the name's first apply, kept by
+	// every version, never given to another name (even after delete).
+	// (ID, Version) is never reused, so state stored under it cannot be
+	// mistaken for another definition's.
+	ID      uint32
+	Name    string
+	Version int // from 1; never reused after a delete
+	// Entity is the view's entity (entities in use cannot change).
+	Entity Entity
+	// Source is the source as this version reads it: the entity key, event
+	// time and the kinds of the fields the features read are those of the
+	// version's definition and never change. While the version ingests
+	// (!Detached), Source equals the current Snapshot's Source, including
+	// fields added since, so ingest can decode an event once per source and
+	// fold the same field slice into every view LiveViews returns. When
+	// Detached, Source is the source as it was when the version was created.
+	Source   Source
+	TTL      time.Duration
+	Features []Feature
+	// Layout is aggregate.NewLayout(specs, ttl), built on load and apply.
+	Layout    *aggregate.Layout
+	CreatedAt time.Time
+	// Detached is true for an older version whose mapping (entity key,
+	// event time or a kind of a field it reads) the current source no
+	// longer has: a source change gave the view a new version, and this one
+	// stays servable (its state expires by TTL) but is no longer ingested,
+	// so LiveViews leaves it out. It reattaches if the source's mapping
+	// comes back.
+	Detached bool
+
+	origin  *Source        // the source as of this version's creation; persisted
+	byName  map[string]int // feature name -> index
+	readSet []string       // sorted distinct fields read
+}
+
+// FeatureIndex returns the index of the feature name in v.Features, or -1.
+func (v *View) FeatureIndex(name string) int {
+	if i, ok := v.byName[name]; ok {
+		return i
+	}
+	return -1
+}
+
+// Definition returns the view version as a definition (hops explicit).
+func (v *View) Definition() ViewDef {
+	d := ViewDef{Name: v.Name, Entity: v.Entity.Name, Source: v.Source.Name, TTL: FormatDuration(v.TTL)}
+	for _, f := range v.Features {
+		fd := FeatureDef{Name: f.Name, Aggregation: f.Aggregation, Field: f.Field, K: f.K}
+		if f.Window > 0 {
+			fd.Window = FormatDuration(f.Window)
+			fd.Hop = FormatDuration(f.Hop)
+		}
+		d.Features = append(d.Features, fd)
+	}
+	return d
+}
+
+// Service is a feature service: the references one model reads, as
+// written ("view:feat" follows the latest version; "view@v2:feat" is
+// pinned).
+type Service struct {
+	Name     string
+	Features []string
+}
+
+// Ref is a parsed feature reference.
+type Ref struct {
+	View    string
+	Version int // 0 = latest
+	Feature string
+}
+
+func (r Ref) String() string {
+	if r.Version == 0 {
+		return r.View + ":" + r.Feature
+	}
+	return r.View + "@v" + strconv.Itoa(r.Version) + ":" + r.Feature
+}
+
+// ParseRef parses "view:feature" (latest version) or "view@v2:feature"
+// (pinned). Feast's full feature name "view__feature" is not a reference.
+// Errors wrap ErrBadRef.
+func ParseRef(s string) (Ref, error) {
+	viewPart, feat, ok := strings.Cut(s, ":")
+	if !ok {
+		if strings.Contains(s, "__") {
+			return Ref{}, fmt.Errorf("%w: %q has no ':' (\"view__feature\" is a Feast output name; write view:feature)", ErrBadRef, s)
+		}
+		return Ref{}, fmt.Errorf("%w: %q: want view:feature or view@vN:feature", ErrBadRef, s)
+	}
+	if strings.Contains(feat, ":") {
+		return Ref{}, fmt.Errorf("%w: %q has more than one ':'", ErrBadRef, s)
+	}
+	r := Ref{View: viewPart, Feature: feat}
+	if name, ver, pinned := strings.Cut(viewPart, "@"); pinned {
+		r.View = name
+		n, err := strconv.Atoi(strings.TrimPrefix(ver, "v"))
+		if !strings.HasPrefix(ver, "v") || err != nil || n < 1 || strings.HasPrefix(ver, "v0") || strings.HasPrefix(ver, "v+") {
+			return Ref{}, fmt.Errorf("%w: %q: version %q: want v1, v2, ...", ErrBadRef, s, ver)
+		}
+		r.Version = n
+	}
+	if msg := checkName(r.View); msg != "" {
+		return Ref{}, fmt.Errorf("%w: %q: view: %s", ErrBadRef, s, msg)
+	}
+	if msg := checkName(r.Feature); msg != "" {
+		return Ref{}, fmt.Errorf("%w: %q: feature: %s", ErrBadRef, s, msg)
+	}
+	return r, nil
+}
+
+// Resolved is a feature reference resolved against a Snapshot.
+type Resolved struct {
+	// Ref is the reference as given.
+	Ref string
+	// Name is the feature name as written in the ref.
+	Name string
+	// View is the view version the ref resolves to (the latest live one at
+	// resolve time for an unpinned ref).
+	View *View
+	// Feature indexes View.Features (and View.Layout's specs).
+	Feature int
+}
