@@ -1,0 +1,35 @@
+// Package featurestore owns featured's online state: N Pebble shards under one
+// data directory holding, per (entity, view version), the encoded
+// aggregate.State that aggregate.Layout folds events into and reads windows
+// from. It also owns, per shard, the Kafka offsets applied to that shard,
+// committed in the same Pebble batch as the state they produced.
+//
+// Layout and encodings are described in docs/format.md.
+//
+// # Concurrency
+//
+// Entities map to shards by a stable hash of their encoded key (FNV-1a 64), so
+// every view of one entity lives in one shard. Each shard has exactly one
+// writer goroutine, the only code that mutates the shard; it owns a cache of
+// decoded states so that a hot entity is read from Pebble once, not on every
+// event. Write, Enqueue, Flush and DropView hand requests to the writers and
+// may be called from any goroutine. Read goes straight to Pebble and never
+// waits for a writer; it sees what the writers have committed.
+//
+// # Durability
+//
+// Write (push ingest) returns after the batch holding its events is synced.
+// Enqueue (Kafka ingest) returns once the writers have the events; they commit
+// without fsync every Options.CommitInterval or Options.CommitMaxWrites
+// writes. A process crash loses nothing acknowledged by Write and, for
+// Enqueue, at most the uncommitted tail, whose offsets are lost with it, so
+// the consumer reads those events again: state and offsets never disagree.
+//
+// # TTL
+//
+// Reads never serve expired state (aggregate.Layout.Read reports NotFound
+// once the entity's latest event is older than the view's TTL). A background
+// scan per shard finds expired states and states of views that are no longer
+// live (Options.Views) and the writer deletes them, rechecking each first;
+// the scan runs on an iterator, paced, so lookups do not stall.
+package featurestore

@@ -1,0 +1,77 @@
+package featurestore
+
+import (
+	"encoding/binary"
+)
+
+// Key prefixes. See docs/format.md.
+const (
+	prefixState  = 's'
+	prefixOffset = 'o'
+	prefixMeta   = 'm'
+)
+
+var metaShardsKey = []byte{prefixMeta, 's', 'h', 'a', 'r', 'd', 's'}
+
+// stateKeyLen is the length of a state key before the entity bytes.
+const stateKeyLen = 1 + 4 + 4
+
+func appendStateKey(dst []byte, vk ViewKey, entity []byte) []byte {
+	dst = append(dst, prefixState)
+	dst = binary.BigEndian.AppendUint32(dst, vk.ID)
+	dst = binary.BigEndian.AppendUint32(dst, vk.Version)
+	return append(dst, entity...)
+}
+
+// viewBounds returns the key range [start, end) holding every state of vk.
+func viewBounds(vk ViewKey) (start, end []byte) {
+	start = appendStateKey(nil, vk, nil)
+	next := vk
+	next.Version++
+	if next.Version == 0 {
+		next.ID++
+	}
+	end = appendStateKey(nil, next, nil)
+	if vk.ID == ^uint32(0) && vk.Version == ^uint32(0) {
+		end = []byte{prefixState + 1}
+	}
+	return start, end
+}
+
+func parseStateKey(key []byte) (vk ViewKey, entity []byte, ok bool) {
+	if len(key) < stateKeyLen || key[0] != prefixState {
+		return ViewKey{}, nil, false
+	}
+	vk.ID = binary.BigEndian.Uint32(key[1:5])
+	vk.Version = binary.BigEndian.Uint32(key[5:9])
+	return vk, key[stateKeyLen:], true
+}
+
+// offsetKey is 'o' | topic | 0x00 | partition (4 bytes, big-endian). Topic
+// names cannot hold 0x00.
+func offsetKey(topic string, partition int32) []byte {
+	k := make([]byte, 0, len(topic)+6)
+	k = append(k, prefixOffset)
+	k = append(k, topic...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(partition))
+}
+
+func parseOffsetKey(key []byte) (topic string, partition int32, ok bool) {
+	if len(key) < 6 || key[0] != prefixOffset || key[len(key)-5] != 0 {
+		return "", 0, false
+	}
+	return string(key[1 : len(key)-5]), int32(binary.BigEndian.Uint32(key[len(key)-4:])), true
+}
+
+// ShardOf returns the shard index of an encoded entity key among n shards.
+// The hash is part of the on-disk format: changing it strands state.
+func ShardOf(entity []byte, n int) int {
+	// FNV-1a 64, inline so the lookup path does not allocate a hash.Hash.
+	h := uint64(14695981039346656037)
+	for _, c := range entity {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return int(h % uint64(n))
+}

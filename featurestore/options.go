@@ -1,0 +1,108 @@
+package featurestore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Options configures a Store. The zero value is usable.
+type Options struct {
+	// Shards is the number of Pebble shards. It is fixed when the data
+	// directory is created; reopening with another count is an error. The
+	// default value is runtime.NumCPU().
+	Shards int
+	// CacheBytes is the size of the block cache shared by all shards. The
+	// default value is 256 MiB.
+	CacheBytes int64
+	// CommitInterval bounds how long Enqueue'd writes wait before the writer
+	// commits them. The default value is 10ms.
+	CommitInterval time.Duration
+	// CommitMaxWrites commits a shard's batch once it holds this many writes.
+	// The default value is 20000.
+	CommitMaxWrites int
+	// QueueLength is the number of requests each shard's queue holds before
+	// Enqueue blocks. The default value is 256.
+	QueueLength int
+	// CachedStates bounds the decoded states each writer keeps in memory. The
+	// default value is 65536.
+	CachedStates int
+	// PruneSlack is subtracted from the clock before tiles too old for any
+	// read are dropped from a state; it must cover the ingest's largest
+	// accepted future skew. The default value is 1h.
+	PruneSlack time.Duration
+	// GCInterval is the pause between two TTL scans of a shard. The default
+	// value is 1m. Negative disables the scan.
+	GCInterval time.Duration
+	// Views reports whether a view version is live and its TTL. The TTL scan
+	// deletes states of views it reports as not live. Nil disables the scan.
+	Views func(ViewKey) (ttl time.Duration, live bool)
+	// Now is the clock. The default value is time.Now.
+	Now func() time.Time
+	// Logger receives the store's and Pebble's logs. The default value is
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.Shards == 0 {
+		o.Shards = runtime.NumCPU()
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 256 << 20
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = 10 * time.Millisecond
+	}
+	if o.CommitMaxWrites == 0 {
+		o.CommitMaxWrites = 20000
+	}
+	if o.QueueLength == 0 {
+		o.QueueLength = 256
+	}
+	if o.CachedStates == 0 {
+		o.CachedStates = 65536
+	}
+	if o.PruneSlack == 0 {
+		o.PruneSlack = time.Hour
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports options that cannot work.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Shards < 1 || o.Shards > 1024 {
+		errs = append(errs, fmt.Errorf("featurestore: shards: %d is not in [1, 1024]", o.Shards))
+	}
+	if o.CacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("featurestore: cache bytes: %d is negative", o.CacheBytes))
+	}
+	if o.CommitInterval < 0 {
+		errs = append(errs, fmt.Errorf("featurestore: commit interval: %s is negative", o.CommitInterval))
+	}
+	if o.CommitMaxWrites < 1 {
+		errs = append(errs, fmt.Errorf("featurestore: commit max writes: %d is less than 1", o.CommitMaxWrites))
+	}
+	if o.QueueLength < 1 {
+		errs = append(errs, fmt.Errorf("featurestore: queue length: %d is less than 1", o.QueueLength))
+	}
+	if o.CachedStates < 1 {
+		errs = append(errs, fmt.Errorf("featurestore: cached states: %d is less than 1", o.CachedStates))
+	}
+	if o.PruneSlack < 0 {
+		errs = append(errs, fmt.Errorf("featurestore: prune slack: %s is negative", o.PruneSlack))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,420 @@
+package featurestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/featured-dev/featured/aggregate"
+)
+
+type requestKind uint8
+
+const (
+	reqWrite requestKind = iota
+	reqFlush
+	reqDrop
+	reqGC
+)
+
+// request is one unit of work for a shard's writer.
+type request struct {
+	kind   requestKind
+	writes []Write
+	// marks are offsets the shard records as applied once writes are folded:
+	// the next offset to read per partition of the consumer's batch. Every
+	// shard receives them, including shards that got no event of the batch, so
+	// that the minimum over shards always advances.
+	marks []Position
+	sync  bool
+	done  chan error
+	view  ViewKey  // reqDrop
+	keys  [][]byte // reqGC: candidate state keys
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// cachedState is a decoded state owned by a shard's writer.
+type cachedState struct {
+	key    []byte
+	layout *aggregate.Layout
+	state  *aggregate.State
+	dirty  bool
+}
+
+// shard is one Pebble database and its writer goroutine.
+type shard struct {
+	id    int
+	db    *pebble.DB
+	opts  *Options
+	reqs  chan *request
+	stopc chan struct{}
+	donec chan struct{}
+
+	// Owned by the writer goroutine.
+	batch   *pebble.Batch
+	pending int
+	syncReq bool
+	waiters []chan error
+	states  map[string]*cachedState
+	dirty   []*cachedState
+	applied map[topicPartition]int64 // next offset, including uncommitted
+	changed map[topicPartition]bool  // offsets to write in the next commit
+	keyBuf  []byte
+	valBuf  []byte
+
+	mu struct {
+		sync.Mutex
+		// committed holds the offsets of the last successful commit, for
+		// Offsets. Written by the writer, read by anyone.
+		committed map[topicPartition]int64
+		stats     ShardStats
+	}
+}
+
+// ShardStats counts a shard's work since Open.
+type ShardStats struct {
+	Commits       uint64
+	WritesApplied uint64
+	WritesSkipped uint64 // Kafka events at offsets the shard had already applied
+	StatesDeleted uint64 // by the TTL scan
+	CachedStates  int
+}
+
+func newShard(id int, db *pebble.DB, opts *Options) (*shard, error) {
+	s := &shard{
+		id:      id,
+		db:      db,
+		opts:    opts,
+		reqs:    make(chan *request, opts.QueueLength),
+		stopc:   make(chan struct{}),
+		donec:   make(chan struct{}),
+		batch:   db.NewBatch(),
+		states:  make(map[string]*cachedState),
+		applied: make(map[topicPartition]int64),
+		changed: make(map[topicPartition]bool),
+	}
+	s.mu.committed = make(map[topicPartition]int64)
+	if err := s.loadOffsets(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *shard) loadOffsets() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOffset}, UpperBound: []byte{prefixOffset + 1}})
+	if err != nil {
+		return fmt.Errorf("shard %d: read offsets: %w", s.id, err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		topic, part, ok := parseOffsetKey(it.Key())
+		v := it.Value()
+		if !ok || len(v) != 8 {
+			return fmt.Errorf("shard %d: corrupt offset record %q", s.id, it.Key())
+		}
+		tp := topicPartition{topic, part}
+		off := int64(binary.BigEndian.Uint64(v))
+		s.applied[tp] = off
+		s.mu.committed[tp] = off
+	}
+	return it.Error()
+}
+
+// run is the writer loop: the only goroutine that mutates the shard.
+func (s *shard) run() {
+	defer close(s.donec)
+	ticker := time.NewTicker(s.opts.CommitInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stopc:
+			s.drain()
+			s.syncReq = true
+			s.commit()
+			return
+		case r := <-s.reqs:
+			s.handle(r)
+			// Group commit: take whatever else is queued before committing,
+			// so concurrent pushes share one fsync.
+			for more := true; more && s.pending < s.opts.CommitMaxWrites; {
+				select {
+				case r := <-s.reqs:
+					s.handle(r)
+				default:
+					more = false
+				}
+			}
+			if s.syncReq || s.pending >= s.opts.CommitMaxWrites {
+				s.commit()
+			}
+		case <-ticker.C:
+			if s.pending > 0 || len(s.changed) > 0 || !s.batch.Empty() {
+				s.commit()
+			}
+		}
+	}
+}
+
+// drain handles every request still queued; used at shutdown.
+func (s *shard) drain() {
+	for {
+		select {
+		case r := <-s.reqs:
+			s.handle(r)
+		default:
+			return
+		}
+	}
+}
+
+func (s *shard) handle(r *request) {
+	switch r.kind {
+	case reqWrite:
+		s.applyWrites(r.writes)
+		for _, m := range r.marks {
+			tp := topicPartition{m.Topic, m.Partition}
+			if m.Offset > s.applied[tp] || !s.has(tp) {
+				s.applied[tp] = m.Offset
+				s.changed[tp] = true
+			}
+		}
+	case reqDrop:
+		s.dropView(r.view)
+	case reqGC:
+		// The candidates were chosen on a snapshot; decide again on current
+		// state, which needs the pending batch committed first.
+		s.commit()
+		s.collect(r.keys)
+	}
+	if r.sync {
+		s.syncReq = true
+	}
+	if r.done != nil {
+		s.waiters = append(s.waiters, r.done)
+	}
+}
+
+func (s *shard) has(tp topicPartition) bool {
+	_, ok := s.applied[tp]
+	return ok
+}
+
+func (s *shard) applyWrites(ws []Write) {
+	for i := range ws {
+		w := &ws[i]
+		if p := w.Position; p != nil {
+			tp := topicPartition{p.Topic, p.Partition}
+			if next, ok := s.applied[tp]; ok && p.Offset < next {
+				s.mu.Lock()
+				s.mu.stats.WritesSkipped++
+				s.mu.Unlock()
+				continue
+			}
+			s.applied[tp] = p.Offset + 1
+			s.changed[tp] = true
+		}
+		for _, t := range w.Targets {
+			cs, err := s.state(t, w.Entity)
+			if err != nil {
+				// A state that does not decode is corrupt on disk. Folding
+				// into a fresh state would silently drop history, so the
+				// event is not applied and the error is logged; the key is
+				// left for an operator to inspect.
+				s.opts.Logger.Error("skip event for corrupt state", "shard", s.id, "view", t.Key, "err", err)
+				continue
+			}
+			t.Layout.Fold(cs.state, w.EventMillis, w.Fields)
+			cs.layout = t.Layout
+			if !cs.dirty {
+				cs.dirty = true
+				s.dirty = append(s.dirty, cs)
+			}
+		}
+		s.pending++
+	}
+}
+
+// state returns the writer's decoded state for (t.Key, entity), loading it
+// from Pebble on a cache miss.
+func (s *shard) state(t Target, entity []byte) (*cachedState, error) {
+	s.keyBuf = appendStateKey(s.keyBuf[:0], t.Key, entity)
+	if cs, ok := s.states[string(s.keyBuf)]; ok {
+		return cs, nil
+	}
+	cs := &cachedState{key: append([]byte(nil), s.keyBuf...), layout: t.Layout, state: t.Layout.NewState()}
+	v, closer, err := s.db.Get(cs.key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("shard %d: get state: %w", s.id, err)
+	default:
+		err = t.Layout.Decode(cs.state, v)
+		closer.Close()
+		if err != nil {
+			return nil, fmt.Errorf("shard %d: decode state %x: %w", s.id, cs.key, err)
+		}
+	}
+	s.states[string(cs.key)] = cs
+	return cs, nil
+}
+
+// commit writes every dirty state and changed offset in one batch, then
+// answers the waiters. On failure the writer's cache and offsets are rolled
+// back to what Pebble holds, so nothing uncommitted is served or committed
+// later as if it had been applied.
+func (s *shard) commit() {
+	if s.pending == 0 && len(s.dirty) == 0 && len(s.changed) == 0 && s.batch.Empty() {
+		s.answer(nil)
+		return
+	}
+	horizon := s.opts.Now().Add(-s.opts.PruneSlack).UnixMilli()
+	for _, cs := range s.dirty {
+		cs.layout.Prune(cs.state, horizon)
+		s.valBuf = cs.layout.AppendEncode(s.valBuf[:0], cs.state)
+		_ = s.batch.Set(cs.key, s.valBuf, nil)
+		cs.dirty = false
+	}
+	var offBuf [8]byte
+	for tp := range s.changed {
+		binary.BigEndian.PutUint64(offBuf[:], uint64(s.applied[tp]))
+		_ = s.batch.Set(offsetKey(tp.topic, tp.partition), offBuf[:], nil)
+	}
+	opts := pebble.NoSync
+	if s.syncReq {
+		opts = pebble.Sync
+	}
+	err := s.batch.Commit(opts)
+	s.batch.Reset()
+	applied := s.pending
+	s.pending = 0
+	s.dirty = s.dirty[:0]
+	s.syncReq = false
+	if err != nil {
+		err = fmt.Errorf("shard %d: commit: %w", s.id, err)
+		s.opts.Logger.Error("commit failed; dropping uncommitted state", "shard", s.id, "err", err)
+		clear(s.states)
+		clear(s.changed)
+		s.mu.Lock()
+		clear(s.applied)
+		for tp, off := range s.mu.committed {
+			s.applied[tp] = off
+		}
+		s.mu.Unlock()
+		s.answer(err)
+		return
+	}
+	s.mu.Lock()
+	for tp := range s.changed {
+		s.mu.committed[tp] = s.applied[tp]
+	}
+	s.mu.stats.Commits++
+	s.mu.stats.WritesApplied += uint64(applied)
+	s.mu.stats.CachedStates = len(s.states)
+	s.mu.Unlock()
+	clear(s.changed)
+	s.evict()
+	s.answer(nil)
+}
+
+func (s *shard) answer(err error) {
+	for _, w := range s.waiters {
+		w <- err
+	}
+	s.waiters = s.waiters[:0]
+}
+
+// evict drops clean cached states beyond the bound. Map iteration order is
+// random, which makes this random eviction: cheap, and good enough for a
+// cache whose misses cost one Pebble Get.
+func (s *shard) evict() {
+	over := len(s.states) - s.opts.CachedStates
+	if over <= 0 {
+		return
+	}
+	over += s.opts.CachedStates / 10
+	for k, cs := range s.states {
+		if over <= 0 {
+			break
+		}
+		if !cs.dirty {
+			delete(s.states, k)
+			over--
+		}
+	}
+}
+
+func (s *shard) dropView(vk ViewKey) {
+	start, end := viewBounds(vk)
+	_ = s.batch.DeleteRange(start, end, nil)
+	for k, cs := range s.states {
+		if got, _, _ := parseStateKey(cs.key); got == vk {
+			delete(s.states, k)
+		}
+	}
+	// Dirty states of the view were just removed from the cache but are
+	// still listed; drop them so commit does not write them back.
+	kept := s.dirty[:0]
+	for _, cs := range s.dirty {
+		if got, _, _ := parseStateKey(cs.key); got != vk {
+			kept = append(kept, cs)
+		}
+	}
+	s.dirty = kept
+	s.syncReq = true
+}
+
+// collect deletes the candidate states that are still collectable.
+func (s *shard) collect(keys [][]byte) {
+	if s.opts.Views == nil {
+		return
+	}
+	now := s.opts.Now()
+	deleted := 0
+	for _, key := range keys {
+		vk, _, ok := parseStateKey(key)
+		if !ok {
+			continue
+		}
+		ttl, live := s.opts.Views(vk)
+		if live {
+			v, closer, err := s.db.Get(key)
+			if err != nil {
+				continue
+			}
+			collectable := expired(v, now, ttl)
+			closer.Close()
+			if !collectable {
+				continue
+			}
+		}
+		_ = s.batch.Delete(key, nil)
+		delete(s.states, string(key))
+		deleted++
+	}
+	if deleted > 0 {
+		s.mu.Lock()
+		s.mu.stats.StatesDeleted += uint64(deleted)
+		s.mu.Unlock()
+	}
+}
+
+// expired reports whether an encoded state can be deleted at now. Reads
+// report NotFound once the latest event is older than ttl, but deletion waits
+// until 2×ttl: until then an admitted late event (at most ttl old) may still
+// fold into the state without resetting it, and whether the state still
+// exists must not change what that fold produces.
+func expired(v []byte, now time.Time, ttl time.Duration) bool {
+	maxMillis, err := aggregate.MaxEventMillis(v)
+	if err != nil {
+		return false
+	}
+	return maxMillis < now.Add(-2*ttl).UnixMilli()
+}

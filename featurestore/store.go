@@ -1,0 +1,332 @@
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/featured-dev/featured/aggregate"
+)
+
+// ErrClosed is returned by calls on a closed Store.
+var ErrClosed = errors.New("featurestore: store is closed")
+
+// Store is featured's online state: N Pebble shards, one writer each. All
+// methods are safe for concurrent use.
+type Store struct {
+	dir    string
+	opts   Options
+	cache  interface{ Unref() }
+	shards []*shard
+	gc     *gcRunner
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	closeErr  error
+
+	statePools sync.Map // *aggregate.Layout -> *sync.Pool of *aggregate.State
+	keyPool    sync.Pool
+}
+
+const shardsFile = "SHARDS"
+
+// Open opens or creates the store under dir.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("featurestore: create data dir: %w", err)
+	}
+	if err := checkShardCount(dir, opts.Shards); err != nil {
+		return nil, err
+	}
+	cache := pebble.NewCache(opts.CacheBytes)
+	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{})}
+	s.keyPool.New = func() any { b := make([]byte, 0, 64); return &b }
+	for i := 0; i < opts.Shards; i++ {
+		po := &pebble.Options{
+			Cache:  cache,
+			Logger: pebbleLogger{opts.Logger.With("shard", i)},
+			// Lookups are point Gets of keys that often do not exist (an
+			// entity never seen): filters skip those sstables.
+			Levels: [7]pebble.LevelOptions{{FilterPolicy: bloom.FilterPolicy(10)}},
+		}
+		db, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("shard-%03d", i)), po)
+		if err != nil {
+			s.closeShards()
+			cache.Unref()
+			return nil, fmt.Errorf("featurestore: open shard %d: %w", i, err)
+		}
+		sh, err := newShard(i, db, &s.opts)
+		if err != nil {
+			db.Close()
+			s.closeShards()
+			cache.Unref()
+			return nil, fmt.Errorf("featurestore: %w", err)
+		}
+		s.shards = append(s.shards, sh)
+	}
+	for _, sh := range s.shards {
+		go sh.run()
+	}
+	s.gc = startGC(s)
+	return s, nil
+}
+
+// checkShardCount records the shard count on first open and refuses another
+// count later: entities are placed by hash modulo the count.
+func checkShardCount(dir string, n int) error {
+	path := filepath.Join(dir, shardsFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(path, []byte(strconv.Itoa(n)+"\n"), 0o644); err != nil {
+			return fmt.Errorf("featurestore: record shard count: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("featurestore: read shard count: %w", err)
+	}
+	have, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("featurestore: %s: corrupt shard count %q", path, b)
+	}
+	if have != n {
+		return fmt.Errorf("featurestore: data dir %s has %d shards, not %d: reopen with --shards=%d", dir, have, n, have)
+	}
+	return nil
+}
+
+func (s *Store) closeShards() {
+	for _, sh := range s.shards {
+		sh.db.Close()
+	}
+}
+
+// Close stops the TTL scan, commits and syncs what the writers hold, and
+// closes the shards. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.gc.stop()
+		for _, sh := range s.shards {
+			close(sh.stopc)
+		}
+		var errs []error
+		for _, sh := range s.shards {
+			<-sh.donec
+			if err := sh.db.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("featurestore: close shard %d: %w", sh.id, err))
+			}
+		}
+		s.cache.Unref()
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Shards returns the number of shards.
+func (s *Store) Shards() int { return len(s.shards) }
+
+// Write folds ws and returns once they are committed and synced. If ctx ends
+// first, Write returns its error; the writes may still be committed.
+func (s *Store) Write(ctx context.Context, ws []Write) error {
+	return s.submit(ctx, ws, nil, true)
+}
+
+// Enqueue hands ws to the writers and returns without waiting for a commit.
+// marks are the next offsets to read per partition after ws; every shard
+// records them (see request.marks). It blocks while a shard's queue is full.
+func (s *Store) Enqueue(ctx context.Context, ws []Write, marks []Position) error {
+	return s.submit(ctx, ws, marks, false)
+}
+
+// Flush commits everything handed to the writers before it, synced.
+func (s *Store) Flush(ctx context.Context) error {
+	reqs := make([]*request, len(s.shards))
+	for i := range reqs {
+		reqs[i] = &request{kind: reqFlush, sync: true, done: make(chan error, 1)}
+	}
+	return s.send(ctx, reqs)
+}
+
+// DropView deletes every entity's state of a view version.
+func (s *Store) DropView(ctx context.Context, vk ViewKey) error {
+	reqs := make([]*request, len(s.shards))
+	for i := range reqs {
+		reqs[i] = &request{kind: reqDrop, view: vk, sync: true, done: make(chan error, 1)}
+	}
+	return s.send(ctx, reqs)
+}
+
+func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, wait bool) error {
+	n := len(s.shards)
+	reqs := make([]*request, n)
+	if n == 1 {
+		reqs[0] = &request{kind: reqWrite, writes: ws}
+	} else {
+		for i := range ws {
+			j := ShardOf(ws[i].Entity, n)
+			if reqs[j] == nil {
+				reqs[j] = &request{kind: reqWrite}
+			}
+			reqs[j].writes = append(reqs[j].writes, ws[i])
+		}
+	}
+	for i := range reqs {
+		if reqs[i] == nil && len(marks) > 0 {
+			reqs[i] = &request{kind: reqWrite}
+		}
+		if reqs[i] == nil {
+			continue
+		}
+		reqs[i].marks = marks
+		if wait {
+			reqs[i].sync = true
+			reqs[i].done = make(chan error, 1)
+		}
+	}
+	return s.send(ctx, reqs)
+}
+
+// send queues reqs[i] on shard i (nil entries are skipped) and waits for the
+// ones that carry a done channel.
+func (s *Store) send(ctx context.Context, reqs []*request) error {
+	for i, r := range reqs {
+		if r == nil {
+			continue
+		}
+		select {
+		case s.shards[i].reqs <- r:
+		case <-s.closed:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var errs []error
+	for _, r := range reqs {
+		if r == nil || r.done == nil {
+			continue
+		}
+		select {
+		case err := <-r.done:
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Offsets returns, for each partition of topic that every shard has an
+// offset for, the next offset to read: the minimum over shards. A partition
+// missing from the result has to be read from its start; shards skip events
+// they already applied.
+func (s *Store) Offsets(topic string) map[int32]int64 {
+	out := make(map[int32]int64)
+	seen := make(map[int32]int)
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		for tp, off := range sh.mu.committed {
+			if tp.topic != topic {
+				continue
+			}
+			if cur, ok := out[tp.partition]; !ok || off < cur {
+				out[tp.partition] = off
+			}
+			seen[tp.partition]++
+		}
+		sh.mu.Unlock()
+	}
+	for p, n := range seen {
+		if n < len(s.shards) {
+			delete(out, p)
+		}
+	}
+	return out
+}
+
+// Stats returns each shard's counters.
+func (s *Store) Stats() []ShardStats {
+	out := make([]ShardStats, len(s.shards))
+	for i, sh := range s.shards {
+		sh.mu.Lock()
+		out[i] = sh.mu.stats
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// Read fills out[i] with feature features[i] of entity in view vk as of
+// atMillis. An entity with no state gets StatusNotFound everywhere. Read
+// never waits for a writer.
+func (s *Store) Read(vk ViewKey, l *aggregate.Layout, entity []byte, features []int, atMillis int64, out []aggregate.Result) error {
+	if len(out) < len(features) {
+		return fmt.Errorf("featurestore: read: %d results for %d features", len(out), len(features))
+	}
+	sh := s.shards[ShardOf(entity, len(s.shards))]
+	kp := s.keyPool.Get().(*[]byte)
+	key := appendStateKey((*kp)[:0], vk, entity)
+	v, closer, err := sh.db.Get(key)
+	*kp = key
+	s.keyPool.Put(kp)
+	if errors.Is(err, pebble.ErrNotFound) {
+		for i := range features {
+			out[i] = aggregate.Result{Status: aggregate.StatusNotFound}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("featurestore: read view %d@v%d: %w", vk.ID, vk.Version, err)
+	}
+	pool := s.statePool(l)
+	st := pool.Get().(*aggregate.State)
+	err = l.Decode(st, v)
+	closer.Close()
+	if err != nil {
+		pool.Put(st)
+		return fmt.Errorf("featurestore: read view %d@v%d: %w", vk.ID, vk.Version, err)
+	}
+	for i, f := range features {
+		out[i] = l.Read(st, f, atMillis)
+	}
+	pool.Put(st)
+	return nil
+}
+
+func (s *Store) statePool(l *aggregate.Layout) *sync.Pool {
+	if p, ok := s.statePools.Load(l); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := s.statePools.LoadOrStore(l, &sync.Pool{New: func() any { return l.NewState() }})
+	return p.(*sync.Pool)
+}
+
+// pebbleLogger sends Pebble's logs to slog.
+// Pebble's info lines (flushes, compactions) go to debug.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("pebble: fatal: " + fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
