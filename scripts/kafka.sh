@@ -62,8 +62,9 @@ log() {
 
 check_port_number() {
 	local name=$1 value=$2
-	[[ $value =~ ^[0-9]+$ ]] && ((value > 0 && value < 65536)) ||
+	if ! [[ $value =~ ^[0-9]{1,5}$ ]] || ((10#$value < 1 || 10#$value > 65535)); then
 		die "$name=$value: not a TCP port number"
+	fi
 }
 
 java_bin() {
@@ -88,6 +89,7 @@ check_java() {
 
 # port_open PORT: true if something on 127.0.0.1:PORT accepts a TCP connection.
 port_open() {
+	# shellcheck disable=SC2016 # $1 is the inner shell's argument
 	timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
 }
 
@@ -297,8 +299,6 @@ print_failure() {
 }
 
 cmd_start() {
-	check_port_number KAFKA_PORT "$KAFKA_PORT"
-	check_port_number KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
 	[[ $KAFKA_PORT != "$KAFKA_CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT are both $KAFKA_PORT"
 	lock_run
 
@@ -334,10 +334,12 @@ cmd_start() {
 	# setsid: the broker outlives this script and the test binary that ran it and is
 	# not hit by their terminal's signals. The inner bash records its own pid and
 	# execs java, so the pid file names the JVM. The lock fds 8 and 9 are not inherited.
+	# shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
 	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
 		"$java" -Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
 		-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
-		-XX:ActiveProcessorCount=2 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+		-XX:ActiveProcessorCount=2 -XX:+ExitOnOutOfMemoryError -XX:ErrorFile="$LOGDIR/hs_err_pid%p.log" \
+		-Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$LOGDIR" \
 		-cp "$LIBS/*" kafka.Kafka "$PROPS" \
 		</dev/null >"$LOGDIR/kafka.out" 2>&1 8>&- 9>&- &
@@ -411,6 +413,11 @@ cmd_status() {
 cmd_env() {
 	echo "export FEATURED_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
 }
+
+check_port_number KAFKA_PORT "$KAFKA_PORT"
+check_port_number KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+KAFKA_PORT=$((10#$KAFKA_PORT))
+KAFKA_CONTROLLER_PORT=$((10#$KAFKA_CONTROLLER_PORT))
 
 case ${1:-} in
 start) cmd_start ;;
