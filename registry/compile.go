@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -95,12 +96,16 @@ func compile(cur *Snapshot, d *Definitions, now time.Time) (*Snapshot, *Plan, er
 		c.view(index("feature_views", i), &d.FeatureViews[i])
 	}
 	c.sourceTriggeredVersions()
+	serviceNames := map[string]string{}
 	if c.errs.len() > 0 {
+		// Still report what is wrong with the services on their own.
+		for i := range d.FeatureServices {
+			c.service(nil, index("feature_services", i), &d.FeatureServices[i], serviceNames)
+		}
 		return nil, nil, c.errs.err()
 	}
 	next := c.build()
 	c.checkKeyKinds(next)
-	serviceNames := map[string]string{}
 	for i := range d.FeatureServices {
 		c.service(next, index("feature_services", i), &d.FeatureServices[i], serviceNames)
 	}
@@ -907,6 +912,9 @@ func (c *compiler) checkKeyKinds(next *Snapshot) {
 	}
 }
 
+// service validates a feature service against next, the registry after
+// the apply; with next nil (the views are invalid) only what the service
+// says on its own.
 func (c *compiler) service(next *Snapshot, p string, sd *ServiceDef, names map[string]string) {
 	errsBefore := c.errs.len()
 	if msg := checkName(sd.Name); msg != "" {
@@ -926,7 +934,18 @@ func (c *compiler) service(next *Snapshot, p string, sd *ServiceDef, names map[s
 			continue
 		}
 		seen[ref] = j
+		if next == nil {
+			// Views are invalid: check the reference's syntax only.
+			if _, err := ParseRef(ref); err != nil {
+				c.errs.add(rp, "%v", err.(*RefError).Err)
+			}
+			continue
+		}
 		if _, err := next.resolve(ref); err != nil {
+			var re *RefError
+			if errors.As(err, &re) {
+				err = re.Err
+			}
 			c.errs.add(rp, "%v", err)
 		}
 	}

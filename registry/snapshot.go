@@ -182,7 +182,11 @@ func (s *Snapshot) Resolve(refs []string) ([]Resolved, error) {
 	for i, ref := range refs {
 		r, err := s.resolve(ref)
 		if err != nil {
-			bad = append(bad, &RefError{Ref: ref, Err: err})
+			re, ok := err.(*RefError)
+			if !ok {
+				re = &RefError{Ref: ref, Err: err}
+			}
+			bad = append(bad, re)
 			continue
 		}
 		out[i] = r

@@ -165,32 +165,35 @@ func (r Ref) String() string {
 
 // ParseRef parses "view:feature" (latest version) or "view@v2:feature"
 // (pinned). Feast's full feature name "view__feature" is not a reference.
-// Errors wrap ErrBadRef.
+// The error is a *RefError wrapping ErrBadRef.
 func ParseRef(s string) (Ref, error) {
+	bad := func(format string, args ...any) (Ref, error) {
+		return Ref{}, &RefError{Ref: s, Err: fmt.Errorf("%w: "+format, append([]any{ErrBadRef}, args...)...)}
+	}
 	viewPart, feat, ok := strings.Cut(s, ":")
 	if !ok {
 		if strings.Contains(s, "__") {
-			return Ref{}, fmt.Errorf("%w: %q has no ':' (\"view__feature\" is a Feast output name; write view:feature)", ErrBadRef, s)
+			return bad("no ':' (\"view__feature\" is a Feast output name; write view:feature)")
 		}
-		return Ref{}, fmt.Errorf("%w: %q: want view:feature or view@vN:feature", ErrBadRef, s)
+		return bad("want view:feature or view@vN:feature")
 	}
 	if strings.Contains(feat, ":") {
-		return Ref{}, fmt.Errorf("%w: %q has more than one ':'", ErrBadRef, s)
+		return bad("more than one ':'")
 	}
 	r := Ref{View: viewPart, Feature: feat}
 	if name, ver, pinned := strings.Cut(viewPart, "@"); pinned {
 		r.View = name
 		n, err := strconv.Atoi(strings.TrimPrefix(ver, "v"))
 		if !strings.HasPrefix(ver, "v") || err != nil || n < 1 || strings.HasPrefix(ver, "v0") || strings.HasPrefix(ver, "v+") {
-			return Ref{}, fmt.Errorf("%w: %q: version %q: want v1, v2, ...", ErrBadRef, s, ver)
+			return bad("version %q: want v1, v2, ...", ver)
 		}
 		r.Version = n
 	}
 	if msg := checkName(r.View); msg != "" {
-		return Ref{}, fmt.Errorf("%w: %q: view: %s", ErrBadRef, s, msg)
+		return bad("view: %s", msg)
 	}
 	if msg := checkName(r.Feature); msg != "" {
-		return Ref{}, fmt.Errorf("%w: %q: feature: %s", ErrBadRef, s, msg)
+		return bad("feature: %s", msg)
 	}
 	return r, nil
 }
