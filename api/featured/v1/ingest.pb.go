@@ -184,10 +184,13 @@ func (x *PushResponse) GetRejected() []*RowError {
 }
 
 type RowError struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Field         string                 `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Index  int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Field  string                 `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	Reason string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A stable machine-readable reason: "malformed", "missing_key",
+	// "missing_time", "wrong_type", "too_late", "too_far_in_future".
+	Code          string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -243,6 +246,13 @@ func (x *RowError) GetReason() string {
 	return ""
 }
 
+func (x *RowError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
 var File_featured_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_featured_v1_ingest_proto_rawDesc = "" +
@@ -259,11 +269,12 @@ const file_featured_v1_ingest_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x12.featured.v1.ValueR\x05value:\x028\x01\"]\n" +
 	"\fPushResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x03R\baccepted\x121\n" +
-	"\brejected\x18\x02 \x03(\v2\x15.featured.v1.RowErrorR\brejected\"N\n" +
+	"\brejected\x18\x02 \x03(\v2\x15.featured.v1.RowErrorR\brejected\"b\n" +
 	"\bRowError\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2L\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\tR\x04code2L\n" +
 	"\rIngestService\x12;\n" +
 	"\x04Push\x12\x18.featured.v1.PushRequest\x1a\x19.featured.v1.PushResponseB=Z;github.com/featured-dev/featured/api/featured/v1;featuredv1b\x06proto3"
 
