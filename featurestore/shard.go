@@ -81,11 +81,11 @@ type shard struct {
 
 // ShardStats counts a shard's work since Open.
 type ShardStats struct {
-	Commits       uint64
-	WritesApplied uint64
-	WritesSkipped uint64 // Kafka events at offsets the shard had already applied
-	StatesDeleted uint64 // by the TTL scan
-	CachedStates  int
+	Commits       uint64 `json:"commits"`
+	WritesApplied uint64 `json:"writes_applied"`
+	WritesSkipped uint64 `json:"writes_skipped"` // Kafka events at offsets the shard had already applied
+	StatesDeleted uint64 `json:"states_deleted"` // by the TTL scan
+	CachedStates  int    `json:"cached_states"`
 }
 
 func newShard(id int, db *pebble.DB, opts *Options) (*shard, error) {

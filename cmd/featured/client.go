@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const defaultServer = "http://127.0.0.1:8080"
+
+// client is the HTTP client of the client commands.
+type client struct {
+	server string
+	http   *http.Client
+}
+
+func clientFlags(fs *flag.FlagSet) *string {
+	return fs.String("server", defaultServer, "URL of a running featured server")
+}
+
+func newClient(server string) *client {
+	return &client{server: strings.TrimRight(server, "/"), http: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// do sends a request and returns the body of a 2xx answer; any other answer
+// becomes an error carrying the server's message.
+func (c *client) do(ctx context.Context, method, path, contentType string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.server+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reach server: %w (is `featured serve` running at %s? set --server)", err, c.server)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return out, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
+
+func printJSON(w io.Writer, b []byte) {
+	var buf bytes.Buffer
+	if json.Indent(&buf, b, "", "  ") == nil {
+		b = buf.Bytes()
+	}
+	w.Write(b)
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		io.WriteString(w, "\n")
+	}
+}
+
+func applyCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := clientFlags(fs)
+	file := fs.String("f", "", "definitions file (YAML or JSON); - for stdin")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return fmt.Errorf("%s: -f FILE is required", cmd)
+	}
+	var body []byte
+	var err error
+	if *file == "-" {
+		body, err = io.ReadAll(os.Stdin)
+	} else {
+		body, err = os.ReadFile(*file)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	ct := "application/yaml"
+	if strings.HasSuffix(*file, ".json") {
+		ct = "application/json"
+	}
+	out, err := newClient(*server).do(ctx, http.MethodPost, "/v1/"+cmd, ct, body)
+	if err != nil {
+		return err
+	}
+	var plan struct {
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(out, &plan) == nil && plan.Text != "" {
+		fmt.Fprint(stdout, plan.Text)
+		if !strings.HasSuffix(plan.Text, "\n") {
+			fmt.Fprintln(stdout)
+		}
+		return nil
+	}
+	printJSON(stdout, out)
+	return nil
+}
+
+func deleteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("delete", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := clientFlags(fs)
+	ver := fs.Int("version", 0, "view version to delete (0: every version)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return fmt.Errorf("delete: want KIND NAME (KIND is view, source, entity or service), got %q", fs.Args())
+	}
+	kinds := map[string]string{"view": "views", "source": "sources", "entity": "entities", "service": "services"}
+	plural, ok := kinds[fs.Arg(0)]
+	if !ok {
+		return fmt.Errorf("delete: unknown kind %q: want view, source, entity or service", fs.Arg(0))
+	}
+	path := "/v1/" + plural + "/" + url.PathEscape(fs.Arg(1))
+	if *ver != 0 {
+		path += "?version=" + strconv.Itoa(*ver)
+	}
+	out, err := newClient(*server).do(ctx, http.MethodDelete, path, "", nil)
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}
+
+func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := clientFlags(fs)
+	features := fs.String("features", "", "comma-separated feature refs (view:feature, view@v2:feature)")
+	service := fs.String("service", "", "feature service name (instead of --features)")
+	entity := fs.String("entity", "", "join key and values: user_id=u1,u2 (integers are sent as numbers)")
+	feast := fs.Bool("feast", false, "use the Feast-compatible /get-online-features endpoint")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	key, vals, ok := strings.Cut(*entity, "=")
+	if !ok || key == "" || vals == "" {
+		return fmt.Errorf("get: --entity KEY=V1[,V2...] is required, got %q", *entity)
+	}
+	var values []any
+	for _, v := range strings.Split(vals, ",") {
+		if i, err := strconv.ParseInt(v, 10, 64); err == nil {
+			values = append(values, i)
+		} else {
+			values = append(values, v)
+		}
+	}
+	req := map[string]any{"entities": map[string]any{key: values}}
+	switch {
+	case *features != "" && *service != "":
+		return fmt.Errorf("get: give --features or --service, not both")
+	case *features != "":
+		req["features"] = strings.Split(*features, ",")
+	case *service != "":
+		req["feature_service"] = *service
+	default:
+		return fmt.Errorf("get: --features or --service is required")
+	}
+	body, _ := json.Marshal(req)
+	path := "/v1/features"
+	if *feast {
+		path = "/get-online-features"
+	}
+	out, err := newClient(*server).do(ctx, http.MethodPost, path, "application/json", body)
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}
+
+func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := clientFlags(fs)
+	source := fs.String("source", "", "push source name")
+	file := fs.String("f", "-", "JSON array of events; - for stdin")
+	atomic := fs.Bool("atomic", false, "apply nothing if any event is bad")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *source == "" {
+		return fmt.Errorf("push: --source is required")
+	}
+	var data []byte
+	var err error
+	if *file == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(*file)
+	}
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	var events []json.RawMessage
+	if err := json.Unmarshal(data, &events); err != nil {
+		return fmt.Errorf("push: %s: want a JSON array of event objects: %w", *file, err)
+	}
+	body, _ := json.Marshal(map[string]any{"source": *source, "events": events, "atomic": *atomic})
+	out, err := newClient(*server).do(ctx, http.MethodPost, "/v1/push", "application/json", body)
+	printJSON(stdout, out)
+	return err
+}
+
+func showCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := clientFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	out, err := newClient(*server).do(ctx, http.MethodGet, "/v1/"+cmd, "", nil)
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}

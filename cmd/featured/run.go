@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+const usage = `featured: an online feature store.
+
+Usage:
+  featured serve [flags]                 run the server (no flags: local data dir, push ingest)
+  featured apply -f defs.yaml            apply definitions (entities, sources, views, services)
+  featured plan -f defs.yaml             show what apply would change, change nothing
+  featured delete KIND NAME [--version N]  delete a view (version), source, entity or service
+  featured get --features a:b,c:d | --service S --entity user_id=u1[,u2]
+  featured push --source S -f events.json  push a JSON array of events
+  featured registry                      print the registry
+  featured status                        print ingest and store status
+  featured version
+
+Every flag can also be set by the environment: --data-dir is FEATURED_DATA_DIR.
+Run 'featured COMMAND -h' for a command's flags.
+`
+
+// run is main without the process: tests call it with their own arguments
+// and cancel ctx to stop a server.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, stderr)
+	case "apply", "plan":
+		return applyCmd(ctx, cmd, rest, stdout, stderr)
+	case "delete":
+		return deleteCmd(ctx, rest, stdout, stderr)
+	case "get":
+		return getCmd(ctx, rest, stdout, stderr)
+	case "push":
+		return pushCmd(ctx, rest, stdout, stderr)
+	case "registry", "status":
+		return showCmd(ctx, cmd, rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "featured", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// parseFlags parses args into fs, then fills every flag not given on the
+// command line from FEATURED_<NAME> (dashes become underscores).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := envName(f.Name)
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func envName(flagName string) string {
+	return "FEATURED_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/registry"
+	"github.com/featured-dev/featured/serving"
+)
+
+// serveConfig is everything `featured serve` reads from flags and the
+// environment. docs/config.md lists it; keep the two in step.
+type serveConfig struct {
+	dataDir         string
+	httpAddr        string
+	grpcAddr        string
+	kafkaBrokers    string
+	shards          int
+	cacheMB         int64
+	commitInterval  time.Duration
+	gcInterval      time.Duration
+	maxFutureSkew   time.Duration
+	maxEntities     int
+	maxBodyBytes    int64
+	maxPushEvents   int
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+	applyFile       string
+}
+
+func serveFlags(fs *flag.FlagSet) *serveConfig {
+	c := &serveConfig{}
+	fs.StringVar(&c.dataDir, "data-dir", "featured-data", "directory for the registry and the store")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listen address")
+	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: push ingest only")
+	fs.IntVar(&c.shards, "shards", runtime.NumCPU(), "Pebble shards (fixed when the data dir is created)")
+	fs.Int64Var(&c.cacheMB, "cache-mb", 256, "block cache shared by the shards, MiB")
+	fs.DurationVar(&c.commitInterval, "commit-interval", 10*time.Millisecond, "longest a Kafka event waits for its shard's commit")
+	fs.DurationVar(&c.gcInterval, "gc-interval", time.Minute, "pause between TTL scans of the store")
+	fs.DurationVar(&c.maxFutureSkew, "max-future-skew", 15*time.Minute, "how far past the clock an event time may be")
+	fs.IntVar(&c.maxEntities, "max-entities", serving.DefaultMaxEntities, "most entities in one lookup")
+	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", serving.DefaultMaxBodyBytes, "largest HTTP request body")
+	fs.IntVar(&c.maxPushEvents, "max-push-events", 10000, "most events in one push")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for in-flight requests")
+	fs.StringVar(&c.applyFile, "apply", "", "definitions file to apply at startup (optional)")
+	return c
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+// serve runs the server until ctx ends, then shuts down in the reverse
+// order of startup: stop taking requests and finish in-flight ones, stop
+// Kafka consumers, flush and close the store.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := serveFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, c.logLevel, c.logFormat)
+	if err != nil {
+		return err
+	}
+
+	reg, err := registry.Open(filepath.Join(c.dataDir, "registry.json"))
+	if err != nil {
+		return err
+	}
+	if c.applyFile != "" {
+		if err := applyAtStartup(reg, c.applyFile, log); err != nil {
+			return err
+		}
+	}
+	views := &liveViews{reg: reg}
+	store, err := featurestore.Open(filepath.Join(c.dataDir, "store"), featurestore.Options{
+		Shards:         c.shards,
+		CacheBytes:     c.cacheMB << 20,
+		CommitInterval: c.commitInterval,
+		GCInterval:     c.gcInterval,
+		PruneSlack:     max(time.Hour, c.maxFutureSkew),
+		Views:          views.lookup,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log}
+	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
+	if err != nil {
+		return err
+	}
+	var kafkaIngest *ingest.Kafka
+	if c.kafkaBrokers != "" {
+		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ",")})
+		if err != nil {
+			return err
+		}
+	}
+	srv, err := serving.New(reg, store, pusher, serving.Options{
+		MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	httpLn, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	grpcLn, err := net.Listen("tcp", c.grpcAddr)
+	if err != nil {
+		httpLn.Close()
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/status", statusHandler(store, pusher, kafkaIngest, reg))
+	mux.Handle("/", srv.HTTPHandler())
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	grpcSrv := grpc.NewServer()
+	srv.RegisterGRPC(grpcSrv)
+
+	kafkaCtx, stopKafka := context.WithCancel(context.Background())
+	defer stopKafka()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Go(func() {
+		if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := grpcSrv.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("grpc: %w", err)
+		}
+	})
+	var kafkaDone chan struct{}
+	if kafkaIngest != nil {
+		kafkaDone = make(chan struct{})
+		go func() {
+			defer close(kafkaDone)
+			if err := kafkaIngest.Run(kafkaCtx); err != nil {
+				log.Error("kafka ingest stopped", "err", err)
+			}
+		}()
+	}
+	srv.SetReady(true)
+	log.Info("featured serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),
+		"data_dir", c.dataDir, "shards", store.Shards(), "kafka", c.kafkaBrokers != "")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		log.Error("server failed; shutting down", "err", runErr)
+	}
+	srv.SetReady(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	grpcStopped := make(chan struct{})
+	go func() { grpcSrv.GracefulStop(); close(grpcStopped) }()
+	select {
+	case <-grpcStopped:
+	case <-shutdownCtx.Done():
+		grpcSrv.Stop()
+	}
+	wg.Wait()
+	stopKafka()
+	if kafkaDone != nil {
+		<-kafkaDone
+	}
+	return runErr
+}
+
+func applyAtStartup(reg *registry.Registry, path string, log *slog.Logger) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--apply: %w", err)
+	}
+	parse := registry.ParseYAML
+	if strings.HasSuffix(path, ".json") {
+		parse = registry.ParseJSON
+	}
+	defs, err := parse(data)
+	if err != nil {
+		return fmt.Errorf("--apply %s: %w", path, err)
+	}
+	plan, err := reg.Apply(defs)
+	if err != nil {
+		return fmt.Errorf("--apply %s: %w", path, err)
+	}
+	log.Info("applied definitions", "file", path, "plan", plan.String())
+	return nil
+}
+
+// liveViews answers the store's TTL scan: is a view version live, and its
+// TTL. The index is rebuilt when the registry's generation changes.
+type liveViews struct {
+	reg   *registry.Registry
+	index atomic.Pointer[viewIndex]
+}
+
+type viewIndex struct {
+	gen  uint64
+	ttls map[featurestore.ViewKey]time.Duration
+}
+
+func (l *liveViews) lookup(vk featurestore.ViewKey) (time.Duration, bool) {
+	snap := l.reg.Snapshot()
+	idx := l.index.Load()
+	if idx == nil || idx.gen != snap.Generation() {
+		idx = &viewIndex{gen: snap.Generation(), ttls: map[featurestore.ViewKey]time.Duration{}}
+		for _, v := range snap.Views() {
+			idx.ttls[featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}] = v.TTL
+		}
+		l.index.Store(idx)
+	}
+	ttl, ok := idx.ttls[vk]
+	return ttl, ok
+}
+
+// statusHandler serves GET /v1/status: ingest counters, Kafka consumers
+// with per-partition lag, per-view freshness, and store counters.
+func statusHandler(store *featurestore.Store, pusher *ingest.Pusher, k *ingest.Kafka, reg *registry.Registry) http.Handler {
+	type viewFreshness struct {
+		View              string  `json:"view"`
+		Version           int     `json:"version"`
+		Source            string  `json:"source"`
+		LatestEventMillis int64   `json:"latest_event_millis"`
+		FreshnessSeconds  float64 `json:"freshness_seconds"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		status := struct {
+			Push    []ingest.SourceStats      `json:"push"`
+			Kafka   []ingest.SourceStats      `json:"kafka"`
+			Topics  []ingest.ConsumerStatus   `json:"consumers"`
+			Views   []viewFreshness           `json:"views"`
+			Shards  []featurestore.ShardStats `json:"shards"`
+			Ready   bool                      `json:"kafka_ready"`
+			Problem string                    `json:"kafka_problem,omitempty"`
+		}{Push: pusher.Stats(), Shards: store.Stats(), Ready: true}
+		latest := map[string]int64{}
+		for _, s := range status.Push {
+			latest[s.Source] = max(latest[s.Source], s.LatestEventMillis)
+		}
+		if k != nil {
+			status.Kafka = k.Stats()
+			status.Topics = k.Status()
+			if err := k.Ready(); err != nil {
+				status.Ready = false
+				status.Problem = err.Error()
+			}
+			for _, s := range status.Kafka {
+				latest[s.Source] = max(latest[s.Source], s.LatestEventMillis)
+			}
+		}
+		for _, v := range reg.Snapshot().Views() {
+			vf := viewFreshness{View: v.Name, Version: v.Version, Source: v.Source.Name, LatestEventMillis: latest[v.Source.Name]}
+			if vf.LatestEventMillis > 0 {
+				vf.FreshnessSeconds = now.Sub(time.UnixMilli(vf.LatestEventMillis)).Seconds()
+			}
+			status.Views = append(status.Views, vf)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(status)
+	})
+}

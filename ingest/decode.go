@@ -1,0 +1,243 @@
+package ingest
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/registry"
+)
+
+// Reasons an event is rejected. They label counters and dead-letter
+// headers, so they are stable identifiers.
+const (
+	ReasonMalformed   = "malformed"         // not a JSON object
+	ReasonMissingKey  = "missing_key"       // entity key absent or null
+	ReasonMissingTime = "missing_time"      // event time absent or null
+	ReasonWrongType   = "wrong_type"        // a field of the wrong JSON type
+	ReasonTooLate     = "too_late"          // older than every target view's TTL
+	ReasonFuture      = "too_far_in_future" // beyond the accepted clock skew
+)
+
+// RowError says why one event of a batch was rejected.
+type RowError struct {
+	Index  int    `json:"index"`
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+	// Code is one of the Reason* constants.
+	Code string `json:"code"`
+}
+
+func (e *RowError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("event %d: %s: %s", e.Index, e.Field, e.Reason)
+	}
+	return fmt.Sprintf("event %d: %s", e.Index, e.Reason)
+}
+
+// Record is a decoded event: its entity key, event time and the source's
+// fields in the source's field order (KindNull where absent).
+type Record struct {
+	Entity      aggregate.Value
+	EventMillis int64
+	Fields      []aggregate.Value
+}
+
+// decoder turns events of one source into Records. It is immutable once
+// built and safe for concurrent use; parsing state lives in the caller's
+// fastjson.Parser.
+type decoder struct {
+	src     *registry.Source
+	keyKind aggregate.Kind
+	fields  map[string]int
+}
+
+func newDecoder(src *registry.Source, keyKind aggregate.Kind) *decoder {
+	d := &decoder{src: src, keyKind: keyKind, fields: make(map[string]int, len(src.Fields))}
+	for i, f := range src.Fields {
+		d.fields[f.Name] = i
+	}
+	return d
+}
+
+// decodeJSON decodes one JSON event into rec. Fields not in the source are
+// ignored: producers often send more than one source reads. rec.Fields must
+// have len(src.Fields) entries; they are overwritten.
+func (d *decoder) decodeJSON(p *fastjson.Parser, data []byte, rec *Record) *RowError {
+	v, err := p.ParseBytes(data)
+	if err != nil {
+		return &RowError{Code: ReasonMalformed, Reason: fmt.Sprintf("not valid JSON: %v", err)}
+	}
+	obj, err := v.Object()
+	if err != nil {
+		return &RowError{Code: ReasonMalformed, Reason: fmt.Sprintf("event is a JSON %s, not an object", v.Type())}
+	}
+	for i := range rec.Fields {
+		rec.Fields[i] = aggregate.Value{}
+	}
+	var rowErr *RowError
+	haveKey, haveTime := false, false
+	obj.Visit(func(key []byte, fv *fastjson.Value) {
+		if rowErr != nil {
+			return
+		}
+		name := string(key) // no allocation: the compiler elides it in comparisons and map lookups
+		switch {
+		case name == d.src.EntityKey:
+			if fv.Type() == fastjson.TypeNull {
+				return
+			}
+			haveKey = true
+			rec.Entity, rowErr = jsonValue(fv, d.keyKind, d.src.EntityKey)
+		case name == d.src.EventTime:
+			if fv.Type() == fastjson.TypeNull {
+				return
+			}
+			haveTime = true
+			rec.EventMillis, rowErr = jsonTime(fv, d.src.EventTime)
+		default:
+			i, ok := d.fields[name]
+			if !ok || fv.Type() == fastjson.TypeNull {
+				return
+			}
+			rec.Fields[i], rowErr = jsonValue(fv, d.src.Fields[i].Kind, d.src.Fields[i].Name)
+		}
+	})
+	if rowErr != nil {
+		return rowErr
+	}
+	if !haveKey {
+		return &RowError{Code: ReasonMissingKey, Field: d.src.EntityKey, Reason: "entity key is missing"}
+	}
+	if !haveTime {
+		return &RowError{Code: ReasonMissingTime, Field: d.src.EventTime, Reason: "event time is missing"}
+	}
+	return nil
+}
+
+func jsonValue(v *fastjson.Value, kind aggregate.Kind, field string) (aggregate.Value, *RowError) {
+	wrong := func(want string) *RowError {
+		return &RowError{Code: ReasonWrongType, Field: field, Reason: fmt.Sprintf("want %s, got JSON %s %s", want, v.Type(), clip(v.String()))}
+	}
+	switch kind {
+	case aggregate.KindString:
+		b, err := v.StringBytes()
+		if err != nil {
+			return aggregate.Value{}, wrong("a string")
+		}
+		return aggregate.Value{Kind: aggregate.KindString, S: string(b)}, nil
+	case aggregate.KindInt64:
+		if v.Type() != fastjson.TypeNumber {
+			return aggregate.Value{}, wrong("an integer")
+		}
+		i, err := v.Int64()
+		if err != nil {
+			return aggregate.Value{}, wrong("an integer that fits int64")
+		}
+		return aggregate.Value{Kind: aggregate.KindInt64, I: i}, nil
+	case aggregate.KindFloat64:
+		if v.Type() != fastjson.TypeNumber {
+			return aggregate.Value{}, wrong("a number")
+		}
+		f, err := v.Float64()
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return aggregate.Value{}, wrong("a finite number")
+		}
+		return aggregate.Value{Kind: aggregate.KindFloat64, F: f}, nil
+	case aggregate.KindBool:
+		b, err := v.Bool()
+		if err != nil {
+			return aggregate.Value{}, wrong("true or false")
+		}
+		var i int64
+		if b {
+			i = 1
+		}
+		return aggregate.Value{Kind: aggregate.KindBool, I: i}, nil
+	}
+	return aggregate.Value{}, &RowError{Code: ReasonWrongType, Field: field, Reason: fmt.Sprintf("field has unsupported kind %s", kind)}
+}
+
+// jsonTime reads an event time: an RFC 3339 string or integer epoch
+// milliseconds.
+func jsonTime(v *fastjson.Value, field string) (int64, *RowError) {
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		ms, err := v.Int64()
+		if err != nil {
+			return 0, &RowError{Code: ReasonWrongType, Field: field, Reason: fmt.Sprintf("want epoch milliseconds as an integer, got %s", clip(v.String()))}
+		}
+		return ms, nil
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return parseTime(b, field)
+	}
+	return 0, &RowError{Code: ReasonWrongType, Field: field, Reason: fmt.Sprintf("want an RFC 3339 string or epoch milliseconds, got JSON %s", v.Type())}
+}
+
+func parseTime(b []byte, field string) (int64, *RowError) {
+	t, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return 0, &RowError{Code: ReasonWrongType, Field: field, Reason: fmt.Sprintf("want an RFC 3339 time like 2026-11-24T10:00:00Z, got %q", clip(string(b)))}
+	}
+	return t.UnixMilli(), nil
+}
+
+// valuesRecord builds a Record from typed values (the gRPC push path). The
+// event time may be KindInt64 (epoch ms) or KindString (RFC 3339).
+func (d *decoder) valuesRecord(event map[string]aggregate.Value, rec *Record) *RowError {
+	for i := range rec.Fields {
+		rec.Fields[i] = aggregate.Value{}
+	}
+	key, ok := event[d.src.EntityKey]
+	if !ok || key.Kind == aggregate.KindNull {
+		return &RowError{Code: ReasonMissingKey, Field: d.src.EntityKey, Reason: "entity key is missing"}
+	}
+	if key.Kind != d.keyKind {
+		return &RowError{Code: ReasonWrongType, Field: d.src.EntityKey, Reason: fmt.Sprintf("want %s, got %s", d.keyKind, key.Kind)}
+	}
+	rec.Entity = key
+	ts, ok := event[d.src.EventTime]
+	switch {
+	case !ok || ts.Kind == aggregate.KindNull:
+		return &RowError{Code: ReasonMissingTime, Field: d.src.EventTime, Reason: "event time is missing"}
+	case ts.Kind == aggregate.KindInt64:
+		rec.EventMillis = ts.I
+	case ts.Kind == aggregate.KindString:
+		ms, rowErr := parseTime([]byte(ts.S), d.src.EventTime)
+		if rowErr != nil {
+			return rowErr
+		}
+		rec.EventMillis = ms
+	default:
+		return &RowError{Code: ReasonWrongType, Field: d.src.EventTime, Reason: fmt.Sprintf("want epoch milliseconds or an RFC 3339 string, got %s", ts.Kind)}
+	}
+	for name, v := range event {
+		i, ok := d.fields[name]
+		if !ok || v.Kind == aggregate.KindNull {
+			continue
+		}
+		want := d.src.Fields[i].Kind
+		if want == aggregate.KindFloat64 && v.Kind == aggregate.KindInt64 {
+			v = aggregate.Value{Kind: aggregate.KindFloat64, F: float64(v.I)}
+		}
+		if v.Kind != want {
+			return &RowError{Code: ReasonWrongType, Field: name, Reason: fmt.Sprintf("want %s, got %s", want, v.Kind)}
+		}
+		if v.Kind == aggregate.KindFloat64 && (math.IsInf(v.F, 0) || math.IsNaN(v.F)) {
+			return &RowError{Code: ReasonWrongType, Field: name, Reason: "want a finite number"}
+		}
+		rec.Fields[i] = v
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

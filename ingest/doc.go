@@ -1,0 +1,15 @@
+// Package ingest owns the paths by which events enter featured: the push
+// API and (in its own files) Kafka consumers. Both decode an event against
+// its source's schema, check its event time, and hand it to the store with
+// one featurestore.Target per live version of every view on the source, so
+// the same aggregate.Layout folds it whichever way it came.
+//
+// Event-time admission is per target view: an event is folded into a view
+// when its time is within that view's TTL of the ingest clock and at most
+// Options.MaxFutureSkew ahead of it; an event that no view admits is
+// rejected (too_late or too_far_in_future). Rejections are counted per
+// source and reason (Stats).
+//
+// A Pusher is safe for concurrent use. Push calls return once their events
+// are durable (synced to every shard they touch).
+package ingest

@@ -1,0 +1,181 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/registry"
+)
+
+var (
+	ErrUnknownSource  = errors.New("ingest: unknown source")
+	ErrNotPushSource  = errors.New("ingest: source is not a push source")
+	ErrAtomicRejected = errors.New("ingest: atomic batch has rejected events; nothing was applied")
+	ErrBatchTooLarge  = errors.New("ingest: batch too large")
+	ErrEmptyBatch     = errors.New("ingest: batch has no events")
+)
+
+// Options configures ingestion. The zero value is usable.
+type Options struct {
+	// MaxBatch is the most events one push may carry. The default value is
+	// 10000.
+	MaxBatch int
+	// MaxFutureSkew is how far past the ingest clock an event time may be.
+	// It must not exceed the store's PruneSlack. The default value is 15m.
+	MaxFutureSkew time.Duration
+	// Now is the ingest clock. The default value is time.Now.
+	Now func() time.Time
+	// Logger. The default value is slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 10000
+	}
+	if o.MaxFutureSkew == 0 {
+		o.MaxFutureSkew = 15 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports options that cannot work.
+func (o *Options) Validate() error {
+	if o.MaxBatch < 1 {
+		return fmt.Errorf("ingest: max batch: %d is less than 1", o.MaxBatch)
+	}
+	if o.MaxFutureSkew < 0 {
+		return fmt.Errorf("ingest: max future skew: %s is negative", o.MaxFutureSkew)
+	}
+	return nil
+}
+
+// PushResult reports a push: how many events were applied and why each
+// rejected one was.
+type PushResult struct {
+	Accepted int        `json:"accepted"`
+	Rejected []RowError `json:"rejected,omitempty"`
+}
+
+// Pusher applies pushed events. It is safe for concurrent use.
+type Pusher struct {
+	store  *featurestore.Store
+	opts   Options
+	router router
+	stats  stats
+}
+
+// NewPusher returns a Pusher over reg and store.
+func NewPusher(reg *registry.Registry, store *featurestore.Store, opts Options) (*Pusher, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &Pusher{store: store, opts: opts, router: router{reg: reg}}, nil
+}
+
+// Stats returns per-source counters of pushed events.
+func (p *Pusher) Stats() []SourceStats { return p.stats.snapshot() }
+
+// PushJSON decodes events (JSON objects) against source's schema and applies
+// the good ones; see push.
+func (p *Pusher) PushJSON(ctx context.Context, source string, events []json.RawMessage, atomic bool) (PushResult, error) {
+	var parser fastjson.Parser
+	return p.push(ctx, source, len(events), atomic, func(d *decoder, i int, rec *Record) *RowError {
+		return d.decodeJSON(&parser, events[i], rec)
+	})
+}
+
+// PushValues is PushJSON for events already typed (the gRPC path).
+func (p *Pusher) PushValues(ctx context.Context, source string, events []map[string]aggregate.Value, atomic bool) (PushResult, error) {
+	return p.push(ctx, source, len(events), atomic, func(d *decoder, i int, rec *Record) *RowError {
+		return d.valuesRecord(events[i], rec)
+	})
+}
+
+// push validates every event first, then writes the good ones in one
+// store.Write, so a push is never half-applied by validation: with atomic,
+// one bad event means nothing is written (ErrAtomicRejected, with the
+// result listing every bad event).
+func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, decode func(*decoder, int, *Record) *RowError) (PushResult, error) {
+	var res PushResult
+	rt := p.router.route(source)
+	switch {
+	case rt == nil:
+		return res, fmt.Errorf("%w %q", ErrUnknownSource, source)
+	case rt.src.Kind != "push":
+		return res, fmt.Errorf("%w: %q reads Kafka topic %q; produce to the topic instead", ErrNotPushSource, source, rt.src.Topic)
+	case n == 0:
+		return res, ErrEmptyBatch
+	case n > p.opts.MaxBatch:
+		return res, fmt.Errorf("%w: %d events, the limit is %d", ErrBatchTooLarge, n, p.opts.MaxBatch)
+	}
+	st := p.stats.source(source)
+	now := p.opts.Now()
+	nf := len(rt.src.Fields)
+	fields := make([]aggregate.Value, n*nf)
+	writes := make([]featurestore.Write, 0, n)
+	var keys []byte
+	var rec Record
+	for i := 0; i < n; i++ {
+		rec.Fields = fields[i*nf : (i+1)*nf : (i+1)*nf]
+		rowErr := decode(rt.dec, i, &rec)
+		var targets []featurestore.Target
+		if rowErr == nil {
+			targets, rowErr = rt.admit(rec.EventMillis, now, p.opts.MaxFutureSkew)
+		}
+		var err error
+		start := len(keys)
+		if rowErr == nil {
+			keys, err = keyenc.AppendEntity(keys, rec.Entity)
+			if err != nil {
+				rowErr = &RowError{Code: ReasonWrongType, Field: rt.src.EntityKey, Reason: err.Error()}
+			}
+		}
+		if rowErr != nil {
+			rowErr.Index = i
+			res.Rejected = append(res.Rejected, *rowErr)
+			continue
+		}
+		// Earlier entries keep pointing at the array they were cut from when
+		// keys grows: append never rewrites bytes already handed out.
+		writes = append(writes, featurestore.Write{
+			Entity:      keys[start:len(keys):len(keys)],
+			EventMillis: rec.EventMillis,
+			Fields:      rec.Fields,
+			Targets:     targets,
+		})
+	}
+	for _, r := range res.Rejected {
+		st.reject(r.Code)
+	}
+	if atomic && len(res.Rejected) > 0 {
+		return res, ErrAtomicRejected
+	}
+	if len(writes) > 0 {
+		if err := p.store.Write(ctx, writes); err != nil {
+			return PushResult{}, fmt.Errorf("ingest: push to %q: %w", source, err)
+		}
+	}
+	for i := range writes {
+		st.observe(writes[i].EventMillis)
+	}
+	st.applied.Add(uint64(len(writes)))
+	res.Accepted = len(writes)
+	return res, nil
+}

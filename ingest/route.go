@@ -1,0 +1,99 @@
+package ingest
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/registry"
+)
+
+// route is everything needed to ingest one source's events under one
+// registry generation.
+type route struct {
+	src       *registry.Source
+	dec       *decoder
+	targets   []featurestore.Target
+	ttlMillis []int64 // per target
+	maxTTL    int64
+}
+
+// routeTable caches routes for one registry generation; it is rebuilt when
+// the generation changes.
+type routeTable struct {
+	gen      uint64
+	mu       sync.Mutex
+	bySource map[string]*route
+}
+
+type router struct {
+	reg   *registry.Registry
+	table atomic.Pointer[routeTable]
+}
+
+// route returns the route of a source as the registry defines it now, or
+// nil if the source does not exist.
+func (r *router) route(source string) *route {
+	snap := r.reg.Snapshot()
+	t := r.table.Load()
+	if t == nil || t.gen != snap.Generation() {
+		t = &routeTable{gen: snap.Generation(), bySource: make(map[string]*route)}
+		r.table.Store(t)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if rt, ok := t.bySource[source]; ok {
+		return rt
+	}
+	src, ok := snap.Source(source)
+	if !ok {
+		return nil
+	}
+	rt := &route{src: src, dec: newDecoder(src, snap.SourceKeyKind(source))}
+	for _, v := range snap.LiveViews(source) {
+		ttl := v.TTL.Milliseconds()
+		rt.targets = append(rt.targets, featurestore.Target{
+			Key:    featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)},
+			Layout: v.Layout,
+		})
+		rt.ttlMillis = append(rt.ttlMillis, ttl)
+		rt.maxTTL = max(rt.maxTTL, ttl)
+	}
+	t.bySource[source] = rt
+	return rt
+}
+
+// admit returns the targets that accept an event at eventMillis, sharing
+// rt.targets when all do, or a RowError when none does.
+func (rt *route) admit(eventMillis int64, now time.Time, maxFuture time.Duration) ([]featurestore.Target, *RowError) {
+	if len(rt.targets) == 0 {
+		return nil, nil // a source no view reads yet: nothing to fold
+	}
+	nowMillis := now.UnixMilli()
+	if err := aggregate.Admit(eventMillis, nowMillis, rt.maxTTL, maxFuture.Milliseconds()); err != nil {
+		code := ReasonTooLate
+		if eventMillis > nowMillis {
+			code = ReasonFuture
+		}
+		return nil, &RowError{Code: code, Field: rt.src.EventTime, Reason: err.Error()}
+	}
+	all := true
+	for _, ttl := range rt.ttlMillis {
+		if eventMillis < nowMillis-ttl {
+			all = false
+			break
+		}
+	}
+	if all {
+		return rt.targets, nil
+	}
+	var some []featurestore.Target
+	for i, ttl := range rt.ttlMillis {
+		if eventMillis >= nowMillis-ttl {
+			some = append(some, rt.targets[i])
+		}
+	}
+	return some, nil
+}
