@@ -1,0 +1,5 @@
+package ingest
+
+import "github.com/valyala/fastjson"
+
+type fastjsonParser = fastjson.Parser
