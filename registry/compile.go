@@ -305,9 +305,9 @@ func (c *compiler) source(p string, sd *SourceDef) {
 	case old == nil:
 		ch.Action = ActionCreate
 		if s.Kind == "kafka" {
-			ch.Detail = fmt.Sprintf("kafka topic %s, %d fields", s.Topic, len(s.Fields))
+			ch.Detail = fmt.Sprintf("kafka topic %s, %s", s.Topic, plural(len(s.Fields), "field"))
 		} else {
-			ch.Detail = fmt.Sprintf("push, %d fields", len(s.Fields))
+			ch.Detail = "push, " + plural(len(s.Fields), "field")
 		}
 		c.changedSources[s.Name] = true
 	case len(diffs) == 0:

@@ -26,6 +26,10 @@ type Snapshot struct {
 	all      []*View            // every live version, by name then version
 	bySource map[string][]*View // live, not detached versions per source
 	keyKinds map[string]aggregate.Kind
+	// refs holds every valid reference ("view:feat" for the latest version,
+	// "view@vN:feat" for every live one), so Resolve is one map lookup per
+	// ref on the lookup path.
+	refs map[string]Resolved
 
 	// changed is closed when a newer Snapshot is published.
 	changed chan struct{}
@@ -63,8 +67,20 @@ func (s *Snapshot) index() {
 	s.all = s.all[:0]
 	s.bySource = map[string][]*View{}
 	s.keyKinds = map[string]aggregate.Kind{}
+	s.refs = map[string]Resolved{}
 	for _, name := range sortedKeys(s.views) {
-		for _, v := range s.views[name].live {
+		h := s.views[name]
+		if latest := h.latest(); latest != nil {
+			for i, f := range latest.Features {
+				ref := name + ":" + f.Name
+				s.refs[ref] = Resolved{Ref: ref, Name: f.Name, View: latest, Feature: i}
+			}
+		}
+		for _, v := range h.live {
+			for i, f := range v.Features {
+				ref := name + "@v" + strconv.Itoa(v.Version) + ":" + f.Name
+				s.refs[ref] = Resolved{Ref: ref, Name: f.Name, View: v, Feature: i}
+			}
 			s.all = append(s.all, v)
 			if !v.Detached {
 				s.bySource[v.Source.Name] = append(s.bySource[v.Source.Name], v)
@@ -177,9 +193,23 @@ func (s *Snapshot) Services() []*Service {
 // ErrBadRef, ErrUnknownView, ErrUnknownVersion and ErrUnknownFeature as
 // they occur).
 func (s *Snapshot) Resolve(refs []string) ([]Resolved, error) {
-	out := make([]Resolved, len(refs))
+	out, err := s.AppendResolved(make([]Resolved, 0, len(refs)), refs)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AppendResolved is Resolve appending to dst, for callers that reuse a
+// buffer. On error it returns dst unchanged.
+func (s *Snapshot) AppendResolved(dst []Resolved, refs []string) ([]Resolved, error) {
+	out := dst
 	var bad []*RefError
-	for i, ref := range refs {
+	for _, ref := range refs {
+		if r, ok := s.refs[ref]; ok {
+			out = append(out, r)
+			continue
+		}
 		r, err := s.resolve(ref)
 		if err != nil {
 			re, ok := err.(*RefError)
@@ -189,10 +219,10 @@ func (s *Snapshot) Resolve(refs []string) ([]Resolved, error) {
 			bad = append(bad, re)
 			continue
 		}
-		out[i] = r
+		out = append(out, r)
 	}
 	if bad != nil {
-		return nil, &ResolveError{Refs: bad}
+		return dst, &ResolveError{Refs: bad}
 	}
 	return out, nil
 }

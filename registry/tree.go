@@ -60,7 +60,7 @@ func (n *node) describe() string {
 
 // maxTreeNodes bounds the nodes built from one document, including those
 // reached through YAML aliases (a "billion laughs" document would expand
-// without bound).
+// without bound; see treeFromYAML for the tighter bound on aliases).
 const maxTreeNodes = 1 << 20
 
 // maxTreeDepth bounds nesting.
@@ -84,8 +84,22 @@ func treeFromYAML(data []byte) (*node, error) {
 		}
 		return nil, &ValidationError{Msg: fmt.Sprintf("yaml: line %d: more than one document; put all definitions in one", extra.Line)}
 	}
-	budget := maxTreeNodes
+	// Aliases may repeat a node, but not blow a small document up: the
+	// budget is a bit more than the document's own nodes.
+	budget := min(maxTreeNodes, 2*countYAML(&doc, 0)+10_000)
 	return convertYAML(&doc, &budget, 0, "")
+}
+
+// countYAML counts the nodes as written, not following aliases.
+func countYAML(y *yaml.Node, depth int) int {
+	if depth > maxTreeDepth {
+		return 0
+	}
+	n := 1
+	for _, c := range y.Content {
+		n += countYAML(c, depth+1)
+	}
+	return n
 }
 
 func convertYAML(y *yaml.Node, budget *int, depth int, path string) (*node, error) {
