@@ -1,0 +1,659 @@
+package serving
+
+import (
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// This file is the hand-written decoder of the lookup request body, the one
+// shape shared by POST /get-online-features (Feast's request) and
+// POST /v1/features:
+//
+//	{"features": ["view:feat", ...]} or {"feature_service": "name"},
+//	"entities": {"<join_key>": [v1, v2, ...]}, "full_feature_names": bool
+//
+// It is a single pass over the body with no reflection: every string it keeps
+// is copied into one arena of the pooled request, so a warm request decodes
+// with no allocation. Fields it does not know are skipped (after checking
+// that they are well-formed JSON), as Feast's server ignores them. Errors
+// name the byte offset and the field.
+
+// maxDepth bounds the nesting of skipped values so that a hostile body cannot
+// exhaust the stack.
+const maxDepth = 64
+
+// span is a string held in a request's arena.
+type span struct{ off, n int32 }
+
+// entityValue is one entity key as sent: a string or an integer.
+type entityValue struct {
+	isInt bool
+	i     int64
+	s     span
+}
+
+// lookupRequest is a decoded lookup request. Its slices are reused across
+// requests (it lives in a pool), so it holds no pointer into the body.
+type lookupRequest struct {
+	arena []byte
+
+	features    []span
+	hasFeatures bool // "features" was present and not null
+
+	service    span
+	hasService bool // "feature_service" was present and not null
+
+	fullNames bool
+
+	// keys are the entity key names in the order sent; values are the first
+	// key's values (a request with more than one key is rejected anyway).
+	keys   []span
+	values []entityValue
+	// hasEntities is set when "entities" was present and not null.
+	hasEntities bool
+}
+
+func (r *lookupRequest) reset() {
+	r.arena = r.arena[:0]
+	r.features = r.features[:0]
+	r.hasFeatures = false
+	r.service = span{}
+	r.hasService = false
+	r.fullNames = false
+	r.keys = r.keys[:0]
+	r.values = r.values[:0]
+	r.hasEntities = false
+}
+
+// str returns the bytes of s; they alias the arena.
+func (r *lookupRequest) str(s span) []byte { return r.arena[s.off : s.off+s.n] }
+
+// SyntaxError is a malformed request body: the byte offset where decoding
+// stopped, the field being decoded (a path like entities.user_id[3]) and what
+// was wrong.
+type SyntaxError struct {
+	Offset int
+	Field  string
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("serving: malformed request body at offset %d: %s", e.Offset, e.Msg)
+	}
+	return fmt.Sprintf("serving: malformed request body at offset %d: %s: %s", e.Offset, e.Field, e.Msg)
+}
+
+// Unwrap makes a SyntaxError match ErrBadRequest.
+func (e *SyntaxError) Unwrap() error { return ErrBadRequest }
+
+// decoder is the state of one decode.
+type decoder struct {
+	data []byte
+	pos  int
+	req  *lookupRequest
+	// The path of the value being decoded, for error messages, kept in
+	// parts so that it is only built when an error occurs: field, or the
+	// unknown field's name in unknown; then .key when hasKey; then [idx]
+	// when idx >= 0.
+	field   string
+	unknown span
+	key     span
+	hasKey  bool
+	idx     int
+	// limits; 0 means none.
+	maxFeatures, maxEntities int
+}
+
+// decodeLookup decodes body into req (which it resets first). maxFeatures and
+// maxEntities stop the decoder early on oversized requests; 0 means no limit.
+func decodeLookup(body []byte, req *lookupRequest, maxFeatures, maxEntities int) error {
+	req.reset()
+	d := decoder{data: body, req: req, maxFeatures: maxFeatures, maxEntities: maxEntities, idx: -1}
+	return d.top()
+}
+
+func (d *decoder) path() string {
+	f := d.field
+	if f == "" && d.unknown.n > 0 {
+		f = string(d.req.str(d.unknown))
+	}
+	if d.hasKey {
+		f += "." + string(d.req.str(d.key))
+	}
+	if d.idx >= 0 {
+		f += "[" + strconv.Itoa(d.idx) + "]"
+	}
+	return f
+}
+
+func (d *decoder) errorf(format string, args ...any) error {
+	return &SyntaxError{Offset: d.pos, Field: d.path(), Msg: fmt.Sprintf(format, args...)}
+}
+
+func (d *decoder) ws() {
+	for d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek skips whitespace and returns the next byte, or 0 at the end.
+func (d *decoder) peek() byte {
+	d.ws()
+	if d.pos >= len(d.data) {
+		return 0
+	}
+	return d.data[d.pos]
+}
+
+func (d *decoder) describe() string {
+	if d.pos >= len(d.data) {
+		return "end of body"
+	}
+	c := d.data[d.pos]
+	if c >= 0x20 && c < 0x7f {
+		return strconv.QuoteRune(rune(c))
+	}
+	return fmt.Sprintf("byte 0x%02x", c)
+}
+
+func (d *decoder) expect(c byte, what string) error {
+	if d.peek() != c {
+		return d.errorf("expected %s, found %s", what, d.describe())
+	}
+	d.pos++
+	return nil
+}
+
+func (d *decoder) top() error {
+	if d.peek() != '{' {
+		return d.errorf("expected a JSON object, found %s", d.describe())
+	}
+	d.pos++
+	var seenFeatures, seenService, seenEntities, seenFull bool
+	first := true
+	for {
+		if d.peek() == '}' {
+			d.pos++
+			break
+		}
+		if !first {
+			if err := d.expect(',', "',' or '}'"); err != nil {
+				return err
+			}
+		}
+		first = false
+		d.field, d.unknown, d.hasKey, d.idx = "", span{}, false, -1
+		if d.peek() != '"' {
+			return d.errorf("expected a field name, found %s", d.describe())
+		}
+		keySpan, err := d.spanString()
+		if err != nil {
+			return err
+		}
+		key := d.req.str(keySpan)
+		var which int
+		switch string(key) {
+		case "features":
+			which, d.field = 1, "features"
+		case "feature_service":
+			which, d.field = 2, "feature_service"
+		case "entities":
+			which, d.field = 3, "entities"
+		case "full_feature_names":
+			which, d.field = 4, "full_feature_names"
+		}
+		if which == 0 {
+			d.unknown = keySpan
+		}
+		if err := d.expect(':', "':'"); err != nil {
+			return err
+		}
+		var dup bool
+		switch which {
+		case 1:
+			dup, seenFeatures = seenFeatures, true
+		case 2:
+			dup, seenService = seenService, true
+		case 3:
+			dup, seenEntities = seenEntities, true
+		case 4:
+			dup, seenFull = seenFull, true
+		}
+		if dup {
+			return d.errorf("field appears twice")
+		}
+		switch which {
+		case 1:
+			err = d.features()
+		case 2:
+			err = d.featureService()
+		case 3:
+			err = d.entities()
+		case 4:
+			err = d.fullFeatureNames()
+		default:
+			err = d.skip(0)
+		}
+		if err != nil {
+			return err
+		}
+		d.field, d.unknown, d.hasKey, d.idx = "", span{}, false, -1
+	}
+	d.field, d.unknown, d.hasKey, d.idx = "", span{}, false, -1
+	if d.ws(); d.pos < len(d.data) {
+		return d.errorf("unexpected %s after the request object", d.describe())
+	}
+	return nil
+}
+
+func (d *decoder) null() bool {
+	if d.peek() == 'n' && len(d.data)-d.pos >= 4 && string(d.data[d.pos:d.pos+4]) == "null" {
+		d.pos += 4
+		return true
+	}
+	return false
+}
+
+func (d *decoder) features() error {
+	if d.null() {
+		return nil
+	}
+	if d.peek() != '[' {
+		return d.errorf("expected an array of feature references, found %s", d.describe())
+	}
+	d.pos++
+	d.req.hasFeatures = true
+	for i := 0; ; i++ {
+		if d.peek() == ']' {
+			d.pos++
+			return nil
+		}
+		if i > 0 {
+			if err := d.expect(',', "',' or ']'"); err != nil {
+				return err
+			}
+		}
+		if d.maxFeatures > 0 && i >= d.maxFeatures {
+			return &LimitError{Field: "features", Limit: d.maxFeatures, What: "features"}
+		}
+		d.idx = i
+		if d.peek() != '"' {
+			return d.errorf("expected a feature reference string, found %s", d.describe())
+		}
+		s, err := d.spanString()
+		if err != nil {
+			return err
+		}
+		d.req.features = append(d.req.features, s)
+	}
+}
+
+func (d *decoder) featureService() error {
+	if d.null() {
+		return nil
+	}
+	if d.peek() != '"' {
+		return d.errorf("expected a feature service name, found %s", d.describe())
+	}
+	s, err := d.spanString()
+	if err != nil {
+		return err
+	}
+	d.req.service, d.req.hasService = s, true
+	return nil
+}
+
+func (d *decoder) fullFeatureNames() error {
+	if d.null() {
+		return nil
+	}
+	rest := d.data[d.pos:]
+	switch {
+	case len(rest) >= 4 && string(rest[:4]) == "true":
+		d.req.fullNames = true
+		d.pos += 4
+	case len(rest) >= 5 && string(rest[:5]) == "false":
+		d.pos += 5
+	default:
+		return d.errorf("expected true or false, found %s", d.describe())
+	}
+	return nil
+}
+
+func (d *decoder) entities() error {
+	if d.null() {
+		return nil
+	}
+	if d.peek() != '{' {
+		return d.errorf("expected an object of join key -> values, found %s", d.describe())
+	}
+	d.pos++
+	d.req.hasEntities = true
+	for k := 0; ; k++ {
+		if d.peek() == '}' {
+			d.pos++
+			return nil
+		}
+		if k > 0 {
+			if err := d.expect(',', "',' or '}'"); err != nil {
+				return err
+			}
+		}
+		if d.peek() != '"' {
+			return d.errorf("expected a join key name, found %s", d.describe())
+		}
+		key, err := d.spanString()
+		if err != nil {
+			return err
+		}
+		d.req.keys = append(d.req.keys, key)
+		d.key, d.hasKey = key, true
+		if err := d.expect(':', "':'"); err != nil {
+			return err
+		}
+		if err := d.entityValues(k == 0); err != nil {
+			return err
+		}
+		d.hasKey, d.idx = false, -1
+	}
+}
+
+// entityValues decodes one key's array; keep says whether to store them.
+func (d *decoder) entityValues(keep bool) error {
+	if d.peek() != '[' {
+		return d.errorf("expected an array of entity keys, found %s", d.describe())
+	}
+	d.pos++
+	for i := 0; ; i++ {
+		if d.peek() == ']' {
+			d.pos++
+			return nil
+		}
+		if i > 0 {
+			if err := d.expect(',', "',' or ']'"); err != nil {
+				return err
+			}
+		}
+		if d.maxEntities > 0 && i >= d.maxEntities {
+			return &LimitError{Field: "entities." + string(d.req.str(d.key)), Limit: d.maxEntities, What: "entity rows"}
+		}
+		d.idx = i
+		var v entityValue
+		switch c := d.peek(); {
+		case c == '"':
+			s, err := d.spanString()
+			if err != nil {
+				return err
+			}
+			v.s = s
+		case c == '-' || (c >= '0' && c <= '9'):
+			n, err := d.integer()
+			if err != nil {
+				return err
+			}
+			v.isInt, v.i = true, n
+		default:
+			return d.errorf("expected a string or an integer entity key, found %s", d.describe())
+		}
+		if keep {
+			d.req.values = append(d.req.values, v)
+		}
+	}
+}
+
+// integer decodes a JSON number that must be an int64.
+func (d *decoder) integer() (int64, error) {
+	start := d.pos
+	end, isInt, err := d.scanNumber()
+	if err != nil {
+		return 0, err
+	}
+	if !isInt {
+		return 0, d.errorf("entity key %s is not an integer", d.data[start:end])
+	}
+	n, perr := strconv.ParseInt(string(d.data[start:end]), 10, 64)
+	if perr != nil {
+		d.pos = start
+		return 0, d.errorf("entity key %s overflows int64", d.data[start:end])
+	}
+	d.pos = end
+	return n, nil
+}
+
+// scanNumber checks the JSON number grammar at pos and returns its end and
+// whether it has neither fraction nor exponent. pos is left at the start.
+func (d *decoder) scanNumber() (end int, isInt bool, err error) {
+	p := d.pos
+	b := d.data
+	if p < len(b) && b[p] == '-' {
+		p++
+	}
+	switch {
+	case p < len(b) && b[p] == '0':
+		p++
+	case p < len(b) && b[p] >= '1' && b[p] <= '9':
+		for p < len(b) && b[p] >= '0' && b[p] <= '9' {
+			p++
+		}
+	default:
+		d.pos = p
+		return 0, false, d.errorf("invalid number")
+	}
+	isInt = true
+	if p < len(b) && b[p] == '.' {
+		isInt = false
+		p++
+		if p >= len(b) || b[p] < '0' || b[p] > '9' {
+			d.pos = p
+			return 0, false, d.errorf("invalid number: no digit after '.'")
+		}
+		for p < len(b) && b[p] >= '0' && b[p] <= '9' {
+			p++
+		}
+	}
+	if p < len(b) && (b[p] == 'e' || b[p] == 'E') {
+		isInt = false
+		p++
+		if p < len(b) && (b[p] == '+' || b[p] == '-') {
+			p++
+		}
+		if p >= len(b) || b[p] < '0' || b[p] > '9' {
+			d.pos = p
+			return 0, false, d.errorf("invalid number: no digit in exponent")
+		}
+		for p < len(b) && b[p] >= '0' && b[p] <= '9' {
+			p++
+		}
+	}
+	return p, isInt, nil
+}
+
+// spanString decodes a JSON string at pos into the arena.
+func (d *decoder) spanString() (span, error) {
+	start := len(d.req.arena)
+	if err := d.stringInto(); err != nil {
+		return span{}, err
+	}
+	return span{off: int32(start), n: int32(len(d.req.arena) - start)}, nil
+}
+
+// stringInto decodes the JSON string at pos (which is at its opening quote)
+// and appends its value to the arena. Invalid UTF-8 is kept as is; the
+// encoder replaces it on output.
+func (d *decoder) stringInto() error {
+	b := d.data
+	p := d.pos + 1
+	for {
+		// Copy the run of plain bytes in one go.
+		run := p
+		for p < len(b) && b[p] != '"' && b[p] != '\\' && b[p] >= 0x20 {
+			p++
+		}
+		d.req.arena = append(d.req.arena, b[run:p]...)
+		if p >= len(b) {
+			d.pos = p
+			return d.errorf("unterminated string")
+		}
+		switch c := b[p]; {
+		case c == '"':
+			d.pos = p + 1
+			return nil
+		case c < 0x20:
+			d.pos = p
+			return d.errorf("control character 0x%02x in string", c)
+		}
+		// A backslash escape.
+		if p+1 >= len(b) {
+			d.pos = p
+			return d.errorf("unterminated string")
+		}
+		switch e := b[p+1]; e {
+		case '"', '\\', '/':
+			d.req.arena = append(d.req.arena, e)
+			p += 2
+		case 'b':
+			d.req.arena = append(d.req.arena, '\b')
+			p += 2
+		case 'f':
+			d.req.arena = append(d.req.arena, '\f')
+			p += 2
+		case 'n':
+			d.req.arena = append(d.req.arena, '\n')
+			p += 2
+		case 'r':
+			d.req.arena = append(d.req.arena, '\r')
+			p += 2
+		case 't':
+			d.req.arena = append(d.req.arena, '\t')
+			p += 2
+		case 'u':
+			r, ok := hex4(b, p+2)
+			if !ok {
+				d.pos = p
+				return d.errorf("invalid \\u escape")
+			}
+			p += 6
+			if utf16.IsSurrogate(r) {
+				// A high surrogate followed by a low one is one rune;
+				// anything else is U+FFFD, as encoding/json does.
+				r2, ok2 := rune(0), false
+				if p+1 < len(b) && b[p] == '\\' && b[p+1] == 'u' {
+					r2, ok2 = hex4(b, p+2)
+				}
+				if dec := utf16.DecodeRune(r, r2); ok2 && dec != utf8.RuneError {
+					r = dec
+					p += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			d.req.arena = utf8.AppendRune(d.req.arena, r)
+		default:
+			d.pos = p
+			return d.errorf("invalid escape \\%c", e)
+		}
+	}
+}
+
+func hex4(b []byte, p int) (rune, bool) {
+	if p+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[p : p+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// skip checks and skips one JSON value of a field the decoder ignores.
+func (d *decoder) skip(depth int) error {
+	if depth > maxDepth {
+		return d.errorf("nesting deeper than %d", maxDepth)
+	}
+	switch c := d.peek(); {
+	case c == '"':
+		mark := len(d.req.arena)
+		err := d.stringInto()
+		d.req.arena = d.req.arena[:mark]
+		return err
+	case c == '{':
+		d.pos++
+		for i := 0; ; i++ {
+			if d.peek() == '}' {
+				d.pos++
+				return nil
+			}
+			if i > 0 {
+				if err := d.expect(',', "',' or '}'"); err != nil {
+					return err
+				}
+			}
+			if d.peek() != '"' {
+				return d.errorf("expected a field name, found %s", d.describe())
+			}
+			mark := len(d.req.arena)
+			err := d.stringInto()
+			d.req.arena = d.req.arena[:mark]
+			if err != nil {
+				return err
+			}
+			if err := d.expect(':', "':'"); err != nil {
+				return err
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+		}
+	case c == '[':
+		d.pos++
+		for i := 0; ; i++ {
+			if d.peek() == ']' {
+				d.pos++
+				return nil
+			}
+			if i > 0 {
+				if err := d.expect(',', "',' or ']'"); err != nil {
+					return err
+				}
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		end, _, err := d.scanNumber()
+		if err != nil {
+			return err
+		}
+		d.pos = end
+		return nil
+	default:
+		rest := d.data[d.pos:]
+		for _, lit := range [...]string{"true", "false", "null"} {
+			if len(rest) >= len(lit) && string(rest[:len(lit)]) == lit {
+				d.pos += len(lit)
+				return nil
+			}
+		}
+		return d.errorf("expected a JSON value, found %s", d.describe())
+	}
+}

@@ -1,0 +1,63 @@
+// Package serving is featured's front door: online lookups, push ingest and
+// registry changes over HTTP (chi) and gRPC (featured.v1), and the one place
+// where errors become status codes (errors.go: errors.Is against one table,
+// to an HTTP status and a gRPC code).
+//
+// # What it owns
+//
+//   - The lookup hot path. A lookup names features ("view:feat", pinned
+//     "view@v2:feat", or a feature service) and a column of entity keys under
+//     one join key. The body is decoded by a small hand-written decoder for
+//     exactly this shape (decode.go; no reflection, strings copied into one
+//     pooled arena). The feature list is resolved against the registry
+//     snapshot into a plan: output columns plus one read group per view
+//     version; plans are cached per snapshot (copy-on-write map, lock-free
+//     reads), so a repeated request resolves nothing. Then one
+//     featurestore.Store.Read per (entity, view version), and the response
+//     is written by append-style encoders (encode.go, response.go) into a
+//     pooled buffer: no per-value allocation.
+//   - POST /get-online-features: Feast's request and column-major response,
+//     field for field, so Feast clients and the feast-benchmarks workload run
+//     unchanged. Decisions where Feast leaves room: floats are written in the
+//     shortest form that round-trips and always as floats ("12.0"); a
+//     non-finite float (a float sum can overflow) is null with status
+//     INVALID; timestamps are RFC 3339 UTC with Z, with three fractional
+//     digits only when the milliseconds are not zero (protobuf's JSON
+//     mapping); a value with no state (NOT_FOUND) has the epoch as its
+//     timestamp. Any Content-Type is accepted, as Feast's server does (curl
+//     -d sends a form type). Unknown request fields are ignored, as Feast's
+//     server does; features and feature_service together are rejected
+//     (Feast silently prefers the service). Duplicate output names are
+//     rejected, as Feast's FeatureNameCollisionError does.
+//   - POST /v1/features: the same request, a row-major response for model
+//     servers (one object per entity with values[i] for features[i]); see
+//     response.go.
+//   - Push, apply/plan/delete and the registry listing, over both HTTP and
+//     gRPC. Deleting a view (or one version) also drops its stored state.
+//
+// # Concurrency
+//
+// A Server is safe for concurrent use by any number of requests. It starts no
+// goroutine and owns no listener: the caller serves HTTPHandler and a
+// grpc.Server on which it called RegisterGRPC, and stops them before closing
+// the store. SetReady may be called at any time from any goroutine.
+// Lookups never block on writers (featurestore's contract) nor on each other
+// (the plan cache is read with one atomic load).
+//
+// # Errors
+//
+// Bad requests get a JSON body naming every bad item:
+//
+//	{"error":{"status":400,"message":"serving: bad request: ...",
+//	  "problems":[{"field":"features[1]","value":"user_spend:nope","reason":"unknown feature ..."}]}}
+//
+// 400 for malformed JSON (naming the byte offset and field), unknown
+// features, views, versions or services in a lookup, an entity key that is
+// not the views' join key, and requests over Options' limits; 413 for a body
+// over MaxBodyBytes; 415 for a Content-Type an endpoint does not read; 404
+// for unknown sources, views or services addressed directly (push, delete);
+// 422 for an atomic push with rejected events; 503 while not ready. gRPC gets
+// the matching codes (InvalidArgument, ResourceExhausted, NotFound,
+// Unavailable, ...); context errors pass through as Canceled and
+// DeadlineExceeded.
+package serving

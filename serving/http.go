@@ -1,0 +1,261 @@
+package serving
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// HTTPHandler returns the HTTP API:
+//
+//	POST   /get-online-features        Feast's lookup (request and response as Feast's)
+//	POST   /v1/features                the native lookup (row-major response)
+//	POST   /v1/push                    push events into a push source
+//	POST   /v1/apply                   apply definitions (YAML or JSON by Content-Type)
+//	POST   /v1/plan                    what apply would change
+//	GET    /v1/registry                every live definition and view version
+//	DELETE /v1/views/{name}[?version=N]
+//	DELETE /v1/sources/{name}, /v1/entities/{name}, /v1/services/{name}
+//	GET    /healthz                    the process is up
+//	GET    /readyz                     ready to serve (see SetReady)
+//
+// Errors are JSON: {"error":{"status":400,"message":"...","problems":[
+// {"field":"features[1]","value":"user_spend:nope","reason":"unknown feature"}]}}.
+func (s *Server) HTTPHandler() http.Handler {
+	r := chi.NewRouter()
+	r.Post("/get-online-features", s.handleFeastLookup)
+	r.Post("/v1/features", s.handleNativeLookup)
+	r.Post("/v1/push", s.handlePush)
+	r.Post("/v1/apply", s.handleApply)
+	r.Post("/v1/plan", s.handlePlan)
+	r.Get("/v1/registry", s.handleRegistry)
+	r.Delete("/v1/views/{name}", s.handleDelete(kindView))
+	r.Delete("/v1/sources/{name}", s.handleDelete(kindSource))
+	r.Delete("/v1/entities/{name}", s.handleDelete(kindEntity))
+	r.Delete("/v1/services/{name}", s.handleDelete(kindService))
+	r.Get("/healthz", s.handleHealthz)
+	r.Get("/readyz", s.handleReadyz)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fmt.Errorf("%w: no route %s %s", errNoRoute, r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fmt.Errorf("%w: %s %s", errMethod, r.Method, r.URL.Path))
+	})
+	return r
+}
+
+var (
+	errNoRoute = errors.New("serving: not found")
+	errMethod  = errors.New("serving: method not allowed")
+)
+
+// Shared header values: assigning these slices, instead of Header().Set,
+// saves an allocation per response; net/http only reads them.
+var (
+	hdrJSON = []string{"application/json"}
+	hdrText = []string{"text/plain; charset=utf-8"}
+)
+
+func (s *Server) handleFeastLookup(w http.ResponseWriter, r *http.Request) {
+	// Feast's server reads the body whatever its Content-Type (curl -d sends
+	// application/x-www-form-urlencoded), and so does this endpoint.
+	s.serveLookup(w, r, true)
+}
+
+func (s *Server) handleNativeLookup(w http.ResponseWriter, r *http.Request) {
+	if err := requireJSON(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveLookup(w, r, false)
+}
+
+func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool) {
+	l := s.getLookup()
+	defer s.putLookup(l)
+	var err error
+	l.body, err = readBody(r, l.body[:0], s.opts.MaxBodyBytes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := decodeLookup(l.body, &l.req, s.opts.MaxFeatures, s.opts.MaxEntities); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, at, err := s.lookupDecoded(r.Context(), l)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if feast {
+		l.buf = appendFeastResponse(l.buf[:0], p, &l.req, l.out)
+	} else {
+		l.buf = appendNativeResponse(l.buf[:0], p, &l.req, l.out, at)
+	}
+	writeJSON(w, http.StatusOK, l.buf)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header()["Content-Type"] = hdrJSON
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// readBody appends the request body to dst, failing with ErrBodyTooLarge past
+// limit bytes.
+func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return dst, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBodyTooLarge, r.ContentLength, limit)
+	}
+	if r.ContentLength > 0 && int64(cap(dst)-len(dst)) < r.ContentLength+1 {
+		dst = append(make([]byte, 0, int64(len(dst))+r.ContentLength+1), dst...)
+	}
+	if cap(dst) == 0 {
+		dst = make([]byte, 0, 4096)
+	}
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Body.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if int64(len(dst)) > limit {
+			return dst, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, limit)
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return dst, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, mbe.Limit)
+			}
+			return dst, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+		}
+	}
+}
+
+// mediaType returns the request's media type, lower case, without
+// parameters; "" when there is no Content-Type.
+func mediaType(r *http.Request) (string, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "", nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", fmt.Errorf("%w: Content-Type %q: %v", ErrUnsupportedMediaType, ct, err)
+	}
+	return mt, nil
+}
+
+// requireJSON accepts a JSON body: Content-Type application/json (or
+// anything ending in +json), or none at all.
+func requireJSON(r *http.Request) error {
+	mt, err := mediaType(r)
+	if err != nil {
+		return err
+	}
+	if mt == "" || mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json") {
+		return nil
+	}
+	return fmt.Errorf("%w: Content-Type %q; send application/json", ErrUnsupportedMediaType, mt)
+}
+
+// errorBody is the JSON of an error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Status   int       `json:"status"`
+	Message  string    `json:"message"`
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+func httpStatusOf(err error) int {
+	switch {
+	case errors.Is(err, errNoRoute):
+		return http.StatusNotFound
+	case errors.Is(err, errMethod):
+		return http.StatusMethodNotAllowed
+	}
+	return httpStatus(err)
+}
+
+// writeError writes err as a JSON error response with its status from the
+// error table. Internal errors are logged; their text is still returned, as
+// it names no secret and helps the operator.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	st := httpStatusOf(err)
+	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout {
+		s.opts.Logger.Error("serving: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: err.Error(), Problems: problemsOf(err)}})
+	writeJSON(w, st, body)
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header()["Content-Type"] = hdrText
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header()["Content-Type"] = hdrText
+	if !s.ready.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+// decodeStrict decodes a JSON body into v with encoding/json, rejecting
+// unknown fields; errors become *SyntaxError naming the offset and field.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytesReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(dec, err)
+	}
+	if dec.More() {
+		return &SyntaxError{Offset: int(dec.InputOffset()), Msg: "unexpected data after the JSON value"}
+	}
+	return nil
+}
+
+func jsonError(dec *json.Decoder, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return &SyntaxError{Offset: int(se.Offset), Msg: se.Error()}
+	case errors.As(err, &te):
+		return &SyntaxError{Offset: int(te.Offset), Field: te.Field, Msg: "expected " + te.Type.String() + ", found JSON " + te.Value}
+	case errors.Is(err, io.EOF):
+		return &SyntaxError{Msg: "empty body"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &SyntaxError{Offset: int(dec.InputOffset()), Msg: "unexpected end of body"}
+	default:
+		// DisallowUnknownFields: `json: unknown field "x"`.
+		return &SyntaxError{Offset: int(dec.InputOffset()), Msg: err.Error()}
+	}
+}
+
+func parseVersion(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 {
+		return 0, &RequestError{Problems: []Problem{{Field: "version", Value: s, Reason: "not a version number (1, 2, ...)"}}}
+	}
+	return v, nil
+}

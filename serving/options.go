@@ -1,0 +1,69 @@
+package serving
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Options configures a Server. The zero value is usable: EnsureDefaults fills
+// in every unset field. Listen addresses are the caller's business: the
+// Server only provides an http.Handler and registers gRPC services.
+type Options struct {
+	// MaxEntities is the most entity rows one lookup may name. The default
+	// is 1000.
+	MaxEntities int
+	// MaxFeatures is the most features one lookup may name (after expanding
+	// a feature service). The default is 1000.
+	MaxFeatures int
+	// MaxBodyBytes is the largest request body accepted, in bytes; larger
+	// bodies get 413. The default is 4 MiB.
+	MaxBodyBytes int64
+	// Now returns the current time; lookups read features as of Now. The
+	// default is time.Now. Tests inject a fixed clock.
+	Now func() time.Time
+	// Logger receives internal errors (500s). The default discards.
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxEntities  = 1000
+	DefaultMaxFeatures  = 1000
+	DefaultMaxBodyBytes = 4 << 20
+)
+
+// EnsureDefaults sets every zero field to its default.
+func (o *Options) EnsureDefaults() {
+	if o.MaxEntities == 0 {
+		o.MaxEntities = DefaultMaxEntities
+	}
+	if o.MaxFeatures == 0 {
+		o.MaxFeatures = DefaultMaxFeatures
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Validate reports the first field that is out of range, by name.
+func (o *Options) Validate() error {
+	switch {
+	case o.MaxEntities < 0:
+		return fmt.Errorf("serving: options: max entities: %d is negative", o.MaxEntities)
+	case o.MaxFeatures < 0:
+		return fmt.Errorf("serving: options: max features: %d is negative", o.MaxFeatures)
+	case o.MaxBodyBytes < 0:
+		return fmt.Errorf("serving: options: max body bytes: %d is negative", o.MaxBodyBytes)
+	case o.MaxBodyBytes > 1<<30:
+		return fmt.Errorf("serving: options: max body bytes: %d exceeds 1 GiB", o.MaxBodyBytes)
+	}
+	return nil
+}

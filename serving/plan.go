@@ -1,0 +1,301 @@
+package serving
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/registry"
+)
+
+// A plan is a lookup's features resolved against one registry snapshot:
+// the output columns, the entity they share, and the reads to do per entity,
+// one per view version. Plans are immutable and cached per snapshot, keyed
+// by the request's feature list, so a steady stream of lookups resolves
+// nothing and allocates nothing for it.
+type plan struct {
+	joinKey    string
+	entityName string
+	entityKind aggregate.Kind
+	// names are the feature columns as served ("feat" or "view__feat"),
+	// refs the references they came from.
+	names []string
+	refs  []string
+	// groups holds one read per view version, in order of first use.
+	groups []readGroup
+	// feastHeader is the start of the Feast response, through `"results":[`;
+	// nativeHeader the start of the native response, through `"rows":[`.
+	feastHeader  []byte
+	nativeHeader []byte
+}
+
+// readGroup is the features of one view version that a lookup reads with
+// one featurestore.Store.Read per entity.
+type readGroup struct {
+	vk       featurestore.ViewKey
+	layout   *aggregate.Layout
+	features []int // feature indexes in the view version
+	cols     []int // the output column of each
+	// contiguous is set when cols is cols[0], cols[0]+1, ...: the read then
+	// fills the output row in place.
+	contiguous bool
+}
+
+// planKey builds the cache key of a request's feature list into dst.
+func planKey(dst []byte, req *lookupRequest) []byte {
+	if req.fullNames {
+		dst = append(dst, 'F')
+	} else {
+		dst = append(dst, 'f')
+	}
+	if req.hasService {
+		dst = append(dst, 's', 0)
+		return append(dst, req.str(req.service)...)
+	}
+	for _, f := range req.features {
+		dst = append(dst, 0)
+		dst = append(dst, req.str(f)...)
+	}
+	return dst
+}
+
+// maxCachedPlans bounds a snapshot's plan cache; past it the cache starts
+// over, so a client that sends ever new feature lists costs resolution, not
+// memory.
+const maxCachedPlans = 1024
+
+// planCache is the plans of one registry snapshot. It is copied on write:
+// readers load it with one atomic load and never lock.
+type planCache struct {
+	snap  *registry.Snapshot
+	plans map[string]*plan
+}
+
+type plans struct {
+	cur atomic.Pointer[planCache]
+	mu  sync.Mutex // serializes writers
+}
+
+func (ps *plans) get(snap *registry.Snapshot, key []byte) *plan {
+	c := ps.cur.Load()
+	if c == nil || c.snap != snap {
+		return nil
+	}
+	return c.plans[string(key)]
+}
+
+func (ps *plans) put(snap *registry.Snapshot, key []byte, p *plan) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	c := ps.cur.Load()
+	var m map[string]*plan
+	if c != nil && c.snap == snap && len(c.plans) < maxCachedPlans {
+		m = make(map[string]*plan, len(c.plans)+1)
+		for k, v := range c.plans {
+			m[k] = v
+		}
+	} else {
+		m = make(map[string]*plan, 1)
+	}
+	m[string(key)] = p
+	ps.cur.Store(&planCache{snap: snap, plans: m})
+}
+
+// buildPlan resolves the request's features against snap. Every bad item is
+// reported in one *RequestError: unknown or malformed references, an unknown
+// service, features of different entities, duplicate column names, and an
+// entity key name that is not the join key.
+func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*plan, error) {
+	var rerr RequestError
+	var resolved []registry.Resolved
+	var refs []string
+	var err error
+	switch {
+	case req.hasService && req.hasFeatures:
+		rerr.add("feature_service", string(req.str(req.service)), "give either features or feature_service, not both", nil)
+		return nil, &rerr
+	case req.hasService:
+		name := string(req.str(req.service))
+		resolved, err = snap.ResolveService(name)
+		if err != nil {
+			rerr.add("feature_service", name, causeText(err), err)
+			return nil, &rerr
+		}
+		refs = make([]string, len(resolved))
+		for i := range resolved {
+			refs[i] = resolved[i].Ref
+		}
+	case req.hasFeatures:
+		if len(req.features) == 0 {
+			rerr.add("features", "", "empty: name at least one feature", nil)
+			return nil, &rerr
+		}
+		refs = make([]string, len(req.features))
+		for i, f := range req.features {
+			refs[i] = string(req.str(f))
+		}
+		resolved, err = snap.Resolve(refs)
+		if err != nil {
+			var rs *registry.ResolveError
+			if !errors.As(err, &rs) {
+				return nil, err
+			}
+			// Name each bad reference by its index in the request.
+			bad := make(map[string]bool, len(rs.Refs))
+			for _, r := range rs.Refs {
+				bad[r.Ref] = true
+			}
+			reported := make(map[string]bool, len(rs.Refs))
+			for _, r := range rs.Refs {
+				for i, ref := range refs {
+					if ref == r.Ref && !reported[ref] {
+						rerr.add("features["+strconv.Itoa(i)+"]", ref, causeText(r.Err), r)
+						reported[ref] = true
+					}
+				}
+			}
+			return nil, &rerr
+		}
+	default:
+		rerr.add("features", "", "missing: give features or feature_service", nil)
+		return nil, &rerr
+	}
+	if maxFeatures > 0 && len(resolved) > maxFeatures {
+		return nil, &LimitError{Field: "features", Limit: maxFeatures, What: "features"}
+	}
+	if len(resolved) == 0 {
+		rerr.add("features", "", "empty: name at least one feature", nil)
+		return nil, &rerr
+	}
+
+	p := &plan{
+		names: make([]string, len(resolved)),
+		refs:  refs,
+	}
+	// All features must share one entity; the first feature's entity is the
+	// one the request is taken to be about.
+	first := resolved[0].View
+	p.joinKey = first.Entity.JoinKey
+	p.entityName = first.Entity.Name
+	p.entityKind = first.Entity.Type
+	field := func(i int) string {
+		if req.hasService {
+			return "feature_service." + strconv.Itoa(i)
+		}
+		return "features[" + strconv.Itoa(i) + "]"
+	}
+	seen := make(map[string]int, len(resolved))
+	groupOf := make(map[featurestore.ViewKey]int)
+	for i := range resolved {
+		r := &resolved[i]
+		v := r.View
+		if v.Entity.Name != p.entityName || v.Entity.JoinKey != p.joinKey {
+			rerr.add(field(i), refs[i], "view "+strconv.Quote(v.Name)+" is keyed by entity "+
+				strconv.Quote(v.Entity.Name)+" (join key "+strconv.Quote(v.Entity.JoinKey)+"), but "+
+				field(0)+" is keyed by entity "+strconv.Quote(p.entityName)+" (join key "+
+				strconv.Quote(p.joinKey)+"); one request serves one entity", nil)
+			continue
+		}
+		name := r.Name
+		if req.fullNames {
+			name = fullName(r.Ref, v.Name, r.Name)
+		}
+		if j, dup := seen[name]; dup {
+			reason := "column name " + strconv.Quote(name) + " is also produced by " + field(j)
+			if !req.fullNames {
+				reason += "; set full_feature_names to name columns view__feature"
+			}
+			rerr.add(field(i), refs[i], reason, nil)
+			continue
+		}
+		seen[name] = i
+		p.names[i] = name
+		vk := featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}
+		g, ok := groupOf[vk]
+		if !ok {
+			g = len(p.groups)
+			groupOf[vk] = g
+			p.groups = append(p.groups, readGroup{vk: vk, layout: v.Layout})
+		}
+		p.groups[g].features = append(p.groups[g].features, r.Feature)
+		p.groups[g].cols = append(p.groups[g].cols, i)
+	}
+	if err := rerr.err(); err != nil {
+		return nil, err
+	}
+	for i := range p.groups {
+		g := &p.groups[i]
+		g.contiguous = true
+		for j, c := range g.cols {
+			if c != g.cols[0]+j {
+				g.contiguous = false
+			}
+		}
+	}
+	p.feastHeader = appendFeastHeader(nil, p)
+	p.nativeHeader = appendNativeHeader(nil, p)
+	return p, nil
+}
+
+// fullName is the column name under full_feature_names: view__feature, as
+// Feast names it; a pinned reference keeps its pin (view@v2__feature) so that
+// two versions of one feature can be served side by side.
+func fullName(ref, view, feature string) string {
+	if at := strings.IndexByte(ref, '@'); at >= 0 {
+		if colon := strings.IndexByte(ref[at:], ':'); colon >= 0 {
+			return ref[:at+colon] + "__" + feature
+		}
+	}
+	return view + "__" + feature
+}
+
+// causeText is the reason of a registry error without its package prefix.
+func causeText(err error) string {
+	var re *registry.RefError
+	if errors.As(err, &re) {
+		err = re.Err
+	}
+	return strings.TrimPrefix(err.Error(), "registry: ")
+}
+
+// checkEntities checks the request's entity key against the plan: exactly
+// one key, the plan's join key, with values of the entity's type.
+func checkEntities(p *plan, req *lookupRequest) error {
+	var rerr RequestError
+	if !req.hasEntities || len(req.keys) == 0 {
+		rerr.add("entities", "", "missing: give {"+strconv.Quote(p.joinKey)+": [...]}", nil)
+		return &rerr
+	}
+	for i, k := range req.keys {
+		name := req.str(k)
+		if string(name) == p.joinKey {
+			if i > 0 {
+				rerr.add("entities."+p.joinKey, "", "featured serves one entity key per request; send only "+strconv.Quote(p.joinKey), nil)
+			}
+			continue
+		}
+		rerr.add("entities."+string(name), string(name), "not the join key of the requested features: they are keyed by entity "+
+			strconv.Quote(p.entityName)+" with join key "+strconv.Quote(p.joinKey), nil)
+	}
+	if err := rerr.err(); err != nil {
+		return err
+	}
+	for i, v := range req.values {
+		switch {
+		case p.entityKind == aggregate.KindInt64 && !v.isInt:
+			rerr.add("entities."+p.joinKey+"["+strconv.Itoa(i)+"]", string(req.str(v.s)),
+				"entity "+strconv.Quote(p.entityName)+" has int64 keys; send a JSON integer", nil)
+		case p.entityKind == aggregate.KindString && v.isInt:
+			rerr.add("entities."+p.joinKey+"["+strconv.Itoa(i)+"]", strconv.FormatInt(v.i, 10),
+				"entity "+strconv.Quote(p.entityName)+" has string keys; send a JSON string", nil)
+		}
+		if len(rerr.Problems) >= 20 {
+			break // enough to see the pattern
+		}
+	}
+	return rerr.err()
+}

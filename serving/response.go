@@ -1,0 +1,180 @@
+package serving
+
+import (
+	"github.com/featured-dev/featured/aggregate"
+)
+
+// The two JSON response shapes of a lookup. Both are written with the
+// append-style writers of encode.go into a pooled buffer; the parts that only
+// depend on the feature list are encoded once per plan.
+//
+// Feast's (POST /get-online-features), column-major, exactly as Feast's
+// feature server writes it:
+//
+//	{"metadata":{"feature_names":["user_id","spend_7d"]},
+//	 "results":[
+//	  {"values":["u1","u2"],"statuses":["PRESENT","PRESENT"],
+//	   "event_timestamps":["1970-01-01T00:00:00Z","1970-01-01T00:00:00Z"]},
+//	  {"values":[12.5,null],"statuses":["PRESENT","NOT_FOUND"],
+//	   "event_timestamps":["2026-11-24T10:00:00Z","1970-01-01T00:00:00Z"]}]}
+//
+// The native one (POST /v1/features), row-major, for model servers that
+// build one input row per entity:
+//
+//	{"join_key":"user_id","features":["spend_7d","txn_count_1h"],
+//	 "read_at_ms":1795000000000,
+//	 "rows":[
+//	  {"key":"u1","values":[12.5,3],"statuses":["PRESENT","PRESENT"],
+//	   "event_ms":[1795000000000,1795000000000]},
+//	  {"key":"u2","values":[null,0],"statuses":["NOT_FOUND","NOT_FOUND"],
+//	   "event_ms":[0,0]}]}
+//
+// values[i] belongs to features[i]; statuses are the Feast names; event_ms
+// is the event time (Unix milliseconds) each value reflects, 0 when none.
+
+const epochJSON = `"1970-01-01T00:00:00Z"`
+
+func appendFeastHeader(b []byte, p *plan) []byte {
+	b = append(b, `{"metadata":{"feature_names":[`...)
+	b = appendString(b, p.joinKey)
+	for _, n := range p.names {
+		b = append(b, ',')
+		b = appendString(b, n)
+	}
+	return append(b, `]},"results":[`...)
+}
+
+func appendNativeHeader(b []byte, p *plan) []byte {
+	b = append(b, `{"join_key":`...)
+	b = appendString(b, p.joinKey)
+	b = append(b, `,"features":[`...)
+	for i, n := range p.names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, n)
+	}
+	return append(b, `],"read_at_ms":`...)
+}
+
+func appendEntity(b []byte, req *lookupRequest, v *entityValue) []byte {
+	if v.isInt {
+		return appendInt(b, v.i)
+	}
+	return appendBytesString(b, req.str(v.s))
+}
+
+// appendFeastResponse writes the Feast response. out holds the results
+// row-major: out[e*nf+c] is feature column c of entity row e.
+func appendFeastResponse(b []byte, p *plan, req *lookupRequest, out []aggregate.Result) []byte {
+	b = append(b, p.feastHeader...)
+	n := len(req.values)
+	nf := len(p.names)
+
+	// The join key column: the keys as sent, PRESENT, the epoch.
+	b = append(b, `{"values":[`...)
+	for e := range req.values {
+		if e > 0 {
+			b = append(b, ',')
+		}
+		b = appendEntity(b, req, &req.values[e])
+	}
+	b = append(b, `],"statuses":[`...)
+	for e := 0; e < n; e++ {
+		if e > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"PRESENT"`...)
+	}
+	b = append(b, `],"event_timestamps":[`...)
+	for e := 0; e < n; e++ {
+		if e > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, epochJSON...)
+	}
+	b = append(b, `]}`...)
+
+	for c := 0; c < nf; c++ {
+		b = append(b, `,{"values":[`...)
+		for e := 0; e < n; e++ {
+			if e > 0 {
+				b = append(b, ',')
+			}
+			r := &out[e*nf+c]
+			if statusOf(r) == statusPresent {
+				b = appendValue(b, &r.Value)
+			} else {
+				b = append(b, "null"...)
+			}
+		}
+		b = append(b, `],"statuses":[`...)
+		for e := 0; e < n; e++ {
+			if e > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, statusJSON[statusOf(&out[e*nf+c])]...)
+		}
+		b = append(b, `],"event_timestamps":[`...)
+		for e := 0; e < n; e++ {
+			if e > 0 {
+				b = append(b, ',')
+			}
+			r := &out[e*nf+c]
+			if r.Status == aggregate.StatusNotFound || r.EventMillis == 0 {
+				b = append(b, epochJSON...)
+			} else {
+				b = appendTimestamp(b, r.EventMillis)
+			}
+		}
+		b = append(b, `]}`...)
+	}
+	return append(b, "]}"...)
+}
+
+// appendNativeResponse writes the native row-major response.
+func appendNativeResponse(b []byte, p *plan, req *lookupRequest, out []aggregate.Result, atMillis int64) []byte {
+	b = append(b, p.nativeHeader...)
+	b = appendInt(b, atMillis)
+	b = append(b, `,"rows":[`...)
+	nf := len(p.names)
+	for e := range req.values {
+		if e > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"key":`...)
+		b = appendEntity(b, req, &req.values[e])
+		row := out[e*nf : (e+1)*nf]
+		b = append(b, `,"values":[`...)
+		for c := range row {
+			if c > 0 {
+				b = append(b, ',')
+			}
+			if statusOf(&row[c]) == statusPresent {
+				b = appendValue(b, &row[c].Value)
+			} else {
+				b = append(b, "null"...)
+			}
+		}
+		b = append(b, `],"statuses":[`...)
+		for c := range row {
+			if c > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, statusJSON[statusOf(&row[c])]...)
+		}
+		b = append(b, `],"event_ms":[`...)
+		for c := range row {
+			if c > 0 {
+				b = append(b, ',')
+			}
+			if row[c].Status == aggregate.StatusNotFound {
+				b = append(b, '0')
+			} else {
+				b = appendInt(b, row[c].EventMillis)
+			}
+		}
+		b = append(b, "]}"...)
+	}
+	return append(b, "]}"...)
+}

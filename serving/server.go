@@ -1,0 +1,191 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc/health"
+
+	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/registry"
+)
+
+// Server serves lookups, pushes and registry changes over HTTP and gRPC. It
+// is safe for concurrent use; it owns no goroutine and no listener.
+type Server struct {
+	reg    *registry.Registry
+	store  *featurestore.Store
+	pusher *ingest.Pusher
+	opts   Options
+
+	ready  atomic.Bool
+	health *health.Server
+
+	plans   plans
+	lookups sync.Pool // *lookup
+}
+
+// New returns a Server over the registry, the store and the pusher. opts may
+// be the zero value. The server starts not ready: the caller calls
+// SetReady(true) once the store is open and the registry loaded.
+func New(reg *registry.Registry, store *featurestore.Store, pusher *ingest.Pusher, opts Options) (*Server, error) {
+	if reg == nil {
+		return nil, errors.New("serving: new: nil registry")
+	}
+	if store == nil {
+		return nil, errors.New("serving: new: nil store")
+	}
+	if pusher == nil {
+		return nil, errors.New("serving: new: nil pusher")
+	}
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{reg: reg, store: store, pusher: pusher, opts: opts, health: health.NewServer()}
+	s.lookups.New = func() any { return new(lookup) }
+	s.SetReady(false)
+	return s, nil
+}
+
+// SetReady marks the server ready (or not): /readyz answers 200 (or 503),
+// the gRPC health service reports SERVING (or NOT_SERVING), and lookups,
+// pushes and registry calls fail with ErrNotReady while not ready. The
+// process toggles it during startup and shutdown.
+func (s *Server) SetReady(ready bool) {
+	s.ready.Store(ready)
+	st := healthNotServing
+	if ready {
+		st = healthServing
+	}
+	for _, name := range healthServices {
+		s.health.SetServingStatus(name, st)
+	}
+}
+
+// Ready reports whether the server is ready.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+func (s *Server) checkReady() error {
+	if !s.ready.Load() {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// lookup is the reusable state of one lookup request: pooled, so that a warm
+// lookup allocates nothing of its own.
+type lookup struct {
+	req  lookupRequest
+	body []byte
+	key  []byte // plan cache key
+	ent  []byte // the entity key being read
+	out  []aggregate.Result
+	tmp  []aggregate.Result
+	buf  []byte // the response
+}
+
+// maxPooledBytes keeps buffers of unusually large requests out of the pool.
+const maxPooledBytes = 1 << 20
+
+func (s *Server) getLookup() *lookup { return s.lookups.Get().(*lookup) }
+
+func (s *Server) putLookup(l *lookup) {
+	if cap(l.body) > maxPooledBytes || cap(l.buf) > 4*maxPooledBytes || cap(l.req.arena) > maxPooledBytes ||
+		cap(l.out) > 64*1024 {
+		return
+	}
+	// Drop references to result strings and lists so the pool does not keep
+	// them alive.
+	clear(l.out[:cap(l.out)])
+	clear(l.tmp[:cap(l.tmp)])
+	s.lookups.Put(l)
+}
+
+// resolve returns the plan of l's request from the cache or builds it.
+func (s *Server) resolve(l *lookup) (*plan, error) {
+	snap := s.reg.Snapshot()
+	l.key = planKey(l.key[:0], &l.req)
+	if p := s.plans.get(snap, l.key); p != nil {
+		return p, nil
+	}
+	p, err := buildPlan(snap, &l.req, s.opts.MaxFeatures)
+	if err != nil {
+		return nil, err
+	}
+	s.plans.put(snap, l.key, p)
+	return p, nil
+}
+
+// execute reads every feature of every entity of l's request as of atMillis
+// into l.out, row-major: one Store.Read per (entity, view version).
+func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	nf := len(p.names)
+	n := len(l.req.values) * nf
+	if cap(l.out) < n {
+		l.out = make([]aggregate.Result, n)
+	}
+	l.out = l.out[:n]
+	for e := range l.req.values {
+		v := &l.req.values[e]
+		var err error
+		if v.isInt {
+			l.ent, err = keyenc.AppendEntity(l.ent[:0], aggregate.Value{Kind: aggregate.KindInt64, I: v.i})
+		} else {
+			l.ent, err = keyenc.AppendEntity(l.ent[:0], aggregate.Value{Kind: aggregate.KindString, S: unsafeString(l.req.str(v.s))})
+		}
+		if err != nil {
+			return fmt.Errorf("%w: entities.%s[%d]: %v", ErrBadRequest, p.joinKey, e, err)
+		}
+		row := l.out[e*nf : (e+1)*nf]
+		for gi := range p.groups {
+			g := &p.groups[gi]
+			if g.contiguous {
+				dst := row[g.cols[0] : g.cols[0]+len(g.cols)]
+				if err := s.store.Read(g.vk, g.layout, l.ent, g.features, atMillis, dst); err != nil {
+					return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
+				}
+				continue
+			}
+			if cap(l.tmp) < len(g.features) {
+				l.tmp = make([]aggregate.Result, len(g.features))
+			}
+			tmp := l.tmp[:len(g.features)]
+			if err := s.store.Read(g.vk, g.layout, l.ent, g.features, atMillis, tmp); err != nil {
+				return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
+			}
+			for j, c := range g.cols {
+				row[c] = tmp[j]
+			}
+		}
+	}
+	return nil
+}
+
+// lookupDecoded resolves and executes an already decoded request in l.
+func (s *Server) lookupDecoded(ctx context.Context, l *lookup) (*plan, int64, error) {
+	if err := s.checkReady(); err != nil {
+		return nil, 0, err
+	}
+	p, err := s.resolve(l)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := checkEntities(p, &l.req); err != nil {
+		return nil, 0, err
+	}
+	at := s.opts.Now().UnixMilli()
+	if err := s.execute(ctx, l, p, at); err != nil {
+		return nil, 0, err
+	}
+	return p, at, nil
+}
