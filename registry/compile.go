@@ -123,7 +123,6 @@ func compile(cur *Snapshot, d *Definitions, now time.Time) (*Snapshot, *Plan, er
 		return cur, plan, nil
 	}
 	next.gen = cur.gen + 1
-	next.index()
 	return next, plan, nil
 }
 

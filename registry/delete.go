@@ -42,6 +42,10 @@ func (s *Snapshot) planDelete(kind, name string, version int) (*Snapshot, *Plan,
 		if len(plan.Changes) == 0 {
 			return nil, nil, fmt.Errorf("%w: view %q has no live version %d (live: %s)", ErrUnknownVersion, name, version, versionList(h.live))
 		}
+		if l := nh.latest(); l != nil && l != h.latest() && l.Detached {
+			ch := &plan.Changes[len(plan.Changes)-1]
+			ch.Detail = fmt.Sprintf("v%d becomes the latest, but it is detached: not ingested; apply the view to make a version that is", l.Version)
+		}
 		next.views = cloneMap(s.views)
 		next.views[name] = nh // kept when empty: the ID and versions stay reserved
 		next.index()
