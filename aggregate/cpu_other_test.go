@@ -1,0 +1,5 @@
+//go:build !linux
+
+package aggregate_test
+
+func threadCPUNanos() int64 { return 0 }
