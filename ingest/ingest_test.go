@@ -77,13 +77,15 @@ func newEnv(t *testing.T, defs string) *env {
 	if _, err := reg.Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	now := time.UnixMilli(1_790_000_000_000)
-	store, err := featurestore.Open(dir+"/store", featurestore.Options{Shards: 2, GCInterval: -1, Now: func() time.Time { return now }})
+	e := &env{reg: reg, now: time.UnixMilli(1_790_000_000_000)}
+	// The store's clock is the test's, so pruning happens at the times the
+	// test reads.
+	e.store, err = featurestore.Open(dir+"/store", featurestore.Options{Shards: 2, GCInterval: -1, Now: func() time.Time { return e.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	return &env{reg: reg, store: store, now: now}
+	t.Cleanup(func() { e.store.Close() })
+	return e
 }
 
 func (e *env) pusher(t *testing.T) *Pusher {
@@ -174,6 +176,7 @@ func (e *env) checkView(t *testing.T, view string, streams map[string][]aggregat
 
 func TestPushMatchesReference(t *testing.T) {
 	e := newEnv(t, defsFor("tx", "v", "unused"))
+	e.now = time.Now()
 	p := e.pusher(t)
 	streams := e.entityStreams(6, 1)
 	// Interleave entities, in pushes of up to 97 events.
