@@ -453,12 +453,16 @@ func (pc *partitionConsumer) run(ctx context.Context) {
 	log := k.opts.Logger.With("source", pc.c.source, "topic", pc.c.topic, "partition", pc.partition)
 	backoff := newBackoff(k.opts.RetryMin, k.opts.RetryMax)
 	for {
+		before := pc.applied.Load() + pc.rejected.Load()
 		err := pc.consume(ctx, log)
 		if ctx.Err() != nil {
 			return
 		}
+		if pc.applied.Load()+pc.rejected.Load() != before {
+			backoff.reset() // it made progress: this is a new failure, not the same one
+		}
 		pc.setErr(err)
-		log.Error("partition consumer stopped; restarting from stored offsets", "err", err)
+		log.Warn("partition consumer stopped; restarting from stored offsets", "err", err)
 		if !backoff.wait(ctx) {
 			return
 		}
