@@ -146,6 +146,7 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	service := fs.String("service", "", "feature service name (instead of --features)")
 	entity := fs.String("entity", "", "join key and values: user_id=u1,u2 (integers are sent as numbers)")
 	feast := fs.Bool("feast", false, "use the Feast-compatible /get-online-features endpoint")
+	grpcAddr := fs.String("grpc", "", "look up over gRPC at this address (host:port) instead of HTTP")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -161,10 +162,23 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			values = append(values, v)
 		}
 	}
+	if *features != "" && *service != "" {
+		return fmt.Errorf("get: give --features or --service, not both")
+	}
+	if *grpcAddr != "" {
+		var refs []string
+		if *features != "" {
+			refs = strings.Split(*features, ",")
+		}
+		out, err := grpcGet(ctx, *grpcAddr, refs, *service, key, values)
+		if err != nil {
+			return err
+		}
+		printJSON(stdout, out)
+		return nil
+	}
 	req := map[string]any{"entities": map[string]any{key: values}}
 	switch {
-	case *features != "" && *service != "":
-		return fmt.Errorf("get: give --features or --service, not both")
 	case *features != "":
 		req["features"] = strings.Split(*features, ",")
 	case *service != "":

@@ -17,7 +17,7 @@ Usage:
   featured apply -f defs.yaml            apply definitions (entities, sources, views, services)
   featured plan -f defs.yaml             show what apply would change, change nothing
   featured delete KIND NAME [--version N]  delete a view (version), source, entity or service
-  featured get --features a:b,c:d | --service S --entity user_id=u1[,u2]
+  featured get --features a:b,c:d | --service S --entity user_id=u1[,u2] [--feast | --grpc ADDR]
   featured push --source S -f events.json  push a JSON array of events
   featured registry                      print the registry
   featured status                        print ingest and store status

@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/featured-dev/featured/aggregate/aggregatetest"
 )
 
 // TestServePushRestart walks the README's path on the real binary: apply,
@@ -44,6 +47,13 @@ func TestServePushRestart(t *testing.T) {
 	}
 	view := compiledView(t, defs, "spend")
 	s.checkAgainstReference(t, view, streams)
+
+	// The same lookup over gRPC, as `featured get --grpc` prints it.
+	want := aggregatetest.Reference(view.Layout.Specs(), view.Layout.TTLMillis(), streams["user-000"], 1, time.Now().UnixMilli())
+	out, err = s.cli(t, "get", "--grpc", s.grpc, "--features", "spend:cnt_items_life", "--entity", "user_id=user-000")
+	if err != nil || !strings.Contains(out, fmt.Sprintf(`"int64Val": "%d"`, want.Value.I)) || !strings.Contains(out, "PRESENT") {
+		t.Fatalf("get --grpc: %v\n%s\nwant count %d", err, out, want.Value.I)
+	}
 
 	s.stop(t)
 	s = startServer(t, data)
