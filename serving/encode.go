@@ -183,6 +183,20 @@ func appendBytesString(b []byte, s []byte) []byte {
 // three fractional digits (2006-01-02T15:04:05.123Z), which is how protobuf's
 // JSON mapping of Timestamp, and so Feast, writes them.
 func appendTimestamp(b []byte, ms int64) []byte {
+	var c tsCache
+	return c.append(b, ms)
+}
+
+// tsCache formats timestamps, remembering the date of the last one: the
+// timestamps of one response mostly fall on a day or two, and the calendar
+// arithmetic is the expensive part.
+type tsCache struct {
+	day  int64
+	ok   bool
+	date [10]byte // YYYY-MM-DD
+}
+
+func (c *tsCache) append(b []byte, ms int64) []byte {
 	secs := ms / 1000
 	frac := ms % 1000
 	if frac < 0 {
@@ -195,16 +209,20 @@ func appendTimestamp(b []byte, ms int64) []byte {
 		rem += 86400
 		days--
 	}
-	y, m, d := civil(days)
-	if y < 0 || y > 9999 {
-		b = append(b, '"')
-		b = time.UnixMilli(ms).UTC().AppendFormat(b, "2006-01-02T15:04:05.999Z07:00")
-		return append(b, '"')
+	if !c.ok || c.day != days {
+		y, m, d := civil(days)
+		if y < 0 || y > 9999 {
+			b = append(b, '"')
+			b = time.UnixMilli(ms).UTC().AppendFormat(b, "2006-01-02T15:04:05.999Z07:00")
+			return append(b, '"')
+		}
+		c.date = [10]byte{byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-',
+			byte('0' + m/10), byte('0' + m%10), '-', byte('0' + d/10), byte('0' + d%10)}
+		c.day, c.ok = days, true
 	}
-	b = append(b, '"',
-		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
-		byte('0'+m/10), byte('0'+m%10), '-',
-		byte('0'+d/10), byte('0'+d%10), 'T',
+	b = append(b, '"')
+	b = append(b, c.date[:]...)
+	b = append(b, 'T',
 		byte('0'+rem/36000), byte('0'+rem/3600%10), ':',
 		byte('0'+rem%3600/600), byte('0'+rem%3600/60%10), ':',
 		byte('0'+rem%60/10), byte('0'+rem%10))

@@ -275,3 +275,24 @@ func TestEncodeAllocs(t *testing.T) {
 		t.Errorf("encoding into a warm buffer allocates %.1f times, want 0", allocs)
 	}
 }
+
+func TestTimestampCache(t *testing.T) {
+	// One cache over a sequence that crosses days back and forth must format
+	// every timestamp as a fresh one does.
+	var c tsCache
+	r := rand.New(rand.NewPCG(7, 8))
+	ms := int64(1795514400000)
+	for i := 0; i < 100000; i++ {
+		switch r.IntN(4) {
+		case 0:
+			ms += r.Int64N(3 * 86400000)
+		case 1:
+			ms -= r.Int64N(3 * 86400000)
+		default:
+			ms += r.Int64N(2000) - 1000
+		}
+		if got, want := string(c.append(nil, ms)), string(appendTimestamp(nil, ms)); got != want {
+			t.Fatalf("cached timestamp of %d = %s, want %s", ms, got, want)
+		}
+	}
+}

@@ -131,6 +131,7 @@ func responseToProto(p *plan, req *lookupRequest, out []aggregate.Result) *featu
 	// per value.
 	values := make([]featuredv1.Value, n*(nf+1))
 	stamps := make([]timestamppb.Timestamp, n*(nf+1))
+	wr := wrappers{max: n * (nf + 1)}
 	next := 0
 	column := func() *featuredv1.FeatureVector {
 		return &featuredv1.FeatureVector{
@@ -146,9 +147,9 @@ func responseToProto(p *plan, req *lookupRequest, out []aggregate.Result) *featu
 		next++
 		ev := &req.values[e]
 		if ev.isInt {
-			v.Kind = &featuredv1.Value_Int64Val{Int64Val: ev.i}
+			v.Kind = wr.int64(ev.i)
 		} else {
-			v.Kind = &featuredv1.Value_StringVal{StringVal: string(req.str(ev.s))}
+			v.Kind = wr.string(string(req.str(ev.s)))
 		}
 		keys.Values[e], keys.Statuses[e], keys.EventTimestamps[e] = v, featuredv1.FieldStatus_PRESENT, ts
 	}
@@ -162,7 +163,7 @@ func responseToProto(p *plan, req *lookupRequest, out []aggregate.Result) *featu
 			next++
 			st := statusOf(r)
 			if st == statusPresent {
-				setProtoValue(v, &r.Value)
+				wr.set(v, &r.Value)
 			}
 			if r.Status != aggregate.StatusNotFound && r.EventMillis != 0 {
 				ts.Seconds = r.EventMillis / 1000
@@ -177,6 +178,53 @@ func responseToProto(p *plan, req *lookupRequest, out []aggregate.Result) *featu
 		resp.Results[c+1] = col
 	}
 	return resp
+}
+
+// wrappers hands out oneof wrappers of Value from backing arrays allocated
+// once per response (their capacity is fixed, so pointers stay valid).
+type wrappers struct {
+	max     int
+	ints    []featuredv1.Value_Int64Val
+	doubles []featuredv1.Value_DoubleVal
+	strs    []featuredv1.Value_StringVal
+}
+
+func (w *wrappers) int64(i int64) *featuredv1.Value_Int64Val {
+	if w.ints == nil {
+		w.ints = make([]featuredv1.Value_Int64Val, 0, w.max)
+	}
+	w.ints = append(w.ints, featuredv1.Value_Int64Val{Int64Val: i})
+	return &w.ints[len(w.ints)-1]
+}
+
+func (w *wrappers) double(f float64) *featuredv1.Value_DoubleVal {
+	if w.doubles == nil {
+		w.doubles = make([]featuredv1.Value_DoubleVal, 0, w.max)
+	}
+	w.doubles = append(w.doubles, featuredv1.Value_DoubleVal{DoubleVal: f})
+	return &w.doubles[len(w.doubles)-1]
+}
+
+func (w *wrappers) string(s string) *featuredv1.Value_StringVal {
+	if w.strs == nil {
+		w.strs = make([]featuredv1.Value_StringVal, 0, w.max)
+	}
+	w.strs = append(w.strs, featuredv1.Value_StringVal{StringVal: s})
+	return &w.strs[len(w.strs)-1]
+}
+
+// set sets v to the wire form of a top-level value.
+func (w *wrappers) set(v *featuredv1.Value, a *aggregate.Value) {
+	switch a.Kind {
+	case aggregate.KindInt64:
+		v.Kind = w.int64(a.I)
+	case aggregate.KindFloat64:
+		v.Kind = w.double(a.F)
+	case aggregate.KindString:
+		v.Kind = w.string(a.S)
+	default:
+		setProtoValue(v, a)
+	}
 }
 
 // setProtoValue sets v to the wire form of a; a null leaves v unset.

@@ -78,7 +78,7 @@ feature_services:
 // harness is a real featured stack: registry and Pebble store on
 // t.TempDir(), the pusher, the Server over HTTP and gRPC on 127.0.0.1:0.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	reg   *registry.Registry
 	store *featurestore.Store
 	srv   *serving.Server
@@ -97,7 +97,7 @@ type harness struct {
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newHarness(t *testing.T, opts serving.Options) *harness {
+func newHarness(t testing.TB, opts serving.Options) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	clock := func() time.Time { return now }

@@ -95,6 +95,7 @@ func appendFeastResponse(b []byte, p *plan, req *lookupRequest, out []aggregate.
 	}
 	b = append(b, `]}`...)
 
+	var tc tsCache
 	for c := 0; c < nf; c++ {
 		b = append(b, `,{"values":[`...)
 		for e := 0; e < n; e++ {
@@ -124,7 +125,7 @@ func appendFeastResponse(b []byte, p *plan, req *lookupRequest, out []aggregate.
 			if r.Status == aggregate.StatusNotFound || r.EventMillis == 0 {
 				b = append(b, epochJSON...)
 			} else {
-				b = appendTimestamp(b, r.EventMillis)
+				b = tc.append(b, r.EventMillis)
 			}
 		}
 		b = append(b, `]}`...)
