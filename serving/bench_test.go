@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
 	"github.com/featured-dev/featured/aggregate"
+	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
 	"github.com/featured-dev/featured/serving"
 )
 
