@@ -98,5 +98,17 @@ type Result struct {
 //	func Admit(eventMillis, nowMillis, ttlMillis, maxFutureMillis int64) error
 //	func DefaultHopMillis(windowMillis int64) int64
 //
+// Added by the implementation (see their docs):
+//
+//	func (l *Layout) ReadEncoded(s *State, data []byte, features []int, atMillis int64, out []Result) error
+//	func (s *State) Empty() bool
+//	func (s *State) MaxEventMillis() (int64, bool)
+//	func (s *State) Reset()
+//	func HashValue(v Value) uint64
+//	func EstimateDistinct(hashes []uint64) int64
+//	func FormatMillis(ms int64) string
+//	type SpecError; ErrInvalidSpec, ErrCorrupt, ErrTooLate, ErrTooFarInFuture, ErrUnknownOp, ErrUnknownKind
+//	const DefaultDistinctBound, MaxDistinctBound, MaxLastK
+//
 // State is the aggregation state of one entity in one view version. A State
 // is not safe for concurrent use.

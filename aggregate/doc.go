@@ -55,17 +55,17 @@
 //
 // # Operators
 //
-//	operator        field kinds              result   tile state
-//	count           any, or none (Field -1)  int64    n
-//	sum             int64                    int64    exact 128-bit sum
-//	sum             float64                  float64  float64 sum
-//	min, max        int64, float64           same     value
-//	avg             int64                    float64  exact 128-bit sum, n: sum / n
-//	avg             float64                  float64  float64 sum, n: sum / n
-//	last            int64 float64 string bool  same   value and time of the latest event
-//	last_k(K)       int64 float64 string bool  list   up to K values, newest first
-//	count_distinct  int64 float64 string bool  int64  hash set, or HyperLogLog sketch
-//	stddev,variance int64, float64          float64  n, mean, M2 (Welford)
+//	operator         field kinds                  result   tile state
+//	count            any, or none (Field -1)      int64    n
+//	sum              int64                        int64    exact 128-bit sum
+//	sum              float64                      float64  float64 sum
+//	min, max         int64, float64               same     value
+//	avg              int64                        float64  exact 128-bit sum and n
+//	avg              float64                      float64  float64 sum and n
+//	last             int64, float64, string, bool same     latest event's time and value
+//	last_k(K)        int64, float64, string, bool list     up to K values, newest first
+//	count_distinct   int64, float64, string, bool int64    hash set, or HyperLogLog sketch
+//	stddev, variance int64, float64               float64  n, mean, M2 (Welford)
 //
 // Integer sums are exact: tiles and windows accumulate 128 bits, and a
 // window whose true sum does not fit in an int64 reads as math.MaxInt64 or
@@ -112,6 +112,10 @@
 // (entity, view version)); Decode reads it back, reusing the State's
 // memory, and rejects corrupt input with ErrCorrupt. MaxEventMillis reads the
 // latest event time from the fixed header without decoding, for TTL GC.
-// ReadEncoded decodes only the features a lookup asks for. The byte format is
-// in format.md beside this file.
+// Each windowed feature's section starts with its first and last tile index
+// and the combination of all its tiles; ReadEncoded, the online lookup path,
+// decodes only the features asked for and, when all of a feature's tiles are
+// in the window (reads soon after the last write, as the store prunes before
+// writing), reads only that head. The byte format is in format.md beside
+// this file.
 package aggregate

@@ -171,13 +171,28 @@ func TestWindowEdges(t *testing.T) {
 			if !aggregatetest.Equal(got, tc.want, 1e-15) {
 				t.Errorf("Read(feature %d, at %d)\n got %+v\nwant %+v", tc.feature, tc.at, got, tc.want)
 			}
-			// The same through an encode/decode round trip, bit for bit.
+			// The same through an encode/decode round trip, bit for bit,
+			// and for every feature through ReadEncoded.
+			enc := l.AppendEncode(nil, s)
 			s2 := l.NewState()
-			if err := l.Decode(s2, l.AppendEncode(nil, s)); err != nil {
+			if err := l.Decode(s2, enc); err != nil {
 				t.Fatal(err)
 			}
 			if again := l.Read(s2, tc.feature, tc.at); !aggregatetest.Equal(again, got, 0) {
 				t.Errorf("after decode: %+v, before %+v", again, got)
+			}
+			all := make([]int, len(l.Specs()))
+			for i := range all {
+				all[i] = i
+			}
+			out := make([]aggregate.Result, len(all))
+			if err := l.ReadEncoded(l.NewState(), enc, all, tc.at, out); err != nil {
+				t.Fatal(err)
+			}
+			for f := range all {
+				if want := l.Read(s, f, tc.at); !aggregatetest.Equal(out[f], want, 0) {
+					t.Errorf("feature %d: ReadEncoded %+v, Read %+v", f, out[f], want)
+				}
 			}
 			if tc.refOK {
 				ref := aggregatetest.Reference(l.Specs(), l.TTLMillis(), raw, tc.feature, tc.at)
