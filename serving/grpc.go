@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"strconv"
 
 	"google.golang.org/grpc"
@@ -53,16 +54,17 @@ var _ featuredv1.ServingServiceServer = servingService{}
 
 // GetOnlineFeatures is the lookup of POST /get-online-features over gRPC: the
 // same resolution, limits, errors and column-major result.
-func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.GetOnlineFeaturesRequest) (*featuredv1.GetOnlineFeaturesResponse, error) {
+func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.GetOnlineFeaturesRequest) (_ *featuredv1.GetOnlineFeaturesResponse, err error) {
 	s := g.s
+	defer s.recoverGRPC("GetOnlineFeatures", &err)
 	l := s.getLookup()
 	defer s.putLookup(l)
 	if err := requestFromProto(&l.req, in, s.opts.MaxFeatures, s.opts.MaxEntities); err != nil {
 		return nil, toGRPC(err)
 	}
-	p, _, err := s.lookupDecoded(ctx, l)
-	if err != nil {
-		return nil, toGRPC(err)
+	p, _, lerr := s.lookupDecoded(ctx, l)
+	if lerr != nil {
+		return nil, toGRPC(lerr)
 	}
 	return responseToProto(p, &l.req, l.out), nil
 }
@@ -283,8 +285,9 @@ var _ featuredv1.IngestServiceServer = ingestService{}
 // Push is POST /v1/push over gRPC. An atomic push with rejected events fails
 // with INVALID_ARGUMENT and carries the PushResponse (the rejected rows) in
 // the status details.
-func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (*featuredv1.PushResponse, error) {
+func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ *featuredv1.PushResponse, err error) {
 	s := g.s
+	defer s.recoverGRPC("Push", &err)
 	if err := s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -299,20 +302,30 @@ func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (*f
 		}
 		events[i] = m
 	}
-	res, err := s.pusher.PushValues(ctx, in.GetSource(), events, in.GetAtomic())
+	res, perr := s.pusher.PushValues(ctx, in.GetSource(), events, in.GetAtomic())
 	out := &featuredv1.PushResponse{Accepted: int64(res.Accepted)}
 	for _, r := range res.Rejected {
 		out.Rejected = append(out.Rejected, &featuredv1.RowError{Index: int32(r.Index), Field: r.Field, Reason: r.Reason, Code: r.Code})
 	}
-	if err != nil {
-		if errors.Is(err, ingest.ErrAtomicRejected) {
-			st := status.New(codes.InvalidArgument, err.Error())
+	if perr != nil {
+		if errors.Is(perr, ingest.ErrAtomicRejected) {
+			st := status.New(codes.InvalidArgument, perr.Error())
 			if withDetails, derr := st.WithDetails(out); derr == nil {
 				st = withDetails
 			}
 			return nil, st.Err()
 		}
-		return nil, toGRPC(err)
+		return nil, toGRPC(perr)
 	}
 	return out, nil
+}
+
+// recoverGRPC turns a panic in a gRPC method into a logged Internal error
+// (grpc-go does not recover panics; the caller's interceptors may not
+// either). Deferred by every method.
+func (s *Server) recoverGRPC(method string, err *error) {
+	if v := recover(); v != nil {
+		s.opts.Logger.Error("serving: panic in gRPC method", "method", method, "panic", v, "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "serving: internal error: %v", v)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
@@ -29,6 +30,7 @@ import (
 // {"field":"features[1]","value":"user_spend:nope","reason":"unknown feature"}]}}.
 func (s *Server) HTTPHandler() http.Handler {
 	r := chi.NewRouter()
+	r.Use(s.recoverer)
 	r.Post("/get-online-features", s.handleFeastLookup)
 	r.Post("/v1/features", s.handleNativeLookup)
 	r.Post("/v1/push", s.handlePush)
@@ -48,6 +50,25 @@ func (s *Server) HTTPHandler() http.Handler {
 		s.writeError(w, r, fmt.Errorf("%w: %s %s", errMethod, r.Method, r.URL.Path))
 	})
 	return r
+}
+
+// recoverer turns a panic in a handler into a logged 500, so that one bad
+// request cannot take the connection (or, under a test, the process) down.
+// No input is known to panic; the decoders are fuzzed.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.opts.Logger.Error("serving: panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v,
+					"stack", string(debug.Stack()))
+				s.writeError(w, r, fmt.Errorf("serving: internal error: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 var (

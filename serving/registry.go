@@ -225,7 +225,8 @@ func changesToProto(p *registry.Plan) []*featuredv1.Change {
 	return out
 }
 
-func (g registryService) Apply(_ context.Context, in *featuredv1.ApplyRequest) (*featuredv1.ApplyResponse, error) {
+func (g registryService) Apply(_ context.Context, in *featuredv1.ApplyRequest) (_ *featuredv1.ApplyResponse, err error) {
+	defer g.s.recoverGRPC("Apply", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -240,7 +241,8 @@ func (g registryService) Apply(_ context.Context, in *featuredv1.ApplyRequest) (
 	return &featuredv1.ApplyResponse{Changes: changesToProto(p), Text: p.String()}, nil
 }
 
-func (g registryService) Plan(_ context.Context, in *featuredv1.PlanRequest) (*featuredv1.PlanResponse, error) {
+func (g registryService) Plan(_ context.Context, in *featuredv1.PlanRequest) (_ *featuredv1.PlanResponse, err error) {
+	defer g.s.recoverGRPC("Plan", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -255,7 +257,8 @@ func (g registryService) Plan(_ context.Context, in *featuredv1.PlanRequest) (*f
 	return &featuredv1.PlanResponse{Changes: changesToProto(p), Text: p.String()}, nil
 }
 
-func (g registryService) Delete(ctx context.Context, in *featuredv1.DeleteRequest) (*featuredv1.DeleteResponse, error) {
+func (g registryService) Delete(ctx context.Context, in *featuredv1.DeleteRequest) (_ *featuredv1.DeleteResponse, err error) {
+	defer g.s.recoverGRPC("Delete", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -286,7 +289,8 @@ func viewToProto(v *registry.View) *featuredv1.FeatureView {
 	return out
 }
 
-func (g registryService) ListViews(context.Context, *featuredv1.ListViewsRequest) (*featuredv1.ListViewsResponse, error) {
+func (g registryService) ListViews(context.Context, *featuredv1.ListViewsRequest) (_ *featuredv1.ListViewsResponse, err error) {
+	defer g.s.recoverGRPC("ListViews", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -298,7 +302,8 @@ func (g registryService) ListViews(context.Context, *featuredv1.ListViewsRequest
 	return out, nil
 }
 
-func (g registryService) GetRegistry(context.Context, *featuredv1.GetRegistryRequest) (*featuredv1.GetRegistryResponse, error) {
+func (g registryService) GetRegistry(context.Context, *featuredv1.GetRegistryRequest) (_ *featuredv1.GetRegistryResponse, err error) {
+	defer g.s.recoverGRPC("GetRegistry", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
