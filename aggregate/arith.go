@@ -59,6 +59,11 @@ func (x i128) add(y i128) i128 {
 	return i128{lo: lo, hi: x.hi + y.hi + int64(c)}
 }
 
+func (x i128) sub(y i128) i128 {
+	lo, b := bits.Sub64(x.lo, y.lo, 0)
+	return i128{lo: lo, hi: x.hi - y.hi - int64(b)}
+}
+
 // clamp returns x saturated to the int64 range.
 func (x i128) clamp() int64 {
 	if x.hi == int64(x.lo)>>63 {

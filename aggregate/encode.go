@@ -689,9 +689,16 @@ func (l *Layout) ReadEncoded(s *State, data []byte, features []int, atMillis int
 				continue
 			}
 			top := floorDiv(atMillis, f.hop)
-			if h.last <= top && h.first >= subSat(top, f.span) {
+			bottom := subSat(top, f.span)
+			if h.last <= top && h.first >= bottom {
 				out[i] = result(f, &h.sum, h.sumStr, maxMillis)
 				continue
+			}
+			if h.last <= top && f.exact() {
+				if c, ok := subtractPrefix(f, &h, sec, bottom); ok {
+					out[i] = result(f, &c, "", maxMillis)
+					continue
+				}
 			}
 		}
 		fs := &s.feats[fi]
@@ -714,4 +721,48 @@ func appendValue(dst []byte, k Kind, bits int64, s string) []byte {
 		return append(dst, s...)
 	}
 	return binary.AppendVarint(dst, bits)
+}
+
+// exact reports whether the feature's combination is exact integer
+// arithmetic (count, and sum and avg over int64), so that removing tiles
+// from a combination gives the bits of combining the rest.
+func (f *feat) exact() bool {
+	return f.code == cCount || f.code == cSumInt || f.code == cAvgInt
+}
+
+// subtractPrefix returns the combination of the section's tiles with index
+// >= bottom for an exact feature: the summary minus the tiles below bottom,
+// reading only those. ok is false on malformed input (the caller then
+// decodes the section, which reports it).
+func subtractPrefix(f *feat, h *sectionHead, sec []byte, bottom int64) (c tile, ok bool) {
+	c = h.sum
+	off := h.off
+	idx := h.first
+	for j := 0; j < h.ntiles; j++ {
+		if j > 0 {
+			var d uint64
+			d, off = getUvarint(sec, off)
+			if off < 0 || d-1 >= uint64(math.MaxInt64-idx) {
+				return c, false
+			}
+			idx += int64(d)
+		}
+		if idx >= bottom {
+			return c, true
+		}
+		var n int64
+		n, off = getCount(sec, off)
+		c.n -= n
+		if f.code != cCount {
+			var lo, hi int64
+			lo, off = getVarint(sec, off)
+			hi, off = getVarint(sec, off)
+			x := i128{lo: uint64(c.a), hi: c.b}.sub(i128{lo: uint64(lo), hi: hi})
+			c.a, c.b = int64(x.lo), x.hi
+		}
+		if off < 0 {
+			return c, false
+		}
+	}
+	return c, true
 }
