@@ -33,7 +33,7 @@ type Store struct {
 	closed    chan struct{}
 	closeErr  error
 
-	statePools sync.Map // *aggregate.Layout -> *sync.Pool of *aggregate.State
+	statePools sync.Map // *aggregate.Layout -> *sync.Pool of scratch *aggregate.State for ReadEncoded
 	keyPool    sync.Pool
 }
 
@@ -294,17 +294,13 @@ func (s *Store) Read(vk ViewKey, l *aggregate.Layout, entity []byte, features []
 		return fmt.Errorf("featurestore: read view %d@v%d: %w", vk.ID, vk.Version, err)
 	}
 	pool := s.statePool(l)
-	st := pool.Get().(*aggregate.State)
-	err = l.Decode(st, v)
+	scratch := pool.Get().(*aggregate.State)
+	err = l.ReadEncoded(scratch, v, features, atMillis, out)
 	closer.Close()
+	pool.Put(scratch)
 	if err != nil {
-		pool.Put(st)
 		return fmt.Errorf("featurestore: read view %d@v%d: %w", vk.ID, vk.Version, err)
 	}
-	for i, f := range features {
-		out[i] = l.Read(st, f, atMillis)
-	}
-	pool.Put(st)
 	return nil
 }
 
