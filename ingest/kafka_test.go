@@ -12,6 +12,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
 	"github.com/featured-dev/featured/internal/kafkatest"
+	"github.com/featured-dev/featured/registry"
 )
 
 // kafkaRun runs a Kafka ingester until the test ends or stop is called.
@@ -220,5 +221,45 @@ func TestKafkaMissingTopic(t *testing.T) {
 	waitFor(t, "the event applied", 30*time.Second, func() bool {
 		applied, _ := counted(run.k, "tx_kafka")
 		return applied == 1
+	})
+}
+
+// TestKafkaConsumersFollowRegistry: a Kafka source applied while featured
+// runs starts consuming without a restart, and deleting it stops its
+// consumer.
+func TestKafkaConsumersFollowRegistry(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "tx", 2)
+	t.Cleanup(func() { kafkatest.DeleteTopic(t, brokers, topic+".dlq") })
+	e := newEnv(t, `entities: [{name: user, join_key: user_id, type: string}]`)
+	e.now = time.Now()
+	run := e.runKafka(t, brokers)
+	if st := run.k.Status(); len(st) != 0 {
+		t.Fatalf("consumers before any Kafka source: %+v", st)
+	}
+	d, err := registry.ParseYAML([]byte(defsFor("tx_kafka", "v", topic)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Produce(t, brokers, topic, []kafka.Message{{Key: []byte("u"), Value: []byte(fmt.Sprintf(`{"user_id":"u","ts":%d}`, e.now.UnixMilli()))}})
+	waitFor(t, "the new source's event applied", 30*time.Second, func() bool {
+		applied, _ := counted(run.k, "tx_kafka")
+		return applied == 1
+	})
+	for _, del := range [][2]string{{"view", "v"}, {"source", "tx_kafka"}} {
+		if _, err := e.reg.Delete(del[0], del[1], 0); err != nil {
+			t.Fatalf("delete %s %s: %v", del[0], del[1], err)
+		}
+	}
+	waitFor(t, "the consumer to stop", 30*time.Second, func() bool {
+		for _, c := range run.k.Status() {
+			if c.Source == "tx_kafka" {
+				return false
+			}
+		}
+		return true
 	})
 }

@@ -1,0 +1,79 @@
+package lint
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/featured-dev/featured"
+
+// allowed lists, per package of ours, the packages of ours it may import.
+// A package not listed may import none of ours. Test-only imports are not
+// checked.
+var allowed = map[string][]string{
+	"aggregate":               {},
+	"aggregate/aggregatetest": {"aggregate"},
+	"internal/keyenc":         {"aggregate"},
+	"registry":                {"aggregate"},
+	"featurestore":            {"aggregate"},
+	"api/featured/v1":         {},
+	"ingest":                  {"aggregate", "featurestore", "registry", "internal/keyenc"},
+	"offline":                 {"aggregate", "featurestore", "registry", "internal/keyenc", "ingest"},
+	"serving":                 {"aggregate", "featurestore", "registry", "ingest", "offline", "internal/keyenc", "api/featured/v1"},
+	"cmd/featured":            {"*"},
+	"loadtest":                {"*"},
+	"internal/kafkatest":      {},
+	"internal/lint":           {},
+}
+
+// TestImportDirection fails when a package imports one of ours that the
+// layout does not allow, or when a package of ours is missing from the
+// table (decide where it sits before adding it).
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		if strings.HasPrefix(rel, "loadtest") {
+			rel = "loadtest"
+		}
+		ok, listed := allowed[rel]
+		if !listed {
+			t.Errorf("package %s is not in the import table of internal/lint", p.ImportPath)
+			continue
+		}
+		for _, imp := range p.Imports {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			dep := strings.TrimPrefix(imp, module+"/")
+			if !contains(ok, dep) && !contains(ok, "*") {
+				t.Errorf("%s imports %s, which the layout forbids (allowed: %v)", rel, dep, ok)
+			}
+			if dep == "cmd/featured" || strings.HasPrefix(dep, "loadtest") {
+				t.Errorf("%s imports %s: nothing may import the binary or the load generator", rel, dep)
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
