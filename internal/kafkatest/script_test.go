@@ -37,24 +37,29 @@ func script(t *testing.T, env []string, args ...string) (code int, addr, out str
 	return code, addr, string(b)
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close() // held until all are chosen, so they differ
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // isolated returns script settings for a broker of its own: a fresh state dir
 // and free ports, sharing the jar cache.
 func isolated(t *testing.T) []string {
+	ports := freePorts(t, 2)
 	return []string{
 		"KAFKA_DIR=" + t.TempDir(),
-		"KAFKA_PORT=" + strconv.Itoa(freePort(t)),
-		"KAFKA_CONTROLLER_PORT=" + strconv.Itoa(freePort(t)),
+		"KAFKA_PORT=" + strconv.Itoa(ports[0]),
+		"KAFKA_CONTROLLER_PORT=" + strconv.Itoa(ports[1]),
 	}
 }
 
@@ -96,7 +101,7 @@ func TestScriptPortTaken(t *testing.T) {
 	env := []string{
 		"KAFKA_DIR=" + dir,
 		"KAFKA_PORT=" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port),
-		"KAFKA_CONTROLLER_PORT=" + strconv.Itoa(freePort(t)),
+		"KAFKA_CONTROLLER_PORT=" + strconv.Itoa(freePorts(t, 1)[0]),
 	}
 	code, addr, out := script(t, env, "start")
 	if code == 0 || addr != "" || !strings.Contains(out, "is in use by another process") {
