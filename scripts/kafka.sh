@@ -314,7 +314,7 @@ cmd_start() {
 	local port
 	for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
 		if port_open "$port"; then
-			ss -ltnp "sport = :$port" 2>/dev/null >&2 || true
+			ss -ltnp "sport = :$port" >&2 2>/dev/null || true
 			die "127.0.0.1:$port is in use by another process (not a broker started from $KAFKA_DIR); free it or set KAFKA_PORT/KAFKA_CONTROLLER_PORT"
 		fi
 	done
