@@ -17,7 +17,8 @@
 // Each helper bounds its broker calls with a deadline and never waits forever.
 //
 // Topics made by [CreateTopic] get a random suffix, so parallel tests and test
-// binaries never share one, and are deleted in t.Cleanup. The broker has
+// binaries never share one, and are deleted in t.Cleanup; CreateNamedTopic is for
+// the rare test that must know the exact name first. The broker has
 // auto.create.topics.enable=false: writing to or reading from a topic that was not
 // created fails, as it will for featured in production.
 package kafkatest

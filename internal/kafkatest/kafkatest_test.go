@@ -111,6 +111,23 @@ func TestCreateTopic(t *testing.T) {
 		})
 	})
 
+	t.Run("named topic and DeleteTopic", func(t *testing.T) {
+		topic := uniqueName("named")
+		if TopicExists(t, brokers, topic) {
+			t.Fatalf("topic %s exists before CreateNamedTopic", topic)
+		}
+		CreateNamedTopic(t, brokers, topic, 2)
+		if got := partitionCount(t, brokers, topic); got != 2 {
+			t.Fatalf("named topic %s has %d partitions, want 2", topic, got)
+		}
+		DeleteTopic(t, brokers, topic)
+		waitFor(t, 30*time.Second, fmt.Sprintf("topic %s to be deleted", topic), func() bool {
+			return !TopicExists(t, brokers, topic)
+		})
+		// Deleting a missing topic (again here, and by the cleanup) is no error.
+		DeleteTopic(t, brokers, topic)
+	})
+
 	t.Run("no implicit creation", func(t *testing.T) {
 		// featured must treat a missing topic as an error; the broker runs with
 		// auto.create.topics.enable=false so that tests see what production sees.
