@@ -25,14 +25,20 @@ type privateBroker struct {
 	addr   string
 }
 
-func freePort(t *testing.T) int {
+// freePorts returns n distinct free ports: all listeners are held until
+// every port is chosen, so two calls cannot return the same one.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 func startPrivateBroker(t *testing.T) *privateBroker {
@@ -41,12 +47,12 @@ func startPrivateBroker(t *testing.T) *privateBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	ports := freePorts(t, 2)
 	b := &privateBroker{
 		script: filepath.Join(root, "scripts", "kafka.sh"),
-		env: append(os.Environ(), "KAFKA_PORT="+strconv.Itoa(port),
-			"KAFKA_CONTROLLER_PORT="+strconv.Itoa(freePort(t)), "KAFKA_DIR="+filepath.Join(t.TempDir(), "kafka")),
-		addr: "127.0.0.1:" + strconv.Itoa(port),
+		env: append(os.Environ(), "KAFKA_PORT="+strconv.Itoa(ports[0]),
+			"KAFKA_CONTROLLER_PORT="+strconv.Itoa(ports[1]), "KAFKA_DIR="+filepath.Join(t.TempDir(), "kafka")),
+		addr: "127.0.0.1:" + strconv.Itoa(ports[0]),
 	}
 	b.run(t, "start")
 	t.Cleanup(func() { b.run(t, "stop") })
