@@ -235,6 +235,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "not ready\n")
 		return
 	}
+	if s.opts.ReadyCheck != nil {
+		if err := s.opts.ReadyCheck(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+			return
+		}
+	}
 	_, _ = io.WriteString(w, "ready\n")
 }
 

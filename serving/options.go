@@ -25,6 +25,12 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives internal errors (500s). The default discards.
 	Logger *slog.Logger
+	// ReadyCheck, when set, is asked by /readyz after the ready flag: a
+	// non-nil error makes /readyz answer 503 with the error's text (for
+	// example a Kafka source whose topic does not exist). Lookups are not
+	// refused for it: the store still serves what it holds. Nil means
+	// always ready.
+	ReadyCheck func() error
 }
 
 // Defaults of Options.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -984,5 +986,29 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := serving.New(nil, nil, nil, serving.Options{}); err == nil {
 		t.Error("New with nil parts succeeded")
+	}
+}
+
+func TestReadyCheck(t *testing.T) {
+	var problem atomic.Pointer[error]
+	h := newHarness(t, serving.Options{ReadyCheck: func() error {
+		if p := problem.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}})
+	h.apply(definitions)
+	if st, _ := h.do("GET", "/readyz", "", nil); st != http.StatusOK {
+		t.Fatalf("readyz with a passing check: %d", st)
+	}
+	err := errors.New(`kafka source "tx" (topic "t"): topic does not exist`)
+	problem.Store(&err)
+	st, body := h.do("GET", "/readyz", "", nil)
+	if st != http.StatusServiceUnavailable || !strings.Contains(string(body), "topic does not exist") {
+		t.Fatalf("readyz with a failing check: %d %q, want 503 naming the problem", st, body)
+	}
+	// Lookups still work: the store serves what it holds.
+	if st, body := h.post("/get-online-features", map[string]any{"features": userRefs, "entities": map[string]any{"user_id": []any{"u1"}}}); st != http.StatusOK {
+		t.Fatalf("lookup while a ready check fails: %d %s", st, body)
 	}
 }

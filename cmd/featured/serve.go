@@ -137,9 +137,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	srv, err := serving.New(reg, store, pusher, serving.Options{
-		MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log,
-	})
+	sopts := serving.Options{MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log}
+	if kafkaIngest != nil {
+		sopts.ReadyCheck = kafkaIngest.Ready
+	}
+	srv, err := serving.New(reg, store, pusher, sopts)
 	if err != nil {
 		return err
 	}
