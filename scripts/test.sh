@@ -21,6 +21,9 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+echo "== generated code matches api/*.proto"
+bash scripts/genproto.sh --verify
+
 echo "== go vet"
 go vet ./...
 
