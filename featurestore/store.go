@@ -33,8 +33,10 @@ type Store struct {
 	closed    chan struct{}
 	closeErr  error
 
-	statePools sync.Map // *aggregate.Layout -> *sync.Pool of scratch *aggregate.State for ReadEncoded
-	keyPool    sync.Pool
+	// scratch holds *aggregate.State for ReadEncoded; one pool serves every
+	// layout because ReadEncoded resets and fits the state it is given.
+	scratch sync.Pool
+	keyPool sync.Pool
 }
 
 const shardsFile = "SHARDS"
@@ -54,6 +56,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	cache := pebble.NewCache(opts.CacheBytes)
 	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{})}
 	s.keyPool.New = func() any { b := make([]byte, 0, 64); return &b }
+	s.scratch.New = func() any { return new(aggregate.State) }
 	for i := 0; i < opts.Shards; i++ {
 		po := &pebble.Options{
 			Cache:  cache,
@@ -293,23 +296,14 @@ func (s *Store) Read(vk ViewKey, l *aggregate.Layout, entity []byte, features []
 	if err != nil {
 		return fmt.Errorf("featurestore: read view %d@v%d: %w", vk.ID, vk.Version, err)
 	}
-	pool := s.statePool(l)
-	scratch := pool.Get().(*aggregate.State)
+	scratch := s.scratch.Get().(*aggregate.State)
 	err = l.ReadEncoded(scratch, v, features, atMillis, out)
 	closer.Close()
-	pool.Put(scratch)
+	s.scratch.Put(scratch)
 	if err != nil {
 		return fmt.Errorf("featurestore: read view %d@v%d: %w", vk.ID, vk.Version, err)
 	}
 	return nil
-}
-
-func (s *Store) statePool(l *aggregate.Layout) *sync.Pool {
-	if p, ok := s.statePools.Load(l); ok {
-		return p.(*sync.Pool)
-	}
-	p, _ := s.statePools.LoadOrStore(l, &sync.Pool{New: func() any { return l.NewState() }})
-	return p.(*sync.Pool)
 }
 
 // pebbleLogger sends Pebble's logs to slog.
