@@ -33,6 +33,12 @@ type Write struct {
 	Targets     []Target
 	// Position is set for events read from Kafka; nil for pushed events.
 	Position *Position
+	// IngestMillis is the ingest clock when the event was admitted (the
+	// instant its per-view TTL admission was decided), for the event log.
+	IngestMillis int64
+	// Schema names Fields for the event log; nil when the store has no
+	// EventLog or the caller does not log.
+	Schema *Schema
 }
 
 // The Store's methods used by other packages (bodies in store.go):

@@ -39,6 +39,10 @@ type Options struct {
 	// Views reports whether a view version is live and its TTL. The TTL scan
 	// deletes states of views it reports as not live. Nil disables the scan.
 	Views func(ViewKey) (ttl time.Duration, live bool)
+	// EventLog, when set, records every applied write in fold order and
+	// commits its position with each shard's batch (see EventLog). Nil: no
+	// log.
+	EventLog EventLog
 	// Now is the clock. The default value is time.Now.
 	Now func() time.Time
 	// Logger receives the store's and Pebble's logs. The default value is

@@ -69,6 +69,7 @@ type shard struct {
 	changed map[topicPartition]bool  // offsets to write in the next commit
 	keyBuf  []byte
 	valBuf  []byte
+	folded  []ViewKey // scratch for EventLog.Append
 
 	mu struct {
 		sync.Mutex
@@ -104,6 +105,21 @@ func newShard(id int, db *pebble.DB, opts *Options) (*shard, error) {
 	s.mu.committed = make(map[topicPartition]int64)
 	if err := s.loadOffsets(); err != nil {
 		return nil, err
+	}
+	if l := opts.EventLog; l != nil {
+		var pos []byte
+		v, closer, err := db.Get(metaLogKey)
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("shard %d: read event log position: %w", id, err)
+		default:
+			pos = append([]byte(nil), v...)
+			closer.Close()
+		}
+		if err := l.Recover(id, pos); err != nil {
+			return nil, fmt.Errorf("shard %d: recover event log: %w", id, err)
+		}
 	}
 	return s, nil
 }
@@ -237,6 +253,13 @@ func (s *shard) applyWrites(ws []Write) {
 				cs.dirty = true
 				s.dirty = append(s.dirty, cs)
 			}
+			if s.opts.EventLog != nil {
+				s.folded = append(s.folded, t.Key)
+			}
+		}
+		if l := s.opts.EventLog; l != nil {
+			l.Append(s.id, w, s.folded)
+			s.folded = s.folded[:0]
 		}
 		s.pending++
 	}
@@ -291,7 +314,26 @@ func (s *shard) commit() {
 	if s.syncReq {
 		opts = pebble.Sync
 	}
-	err := s.batch.Commit(opts)
+	var err error
+	if l := s.opts.EventLog; l != nil {
+		var pos []byte
+		var force bool
+		pos, force, err = l.Commit(s.id, s.syncReq, s.opts.Now().UnixMilli())
+		if force {
+			opts = pebble.Sync
+		}
+		if err == nil {
+			_ = s.batch.Set(metaLogKey, pos, nil)
+		} else {
+			err = fmt.Errorf("event log: %w", err)
+		}
+	}
+	if err == nil {
+		err = s.batch.Commit(opts)
+	}
+	if l := s.opts.EventLog; l != nil {
+		l.Committed(s.id, err)
+	}
 	s.batch.Reset()
 	applied := s.pending
 	s.pending = 0

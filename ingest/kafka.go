@@ -594,6 +594,9 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 			Fields:      rec.Fields,
 			Targets:     targets,
 			Position:    &positions[i],
+			// The log replays admission from the ingest clock.
+			IngestMillis: now.UnixMilli(),
+			Schema:       rt.schema,
 		})
 		maxMillis = max(maxMillis, rec.EventMillis)
 	}

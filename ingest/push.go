@@ -159,6 +159,9 @@ func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, de
 			EventMillis: rec.EventMillis,
 			Fields:      rec.Fields,
 			Targets:     targets,
+			// The log replays admission from the ingest clock.
+			IngestMillis: now.UnixMilli(),
+			Schema:       rt.schema,
 		})
 	}
 	for _, r := range res.Rejected {

@@ -16,7 +16,8 @@ type route struct {
 	src       *registry.Source
 	dec       *decoder
 	targets   []featurestore.Target
-	ttlMillis []int64 // per target
+	schema    *featurestore.Schema // names the decoded fields for the event log
+	ttlMillis []int64              // per target
 	maxTTL    int64
 }
 
@@ -52,6 +53,11 @@ func (r *router) route(source string) *route {
 		return nil
 	}
 	rt := &route{src: src, dec: newDecoder(src, snap.SourceKeyKind(source))}
+	rt.schema = &featurestore.Schema{Source: src.Name, KeyKind: snap.SourceKeyKind(source)}
+	for _, f := range src.Fields {
+		rt.schema.Names = append(rt.schema.Names, f.Name)
+		rt.schema.Kinds = append(rt.schema.Kinds, f.Kind)
+	}
 	for _, v := range snap.LiveViews(source) {
 		ttl := v.TTL.Milliseconds()
 		rt.targets = append(rt.targets, featurestore.Target{

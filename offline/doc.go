@@ -1,4 +1,5 @@
-// Package offline will own point-in-time training-set export (Parquet and
-// Arrow IPC) computed with the same aggregate.Layout code as online serving.
-// It is a placeholder until the offline-export issue.
+// Package offline owns featured's offline log and point-in-time export.
+//
+// Placeholder doc; the full package documentation is written with the
+// export.
 package offline

@@ -1,0 +1,50 @@
+package featurestore
+
+import "github.com/featured-dev/featured/aggregate"
+
+// Schema names the values of Write.Fields for the event log: the source the
+// event came from, its entity key kind and its fields' names and kinds, in
+// Fields order. Ingest shares one *Schema per source definition; the store
+// only hands it to Options.EventLog.
+type Schema struct {
+	Source string
+	// KeyKind is the entity key's kind: aggregate.KindString or KindInt64.
+	KeyKind aggregate.Kind
+	Names   []string
+	Kinds   []aggregate.Kind
+}
+
+// EventLog is the offline log's hook into the shard writers. It sees every
+// write a shard applies, in the order the shard folds them, and commits its
+// record of them in step with the shard's Pebble batch: the position Commit
+// returns is stored in the same batch as the state the writes produced, so
+// after a crash the log and the state name the same prefix of events.
+//
+// Concurrency: Recover is called from Open, once per shard, before the
+// shard's writer starts. Append, Commit and Committed for shard i are always
+// called from shard i's writer goroutine, in that protocol order: any number
+// of Appends, then Commit, then Committed with the batch's outcome. Calls for
+// different shards run concurrently.
+type EventLog interface {
+	// Recover tells the log the position shard last committed (nil when it
+	// never committed one): the log drops whatever it holds past it.
+	Recover(shard int, committed []byte) error
+	// Append records one write as the shard applied it. folded lists the
+	// view versions the event was folded into (a subset of w.Targets: a
+	// target whose state is corrupt is skipped). Neither w nor folded may be
+	// retained after the call.
+	Append(shard int, w *Write, folded []ViewKey)
+	// Commit makes the writes appended since the last Commit at least as
+	// durable as the batch about to be committed (sync: the batch is
+	// fsynced) and returns the position to store with it. nowMillis is the
+	// store's clock. forceSync asks the store to fsync this batch although
+	// sync is false. An error fails the batch.
+	Commit(shard int, sync bool, nowMillis int64) (pos []byte, forceSync bool, err error)
+	// Committed reports the batch's outcome. On error the state of the
+	// writes appended since the previous successful commit is dropped, and
+	// so must the log's record of them be.
+	Committed(shard int, err error)
+}
+
+// metaLogKey holds a shard's last committed EventLog position.
+var metaLogKey = []byte{prefixMeta, 'l', 'o', 'g'}

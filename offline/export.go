@@ -1,0 +1,742 @@
+package offline
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/registry"
+)
+
+// Mode is how an export decides which logged events a spine row (entity, T)
+// sees.
+type Mode string
+
+const (
+	// ModeServed (the default) answers exactly what online serving answered
+	// at T: the events of the entity that were committed to the online store
+	// at or before T (the log's commit time), folded in the order the store
+	// folded them, into the view versions the store folded them into. An
+	// event with event time <= T that arrived after T is not in the answer,
+	// as it was not online; one stamped after T but already ingested is.
+	ModeServed Mode = "served"
+	// ModeEvent answers as if every event had arrived at its event time:
+	// the events with event time <= T (Feast's event_timestamp <= T), folded
+	// in event-time order (log order on ties), with no admission check. For
+	// history replayed after the fact, where arrival says nothing.
+	ModeEvent Mode = "event"
+)
+
+// Request is one export.
+type Request struct {
+	// Features are references ("view:feature", "view@v2:feature"); or
+	// Service names a feature service. Exactly one of them.
+	Features []string
+	Service  string
+	// Mode is ModeServed when empty.
+	Mode Mode
+	// TimeColumn is the spine's time column; DefaultTimeColumn when empty.
+	TimeColumn string
+	// Statuses adds a "<name>__status" string column per feature: PRESENT,
+	// NULL_VALUE or NOT_FOUND.
+	Statuses bool
+	// FullNames names feature columns "view__feature" (Feast's
+	// full_feature_names) instead of "feature".
+	FullNames bool
+	// MemoryBytes bounds the export's working set (spine keys, the log rows
+	// of one bucket, results); larger inputs are partitioned by entity hash
+	// into spill files. The default value is 512 MiB.
+	MemoryBytes int64
+	// TempDir holds spill files. The default is os.TempDir().
+	TempDir string
+
+	// asOf, when set (verify-skew), bounds the events of a spine row to
+	// those with LSN < asOf[row] in the entity's shard instead of by time.
+	asOf []int64
+}
+
+// Stats reports an export.
+type Stats struct {
+	Rows      int64 `json:"rows"`
+	Features  int   `json:"features"`
+	LogRows   int64 `json:"log_rows"`
+	Buckets   int   `json:"buckets"`
+	SpillUsed bool  `json:"spilled"`
+}
+
+// Sink receives the export: the schema once, then record batches in spine
+// order.
+type Sink interface {
+	Begin(schema *arrow.Schema) error
+	Write(rec arrow.RecordBatch) error
+}
+
+// Exporter runs point-in-time exports over a Log with a Registry's view
+// definitions. It is safe for concurrent use.
+type Exporter struct {
+	reg *registry.Registry
+	log *Log
+}
+
+// NewExporter returns an Exporter.
+func NewExporter(reg *registry.Registry, log *Log) *Exporter { return &Exporter{reg: reg, log: log} }
+
+// column is one output feature column.
+type column struct {
+	name   string
+	kind   aggregate.Kind // result kind
+	elem   aggregate.Kind // list element kind
+	status bool
+}
+
+// exportView is one view version an export reads, with the features it
+// needs and where they go.
+type exportView struct {
+	view     *registry.View
+	vk       int64
+	features []int // feature indexes
+	cols     []int // output column of each, within the group
+	// fieldMap maps the view's Source.Fields to the fields of rows of
+	// schema mapped; scratch receives them.
+	mapped   *schema
+	fieldMap []int
+	scratch  []aggregate.Value
+}
+
+// group is the views of one entity join key.
+type group struct {
+	joinKey string
+	keyKind aggregate.Kind
+	views   []*exportView
+	sources map[string]bool
+	cols    []column
+	colBase int // first output feature column of the group
+}
+
+// plan resolves the request into groups of views by join key.
+func (x *Exporter) plan(req *Request) ([]*group, []column, error) {
+	snap := x.reg.Snapshot()
+	var res []registry.Resolved
+	var err error
+	switch {
+	case req.Service != "" && len(req.Features) > 0:
+		return nil, nil, badInput("give features or a feature service, not both")
+	case req.Service != "":
+		res, err = snap.ResolveService(req.Service)
+	case len(req.Features) == 0:
+		return nil, nil, badInput("no features: give feature references or a feature service")
+	default:
+		res, err = snap.Resolve(req.Features)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	byKey := map[string]*group{}
+	var groups []*group
+	seen := map[string]string{}
+	type placed struct {
+		g   *group
+		col int
+	}
+	var order []placed
+	for _, r := range res {
+		v := r.View
+		g := byKey[v.Entity.JoinKey]
+		if g == nil {
+			g = &group{joinKey: v.Entity.JoinKey, keyKind: v.Entity.Type, sources: map[string]bool{}}
+			byKey[v.Entity.JoinKey] = g
+			groups = append(groups, g)
+		}
+		if g.keyKind != v.Entity.Type {
+			return nil, nil, badInput("join key %q has two types", v.Entity.JoinKey)
+		}
+		name := r.Name
+		if req.FullNames {
+			name = v.Name + "__" + r.Name
+		}
+		if prev, dup := seen[name]; dup {
+			return nil, nil, badInput("output column %q named twice (%s and %s); use full names", name, prev, r.Ref)
+		}
+		seen[name] = r.Ref
+		vk := viewKeyInt(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)})
+		var ev *exportView
+		for _, e := range g.views {
+			if e.vk == vk {
+				ev = e
+			}
+		}
+		if ev == nil {
+			ev = &exportView{view: v, vk: vk}
+			g.views = append(g.views, ev)
+			g.sources[v.Source.Name] = true
+		}
+		sp := v.Layout.Specs()[r.Feature]
+		ev.features = append(ev.features, r.Feature)
+		ev.cols = append(ev.cols, len(g.cols))
+		g.cols = append(g.cols, column{name: name, kind: sp.Op.ResultKind(sp.FieldKind), elem: sp.FieldKind, status: req.Statuses})
+		order = append(order, placed{g, len(g.cols) - 1})
+	}
+	// Output columns are grouped by join key; within a group in request order.
+	var all []column
+	for _, g := range groups {
+		g.colBase = len(all)
+		all = append(all, g.cols...)
+	}
+	_ = order
+	return groups, all, nil
+}
+
+// Export computes the training set of the spine at spinePath (format
+// "parquet" or "csv"; "" guesses from the extension) and writes it to sink:
+// the spine's columns, then one column per feature (and its status when
+// asked), one row per spine row, in spine order.
+func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Request, sink Sink) (Stats, error) {
+	var st Stats
+	if req.Mode == "" {
+		req.Mode = ModeServed
+	}
+	if req.Mode != ModeServed && req.Mode != ModeEvent {
+		return st, badInput("mode %q: want served or event", req.Mode)
+	}
+	if req.TimeColumn == "" {
+		req.TimeColumn = DefaultTimeColumn
+	}
+	if req.MemoryBytes <= 0 {
+		req.MemoryBytes = 512 << 20
+	}
+	if format == "" {
+		var err error
+		if format, err = spineFormat(spinePath); err != nil {
+			return st, err
+		}
+	}
+	groups, cols, err := x.plan(&req)
+	if err != nil {
+		return st, err
+	}
+	st.Features = len(cols)
+	keys := map[string]aggregate.Kind{}
+	for _, g := range groups {
+		keys[g.joinKey] = g.keyKind
+	}
+	sr, err := openSpine(spinePath, format, keys, req.TimeColumn)
+	if err != nil {
+		return st, err
+	}
+	sc := sr.schema()
+	outSchema, err := outputSchema(sc, cols)
+	sr.close()
+	if err != nil {
+		return st, err
+	}
+
+	// Buckets: partition spine keys and log rows by entity hash so that one
+	// bucket's rows fit in MemoryBytes.
+	nb := 1
+	if fi, err := os.Stat(spinePath); err == nil {
+		est := fi.Size()*4 + x.logBytes(groups)*8
+		nb = int(min(256, max(1, (est+req.MemoryBytes-1)/req.MemoryBytes)))
+	}
+	st.Buckets = nb
+	st.SpillUsed = nb > 1
+	tmp, err := os.MkdirTemp(req.TempDir, "featured-export-")
+	if err != nil {
+		return st, fmt.Errorf("offline: spill dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	// Pass 1 over the spine: (row, key, T) per group into buckets.
+	spines := make([]*buckets, len(groups))
+	for gi := range groups {
+		spines[gi] = newBuckets(filepath.Join(tmp, fmt.Sprintf("spine-%d", gi)), nb)
+	}
+	rows, err := x.splitSpine(spinePath, format, keys, req.TimeColumn, groups, spines)
+	if err != nil {
+		return st, err
+	}
+	st.Rows = rows
+	if req.asOf != nil && int64(len(req.asOf)) != rows {
+		return st, fmt.Errorf("offline: asOf has %d rows, the spine %d", len(req.asOf), rows)
+	}
+
+	// Per group: the log rows into the same buckets, then each bucket's
+	// results, sorted by spine row, into a run.
+	runs := make([]*buckets, len(groups))
+	for gi, g := range groups {
+		logs := newBuckets(filepath.Join(tmp, fmt.Sprintf("log-%d", gi)), nb)
+		var keyset map[string]bool
+		if nb == 1 {
+			keyset = spines[gi].keySet()
+		}
+		n, err := x.splitLog(ctx, g, logs, keyset)
+		if err != nil {
+			return st, err
+		}
+		st.LogRows += n
+		runs[gi] = newBuckets(filepath.Join(tmp, fmt.Sprintf("res-%d", gi)), nb)
+		for b := 0; b < nb; b++ {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			if err := x.joinBucket(g, &req, spines[gi], logs, b, runs[gi]); err != nil {
+				return st, err
+			}
+		}
+		logs.remove()
+		spines[gi].remove()
+	}
+
+	// Pass 2 over the spine: pass-through columns plus the results, merged
+	// back into spine order.
+	if err := sink.Begin(outSchema); err != nil {
+		return st, err
+	}
+	return st, x.assemble(ctx, spinePath, format, keys, req.TimeColumn, outSchema, groups, runs, sink)
+}
+
+// logBytes estimates the log's size for the groups' sources.
+func (x *Exporter) logBytes(groups []*group) int64 {
+	var n int64
+	for _, g := range groups {
+		for src := range g.sources {
+			filepath.Walk(filepath.Join(x.log.dir, src), func(_ string, fi os.FileInfo, err error) error {
+				if err == nil && !fi.IsDir() {
+					n += fi.Size()
+				}
+				return nil
+			})
+		}
+	}
+	filepath.Walk(filepath.Join(x.log.dir, walDir), func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+func outputSchema(spine *arrow.Schema, cols []column) (*arrow.Schema, error) {
+	fields := append([]arrow.Field(nil), spine.Fields()...)
+	names := map[string]bool{}
+	for _, f := range fields {
+		names[f.Name] = true
+	}
+	for _, c := range cols {
+		add := func(name string, t arrow.DataType) error {
+			if names[name] {
+				return badInput("feature column %q collides with a spine column of that name", name)
+			}
+			names[name] = true
+			fields = append(fields, arrow.Field{Name: name, Type: t, Nullable: true})
+			return nil
+		}
+		if err := add(c.name, arrowType(c.kind, c.elem)); err != nil {
+			return nil, err
+		}
+		if c.status {
+			if err := add(c.name+"__status", arrow.BinaryTypes.String); err != nil {
+				return nil, err
+			}
+		}
+	}
+	md := spine.Metadata()
+	return arrow.NewSchema(fields, &md), nil
+}
+
+// splitSpine reads the spine once, writing (row, key, T) of every row to
+// each group's buckets. It returns the row count.
+func (x *Exporter) splitSpine(path, format string, keys map[string]aggregate.Kind, timeCol string, groups []*group, spines []*buckets) (int64, error) {
+	sr, err := openSpine(path, format, keys, timeCol)
+	if err != nil {
+		return 0, err
+	}
+	defer sr.close()
+	sc := sr.schema()
+	tcol := sc.FieldIndices(timeCol)[0]
+	kcols := make([]int, len(groups))
+	for gi, g := range groups {
+		kcols[gi] = sc.FieldIndices(g.joinKey)[0]
+	}
+	var rowIdx int64
+	var key, buf []byte
+	for {
+		rec, err := sr.next()
+		if errors.Is(err, io.EOF) {
+			return rowIdx, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		tc := rec.Column(tcol)
+		for i := 0; i < int(rec.NumRows()); i++ {
+			t, ok := millisAt(tc, i)
+			if !ok {
+				rec.Release()
+				return 0, badInput("spine row %d: %q is null", rowIdx, timeCol)
+			}
+			for gi, g := range groups {
+				var ok bool
+				key, ok, err = keyAt(key[:0], rec.Column(kcols[gi]), i)
+				if err != nil {
+					rec.Release()
+					return 0, badInput("spine row %d, column %q: %v", rowIdx, g.joinKey, err)
+				}
+				if !ok {
+					rec.Release()
+					return 0, badInput("spine row %d: %q is null", rowIdx, g.joinKey)
+				}
+				buf = binary.AppendUvarint(buf[:0], uint64(rowIdx))
+				buf = binary.AppendUvarint(buf, uint64(len(key)))
+				buf = append(buf, key...)
+				buf = binary.AppendVarint(buf, t)
+				if err := spines[gi].add(bucketOf(key, spines[gi].n), buf); err != nil {
+					rec.Release()
+					return 0, err
+				}
+			}
+			rowIdx++
+		}
+		rec.Release()
+	}
+}
+
+// bucketOf is the bucket of an encoded entity key (FNV-1a, like the
+// store's shard hash but mixed, so buckets do not align with shards).
+func bucketOf(key []byte, n int) int {
+	if n == 1 {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for _, c := range key {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	h ^= h >> 29
+	return int(h % uint64(n))
+}
+
+// splitLog scans the log rows of the group's sources into buckets, keeping
+// only keys in keyset when it is not nil.
+func (x *Exporter) splitLog(ctx context.Context, g *group, logs *buckets, keyset map[string]bool) (int64, error) {
+	var n int64
+	var buf []byte
+	schemas := map[uint64]int{}
+	err := x.log.scan(ctx, g.sources, func(r *row) error {
+		if keyset != nil && !keyset[string(r.entity)] {
+			return nil
+		}
+		id, ok := schemas[r.schema.fp]
+		if !ok {
+			id = len(logs.schemas)
+			schemas[r.schema.fp] = id
+			logs.schemas = append(logs.schemas, r.schema)
+		}
+		buf = binary.AppendUvarint(buf[:0], uint64(id))
+		buf = binary.AppendVarint(buf, int64(r.shard))
+		buf = binary.AppendVarint(buf, r.lsn)
+		buf = binary.AppendVarint(buf, r.commitMillis)
+		buf = appendRowBody(buf, r.ingestMillis, r.eventMillis, r.entity, nil, r.views, r.fields, len(r.schema.names))
+		n++
+		return logs.add(bucketOf(r.entity, logs.n), buf)
+	})
+	return n, err
+}
+
+// spineEntry is one spine row of a group.
+type spineEntry struct {
+	row int64
+	t   int64
+}
+
+// event is one log row ready to fold.
+type event struct {
+	vis    int64 // the row is visible to reads at T >= vis
+	shard  int32
+	lsn    int64
+	r      *row
+	folded bool
+}
+
+// joinBucket computes every result of bucket b of group g and adds them,
+// sorted by spine row, to run b.
+func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b int, runs *buckets) error {
+	entries := map[string][]spineEntry{}
+	err := spines.each(b, func(rec []byte) error {
+		d := decoder{b: rec}
+		idx := int64(d.uvarint())
+		key := d.bytes()
+		t := d.varint()
+		if d.err != nil {
+			return corruptf("spill: spine entry")
+		}
+		entries[string(key)] = append(entries[string(key)], spineEntry{row: idx, t: t})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	byKey := map[string][]*row{}
+	err = logs.each(b, func(rec []byte) error {
+		d := decoder{b: rec}
+		id := d.uvarint()
+		if d.err != nil || id >= uint64(len(logs.schemas)) {
+			return corruptf("spill: log row schema")
+		}
+		r := &row{schema: logs.schemas[id]}
+		r.shard = int32(d.varint())
+		r.lsn = d.varint()
+		r.commitMillis = d.varint()
+		d.rowBody(r)
+		if d.err != nil {
+			return corruptf("spill: log row")
+		}
+		if _, ok := entries[string(r.entity)]; ok {
+			byKey[string(r.entity)] = append(byKey[string(r.entity)], r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	type result struct {
+		row      int64
+		off, end int
+	}
+	var results []result
+	var out []byte
+	ncols := len(g.cols)
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	states := make([]*aggregate.State, len(g.views))
+	for i, ev := range g.views {
+		states[i] = ev.view.Layout.NewState()
+	}
+	var flat []aggregate.Result
+	var events []event
+	for _, key := range keys {
+		es := entries[key]
+		slices.SortStableFunc(es, func(a, b spineEntry) int { return cmpInt(a.t, b.t) })
+		rows := byKey[key]
+		slices.SortFunc(rows, func(a, b *row) int { return cmpInt(a.lsn, b.lsn) })
+		rows = dedupRows(rows)
+		flat = slices.Grow(flat[:0], len(es)*ncols)[:len(es)*ncols]
+		for vi, ev := range g.views {
+			events = x.eventsFor(events[:0], ev, rows, req.Mode)
+			st := states[vi]
+			st.Reset()
+			lay := ev.view.Layout
+			j := 0
+			for ei, e := range es {
+				if req.asOf != nil {
+					// verify-skew: the events the store had committed when
+					// it answered, by log position.
+					st.Reset()
+					for k := range events {
+						if events[k].lsn < req.asOf[e.row] && events[k].folded {
+							lay.Fold(st, events[k].r.eventMillis, ev.fieldsOf(events[k].r))
+						}
+					}
+				} else {
+					for j < len(events) && events[j].vis <= e.t {
+						if events[j].folded {
+							lay.Fold(st, events[j].r.eventMillis, ev.fieldsOf(events[j].r))
+						}
+						j++
+					}
+				}
+				rs := flat[ei*ncols : (ei+1)*ncols]
+				for fi, f := range ev.features {
+					rs[ev.cols[fi]] = lay.Read(st, f, e.t)
+				}
+			}
+		}
+		for ei, e := range es {
+			start := len(out)
+			out = binary.AppendUvarint(out, uint64(e.row))
+			for _, r := range flat[ei*ncols : (ei+1)*ncols] {
+				out = append(out, byte(r.Status))
+				out = appendValue(out, r.Value)
+			}
+			results = append(results, result{row: e.row, off: start, end: len(out)})
+		}
+	}
+	sort.Slice(results, func(i, j int) bool { return results[i].row < results[j].row })
+	for _, r := range results {
+		if err := runs.add(b, out[r.off:r.end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// dedupRows drops repeated LSNs from rows sorted by LSN (an entity's rows
+// all live in one shard).
+func dedupRows(rows []*row) []*row {
+	if len(rows) < 2 {
+		return rows
+	}
+	out := rows[:1]
+	for _, r := range rows[1:] {
+		if r.lsn != out[len(out)-1].lsn {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// eventsFor selects and orders the rows of one entity that a view sees.
+func (x *Exporter) eventsFor(dst []event, ev *exportView, rows []*row, mode Mode) []event {
+	src := ev.view.Source.Name
+	var vis int64
+	first := true
+	for _, r := range rows {
+		if first || r.commitMillis > vis {
+			vis = r.commitMillis
+			first = false
+		}
+		if r.schema.source != src {
+			continue
+		}
+		switch mode {
+		case ModeServed:
+			dst = append(dst, event{vis: vis, shard: r.shard, lsn: r.lsn, r: r, folded: r.folded(ev.vk)})
+		case ModeEvent:
+			dst = append(dst, event{vis: r.eventMillis, shard: r.shard, lsn: r.lsn, r: r, folded: true})
+		}
+	}
+	if mode == ModeEvent {
+		slices.SortStableFunc(dst, func(a, b event) int { return cmpInt(a.vis, b.vis) })
+	}
+	return dst
+}
+
+// fieldsOf maps a row's fields (its schema's order) to the view's
+// Source.Fields order, by name and kind: a field the row's schema lacks, or
+// has with another kind, is null, as the decoder would have made it.
+func (ev *exportView) fieldsOf(r *row) []aggregate.Value {
+	if ev.mapped != r.schema {
+		ev.mapped = r.schema
+		ev.fieldMap = ev.fieldMap[:0]
+		for _, f := range ev.view.Source.Fields {
+			ev.fieldMap = append(ev.fieldMap, r.schema.field(f.Name, f.Kind))
+		}
+		ev.scratch = make([]aggregate.Value, len(ev.view.Source.Fields))
+	}
+	for i, j := range ev.fieldMap {
+		if j < 0 {
+			ev.scratch[i] = aggregate.Value{}
+		} else {
+			ev.scratch[i] = r.fields[j]
+		}
+	}
+	return ev.scratch
+}
+
+// assemble reads the spine again and writes the output batches.
+func (x *Exporter) assemble(ctx context.Context, path, format string, keys map[string]aggregate.Kind, timeCol string, sc *arrow.Schema, groups []*group, runs []*buckets, sink Sink) error {
+	sr, err := openSpine(path, format, keys, timeCol)
+	if err != nil {
+		return err
+	}
+	defer sr.close()
+	merges := make([]*runMerger, len(groups))
+	for gi, g := range groups {
+		m, err := newRunMerger(runs[gi], len(g.cols))
+		if err != nil {
+			return err
+		}
+		defer m.close()
+		merges[gi] = m
+	}
+	nspine := len(sr.schema().Fields())
+	b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(sc.Fields()[nspine:], nil))
+	defer b.Release()
+	var rowIdx int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, err := sr.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n := int(rec.NumRows())
+		for i := 0; i < n; i++ {
+			c := 0
+			for gi, g := range groups {
+				vals, err := merges[gi].next(rowIdx)
+				if err != nil {
+					rec.Release()
+					return err
+				}
+				for k, col := range g.cols {
+					r := vals[k]
+					if r.Status == aggregate.StatusPresent {
+						appendValueTo(b.Field(c), r.Value)
+					} else {
+						b.Field(c).AppendNull()
+					}
+					c++
+					if col.status {
+						b.Field(c).(*array.StringBuilder).Append(statusName(r.Status))
+						c++
+					}
+				}
+			}
+			rowIdx++
+		}
+		// The feature columns are built; the spine's pass through as is.
+		feats := b.NewRecordBatch()
+		arrs := make([]arrow.Array, 0, len(sc.Fields()))
+		arrs = append(arrs, rec.Columns()...)
+		arrs = append(arrs, feats.Columns()...)
+		out := array.NewRecordBatch(sc, arrs, int64(n))
+		err = sink.Write(out)
+		out.Release()
+		feats.Release()
+		rec.Release()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func statusName(s aggregate.Status) string {
+	switch s {
+	case aggregate.StatusPresent:
+		return "PRESENT"
+	case aggregate.StatusNull:
+		return "NULL_VALUE"
+	}
+	return "NOT_FOUND"
+}

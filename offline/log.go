@@ -1,0 +1,539 @@
+package offline
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/featured-dev/featured/featurestore"
+)
+
+// Options configures a Log. The zero value is usable.
+type Options struct {
+	// SegmentBytes seals a shard's WAL segment (and so turns it into
+	// Parquet) once it holds this many bytes. The default value is 64 MiB.
+	SegmentBytes int64
+	// SegmentAge seals a non-empty segment this long after it was opened, so
+	// the Parquet files trail the stream by at most about this much. The
+	// default value is 10m.
+	SegmentAge time.Duration
+	// RowGroupRows is the most rows in one Parquet row group. The default
+	// value is 65536.
+	RowGroupRows int
+	// Retention is how long Parquet files are kept, by the UTC day of their
+	// rows' ingest time; independent of any view's TTL. The default value
+	// is 30 days. Negative keeps everything.
+	Retention time.Duration
+	// Now is the clock for segment age and retention. The default value is
+	// time.Now.
+	Now func() time.Time
+	// Logger. The default value is slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = 64 << 20
+	}
+	if o.SegmentAge == 0 {
+		o.SegmentAge = 10 * time.Minute
+	}
+	if o.RowGroupRows == 0 {
+		o.RowGroupRows = 65536
+	}
+	if o.Retention == 0 {
+		o.Retention = 30 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports options that cannot work.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.SegmentBytes < 4096 {
+		errs = append(errs, fmt.Errorf("offline: segment bytes: %d is less than 4096", o.SegmentBytes))
+	}
+	if o.SegmentAge < 0 {
+		errs = append(errs, fmt.Errorf("offline: segment age: %s is negative", o.SegmentAge))
+	}
+	if o.RowGroupRows < 1 {
+		errs = append(errs, fmt.Errorf("offline: row group rows: %d is less than 1", o.RowGroupRows))
+	}
+	return errors.Join(errs...)
+}
+
+// Log is the offline log: it implements featurestore.EventLog, keeps one
+// WAL per store shard, and turns sealed WAL segments into Parquet files in
+// a background goroutine. Its methods are safe for concurrent use as
+// featurestore.EventLog documents; Close stops the converter.
+type Log struct {
+	dir  string
+	opts Options
+
+	mu     sync.Mutex
+	shards map[int]*shardLog
+
+	// files guards the set of files readers see: a reader holds it for
+	// reading while it lists and reads; the converter holds it for writing
+	// while it renames Parquet files in and deletes the segment they came
+	// from, and retention while it deletes days.
+	files sync.RWMutex
+
+	jobs      chan convJob
+	stopc     chan struct{}
+	donec     chan struct{}
+	closeOnce sync.Once
+	convErr   error // last conversion error, for Close
+	convMu    sync.Mutex
+}
+
+type convJob struct {
+	shard int
+	seg   uint64
+}
+
+// shardLog is one shard's WAL. The fields above mu are owned by the shard's
+// writer goroutine (EventLog's calls for that shard).
+type shardLog struct {
+	id  int
+	dir string
+
+	f        *os.File
+	seg      uint64
+	size     int64 // bytes in f, including the frame of a pending commit
+	segStart time.Time
+	nextLSN  int64
+
+	rows      []byte // encoded rows since the last Commit
+	nrows     int
+	firstLSN  int64
+	ids       map[*featurestore.Schema]uint64
+	defs      []*schema
+	views     []int64
+	frame     []byte
+	prevSize  int64    // size before the pending frame
+	sealed    []uint64 // segments sealed, handed to the converter after a synced commit
+	needSync  bool     // the next commit must be synced (a rotation is pending)
+	lastWrite int64    // commit clock of the pending frame
+
+	mu struct {
+		sync.Mutex
+		seg uint64 // committed position
+		off int64
+		lsn int64
+	}
+}
+
+const (
+	walDir     = "wal"
+	frameHead  = 8
+	maxFrame   = 1 << 30
+	posVersion = 1
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Open opens (creating) the offline log under dir and starts its
+// converter. The store then calls Recover for each shard as it opens.
+func Open(dir string, opts Options) (*Log, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
+		return nil, fmt.Errorf("offline: create %s: %w", dir, err)
+	}
+	l := &Log{
+		dir:    dir,
+		opts:   opts,
+		shards: make(map[int]*shardLog),
+		jobs:   make(chan convJob, 1024),
+		stopc:  make(chan struct{}),
+		donec:  make(chan struct{}),
+	}
+	go l.convert()
+	return l, nil
+}
+
+// Dir returns the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+var _ featurestore.EventLog = (*Log)(nil)
+
+func (l *Log) shard(id int) *shardLog {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.shards[id]
+}
+
+func segName(seg uint64) string { return fmt.Sprintf("%020d.wal", seg) }
+
+// listSegments returns the segment numbers in dir, ascending.
+func listSegments(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".wal") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(name, ".wal"), 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+func encodePos(seg uint64, off, lsn int64) []byte {
+	b := []byte{posVersion}
+	b = binary.BigEndian.AppendUint64(b, seg)
+	b = binary.BigEndian.AppendUint64(b, uint64(off))
+	return binary.BigEndian.AppendUint64(b, uint64(lsn))
+}
+
+func decodePos(b []byte) (seg uint64, off, lsn int64, err error) {
+	if len(b) != 25 || b[0] != posVersion {
+		return 0, 0, 0, corruptf("log position %x", b)
+	}
+	return binary.BigEndian.Uint64(b[1:]), int64(binary.BigEndian.Uint64(b[9:])), int64(binary.BigEndian.Uint64(b[17:])), nil
+}
+
+// Recover implements featurestore.EventLog: it cuts the shard's WAL back to
+// the position the store committed and queues sealed segments for
+// conversion.
+func (l *Log) Recover(shard int, committed []byte) error {
+	dir := filepath.Join(l.dir, walDir, fmt.Sprintf("shard-%03d", shard))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		return fmt.Errorf("offline: list %s: %w", dir, err)
+	}
+	sl := &shardLog{id: shard, dir: dir, ids: make(map[*featurestore.Schema]uint64)}
+	var seg uint64 = 1
+	var off, lsn int64
+	if committed != nil {
+		if seg, off, lsn, err = decodePos(committed); err != nil {
+			return fmt.Errorf("offline: shard %d: %w", shard, err)
+		}
+	}
+	var older []uint64
+	for _, s := range segs {
+		switch {
+		case committed == nil || s > seg:
+			// Nothing of it was committed: the store lost those events too
+			// (push callers saw an error; Kafka reads them again).
+			if err := os.Remove(filepath.Join(dir, segName(s))); err != nil {
+				return fmt.Errorf("offline: %w", err)
+			}
+		case s < seg:
+			older = append(older, s)
+		}
+	}
+	path := filepath.Join(dir, segName(seg))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("offline: %w", err)
+	}
+	switch {
+	case st.Size() < off:
+		// Only possible after a power loss with unsynced commits: the store
+		// kept more than the WAL. Those events' rows are gone.
+		l.opts.Logger.Error("offline log lost rows the store committed (power loss before an unsynced commit reached disk?)",
+			"shard", shard, "segment", seg, "have_bytes", st.Size(), "committed_bytes", off)
+		off = st.Size()
+	case st.Size() > off:
+		if err := f.Truncate(off); err != nil {
+			f.Close()
+			return fmt.Errorf("offline: truncate %s: %w", path, err)
+		}
+	}
+	sl.f, sl.seg, sl.size, sl.nextLSN, sl.segStart = f, seg, off, lsn, l.opts.Now()
+	sl.prevSize = off
+	sl.mu.seg, sl.mu.off, sl.mu.lsn = seg, off, lsn
+	l.mu.Lock()
+	if old := l.shards[shard]; old != nil && old.f != nil {
+		old.f.Close()
+	}
+	l.shards[shard] = sl
+	l.mu.Unlock()
+	for _, s := range older {
+		l.enqueue(shard, s)
+	}
+	return nil
+}
+
+// Append implements featurestore.EventLog. It encodes the row into the
+// shard's pending frame: no I/O.
+func (l *Log) Append(shard int, w *featurestore.Write, folded []featurestore.ViewKey) {
+	sl := l.shard(shard)
+	if sl.nrows == 0 {
+		sl.firstLSN = sl.nextLSN
+	}
+	fs := w.Schema
+	if fs == nil {
+		fs = &noSchema
+	}
+	id, ok := sl.ids[fs]
+	if !ok {
+		id = uint64(len(sl.defs))
+		sl.ids[fs] = id
+		sl.defs = append(sl.defs, schemaOf(fs))
+	}
+	sl.views = sl.views[:0]
+	for _, vk := range folded {
+		sl.views = append(sl.views, viewKeyInt(vk))
+	}
+	sl.rows = binary.AppendUvarint(sl.rows, id)
+	sl.rows = appendRowBody(sl.rows, w.IngestMillis, w.EventMillis, w.Entity, w.Position, sl.views, w.Fields, len(fs.Names))
+	sl.nrows++
+	sl.nextLSN++
+}
+
+var noSchema featurestore.Schema
+
+// Commit implements featurestore.EventLog: it writes the pending rows as one
+// frame (fsynced when the batch is, or when the segment rotated) and
+// returns the position after it.
+func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error) {
+	sl := l.shard(shard)
+	sl.prevSize = sl.size
+	sl.lastWrite = nowMillis
+	rotate := sl.size > 0 && (sl.size >= l.opts.SegmentBytes || l.opts.Now().Sub(sl.segStart) >= l.opts.SegmentAge)
+	if rotate {
+		if err := sl.f.Sync(); err != nil {
+			return nil, false, fmt.Errorf("offline: sync segment: %w", err)
+		}
+		nf, err := os.OpenFile(filepath.Join(sl.dir, segName(sl.seg+1)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, false, fmt.Errorf("offline: rotate segment: %w", err)
+		}
+		if err := syncDir(sl.dir); err != nil {
+			nf.Close()
+			return nil, false, err
+		}
+		sl.f.Close()
+		sl.sealed = append(sl.sealed, sl.seg)
+		sl.f, sl.seg, sl.size, sl.prevSize, sl.segStart = nf, sl.seg+1, 0, 0, l.opts.Now()
+		sl.needSync = true
+	}
+	if sl.nrows > 0 {
+		f := sl.frame[:0]
+		f = append(f, make([]byte, frameHead)...)
+		f = binary.AppendUvarint(f, uint64(sl.firstLSN))
+		f = binary.AppendVarint(f, nowMillis)
+		f = binary.AppendUvarint(f, uint64(len(sl.defs)))
+		for _, d := range sl.defs {
+			f = appendSchema(f, d)
+		}
+		f = binary.AppendUvarint(f, uint64(sl.nrows))
+		f = append(f, sl.rows...)
+		binary.LittleEndian.PutUint32(f[0:], uint32(len(f)-frameHead))
+		binary.LittleEndian.PutUint32(f[4:], crc32.Checksum(f[frameHead:], crcTable))
+		sl.frame = f
+		if _, err := sl.f.WriteAt(f, sl.size); err != nil {
+			return nil, false, fmt.Errorf("offline: write segment: %w", err)
+		}
+		sl.size += int64(len(f))
+	}
+	if sync || sl.needSync {
+		if err := sl.f.Sync(); err != nil {
+			return nil, false, fmt.Errorf("offline: sync segment: %w", err)
+		}
+	}
+	// A rotated segment is handed to the Parquet converter only once a
+	// synced batch records a position past it, so a power loss can never
+	// leave Parquet rows the store does not have.
+	return encodePos(sl.seg, sl.size, sl.nextLSN), sl.needSync, nil
+}
+
+// Committed implements featurestore.EventLog.
+func (l *Log) Committed(shard int, err error) {
+	sl := l.shard(shard)
+	sl.rows = sl.rows[:0]
+	sl.nrows = 0
+	clear(sl.ids)
+	sl.defs = sl.defs[:0]
+	if err != nil {
+		// The store dropped these events' state: drop their rows.
+		if terr := sl.f.Truncate(sl.prevSize); terr != nil {
+			l.opts.Logger.Error("offline: cut a failed commit's rows from the WAL", "shard", shard, "err", terr)
+		}
+		sl.size = sl.prevSize
+		sl.mu.Lock()
+		sl.nextLSN = sl.mu.lsn
+		sl.mu.Unlock()
+		return
+	}
+	sl.mu.Lock()
+	sl.mu.seg, sl.mu.off, sl.mu.lsn = sl.seg, sl.size, sl.nextLSN
+	sl.mu.Unlock()
+	if sl.needSync {
+		sl.needSync = false
+		for _, s := range sl.sealed {
+			l.enqueue(shard, s)
+		}
+		sl.sealed = sl.sealed[:0]
+	}
+}
+
+func (l *Log) enqueue(shard int, seg uint64) {
+	select {
+	case l.jobs <- convJob{shard: shard, seg: seg}:
+	case <-l.stopc:
+	}
+}
+
+// Close stops the converter (segments not yet converted stay in the WAL
+// and are converted on the next Open) and closes the WAL files. Call it
+// after the store is closed. It is idempotent.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.stopc)
+		<-l.donec
+		l.mu.Lock()
+		for _, sl := range l.shards {
+			if sl.f != nil {
+				sl.f.Close()
+			}
+		}
+		l.mu.Unlock()
+	})
+	l.convMu.Lock()
+	defer l.convMu.Unlock()
+	return l.convErr
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("offline: sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("offline: sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// walFrame is one decoded frame.
+type walFrame struct {
+	firstLSN     int64
+	commitMillis int64
+	defs         []*schema
+	nrows        int
+	body         []byte // the rows
+}
+
+// readFrames calls fn for each complete frame of the segment at path up to
+// limit bytes (-1: the whole file). A torn frame at the end (a crash while
+// writing it) ends the segment; a bad checksum before limit is corruption.
+func readFrames(path string, limit int64, fn func(*walFrame) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	defer f.Close()
+	var off int64
+	head := make([]byte, frameHead)
+	var buf []byte
+	for limit < 0 || off < limit {
+		if _, err := io.ReadFull(f, head); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				if limit >= 0 && off < limit {
+					return corruptf("%s: ends at %d before the committed %d", path, off, limit)
+				}
+				return nil
+			}
+			return fmt.Errorf("offline: read %s: %w", path, err)
+		}
+		n := binary.LittleEndian.Uint32(head)
+		if n > maxFrame {
+			return corruptf("%s: frame at %d has length %d", path, off, n)
+		}
+		if cap(buf) < int(n) {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(f, buf); err != nil {
+			if limit < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+				return nil // torn tail, never committed
+			}
+			return corruptf("%s: frame at %d: %v", path, off, err)
+		}
+		if crc32.Checksum(buf, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
+			if limit < 0 {
+				return nil
+			}
+			return corruptf("%s: frame at %d: checksum mismatch", path, off)
+		}
+		d := decoder{b: buf}
+		fr := &walFrame{firstLSN: int64(d.uvarint()), commitMillis: d.varint()}
+		nd := d.uvarint()
+		for i := uint64(0); i < nd && d.err == nil; i++ {
+			fr.defs = append(fr.defs, d.schemaDef())
+		}
+		fr.nrows = int(d.uvarint())
+		if d.err != nil {
+			return corruptf("%s: frame at %d: header", path, off)
+		}
+		fr.body = d.b
+		if err := fn(fr); err != nil {
+			return err
+		}
+		off += frameHead + int64(n)
+	}
+	return nil
+}
+
+// rows decodes a frame's rows, calling fn with each (r is reused).
+func (fr *walFrame) rows(shard int, fn func(r *row) error) error {
+	d := decoder{b: fr.body}
+	var r row
+	for i := 0; i < fr.nrows; i++ {
+		id := d.uvarint()
+		if d.err != nil || id >= uint64(len(fr.defs)) {
+			return corruptf("row %d: schema %d", i, id)
+		}
+		r.schema = fr.defs[id]
+		r.shard = int32(shard)
+		r.lsn = fr.firstLSN + int64(i)
+		r.commitMillis = fr.commitMillis
+		d.rowBody(&r)
+		if d.err != nil {
+			return corruptf("row %d", i)
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package offline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Scan calls fn for every committed row of the given sources (all sources
+// when sources is nil): Parquet files first, then WAL segments not yet
+// converted, each up to the position its shard committed. Rows of one shard
+// come in LSN order within a file; across files the caller orders by
+// (shard, LSN), and drops a repeated (shard, LSN) (a crash between a
+// conversion's rename and its WAL delete leaves both until the converter
+// runs again). Conversions and retention wait while Scan runs.
+func (l *Log) scan(ctx context.Context, sources map[string]bool, fn func(r *row) error) error {
+	l.files.RLock()
+	defer l.files.RUnlock()
+	srcs, err := os.ReadDir(l.dir)
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	for _, s := range srcs {
+		if !s.IsDir() || s.Name() == walDir || (sources != nil && !sources[s.Name()]) {
+			continue
+		}
+		files, err := listLogFiles(l.dir, s.Name())
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := readLogFile(ctx, f.path, fn); err != nil {
+				return err
+			}
+		}
+	}
+	l.mu.Lock()
+	shards := make([]*shardLog, 0, len(l.shards))
+	for _, sl := range l.shards {
+		shards = append(shards, sl)
+	}
+	l.mu.Unlock()
+	sort.Slice(shards, func(i, j int) bool { return shards[i].id < shards[j].id })
+	for _, sl := range shards {
+		sl.mu.Lock()
+		cseg, coff := sl.mu.seg, sl.mu.off
+		sl.mu.Unlock()
+		segs, err := listSegments(sl.dir)
+		if err != nil {
+			return fmt.Errorf("offline: %w", err)
+		}
+		for _, seg := range segs {
+			if seg > cseg {
+				break
+			}
+			limit := int64(-1)
+			if seg == cseg {
+				limit = coff
+			}
+			err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				return fr.rows(sl.id, func(r *row) error {
+					if sources != nil && !sources[r.schema.source] {
+						return nil
+					}
+					return fn(r)
+				})
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

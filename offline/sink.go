@@ -1,0 +1,118 @@
+package offline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// ParquetFile is a Sink that writes a Parquet file atomically: into a
+// temporary file beside path, fsynced and renamed to path by Commit. Until
+// Commit nothing exists at path, so a failed export never leaves a file that
+// looks complete.
+type ParquetFile struct {
+	path string
+	tmp  *os.File
+	w    *pqarrow.FileWriter
+}
+
+// NewParquetFile returns a sink for path.
+func NewParquetFile(path string) *ParquetFile { return &ParquetFile{path: path} }
+
+// Begin creates the temporary file and writes nothing yet.
+func (p *ParquetFile) Begin(sc *arrow.Schema) error {
+	f, err := os.CreateTemp(filepath.Dir(p.path), "."+filepath.Base(p.path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("offline: create output: %w", err)
+	}
+	p.tmp = f
+	p.w, err = pqarrow.NewFileWriter(sc, syncCloser{f}, writerProps(1<<20), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		p.Abort()
+		return fmt.Errorf("offline: create output: %w", err)
+	}
+	return nil
+}
+
+// Write writes one record batch.
+func (p *ParquetFile) Write(rec arrow.RecordBatch) error {
+	if err := p.w.Write(rec); err != nil {
+		return fmt.Errorf("offline: write output: %w", err)
+	}
+	return nil
+}
+
+// Commit finishes the file and renames it into place.
+func (p *ParquetFile) Commit() error {
+	if p.w == nil {
+		return fmt.Errorf("offline: commit output: nothing written")
+	}
+	err := p.w.Close()
+	p.w = nil
+	if err != nil {
+		os.Remove(p.tmp.Name())
+		return fmt.Errorf("offline: close output: %w", err)
+	}
+	if err := os.Rename(p.tmp.Name(), p.path); err != nil {
+		os.Remove(p.tmp.Name())
+		return fmt.Errorf("offline: %w", err)
+	}
+	return syncDir(filepath.Dir(p.path))
+}
+
+// Abort removes the temporary file. It is safe after Commit (a no-op).
+func (p *ParquetFile) Abort() {
+	if p.w != nil {
+		p.w.Close()
+		p.w = nil
+	}
+	if p.tmp != nil {
+		p.tmp.Close()
+		os.Remove(p.tmp.Name())
+	}
+}
+
+// IPCStream is a Sink writing an Arrow IPC stream to w; Close writes the
+// end-of-stream marker, whose absence tells a reader the stream is cut.
+type IPCStream struct {
+	w  io.Writer
+	iw *ipc.Writer
+}
+
+// NewIPCStream returns a sink writing to w.
+func NewIPCStream(w io.Writer) *IPCStream { return &IPCStream{w: w} }
+
+func (s *IPCStream) Begin(sc *arrow.Schema) error {
+	s.iw = ipc.NewWriter(s.w, ipc.WithSchema(sc))
+	return nil
+}
+
+func (s *IPCStream) Write(rec arrow.RecordBatch) error { return s.iw.Write(rec) }
+
+// Close ends the stream.
+func (s *IPCStream) Close() error {
+	if s.iw == nil {
+		return nil
+	}
+	return s.iw.Close()
+}
+
+// ExportFile runs an export into a Parquet file at out, atomically.
+func (x *Exporter) ExportFile(ctx context.Context, spinePath, format string, req Request, out string) (Stats, error) {
+	sink := NewParquetFile(out)
+	st, err := x.Export(ctx, spinePath, format, req, sink)
+	if err != nil {
+		sink.Abort()
+		return st, err
+	}
+	if err := sink.Commit(); err != nil {
+		return st, err
+	}
+	return st, nil
+}
