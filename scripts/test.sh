@@ -15,6 +15,9 @@ if [ -f .ci/kafka-env.sh ]; then
   trap 'kafka_stop || true' EXIT
 fi
 
+echo "== python readers (pyarrow, duckdb)"
+bash scripts/python-env.sh
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then

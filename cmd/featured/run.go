@@ -19,6 +19,8 @@ Usage:
   featured delete KIND NAME [--version N]  delete a view (version), source, entity or service
   featured get --features a:b,c:d | --service S --entity user_id=u1[,u2] [--feast | --grpc ADDR]
   featured push --source S -f events.json  push a JSON array of events
+  featured export --spine F --features a:b,c@v1:d | --service S --out OUT.parquet
+                                         point-in-time training set from the offline log
   featured registry                      print the registry
   featured status                        print ingest and store status
   featured version
@@ -54,6 +56,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return getCmd(ctx, rest, stdout, stderr)
 	case "push":
 		return pushCmd(ctx, rest, stdout, stderr)
+	case "export":
+		return exportCmd(ctx, rest, stdout, stderr)
 	case "registry", "status":
 		return showCmd(ctx, cmd, rest, stdout, stderr)
 	case "version":

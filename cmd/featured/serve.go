@@ -22,6 +22,7 @@ import (
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/registry"
 	"github.com/featured-dev/featured/serving"
 )
@@ -45,6 +46,7 @@ type serveConfig struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	applyFile       string
+	offlineRetain   time.Duration
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -65,6 +67,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for in-flight requests")
 	fs.StringVar(&c.applyFile, "apply", "", "definitions file to apply at startup (optional)")
+	fs.DurationVar(&c.offlineRetain, "offline-retention", 30*24*time.Hour, "how long the offline log keeps events (by ingest day), independent of view TTLs; negative keeps all")
 	return c
 }
 
@@ -108,7 +111,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	views := &liveViews{reg: reg}
+	olog, err := offline.Open(filepath.Join(c.dataDir, "offline"), offline.Options{Retention: c.offlineRetain, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := olog.Close(); err != nil {
+			log.Error("close offline log", "err", err)
+		}
+	}()
 	store, err := featurestore.Open(filepath.Join(c.dataDir, "store"), featurestore.Options{
+		EventLog:       olog,
 		Shards:         c.shards,
 		CacheBytes:     c.cacheMB << 20,
 		CommitInterval: c.commitInterval,
@@ -157,6 +170,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/status", statusHandler(store, pusher, kafkaIngest, reg))
+	mux.Handle("POST /v1/export", offline.NewExporter(reg, olog).Handler(0))
 	mux.Handle("/", srv.HTTPHandler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	grpcSrv := grpc.NewServer()

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/offline"
+	"github.com/featured-dev/featured/registry"
+)
+
+// exportCmd is `featured export`: a point-in-time training set as a Parquet
+// file, computed by a running server (--server, the default) or straight
+// from a data dir whose server is stopped (--data-dir). Either way the file
+// appears at --out only when complete.
+func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := clientFlags(fs)
+	dataDir := fs.String("data-dir", "", "read this data dir directly (the server must be stopped) instead of asking --server")
+	spine := fs.String("spine", "", "spine file: .parquet or .csv with the entity join key(s) and a time column")
+	features := fs.String("features", "", "comma-separated feature references (view:feature, view@v2:feature)")
+	service := fs.String("service", "", "feature service instead of --features")
+	out := fs.String("out", "", "output Parquet file")
+	mode := fs.String("mode", "served", "served (what online answered at each instant) or event (event time <= T)")
+	timeCol := fs.String("time-column", offline.DefaultTimeColumn, "the spine's time column")
+	statuses := fs.Bool("statuses", false, "add a <feature>__status column per feature")
+	fullNames := fs.Bool("full-names", false, "name columns view__feature")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *spine == "" || *out == "" {
+		return errors.New("export: --spine and --out are required")
+	}
+	req := offline.Request{Service: *service, Mode: offline.Mode(*mode), TimeColumn: *timeCol, Statuses: *statuses, FullNames: *fullNames}
+	if *features != "" {
+		req.Features = strings.Split(*features, ",")
+	}
+	if *dataDir != "" {
+		return withLocalExporter(*dataDir, func(x *offline.Exporter) error {
+			st, err := x.ExportFile(ctx, *spine, "", req, *out)
+			if err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			fmt.Fprintf(stdout, "wrote %s: %d rows, %d features\n", *out, st.Rows, st.Features)
+			return nil
+		})
+	}
+	return remoteExport(ctx, *server, *spine, req, *out, stdout)
+}
+
+// withLocalExporter opens a stopped server's data dir (registry, offline
+// log, and the store, whose open cuts the log back to what the store
+// committed) and runs fn.
+func withLocalExporter(dataDir string, fn func(*offline.Exporter) error) error {
+	reg, err := registry.Open(filepath.Join(dataDir, "registry.json"))
+	if err != nil {
+		return fmt.Errorf("open %s (is a server running on it? use --server): %w", dataDir, err)
+	}
+	defer reg.Close()
+	b, err := os.ReadFile(filepath.Join(dataDir, "store", "SHARDS"))
+	if err != nil {
+		return fmt.Errorf("data dir %s has no store: %w", dataDir, err)
+	}
+	shards, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("data dir %s: bad SHARDS file", dataDir)
+	}
+	olog, err := offline.Open(filepath.Join(dataDir, "offline"), offline.Options{Retention: -1})
+	if err != nil {
+		return err
+	}
+	defer olog.Close()
+	store, err := featurestore.Open(filepath.Join(dataDir, "store"), featurestore.Options{Shards: shards, EventLog: olog, GCInterval: -1})
+	if err != nil {
+		return fmt.Errorf("open %s (is a server running on it? use --server): %w", dataDir, err)
+	}
+	defer store.Close()
+	return fn(offline.NewExporter(reg, olog))
+}
+
+// remoteExport posts the spine to the server's /v1/export and writes the
+// Arrow stream it answers into a Parquet file, atomically.
+func remoteExport(ctx context.Context, server, spine string, req offline.Request, out string, stdout io.Writer) error {
+	f, err := os.Open(spine)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer f.Close()
+	q := url.Values{}
+	if len(req.Features) > 0 {
+		q.Set("features", strings.Join(req.Features, ","))
+	}
+	if req.Service != "" {
+		q.Set("service", req.Service)
+	}
+	q.Set("mode", string(req.Mode))
+	q.Set("time_column", req.TimeColumn)
+	q.Set("statuses", strconv.FormatBool(req.Statuses))
+	q.Set("full_names", strconv.FormatBool(req.FullNames))
+	ct := "application/vnd.apache.parquet"
+	if strings.HasSuffix(strings.ToLower(spine), ".csv") {
+		ct = "text/csv"
+	}
+	c := newClient(server)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.server+"/v1/export?"+q.Encode(), f)
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Content-Type", ct)
+	hc := &http.Client{} // exports take as long as they take
+	resp, err := hc.Do(hr)
+	if err != nil {
+		return fmt.Errorf("reach server: %w (is `featured serve` running at %s? set --server, or --data-dir for a stopped one)", err, c.server)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("export: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	rd, err := ipc.NewReader(resp.Body)
+	if err != nil {
+		return fmt.Errorf("export: read answer: %w", err)
+	}
+	defer rd.Release()
+	sink := offline.NewParquetFile(out)
+	if err := sink.Begin(rd.Schema()); err != nil {
+		return err
+	}
+	var rows int64
+	for rd.Next() {
+		rec := rd.RecordBatch()
+		rows += rec.NumRows()
+		if err := sink.Write(rec); err != nil {
+			sink.Abort()
+			return err
+		}
+	}
+	if err := rd.Err(); err != nil {
+		sink.Abort()
+		return fmt.Errorf("export: the server's stream broke off: %w", err)
+	}
+	if err := sink.Commit(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d rows\n", out, rows)
+	return nil
+}

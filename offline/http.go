@@ -1,0 +1,121 @@
+package offline
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// DefaultMaxSpineBytes bounds an uploaded spine.
+const DefaultMaxSpineBytes = 1 << 30
+
+// Handler serves POST /v1/export: the request body is the spine (Parquet,
+// or CSV; by Content-Type application/vnd.apache.parquet or text/csv, or
+// ?format=), the query names the features:
+//
+//	?features=view:feat,view@v2:feat | ?service=name
+//	&mode=served|event &time_column=event_timestamp &statuses=true &full_names=true
+//
+// The answer is an Arrow IPC stream (application/vnd.apache.arrow.stream).
+// Bad input is a 400 with a JSON error before any byte of the stream; a
+// failure after the stream began cuts the connection, so the stream has no
+// end-of-stream marker and no reader takes it for complete.
+func (x *Exporter) Handler(maxSpineBytes int64) http.Handler {
+	if maxSpineBytes <= 0 {
+		maxSpineBytes = DefaultMaxSpineBytes
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		req := Request{
+			Service:    q.Get("service"),
+			Mode:       Mode(q.Get("mode")),
+			TimeColumn: q.Get("time_column"),
+			Statuses:   q.Get("statuses") == "true" || q.Get("statuses") == "1",
+			FullNames:  q.Get("full_names") == "true" || q.Get("full_names") == "1",
+		}
+		if f := q.Get("features"); f != "" {
+			req.Features = strings.Split(f, ",")
+		}
+		format := q.Get("format")
+		if format == "" {
+			mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			switch mt {
+			case "application/vnd.apache.parquet", "application/x-parquet", "application/parquet":
+				format = "parquet"
+			case "text/csv":
+				format = "csv"
+			default:
+				writeError(w, badInput("spine format: send Content-Type application/vnd.apache.parquet or text/csv, or ?format=parquet|csv"))
+				return
+			}
+		}
+		f, err := os.CreateTemp("", "featured-spine-*")
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		defer os.Remove(f.Name())
+		n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, maxSpineBytes))
+		f.Close()
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeError(w, badInput("spine over %d bytes", maxSpineBytes))
+				return
+			}
+			writeError(w, badInput("read spine: %v", err))
+			return
+		}
+		if n == 0 {
+			writeError(w, badInput("empty spine"))
+			return
+		}
+		sink := &httpSink{w: w}
+		if _, err := x.Export(r.Context(), f.Name(), format, req, sink); err != nil {
+			if !sink.begun {
+				writeError(w, err)
+				return
+			}
+			panic(http.ErrAbortHandler) // cut the stream: no end-of-stream marker
+		}
+		if err := sink.s.Close(); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	})
+}
+
+type httpSink struct {
+	w     http.ResponseWriter
+	s     *IPCStream
+	begun bool
+}
+
+func (h *httpSink) Begin(sc *arrow.Schema) error {
+	h.begun = true
+	h.w.Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
+	h.w.WriteHeader(http.StatusOK)
+	h.s = NewIPCStream(h.w)
+	return h.s.Begin(sc)
+}
+
+func (h *httpSink) Write(rec arrow.RecordBatch) error { return h.s.Write(rec) }
+
+// writeError answers err as JSON in the shape the rest of the API uses.
+func writeError(w http.ResponseWriter, err error) {
+	st := http.StatusInternalServerError
+	if errors.Is(err, ErrBadInput) {
+		st = http.StatusBadRequest
+	}
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{"status": st, "message": err.Error()}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(st)
+	w.Write(body)
+}
+
+
