@@ -47,6 +47,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	applyFile       string
 	offlineRetain   time.Duration
+	pprofAddr       string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -67,6 +68,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for in-flight requests")
 	fs.StringVar(&c.applyFile, "apply", "", "definitions file to apply at startup (optional)")
+	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&c.offlineRetain, "offline-retention", 30*24*time.Hour, "how long the offline log keeps events (by ingest day), independent of view TTLs; negative keeps all")
 	return c
 }
@@ -167,6 +169,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		httpLn.Close()
 		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	var pprofSrv *http.Server
+	if c.pprofAddr != "" {
+		pprofLn, err := net.Listen("tcp", c.pprofAddr)
+		if err != nil {
+			httpLn.Close()
+			grpcLn.Close()
+			return fmt.Errorf("--pprof-addr: %w", err)
+		}
+		pprofSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		defer pprofSrv.Close()
+		go func() { _ = pprofSrv.Serve(pprofLn) }() // stopped by the deferred Close
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/status", statusHandler(store, pusher, kafkaIngest, reg))
