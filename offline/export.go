@@ -740,3 +740,6 @@ func statusName(s aggregate.Status) string {
 	}
 	return "NOT_FOUND"
 }
+
+// Log returns the log the exporter reads.
+func (x *Exporter) Log() *Log { return x.log }

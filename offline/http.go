@@ -117,5 +117,3 @@ func writeError(w http.ResponseWriter, err error) {
 	w.WriteHeader(st)
 	w.Write(body)
 }
-
-

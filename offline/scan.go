@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/featurestore"
 )
 
 // Scan calls fn for every committed row of the given sources (all sources
@@ -79,4 +82,50 @@ func (l *Log) scan(ctx context.Context, sources map[string]bool, fn func(r *row)
 		}
 	}
 	return nil
+}
+
+// Event is one logged event, as Events reports it.
+type Event struct {
+	Source       string
+	Shard        int
+	LSN          int64 // per shard, in fold order
+	IngestMillis int64 // the ingest clock at admission
+	CommitMillis int64 // the store's clock when the event's batch committed
+	EventMillis  int64
+	Entity       []byte // keyenc
+	// Partition and Offset are the Kafka position (HasOffset) of the event.
+	HasOffset bool
+	Partition int32
+	Offset    int64
+	// Views are the view versions the store folded the event into.
+	Views []featurestore.ViewKey
+	// Fields are the source's fields by name.
+	Fields map[string]aggregate.Value
+}
+
+// Events calls fn for every committed event of source ("" for all), in no
+// particular order across shards and files; a (shard, LSN) may repeat after
+// a crash interrupted a conversion (see the package doc). For tests,
+// audits and tools; exports use the same scan.
+func (l *Log) Events(ctx context.Context, source string, fn func(Event) error) error {
+	var sources map[string]bool
+	if source != "" {
+		sources = map[string]bool{source: true}
+	}
+	return l.scan(ctx, sources, func(r *row) error {
+		e := Event{
+			Source: r.schema.source, Shard: int(r.shard), LSN: r.lsn, IngestMillis: r.ingestMillis,
+			CommitMillis: r.commitMillis, EventMillis: r.eventMillis, Entity: append([]byte(nil), r.entity...),
+			HasOffset: r.hasPos, Partition: r.partition, Offset: r.offset, Fields: map[string]aggregate.Value{},
+		}
+		for _, v := range r.views {
+			e.Views = append(e.Views, featurestore.ViewKey{ID: uint32(v >> 32), Version: uint32(v)})
+		}
+		for i, n := range r.schema.names {
+			if r.fields[i].Kind != aggregate.KindNull {
+				e.Fields[n] = r.fields[i]
+			}
+		}
+		return fn(e)
+	})
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"flag"
 	"math/rand/v2"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/featured-dev/featured/internal/kafkatest"
+	"github.com/featured-dev/featured/offline"
 )
 
 var crashLong = flag.Bool("crash.long", false, "run the long kill -9 test (more events, more kills)")
@@ -84,7 +87,70 @@ func TestCrashKafkaExactlyOnce(t *testing.T) {
 	// lookup reads what is committed, so flush by a clean restart.
 	s.stop(t)
 	s = startServer(t, data, args...)
-	s.checkAgainstReference(t, compiledView(t, defs, "spend"), streams)
+	view := compiledView(t, defs, "spend")
+	s.checkAgainstReference(t, view, streams)
+
+	// The offline log after the kills: an export of (user, lookup instant)
+	// gives the online answers bit for bit, and it holds every offset of
+	// the topic exactly once.
+	online := s.answers(t, view, streams)
+	spine := writeCSVSpine(t, dir, online)
+	train := filepath.Join(dir, "train.parquet")
+	if out, err := s.cli(t, "export", "--spine", spine, "--features", strings.Join(viewRefs(view), ","), "--out", train, "--statuses"); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	checkExport(t, train, view, online)
+	s.stop(t)
+	auditOffsets(t, data, "tx", 4, int64(len(msgs)))
+}
+
+// auditOffsets opens a stopped server's data dir and checks that the
+// offline log holds every offset of the source's partitions exactly once,
+// total in all.
+func auditOffsets(t *testing.T, data, source string, partitions int, total int64) {
+	t.Helper()
+	err := withLocalExporter(data, func(x *offline.Exporter) error {
+		seen := map[[2]int64]int{}
+		lsns := map[[2]int64]bool{}
+		err := x.Log().Events(context.Background(), source, func(e offline.Event) error {
+			if lsns[[2]int64{int64(e.Shard), e.LSN}] {
+				return nil // a re-converted segment: the same row twice
+			}
+			lsns[[2]int64{int64(e.Shard), e.LSN}] = true
+			if !e.HasOffset {
+				return fmt.Errorf("event without a Kafka offset: %+v", e)
+			}
+			seen[[2]int64{int64(e.Partition), e.Offset}]++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var n int64
+		next := make([]int64, partitions)
+		for p := range next {
+			for seen[[2]int64{int64(p), next[p]}] > 0 {
+				next[p]++
+			}
+		}
+		for k, c := range seen {
+			if c != 1 {
+				t.Errorf("partition %d offset %d logged %d times", k[0], k[1], c)
+			}
+			n += int64(c)
+		}
+		var contiguous int64
+		for _, v := range next {
+			contiguous += v
+		}
+		if n != total || contiguous != total {
+			t.Errorf("the log holds %d events (%d contiguous from offset 0), want %d", n, contiguous, total)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // kafkaProgress sums the next offsets and lags of every partition in
