@@ -1,6 +1,7 @@
 package featurestore
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ const (
 	reqFlush
 	reqDrop
 	reqGC
+	reqRebuild
 )
 
 // request is one unit of work for a shard's writer.
@@ -34,6 +36,10 @@ type request struct {
 	done  chan error
 	view  ViewKey  // reqDrop
 	keys  [][]byte // reqGC: candidate state keys
+	// reqRebuild
+	layout *aggregate.Layout
+	build  RebuildFunc
+	ctx    context.Context
 }
 
 type topicPartition struct {
@@ -204,6 +210,18 @@ func (s *shard) handle(r *request) {
 		}
 	case reqDrop:
 		s.dropView(r.view)
+	case reqRebuild:
+		if err := s.rebuild(r); err != nil {
+			r.done <- err
+			return
+		}
+		// Commit now: a write handled before the commit would load the
+		// view's old state from Pebble (the new one is only in the batch)
+		// and write it back over the rebuilt one.
+		s.syncReq = true
+		s.waiters = append(s.waiters, r.done)
+		s.commit()
+		return
 	case reqGC:
 		// The candidates were chosen on a snapshot; decide again on current
 		// state, which needs the pending batch committed first.

@@ -61,10 +61,6 @@ type Request struct {
 	MemoryBytes int64
 	// TempDir holds spill files. The default is os.TempDir().
 	TempDir string
-
-	// asOf, when set (verify-skew), bounds the events of a spine row to
-	// those with LSN < asOf[row] in the entity's shard instead of by time.
-	asOf []int64
 }
 
 // Stats reports an export.
@@ -267,9 +263,6 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 		return st, err
 	}
 	st.Rows = rows
-	if req.asOf != nil && int64(len(req.asOf)) != rows {
-		return st, fmt.Errorf("offline: asOf has %d rows, the spine %d", len(req.asOf), rows)
-	}
 
 	// Per group: the log rows into the same buckets, then each bucket's
 	// results, sorted by spine row, into a run.
@@ -525,8 +518,10 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 	}
 	sort.Strings(keys)
 	states := make([]*aggregate.State, len(g.views))
+	markers := make([]map[int32][]marker, len(g.views))
 	for i, ev := range g.views {
 		states[i] = ev.view.Layout.NewState()
+		markers[i] = x.log.markersOf(ev.vk)
 	}
 	var flat []aggregate.Result
 	var events []event
@@ -538,33 +533,46 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 		rows = dedupRows(rows)
 		flat = slices.Grow(flat[:0], len(es)*ncols)[:len(es)*ncols]
 		for vi, ev := range g.views {
-			events = x.eventsFor(events[:0], ev, rows, req.Mode)
-			st := states[vi]
-			st.Reset()
 			lay := ev.view.Layout
-			j := 0
-			for ei, e := range es {
-				if req.asOf != nil {
-					// verify-skew: the events the store had committed when
-					// it answered, by log position.
-					st.Reset()
-					for k := range events {
-						if events[k].lsn < req.asOf[e.row] && events[k].folded {
-							lay.Fold(st, events[k].r.eventMillis, ev.fieldsOf(events[k].r))
-						}
-					}
-				} else {
+			st := states[vi]
+			// Backfills of the view split the entity's instants into phases:
+			// before a backfill's switch the online state was the live one,
+			// from it on the rebuilt one.
+			var ms []marker
+			if req.Mode == ModeServed && len(rows) > 0 {
+				ms = markers[vi][rows[0].shard]
+			}
+			start := 0
+			for phase := 0; phase <= len(ms); phase++ {
+				end := len(es)
+				if phase < len(ms) {
+					c := ms[phase].CommitMillis
+					end = start + sort.Search(len(es)-start, func(i int) bool { return es[start+i].t >= c })
+				}
+				var m *marker
+				if phase > 0 {
+					m = &ms[phase-1]
+				}
+				if end == start {
+					continue
+				}
+				events = x.eventsFor(events[:0], ev, rows, req.Mode, m)
+				st.Reset()
+				j := 0
+				for ei := start; ei < end; ei++ {
+					e := es[ei]
 					for j < len(events) && events[j].vis <= e.t {
 						if events[j].folded {
 							lay.Fold(st, events[j].r.eventMillis, ev.fieldsOf(events[j].r))
 						}
 						j++
 					}
+					rs := flat[ei*ncols : (ei+1)*ncols]
+					for fi, f := range ev.features {
+						rs[ev.cols[fi]] = lay.Read(st, f, e.t)
+					}
 				}
-				rs := flat[ei*ncols : (ei+1)*ncols]
-				for fi, f := range ev.features {
-					rs[ev.cols[fi]] = lay.Read(st, f, e.t)
-				}
+				start = end
 			}
 		}
 		for ei, e := range es {
@@ -612,7 +620,11 @@ func dedupRows(rows []*row) []*row {
 }
 
 // eventsFor selects and orders the rows of one entity that a view sees.
-func (x *Exporter) eventsFor(dst []event, ev *exportView, rows []*row, mode Mode) []event {
+// In served mode a row is visible from its commit (the running maximum of
+// commit times along the log, so visibility follows log order) and is
+// folded if the store folded it into the view; after a backfill m, the rows
+// before m.LSN are folded if the view admits them, visible at the switch.
+func (x *Exporter) eventsFor(dst []event, ev *exportView, rows []*row, mode Mode, m *marker) []event {
 	src := ev.view.Source.Name
 	var vis int64
 	first := true
@@ -624,17 +636,26 @@ func (x *Exporter) eventsFor(dst []event, ev *exportView, rows []*row, mode Mode
 		if r.schema.source != src {
 			continue
 		}
-		switch mode {
-		case ModeServed:
-			dst = append(dst, event{vis: vis, shard: r.shard, lsn: r.lsn, r: r, folded: r.folded(ev.vk)})
-		case ModeEvent:
+		switch {
+		case mode == ModeEvent:
 			dst = append(dst, event{vis: r.eventMillis, shard: r.shard, lsn: r.lsn, r: r, folded: true})
+		case m != nil && r.lsn < m.LSN:
+			dst = append(dst, event{vis: m.CommitMillis, shard: r.shard, lsn: r.lsn, r: r, folded: admits(ev.view, r)})
+		default:
+			dst = append(dst, event{vis: max(vis, commitFloor(m)), shard: r.shard, lsn: r.lsn, r: r, folded: r.folded(ev.vk)})
 		}
 	}
 	if mode == ModeEvent {
 		slices.SortStableFunc(dst, func(a, b event) int { return cmpInt(a.vis, b.vis) })
 	}
 	return dst
+}
+
+func commitFloor(m *marker) int64 {
+	if m == nil {
+		return 0
+	}
+	return m.CommitMillis
 }
 
 // fieldsOf maps a row's fields (its schema's order) to the view's

@@ -3,13 +3,17 @@ package offline
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/featured-dev/featured/featurestore"
 )
 
 // DefaultMaxSpineBytes bounds an uploaded spine.
@@ -116,4 +120,36 @@ func writeError(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(st)
 	w.Write(body)
+}
+
+// BackfillHandler serves POST /v1/backfill?view=NAME[&version=N]: Backfill
+// of the view version (the latest when version is absent) into store. It
+// answers {"view": ..., "version": N, "entities": n} once every shard has
+// switched.
+func (x *Exporter) BackfillHandler(store *featurestore.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		ver := 0
+		if s := q.Get("version"); s != "" {
+			n, err := strconv.Atoi(strings.TrimPrefix(s, "v"))
+			if err != nil || n < 1 {
+				writeError(w, badInput("version %q: want 1, 2, ...", s))
+				return
+			}
+			ver = n
+		}
+		v, err := x.reg.Snapshot().View(q.Get("view"), ver)
+		if err != nil {
+			writeError(w, fmt.Errorf("%w: %w", ErrBadInput, err))
+			return
+		}
+		n, err := Backfill(r.Context(), store, x.log, v)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		body, _ := json.Marshal(map[string]any{"view": v.Name, "version": v.Version, "entities": n})
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
 }

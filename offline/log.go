@@ -131,12 +131,16 @@ type shardLog struct {
 	sealed    []uint64 // segments sealed, handed to the converter after a synced commit
 	needSync  bool     // the next commit must be synced (a rotation is pending)
 	lastWrite int64    // commit clock of the pending frame
+	// pendingMarker is a backfill's marker, written with the next commit.
+	pendingMarker *marker
+	markerWritten bool
 
 	mu struct {
 		sync.Mutex
-		seg uint64 // committed position
-		off int64
-		lsn int64
+		seg     uint64 // committed position
+		off     int64
+		lsn     int64
+		markers []marker // committed backfill markers
 	}
 }
 
@@ -276,9 +280,14 @@ func (l *Log) Recover(shard int, committed []byte) error {
 			return fmt.Errorf("offline: truncate %s: %w", path, err)
 		}
 	}
+	markers, err := loadMarkers(dir, seg, off, committed != nil)
+	if err != nil {
+		f.Close()
+		return err
+	}
 	sl.f, sl.seg, sl.size, sl.nextLSN, sl.segStart = f, seg, off, lsn, l.opts.Now()
 	sl.prevSize = off
-	sl.mu.seg, sl.mu.off, sl.mu.lsn = seg, off, lsn
+	sl.mu.seg, sl.mu.off, sl.mu.lsn, sl.mu.markers = seg, off, lsn, markers
 	l.mu.Lock()
 	if old := l.shards[shard]; old != nil && old.f != nil {
 		old.f.Close()
@@ -369,6 +378,13 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 			return nil, false, fmt.Errorf("offline: sync segment: %w", err)
 		}
 	}
+	if m := sl.pendingMarker; m != nil {
+		m.CommitMillis, m.Seg, m.Off = nowMillis, sl.seg, sl.size
+		if err := appendMarker(sl.dir, *m); err != nil {
+			return nil, false, err
+		}
+		sl.markerWritten = true
+	}
 	// A rotated segment is handed to the Parquet converter only once a
 	// synced batch records a position past it, so a power loss can never
 	// leave Parquet rows the store does not have.
@@ -382,11 +398,23 @@ func (l *Log) Committed(shard int, err error) {
 	sl.nrows = 0
 	clear(sl.ids)
 	sl.defs = sl.defs[:0]
+	m := sl.pendingMarker
+	sl.pendingMarker = nil
 	if err != nil {
 		// The store dropped these events' state: drop their rows.
 		if terr := sl.f.Truncate(sl.prevSize); terr != nil {
 			l.opts.Logger.Error("offline: cut a failed commit's rows from the WAL", "shard", shard, "err", terr)
 		}
+		if sl.markerWritten {
+			sl.mu.Lock()
+			committed := sl.mu.seg
+			off := sl.mu.off
+			sl.mu.Unlock()
+			if _, merr := loadMarkers(sl.dir, committed, off, true); merr != nil {
+				l.opts.Logger.Error("offline: drop a failed backfill's marker", "shard", shard, "err", merr)
+			}
+		}
+		sl.markerWritten = false
 		sl.size = sl.prevSize
 		sl.mu.Lock()
 		sl.nextLSN = sl.mu.lsn
@@ -395,7 +423,11 @@ func (l *Log) Committed(shard int, err error) {
 	}
 	sl.mu.Lock()
 	sl.mu.seg, sl.mu.off, sl.mu.lsn = sl.seg, sl.size, sl.nextLSN
+	if m != nil && sl.markerWritten {
+		sl.mu.markers = append(sl.mu.markers, *m)
+	}
 	sl.mu.Unlock()
+	sl.markerWritten = false
 	if sl.needSync {
 		sl.needSync = false
 		for _, s := range sl.sealed {

@@ -208,13 +208,18 @@ func (l *Log) convert() {
 	defer close(l.donec)
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
+	failed := map[int]bool{}
 	l.retain()
 	for {
 		select {
 		case <-l.stopc:
 			return
 		case j := <-l.jobs:
+			if failed[j.shard] {
+				continue // keep log order: later segments wait for the next Open too
+			}
 			if err := l.convertSegment(j.shard, j.seg); err != nil {
+				failed[j.shard] = true
 				l.opts.Logger.Error("offline: convert WAL segment to Parquet; it stays in the WAL and is retried on the next open",
 					"shard", j.shard, "segment", j.seg, "err", err)
 				l.convMu.Lock()

@@ -84,6 +84,57 @@ func (l *Log) scan(ctx context.Context, sources map[string]bool, fn func(r *row)
 	return nil
 }
 
+// scanShard calls fn for every committed row of source in shard, in LSN
+// order (a repeated LSN may follow a crash during a conversion).
+func (l *Log) scanShard(ctx context.Context, shard int, source string, fn func(r *row) error) error {
+	l.files.RLock()
+	defer l.files.RUnlock()
+	files, err := listLogFiles(l.dir, source)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if f.shard != shard {
+			continue
+		}
+		if err := readLogFile(ctx, f.path, fn); err != nil {
+			return err
+		}
+	}
+	sl := l.shard(shard)
+	sl.mu.Lock()
+	cseg, coff := sl.mu.seg, sl.mu.off
+	sl.mu.Unlock()
+	segs, err := listSegments(sl.dir)
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	for _, seg := range segs {
+		if seg > cseg {
+			break
+		}
+		limit := int64(-1)
+		if seg == cseg {
+			limit = coff
+		}
+		err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fr.rows(shard, func(r *row) error {
+				if r.schema.source != source {
+					return nil
+				}
+				return fn(r)
+			})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Event is one logged event, as Events reports it.
 type Event struct {
 	Source       string

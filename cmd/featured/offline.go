@@ -157,3 +157,38 @@ func remoteExport(ctx context.Context, server, spine string, req offline.Request
 	fmt.Fprintf(stdout, "wrote %s: %d rows\n", out, rows)
 	return nil
 }
+
+// backfillCmd is `featured backfill VIEW[@vN]`: the server rebuilds the
+// view version's online state from the offline log, shard by shard, and
+// ingestion continues into it.
+func backfillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := clientFlags(fs)
+	// VIEW may come before or after the flags.
+	var pos []string
+	for len(args) > 0 {
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("backfill: want VIEW or VIEW@vN, got %q", pos)
+	}
+	name, ver, _ := strings.Cut(pos[0], "@")
+	q := url.Values{"view": {name}}
+	if ver != "" {
+		q.Set("version", ver)
+	}
+	out, err := newClient(*server).do(ctx, http.MethodPost, "/v1/backfill?"+q.Encode(), "", nil)
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}

@@ -67,6 +67,33 @@ func TestExportEndToEnd(t *testing.T) {
 		t.Fatalf("a failed export left %s", bad)
 	}
 
+	// A view applied now and backfilled answers what the view that saw the
+	// whole stream answers.
+	mirrorDefs := defs + strings.Replace(defs[strings.Index(defs, "  - name: spend"):], "name: spend", "name: mirror", 1)
+	mirrorFile := filepath.Join(dir, "mirror.yaml")
+	if err := os.WriteFile(mirrorFile, []byte(mirrorDefs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.cli(t, "apply", "-f", mirrorFile); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if out, err := s.cli(t, "backfill", "mirror@v1"); err != nil || !strings.Contains(out, `"entities": 6`) {
+		t.Fatalf("backfill: %v\n%s", err, out)
+	}
+	mirror := compiledView(t, mirrorDefs, "mirror")
+	var users []string
+	for u := range streams {
+		users = append(users, u)
+	}
+	a, b := s.lookup(t, viewRefs(view), users), s.lookup(t, viewRefs(mirror), users)
+	for i := range a.Rows {
+		for f := range a.Rows[i].Values {
+			if string(a.Rows[i].Values[f]) != string(b.Rows[i].Values[f]) || a.Rows[i].Statuses[f] != b.Rows[i].Statuses[f] {
+				t.Errorf("%s %s: spend %s, backfilled mirror %s", users[i], view.Features[f].Name, a.Rows[i].Values[f], b.Rows[i].Values[f])
+			}
+		}
+	}
+
 	s.stop(t)
 	local := filepath.Join(dir, "local.parquet")
 	var stdout, stderr strings.Builder

@@ -21,6 +21,7 @@ Usage:
   featured push --source S -f events.json  push a JSON array of events
   featured export --spine F --features a:b,c@v1:d | --service S --out OUT.parquet
                                          point-in-time training set from the offline log
+  featured backfill VIEW[@vN]            build a view version's online state from the offline log
   featured registry                      print the registry
   featured status                        print ingest and store status
   featured version
@@ -58,6 +59,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return pushCmd(ctx, rest, stdout, stderr)
 	case "export":
 		return exportCmd(ctx, rest, stdout, stderr)
+	case "backfill":
+		return backfillCmd(ctx, rest, stdout, stderr)
 	case "registry", "status":
 		return showCmd(ctx, cmd, rest, stdout, stderr)
 	case "version":

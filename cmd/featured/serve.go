@@ -184,7 +184,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/status", statusHandler(store, pusher, kafkaIngest, reg))
-	mux.Handle("POST /v1/export", offline.NewExporter(reg, olog).Handler(0))
+	exporter := offline.NewExporter(reg, olog)
+	mux.Handle("POST /v1/export", exporter.Handler(0))
+	mux.Handle("POST /v1/backfill", exporter.BackfillHandler(store))
 	mux.Handle("/", srv.HTTPHandler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	grpcSrv := grpc.NewServer()
