@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/featured-dev/featured/aggregate"
 )
 
 // Options configures a Store. The zero value is usable.
@@ -43,6 +45,14 @@ type Options struct {
 	// commits its position with each shard's batch (see EventLog). Nil: no
 	// log.
 	EventLog EventLog
+	// ReadSampler, when set, is told about one Read in ReadSampleEvery
+	// (the answers verify-skew recomputes offline). It is called on the
+	// reading goroutine after a successful Read and must not retain the
+	// slices. Nil: no sampling.
+	ReadSampler func(vk ViewKey, entity []byte, features []int, atMillis int64, out []aggregate.Result)
+	// ReadSampleEvery is the sampling period of ReadSampler. The default
+	// value is 100.
+	ReadSampleEvery int
 	// Now is the clock. The default value is time.Now.
 	Now func() time.Time
 	// Logger receives the store's and Pebble's logs. The default value is
@@ -75,6 +85,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute
+	}
+	if o.ReadSampleEvery == 0 {
+		o.ReadSampleEvery = 100
 	}
 	if o.Now == nil {
 		o.Now = time.Now

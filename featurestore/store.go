@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -36,6 +37,7 @@ type Store struct {
 	// scratch holds *aggregate.State for ReadEncoded; one pool serves every
 	// layout because ReadEncoded resets and fits the state it is given.
 	scratch sync.Pool
+	reads   atomic.Uint64 // Reads, for ReadSampler's period
 	keyPool sync.Pool
 }
 
@@ -274,10 +276,8 @@ func (s *Store) Stats() []ShardStats {
 	return out
 }
 
-// Read fills out[i] with feature features[i] of entity in view vk as of
-// atMillis. An entity with no state gets StatusNotFound everywhere. Read
-// never waits for a writer.
-func (s *Store) Read(vk ViewKey, l *aggregate.Layout, entity []byte, features []int, atMillis int64, out []aggregate.Result) error {
+// read is Read without the sampling (sample.go).
+func (s *Store) read(vk ViewKey, l *aggregate.Layout, entity []byte, features []int, atMillis int64, out []aggregate.Result) error {
 	if len(out) < len(features) {
 		return fmt.Errorf("featurestore: read: %d results for %d features", len(out), len(features))
 	}

@@ -81,6 +81,9 @@ type rig struct {
 	shards int
 	// rejected counts events no view admitted (too late for every TTL).
 	rejected int
+	// sampler records one store Read in sampleEvery when set before open.
+	sampler     *Sampler
+	sampleEvery int
 }
 
 func (r *rig) now() time.Time { return time.UnixMilli(r.clock.Load()) }
@@ -117,9 +120,14 @@ func (r *rig) open() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.store, err = featurestore.Open(filepath.Join(r.dir, "store"), featurestore.Options{
+	so := featurestore.Options{
 		Shards: r.shards, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: r.log, Now: r.now,
-	})
+		ReadSampleEvery: r.sampleEvery,
+	}
+	if r.sampler != nil {
+		so.ReadSampler = r.sampler.Record
+	}
+	r.store, err = featurestore.Open(filepath.Join(r.dir, "store"), so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,16 +386,6 @@ func compare(t testing.TB, m *memSink, samples []sample, fullNames bool) {
 	if mismatches > 0 {
 		t.Fatalf("%d mismatches", mismatches)
 	}
-}
-
-func statusOf(s string) aggregate.Status {
-	switch s {
-	case "PRESENT":
-		return aggregate.StatusPresent
-	case "NULL_VALUE":
-		return aggregate.StatusNull
-	}
-	return aggregate.StatusNotFound
 }
 
 func uniqueViews(samples []sample) []*registry.View {

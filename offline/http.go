@@ -153,3 +153,22 @@ func (x *Exporter) BackfillHandler(store *featurestore.Store) http.Handler {
 		w.Write(body)
 	})
 }
+
+// VerifySkewHandler serves POST /v1/verify-skew: VerifySkew over the
+// sampler's current samples, answered as a SkewReport in JSON.
+func (x *Exporter) VerifySkewHandler(s *Sampler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s == nil {
+			writeError(w, badInput("sampling is off: start the server with --skew-sample-every N"))
+			return
+		}
+		rep, err := x.VerifySkew(r.Context(), s.Samples(), "")
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		body, _ := json.Marshal(rep)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+}

@@ -93,3 +93,41 @@ func differs(t *testing.T, a, b *memSink) bool {
 	}
 	return false
 }
+
+// TestVerifySkew samples the store's answers (one Read in two) while a
+// random stream is ingested, and verify-skew recomputes them offline: 100%
+// match. A tampered sample is reported as a mismatch naming the feature.
+func TestVerifySkew(t *testing.T) {
+	dir := t.TempDir()
+	r := newRig(t, dir, 1_800_000_000_000, Options{})
+	r.close()
+	r.sampler, r.sampleEvery = NewSampler(0), 2
+	r.open()
+	defer r.close()
+	r.streamTo(t, 31, 6, 60)
+	samples := r.sampler.Samples()
+	rep, err := r.x.VerifySkew(context.Background(), samples, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Values < 1000 || rep.MatchRate != 100 || len(rep.Mismatches) != 0 {
+		t.Fatalf("%d samples, %d values, %.3f%%, mismatches %+v", rep.Samples, rep.Values, rep.MatchRate, rep.Mismatches[:min(5, len(rep.Mismatches))])
+	}
+	// Tamper with one present count.
+	for i := range samples {
+		if res := samples[i].Results[0]; res.Status == aggregate.StatusPresent && res.Value.Kind == aggregate.KindInt64 {
+			samples[i].Results = append([]aggregate.Result(nil), samples[i].Results...)
+			samples[i].Results[0].Value.I++
+			rep, err := r.x.VerifySkew(context.Background(), samples, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Mismatches) != 1 || rep.MatchRate >= 100 {
+				t.Fatalf("tampered sample: %.3f%%, %+v", rep.MatchRate, rep.Mismatches)
+			}
+			t.Logf("reported: %+v", rep.Mismatches[0])
+			return
+		}
+	}
+	t.Fatal("no present int64 first feature to tamper with")
+}

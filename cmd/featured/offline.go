@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
@@ -190,5 +192,43 @@ func backfillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	printJSON(stdout, out)
+	return nil
+}
+
+// verifySkewCmd is `featured verify-skew`: the server recomputes the
+// lookups it sampled from the offline log and compares them bit for bit.
+// Any mismatch makes the command fail after printing them all.
+func verifySkewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verify-skew", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := clientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	out, err := newClient(*server).do(ctx, http.MethodPost, "/v1/verify-skew", "", nil)
+	if err != nil {
+		return err
+	}
+	var rep offline.SkewReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return fmt.Errorf("verify-skew: answer %q: %w", out, err)
+	}
+	if *asJSON {
+		printJSON(stdout, out)
+	} else {
+		fmt.Fprintf(stdout, "match rate %.3f%%: %d of %d values in %d sampled reads", rep.MatchRate, rep.Matches, rep.Values, rep.Samples)
+		if rep.Skipped > 0 {
+			fmt.Fprintf(stdout, " (%d samples of deleted view versions skipped)", rep.Skipped)
+		}
+		fmt.Fprintln(stdout)
+		for _, m := range rep.Mismatches {
+			fmt.Fprintf(stdout, "MISMATCH %s entity %s at %s: online %s, offline %s\n", m.Feature, m.Entity,
+				time.UnixMilli(m.AtMillis).UTC().Format(time.RFC3339Nano), m.Online, m.Offline)
+		}
+	}
+	if len(rep.Mismatches) > 0 {
+		return fmt.Errorf("verify-skew: %d mismatches", len(rep.Mismatches))
+	}
 	return nil
 }

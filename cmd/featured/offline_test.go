@@ -34,7 +34,7 @@ func TestExportEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")
-	s := startServer(t, data, "--apply", defsFile)
+	s := startServer(t, data, "--apply", defsFile, "--skew-sample-every", "1")
 	streams := streamsFor(6, 11, 80, time.Now())
 	for i := 0; i < 80; i += 20 {
 		var batch []map[string]any
@@ -93,6 +93,14 @@ func TestExportEndToEnd(t *testing.T) {
 			}
 		}
 	}
+
+	// Every read was sampled (--skew-sample-every 1): recomputed offline,
+	// all match, across the backfill's switch too.
+	out, err = s.cli(t, "verify-skew")
+	if err != nil || !strings.Contains(out, "match rate 100.000%") {
+		t.Fatalf("verify-skew: %v\n%s", err, out)
+	}
+	t.Log(strings.TrimSpace(out))
 
 	s.stop(t)
 	local := filepath.Join(dir, "local.parquet")

@@ -22,6 +22,7 @@ Usage:
   featured export --spine F --features a:b,c@v1:d | --service S --out OUT.parquet
                                          point-in-time training set from the offline log
   featured backfill VIEW[@vN]            build a view version's online state from the offline log
+  featured verify-skew                   recompute sampled online answers offline; report the match rate
   featured registry                      print the registry
   featured status                        print ingest and store status
   featured version
@@ -61,6 +62,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return exportCmd(ctx, rest, stdout, stderr)
 	case "backfill":
 		return backfillCmd(ctx, rest, stdout, stderr)
+	case "verify-skew":
+		return verifySkewCmd(ctx, rest, stdout, stderr)
 	case "registry", "status":
 		return showCmd(ctx, cmd, rest, stdout, stderr)
 	case "version":

@@ -20,6 +20,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/offline"
@@ -47,6 +48,8 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	applyFile       string
 	offlineRetain   time.Duration
+	skewEvery       int
+	skewSamples     int
 	pprofAddr       string
 }
 
@@ -70,6 +73,8 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.applyFile, "apply", "", "definitions file to apply at startup (optional)")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&c.offlineRetain, "offline-retention", 30*24*time.Hour, "how long the offline log keeps events (by ingest day), independent of view TTLs; negative keeps all")
+	fs.IntVar(&c.skewEvery, "skew-sample-every", 100, "keep one lookup read in N for verify-skew; 0: none")
+	fs.IntVar(&c.skewSamples, "skew-samples", 10000, "how many sampled reads verify-skew keeps (the latest)")
 	return c
 }
 
@@ -122,15 +127,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("close offline log", "err", err)
 		}
 	}()
+	var sampler *offline.Sampler
+	var sampleFn func(featurestore.ViewKey, []byte, []int, int64, []aggregate.Result)
+	if c.skewEvery > 0 {
+		sampler = offline.NewSampler(c.skewSamples)
+		sampleFn = sampler.Record
+	}
 	store, err := featurestore.Open(filepath.Join(c.dataDir, "store"), featurestore.Options{
-		EventLog:       olog,
-		Shards:         c.shards,
-		CacheBytes:     c.cacheMB << 20,
-		CommitInterval: c.commitInterval,
-		GCInterval:     c.gcInterval,
-		PruneSlack:     max(time.Hour, c.maxFutureSkew),
-		Views:          views.lookup,
-		Logger:         log,
+		EventLog:        olog,
+		ReadSampler:     sampleFn,
+		ReadSampleEvery: c.skewEvery,
+		Shards:          c.shards,
+		CacheBytes:      c.cacheMB << 20,
+		CommitInterval:  c.commitInterval,
+		GCInterval:      c.gcInterval,
+		PruneSlack:      max(time.Hour, c.maxFutureSkew),
+		Views:           views.lookup,
+		Logger:          log,
 	})
 	if err != nil {
 		return err
@@ -187,6 +200,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	exporter := offline.NewExporter(reg, olog)
 	mux.Handle("POST /v1/export", exporter.Handler(0))
 	mux.Handle("POST /v1/backfill", exporter.BackfillHandler(store))
+	mux.Handle("POST /v1/verify-skew", exporter.VerifySkewHandler(sampler))
 	mux.Handle("/", srv.HTTPHandler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	grpcSrv := grpc.NewServer()
