@@ -14,9 +14,11 @@
 #
 # Feast gets its best case: the Redis online store (redis-py client), warmed
 # up by the verification request and each run's warm-up, $BENCH_FEAST_WORKERS
-# gunicorn workers (default 2, one per core; 3 measured no better here),
-# --max-requests 0 (workers are never recycled; the default recycles every
-# 1000 requests), --registry_ttl_sec 300, no access log, log level WARNING.
+# gunicorn workers (default 3: Feast is CPU-bound here at about 6.7 ms of CPU
+# per 1x50 lookup; 2 workers left a core partly idle, 3 and 4 reached the same
+# throughput), --max-requests 0 (workers are never recycled; the default
+# recycles every 1000 requests), --registry_ttl_sec 300, no access log, log
+# level WARNING.
 #
 # bench-compare.sh sources this file for its functions. State lives in
 # .cache/bench/ (git-ignored); every process started here is stopped by pid.
@@ -28,7 +30,7 @@ FEAST_VERSION="${FEAST_VERSION:-0.67.0}"
 FEAST_VENV="$ROOT/.cache/venv-feast-$FEAST_VERSION"
 BENCH_REDIS_PORT="${BENCH_REDIS_PORT:-6390}"
 BENCH_FEAST_PORT="${BENCH_FEAST_PORT:-6566}"
-BENCH_FEAST_WORKERS="${BENCH_FEAST_WORKERS:-2}"
+BENCH_FEAST_WORKERS="${BENCH_FEAST_WORKERS:-3}"
 BENCH_HTTP_PORT="${BENCH_HTTP_PORT:-18080}"
 BENCH_GRPC_PORT="${BENCH_GRPC_PORT:-19090}"
 BENCH_PPROF_PORT="${BENCH_PPROF_PORT:-16060}"
