@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -266,29 +268,45 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 
 	// Per group: the log rows into the same buckets, then each bucket's
 	// results, sorted by spine row, into a run.
-	runs := make([]*buckets, len(groups))
+	results := make([]resultSource, len(groups))
 	for gi, g := range groups {
-		logs := newBuckets(filepath.Join(tmp, fmt.Sprintf("log-%d", gi)), nb)
-		var keyset map[string]bool
 		if nb == 1 {
-			keyset = spines[gi].keySet()
+			// Everything fits: no spill encoding, results addressed by row.
+			entries := spines[gi].entries
+			byKey, n, err := x.loadLog(ctx, g, entries)
+			if err != nil {
+				return st, err
+			}
+			st.LogRows += n
+			dr, err := x.computeDirect(g, &req, entries, byKey, rows)
+			if err != nil {
+				return st, err
+			}
+			results[gi] = dr
+			continue
 		}
-		n, err := x.splitLog(ctx, g, logs, keyset)
+		logs := newBuckets(filepath.Join(tmp, fmt.Sprintf("log-%d", gi)), nb)
+		n, err := x.splitLog(ctx, g, logs, nil)
 		if err != nil {
 			return st, err
 		}
 		st.LogRows += n
-		runs[gi] = newBuckets(filepath.Join(tmp, fmt.Sprintf("res-%d", gi)), nb)
+		runs := newBuckets(filepath.Join(tmp, fmt.Sprintf("res-%d", gi)), nb)
 		for b := 0; b < nb; b++ {
 			if err := ctx.Err(); err != nil {
 				return st, err
 			}
-			if err := x.joinBucket(g, &req, spines[gi], logs, b, runs[gi]); err != nil {
+			if err := x.joinBucket(g, &req, spines[gi], logs, b, runs); err != nil {
 				return st, err
 			}
 		}
 		logs.remove()
 		spines[gi].remove()
+		m, err := newRunMerger(runs, len(g.cols))
+		if err != nil {
+			return st, err
+		}
+		results[gi] = m
 	}
 
 	// Pass 2 over the spine: pass-through columns plus the results, merged
@@ -296,7 +314,7 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	if err := sink.Begin(outSchema); err != nil {
 		return st, err
 	}
-	return st, x.assemble(ctx, spinePath, format, keys, req.TimeColumn, outSchema, groups, runs, sink)
+	return st, x.assemble(ctx, spinePath, format, keys, req.TimeColumn, outSchema, groups, results, sink)
 }
 
 // logBytes estimates the log's size for the groups' sources.
@@ -390,6 +408,14 @@ func (x *Exporter) splitSpine(path, format string, keys map[string]aggregate.Kin
 				if !ok {
 					rec.Release()
 					return 0, badInput("spine row %d: %q is null", rowIdx, g.joinKey)
+				}
+				if sb := spines[gi]; sb.n == 1 {
+					// One bucket: keep the entries decoded.
+					if sb.entries == nil {
+						sb.entries = map[string][]spineEntry{}
+					}
+					sb.entries[string(key)] = append(sb.entries[string(key)], spineEntry{row: rowIdx, t: t})
+					continue
 				}
 				buf = binary.AppendUvarint(buf[:0], uint64(rowIdx))
 				buf = binary.AppendUvarint(buf, uint64(len(key)))
@@ -504,22 +530,81 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 	if err != nil {
 		return err
 	}
-
 	type result struct {
 		row      int64
 		off, end int
 	}
 	var results []result
-	var out []byte
-	ncols := len(g.cols)
+	out, err := x.compute(g, req, entries, byKey, nil, func(row int64, off, end int) {
+		results = append(results, result{row: row, off: off, end: end})
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(results, func(i, j int) bool { return results[i].row < results[j].row })
+	for _, r := range results {
+		if err := runs.add(b, out[r.off:r.end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compute evaluates every spine entry of one bucket (entries by entity key,
+// with the entity's log rows in byKey), appending one result record per
+// spine row to out (uvarint row, then per column status byte and value)
+// and reporting where it is.
+func (x *Exporter) compute(g *group, req *Request, entries map[string][]spineEntry, byKey map[string][]*row, out []byte, emit func(row int64, off, end int)) ([]byte, error) {
+	return x.computeKeys(g, g.views, req, sortedKeys(entries), entries, byKey, out, emit)
+}
+
+func sortedKeys(entries map[string][]spineEntry) []string {
 	keys := make([]string, 0, len(entries))
 	for k := range entries {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	states := make([]*aggregate.State, len(g.views))
-	markers := make([]map[int32][]marker, len(g.views))
-	for i, ev := range g.views {
+	return keys
+}
+
+// computeDirect is compute for a single bucket, split over the CPUs by
+// entity (each worker with its own states and view scratch); the results are
+// addressed by spine row.
+func (x *Exporter) computeDirect(g *group, req *Request, entries map[string][]spineEntry, byKey map[string][]*row, rows int64) (*directResults, error) {
+	keys := sortedKeys(entries)
+	p := min(runtime.GOMAXPROCS(0), 8)
+	if len(keys) < 4*p {
+		p = 1
+	}
+	dr := &directResults{offs: make([]int64, rows), outs: make([][]byte, p), ncols: len(g.cols)}
+	errs := make([]error, p)
+	var wg sync.WaitGroup
+	for w := 0; w < p; w++ {
+		part := keys[w*len(keys)/p : (w+1)*len(keys)/p]
+		views := make([]*exportView, len(g.views))
+		for i, ev := range g.views {
+			c := *ev
+			c.mapped, c.fieldMap, c.scratch = nil, nil, nil
+			views[i] = &c
+		}
+		wg.Go(func() {
+			tag := int64(w) << 40
+			dr.outs[w], errs[w] = x.computeKeys(g, views, req, part, entries, byKey, nil, func(row int64, off, _ int) {
+				dr.offs[row] = tag | int64(off)
+			})
+		})
+	}
+	wg.Wait()
+	return dr, errors.Join(errs...)
+}
+
+// computeKeys is compute over the entities keys, with views (g.views or
+// copies of them: their field mapping scratch is per goroutine).
+func (x *Exporter) computeKeys(g *group, views []*exportView, req *Request, keys []string, entries map[string][]spineEntry, byKey map[string][]*row, out []byte, emit func(row int64, off, end int)) ([]byte, error) {
+	ncols := len(g.cols)
+	states := make([]*aggregate.State, len(views))
+	markers := make([]map[int32][]marker, len(views))
+	for i, ev := range views {
 		states[i] = ev.view.Layout.NewState()
 		markers[i] = x.log.markersOf(ev.vk)
 	}
@@ -532,7 +617,7 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 		slices.SortFunc(rows, func(a, b *row) int { return cmpInt(a.lsn, b.lsn) })
 		rows = dedupRows(rows)
 		flat = slices.Grow(flat[:0], len(es)*ncols)[:len(es)*ncols]
-		for vi, ev := range g.views {
+		for vi, ev := range views {
 			lay := ev.view.Layout
 			st := states[vi]
 			// Backfills of the view split the entity's instants into phases:
@@ -582,16 +667,10 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 				out = append(out, byte(r.Status))
 				out = appendValue(out, r.Value)
 			}
-			results = append(results, result{row: e.row, off: start, end: len(out)})
+			emit(e.row, start, len(out))
 		}
 	}
-	sort.Slice(results, func(i, j int) bool { return results[i].row < results[j].row })
-	for _, r := range results {
-		if err := runs.add(b, out[r.off:r.end]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return out, nil
 }
 
 func cmpInt(a, b int64) int {
@@ -681,21 +760,12 @@ func (ev *exportView) fieldsOf(r *row) []aggregate.Value {
 }
 
 // assemble reads the spine again and writes the output batches.
-func (x *Exporter) assemble(ctx context.Context, path, format string, keys map[string]aggregate.Kind, timeCol string, sc *arrow.Schema, groups []*group, runs []*buckets, sink Sink) error {
+func (x *Exporter) assemble(ctx context.Context, path, format string, keys map[string]aggregate.Kind, timeCol string, sc *arrow.Schema, groups []*group, merges []resultSource, sink Sink) error {
 	sr, err := openSpine(path, format, keys, timeCol)
 	if err != nil {
 		return err
 	}
 	defer sr.close()
-	merges := make([]*runMerger, len(groups))
-	for gi, g := range groups {
-		m, err := newRunMerger(runs[gi], len(g.cols))
-		if err != nil {
-			return err
-		}
-		defer m.close()
-		merges[gi] = m
-	}
 	nspine := len(sr.schema().Fields())
 	b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(sc.Fields()[nspine:], nil))
 	defer b.Release()
@@ -764,3 +834,80 @@ func statusName(s aggregate.Status) string {
 
 // Log returns the log the exporter reads.
 func (x *Exporter) Log() *Log { return x.log }
+
+// resultSource yields each group's results in spine order.
+type resultSource interface {
+	next(row int64) ([]aggregate.Result, error)
+}
+
+// directResults are one bucket's results addressed by spine row.
+type directResults struct {
+	outs  [][]byte // per worker
+	offs  []int64  // worker<<40 | offset
+	ncols int
+	vals  []aggregate.Result
+}
+
+func (d *directResults) next(row int64) ([]aggregate.Result, error) {
+	if d.vals == nil {
+		d.vals = make([]aggregate.Result, d.ncols)
+	}
+	o := d.offs[row]
+	dec := decoder{b: d.outs[o>>40][o&(1<<40-1):]}
+	if got := int64(dec.uvarint()); got != row {
+		return nil, fmt.Errorf("offline: internal error: result of row %d found for row %d", got, row)
+	}
+	for i := range d.vals {
+		d.vals[i].Status = aggregate.Status(dec.byte1())
+		d.vals[i].Value = dec.value(0)
+	}
+	if dec.err != nil {
+		return nil, corruptf("result of row %d", row)
+	}
+	return d.vals, nil
+}
+
+// loadLog reads the group's log rows of the entities in entries into memory,
+// by entity key (the rows slab-allocated, so a large log costs few
+// allocations).
+func (x *Exporter) loadLog(ctx context.Context, g *group, entries map[string][]spineEntry) (map[string][]*row, int64, error) {
+	byKey := map[string][]*row{}
+	var n int64
+	var slab []row
+	var vals []aggregate.Value
+	var bytesSlab []byte
+	var viewSlab []int64
+	err := x.log.scan(ctx, g.sources, func(r *row) error {
+		if _, ok := entries[string(r.entity)]; !ok {
+			return nil
+		}
+		n++
+		if len(slab) == cap(slab) {
+			slab = make([]row, 0, 4096)
+		}
+		slab = append(slab, row{})
+		c := &slab[len(slab)-1]
+		*c = *r
+		nf := len(r.fields)
+		if cap(vals)-len(vals) < nf {
+			vals = make([]aggregate.Value, 0, max(nf, 16384))
+		}
+		c.fields = append(vals[len(vals):len(vals)], r.fields...)
+		vals = vals[:len(vals)+nf]
+		need := len(r.entity) + 8*len(r.views)
+		if cap(bytesSlab)-len(bytesSlab) < need {
+			bytesSlab = make([]byte, 0, max(need, 1<<16))
+		}
+		c.entity = append(bytesSlab[len(bytesSlab):len(bytesSlab)], r.entity...)
+		bytesSlab = bytesSlab[:len(bytesSlab)+len(r.entity)]
+		if cap(viewSlab)-len(viewSlab) < len(r.views) {
+			viewSlab = make([]int64, 0, max(len(r.views), 1<<14))
+		}
+		c.views = append(viewSlab[len(viewSlab):len(viewSlab)], r.views...)
+		viewSlab = viewSlab[:len(viewSlab)+len(r.views)]
+		key := string(c.entity)
+		byKey[key] = append(byKey[key], c)
+		return nil
+	})
+	return byKey, n, err
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
@@ -32,7 +34,14 @@ func (p *ParquetFile) Begin(sc *arrow.Schema) error {
 		return fmt.Errorf("offline: create output: %w", err)
 	}
 	p.tmp = f
-	p.w, err = pqarrow.NewFileWriter(sc, syncCloser{f}, writerProps(1<<20), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	// Feature values are mostly distinct: dictionary encoding costs more
+	// than it saves here.
+	props := parquet.NewWriterProperties(
+		parquet.WithCompression(compress.Codecs.Snappy),
+		parquet.WithDictionaryDefault(false),
+		parquet.WithMaxRowGroupLength(128<<10),
+	)
+	p.w, err = pqarrow.NewFileWriter(sc, syncCloser{f}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		p.Abort()
 		return fmt.Errorf("offline: create output: %w", err)

@@ -25,6 +25,8 @@ type buckets struct {
 	bufs    [][]byte
 	files   []*os.File
 	schemas []*schema // log buckets: the schemas rows refer to
+	// entries holds a single-bucket spine decoded (no encoding).
+	entries map[string][]spineEntry
 }
 
 func newBuckets(prefix string, n int) *buckets {
@@ -112,18 +114,6 @@ func (b *buckets) each(i int, fn func(rec []byte) error) error {
 	}
 }
 
-// keySet returns the keys of a spine bucket set with one bucket.
-func (b *buckets) keySet() map[string]bool {
-	set := map[string]bool{}
-	b.each(0, func(rec []byte) error {
-		d := decoder{b: rec}
-		d.uvarint()
-		set[string(d.bytes())] = true
-		return nil
-	})
-	return set
-}
-
 func (b *buckets) remove() {
 	for i, f := range b.files {
 		if f != nil {
@@ -133,6 +123,7 @@ func (b *buckets) remove() {
 		}
 		b.bufs[i] = nil
 	}
+	b.entries = nil
 }
 
 type recordReader struct {
@@ -249,5 +240,3 @@ func (m *runMerger) next(row int64) ([]aggregate.Result, error) {
 	}
 	return m.vals, nil
 }
-
-func (m *runMerger) close() {}
