@@ -766,60 +766,97 @@ func (x *Exporter) assemble(ctx context.Context, path, format string, keys map[s
 		return err
 	}
 	defer sr.close()
-	nspine := len(sr.schema().Fields())
-	b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(sc.Fields()[nspine:], nil))
-	defer b.Release()
-	var rowIdx int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rec, err := sr.next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		n := int(rec.NumRows())
-		for i := 0; i < n; i++ {
-			c := 0
-			for gi, g := range groups {
-				vals, err := merges[gi].next(rowIdx)
-				if err != nil {
-					rec.Release()
-					return err
+	// A producer goroutine builds the output batches while this one writes
+	// them (the Parquet encoder is the other half of the work).
+	type batch struct {
+		rec arrow.RecordBatch
+		err error
+	}
+	batches := make(chan batch, 2)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	wg.Go(func() {
+		defer close(batches)
+		send := func(b batch) bool {
+			select {
+			case batches <- b:
+				return true
+			case <-stop:
+				if b.rec != nil {
+					b.rec.Release()
 				}
-				for k, col := range g.cols {
-					r := vals[k]
-					if r.Status == aggregate.StatusPresent {
-						appendValueTo(b.Field(c), r.Value)
-					} else {
-						b.Field(c).AppendNull()
-					}
-					c++
-					if col.status {
-						b.Field(c).(*array.StringBuilder).Append(statusName(r.Status))
-						c++
-					}
-				}
+				return false
 			}
-			rowIdx++
 		}
-		// The feature columns are built; the spine's pass through as is.
-		feats := b.NewRecordBatch()
-		arrs := make([]arrow.Array, 0, len(sc.Fields()))
-		arrs = append(arrs, rec.Columns()...)
-		arrs = append(arrs, feats.Columns()...)
-		out := array.NewRecordBatch(sc, arrs, int64(n))
-		err = sink.Write(out)
-		out.Release()
-		feats.Release()
-		rec.Release()
+		nspine := len(sr.schema().Fields())
+		b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(sc.Fields()[nspine:], nil))
+		defer b.Release()
+		var rowIdx int64
+		for {
+			if err := ctx.Err(); err != nil {
+				send(batch{err: err})
+				return
+			}
+			rec, err := sr.next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				send(batch{err: err})
+				return
+			}
+			n := int(rec.NumRows())
+			for i := 0; i < n; i++ {
+				c := 0
+				for gi, g := range groups {
+					vals, err := merges[gi].next(rowIdx)
+					if err != nil {
+						rec.Release()
+						send(batch{err: err})
+						return
+					}
+					for k, col := range g.cols {
+						r := vals[k]
+						if r.Status == aggregate.StatusPresent {
+							appendValueTo(b.Field(c), r.Value)
+						} else {
+							b.Field(c).AppendNull()
+						}
+						c++
+						if col.status {
+							b.Field(c).(*array.StringBuilder).Append(statusName(r.Status))
+							c++
+						}
+					}
+				}
+				rowIdx++
+			}
+			// The feature columns are built; the spine's pass through as is.
+			feats := b.NewRecordBatch()
+			arrs := make([]arrow.Array, 0, len(sc.Fields()))
+			arrs = append(arrs, rec.Columns()...)
+			arrs = append(arrs, feats.Columns()...)
+			out := array.NewRecordBatch(sc, arrs, int64(n))
+			feats.Release()
+			rec.Release()
+			if !send(batch{rec: out}) {
+				return
+			}
+		}
+	})
+	for bt := range batches {
+		if bt.err != nil {
+			return bt.err
+		}
+		err := sink.Write(bt.rec)
+		bt.rec.Release()
 		if err != nil {
 			return err
 		}
 	}
+	return nil
 }
 
 func statusName(s aggregate.Status) string {
