@@ -215,17 +215,21 @@ func BenchmarkExport(b *testing.B) {
 		refs = append(refs, "b:"+f.Name)
 	}
 	out := filepath.Join(dir, "train.parquet")
-	for _, mem := range []int64{8 << 30, 0} {
-		name := "in-memory"
-		if mem == 0 {
-			name = "default-512MiB"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		mem  int64
+		refs []string
+	}{
+		{"10-features", 8 << 30, refs},
+		{"10-features-spill-32MiB", 32 << 20, refs},
+		{"2-features-as-duckdb", 8 << 30, []string{"b:last_amount", "b:sum_items_1d"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var st Stats
 			for i := 0; i < b.N; i++ {
 				var err error
-				st, err = x.ExportFile(context.Background(), spine, "", Request{Features: refs, MemoryBytes: mem}, out)
+				st, err = x.ExportFile(context.Background(), spine, "", Request{Features: bc.refs, MemoryBytes: bc.mem}, out)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -235,6 +239,9 @@ func BenchmarkExport(b *testing.B) {
 		})
 	}
 
+	if _, err := x.ExportFile(context.Background(), spine, "", Request{Features: refs}, out); err != nil {
+		b.Fatal(err)
+	}
 	py, err := exec.LookPath(filepath.Join("..", ".cache", "venv", "bin", "python"))
 	if err != nil {
 		b.Skipf("no DuckDB venv (scripts/python-env.sh): %v", err)

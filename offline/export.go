@@ -110,6 +110,7 @@ type exportView struct {
 	// schema mapped; scratch receives them.
 	mapped   *schema
 	fieldMap []int
+	identity bool
 	scratch  []aggregate.Value
 }
 
@@ -584,7 +585,7 @@ func (x *Exporter) computeDirect(g *group, req *Request, entries map[string][]sp
 		views := make([]*exportView, len(g.views))
 		for i, ev := range g.views {
 			c := *ev
-			c.mapped, c.fieldMap, c.scratch = nil, nil, nil
+			c.mapped, c.fieldMap, c.scratch, c.identity = nil, nil, nil, false
 			views[i] = &c
 		}
 		wg.Go(func() {
@@ -744,10 +745,16 @@ func (ev *exportView) fieldsOf(r *row) []aggregate.Value {
 	if ev.mapped != r.schema {
 		ev.mapped = r.schema
 		ev.fieldMap = ev.fieldMap[:0]
-		for _, f := range ev.view.Source.Fields {
-			ev.fieldMap = append(ev.fieldMap, r.schema.field(f.Name, f.Kind))
+		ev.identity = len(r.schema.names) == len(ev.view.Source.Fields)
+		for i, f := range ev.view.Source.Fields {
+			j := r.schema.field(f.Name, f.Kind)
+			ev.fieldMap = append(ev.fieldMap, j)
+			ev.identity = ev.identity && j == i
 		}
 		ev.scratch = make([]aggregate.Value, len(ev.view.Source.Fields))
+	}
+	if ev.identity {
+		return r.fields // the row's schema is the view's source as it reads it
 	}
 	for i, j := range ev.fieldMap {
 		if j < 0 {
