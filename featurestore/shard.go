@@ -210,6 +210,15 @@ func (s *shard) handle(r *request) {
 		}
 	case reqDrop:
 		s.dropView(r.view)
+		// Commit now, as for a rebuild: until the DeleteRange is committed
+		// a write to the view would reload its old state from Pebble and
+		// write it back.
+		s.syncReq = true
+		if r.done != nil {
+			s.waiters = append(s.waiters, r.done)
+		}
+		s.commit()
+		return
 	case reqRebuild:
 		if err := s.rebuild(r); err != nil {
 			r.done <- err
@@ -227,6 +236,13 @@ func (s *shard) handle(r *request) {
 		// state, which needs the pending batch committed first.
 		s.commit()
 		s.collect(r.keys)
+		// And commit the deletions at once, so a write to a collected
+		// entity loads nothing rather than the deleted state.
+		if r.done != nil {
+			s.waiters = append(s.waiters, r.done)
+		}
+		s.commit()
+		return
 	}
 	if r.sync {
 		s.syncReq = true
