@@ -102,9 +102,12 @@ func (s *Server) putLookup(l *lookup) {
 		return
 	}
 	// Drop references to result strings and lists so the pool does not keep
-	// them alive.
-	clear(l.out[:cap(l.out)])
-	clear(l.tmp[:cap(l.tmp)])
+	// them alive. Only what this request used can hold any: earlier
+	// requests cleared theirs, so a lookup grown by one large request does
+	// not zero its whole capacity on every small one after it.
+	clear(l.out)
+	clear(l.tmp)
+	l.out, l.tmp = l.out[:0], l.tmp[:0]
 	s.lookups.Put(l)
 }
 
@@ -159,6 +162,7 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 			if cap(l.tmp) < len(g.features) {
 				l.tmp = make([]aggregate.Result, len(g.features))
 			}
+			l.tmp = l.tmp[:max(len(l.tmp), len(g.features))]
 			tmp := l.tmp[:len(g.features)]
 			if err := s.store.Read(g.vk, g.layout, l.ent, g.features, atMillis, tmp); err != nil {
 				return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
