@@ -26,7 +26,7 @@
 //     start + k/rate and hands it to the next free worker; latency is
 //     counted from the scheduled time, so a server that stalls is charged
 //     for every request it held up (no coordinated omission), and the
-//     pacer's own lateness is measured separately (send lag). The pacer
+//     pacer's own lateness is measured separately (pacer lag). The pacer
 //     sleeps in nanosleep(2) on a locked thread with 1 ns timer slack: Go's
 //     timers wake up to 1 ms late on an idle process (pace_linux.go).
 //     Both loops warm up unrecorded, measure for -duration, and (open loop)
@@ -58,8 +58,8 @@
 //
 // One JSON object per run (Result): label, target, workload, mode, offered
 // and achieved rates, requests, errors (with samples), unsent, response
-// bytes, latency_us {count,min,mean,p50,p90,p99,p999,max}, send_lag_us (open
-// loop), client_cpu and server_cpu {seconds, cores, us_per_request}, and
-// the host (Go version, CPUs, load average at start). ReadResult refuses
-// unknown fields.
+// bytes, latency_us {count,min,mean,p50,p90,p99,p999,max}, send_lag_us and
+// pacer_lag_us (open loop), client_cpu and server_cpu {seconds, cores,
+// us_per_request}, and the host (Go version, CPUs, load average at start).
+// ReadResult refuses unknown fields.
 package main

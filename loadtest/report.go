@@ -33,6 +33,7 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "docs/benchmarks-compare.md", "the Markdown report")
 	chart := fs.String("chart", "docs/benchmarks-compare.svg", "the latency-vs-load chart (SVG)")
 	meta := fs.String("meta", "", "a text file quoted under 'How it was measured' (versions, commands)")
+	notes := fs.String("notes", "", "a Markdown file inserted under 'Where featured's time goes' (optional)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,6 +52,18 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		metaText = string(b)
 	}
+	var notesText string
+	if *notes != "" {
+		b, err := os.ReadFile(*notes)
+		if err != nil {
+			return err
+		}
+		notesText = string(b)
+	}
+	profiles, err := readProfiles(*dir)
+	if err != nil {
+		return err
+	}
 	rel, err := filepath.Rel(filepath.Dir(*out), *chart)
 	if err != nil {
 		rel = *chart
@@ -60,7 +73,7 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(*chart, []byte(svg), 0o644); err != nil {
 		return err
 	}
-	md := r.markdown(filepath.ToSlash(rel), metaText)
+	md := r.markdown(filepath.ToSlash(rel), metaText, notesText, profiles)
 	if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
 		return err
 	}
@@ -150,7 +163,7 @@ type stat struct {
 	errors, unsent        int64
 	clientCores, clientUS float64
 	serverCores, serverUS float64
-	lagP99                float64
+	lagP99, pacerP99      float64
 	events                float64
 }
 
@@ -196,6 +209,12 @@ func (r *report) stat(label, workload, phase string) (stat, bool) {
 			return 0
 		}
 		return x.SendLag.P99
+	})
+	s.pacerP99 = med(func(x *Result) float64 {
+		if x.PacerLag == nil {
+			return 0
+		}
+		return x.PacerLag.P99
 	})
 	for _, x := range rs {
 		s.errors += x.Errors
@@ -252,7 +271,55 @@ func fmtRatio(v float64) string {
 	return fmt.Sprintf("%.2fx", v)
 }
 
-func (r *report) markdown(chartLink, meta string) string {
+// profile is the top of one `go tool pprof -top` listing written by
+// bench-compare.sh (profile-<name>.top.txt).
+type profile struct {
+	name string
+	top  string
+}
+
+// profileRows is how many functions of each profile the report quotes.
+const profileRows = 15
+
+func readProfiles(dir string) ([]profile, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "profile-*.top.txt"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	var out []profile
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "profile-"), ".top.txt")
+		out = append(out, profile{name: name, top: topRows(string(b), profileRows)})
+	}
+	return out, nil
+}
+
+// topRows keeps the summary lines and the first n function rows of a
+// pprof -top listing.
+func topRows(listing string, n int) string {
+	var keep []string
+	rows := -1
+	for _, l := range strings.Split(listing, "\n") {
+		switch {
+		case strings.HasPrefix(l, "Duration:"), strings.HasPrefix(l, "Showing nodes"):
+			keep = append(keep, l)
+		case strings.Contains(l, "flat%"):
+			keep = append(keep, l)
+			rows = 0
+		case rows >= 0 && rows < n && strings.TrimSpace(l) != "":
+			keep = append(keep, l)
+			rows++
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+func (r *report) markdown(chartLink, meta, notes string, profiles []profile) string {
 	var b strings.Builder
 	b.WriteString("# featured vs Feast vs Redis, side by side\n\n")
 	b.WriteString("Written by `make bench-compare` (`scripts/bench-compare.sh`, `go run ./loadtest report`); do not edit by hand.\n")
@@ -278,6 +345,17 @@ func (r *report) markdown(chartLink, meta string) string {
 		b.WriteString("first rate its system could not sustain (under 90% answered, or requests left unsent).\n\n")
 	}
 	r.ingestSection(&b)
+	if notes != "" || len(profiles) > 0 {
+		b.WriteString("## Where featured's time goes\n\n")
+		if notes != "" {
+			b.WriteString(strings.TrimRight(notes, "\n"))
+			b.WriteString("\n\n")
+		}
+		for _, p := range profiles {
+			fmt.Fprintf(&b, "<details><summary>CPU profile of featured, %s, closed loop (top %d functions by own time)</summary>\n\n```\n%s\n```\n\n</details>\n\n",
+				p.name, profileRows, p.top)
+		}
+	}
 	r.generatorSection(&b)
 	if meta != "" {
 		b.WriteString("## How it was measured\n\n```\n")
@@ -447,14 +525,17 @@ func (r *report) generatorSection(b *strings.Builder) {
 			"drove %s req/s closed loop using %.2f cores (%.1f µs of CPU per request), while the trivial server used %.2f.\n",
 			fmtInt(s.rps), s.clientCores, s.clientUS, s.serverCores)
 		if lat, ok := r.stat(baselineLabel, "1x50", "latency"); ok {
-			fmt.Fprintf(b, "Open loop at %s req/s against it: p50 %s ms, p99 %s ms, of which the generator's own send lag p99 %s ms.\n",
-				fmtInt(lat.rate), fmtMS(lat.p50), fmtMS(lat.p99), fmtMS(lat.lagP99))
+			fmt.Fprintf(b, "Open loop at %s req/s against it: p50 %s ms, p99 %s ms; requests left the generator late by p99 %s ms\n"+
+				"(pacer lateness alone: p99 %s ms).\n",
+				fmtInt(lat.rate), fmtMS(lat.p50), fmtMS(lat.p99), fmtMS(lat.lagP99), fmtMS(lat.pacerP99))
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("In the measured runs (1x50, closed loop, medians), the generator's and the server's CPU:\n\n")
-	b.WriteString("| system | req/s | generator cores | generator µs/req | server cores | server µs/req | open-loop send lag p99 ms |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("In the measured runs (1x50, medians): the generator's and the server's CPU in the closed loop; in the open loop,\n")
+	b.WriteString("how late requests were sent (send lag: the pacer's lateness plus waiting for a free connection while all\n")
+	b.WriteString("are busy with slower answers, which is the server's queueing) and the pacer's lateness alone:\n\n")
+	b.WriteString("| system | req/s | generator cores | generator µs/req | server cores | server µs/req | send lag p99 ms | pacer lag p99 ms |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, l := range r.labels {
 		if l == baselineLabel {
 			continue
@@ -464,7 +545,8 @@ func (r *report) generatorSection(b *strings.Builder) {
 			continue
 		}
 		lat, _ := r.stat(l, "1x50", "latency")
-		fmt.Fprintf(b, "| %s | %s | %.2f | %.1f | %.2f | %s | %s |\n", l, fmtInt(s.rps), s.clientCores, s.clientUS, s.serverCores, fmtUS(s.serverUS), fmtMS(lat.lagP99))
+		fmt.Fprintf(b, "| %s | %s | %.2f | %.1f | %.2f | %s | %s | %s |\n", l, fmtInt(s.rps), s.clientCores, s.clientUS, s.serverCores,
+			fmtUS(s.serverUS), fmtMS(lat.lagP99), fmtMS(lat.pacerP99))
 	}
 	b.WriteString("\n")
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,8 +86,21 @@ func TestSuiteAndReport(t *testing.T) {
 	if err := os.WriteFile(meta, []byte("go version go1.26.8\nfeast 0.67.0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	notes := filepath.Join(dir, "notes.md")
+	if err := os.WriteFile(notes, []byte("The decoder is cheap; the reads are not.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var top strings.Builder
+	top.WriteString("File: featured\nDuration: 5s, Total samples = 4s (80%)\nShowing nodes accounting for 3s, 75% of 4s total\n")
+	top.WriteString("      flat  flat%   sum%        cum   cum%\n")
+	for i := range 30 {
+		top.WriteString("     0.10s  2.50%  2.50%      0.10s  2.50%  pkg.func" + strconv.Itoa(i) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "profile-http-1x50.top.txt"), []byte(top.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var stdout bytes.Buffer
-	if err := reportCmd([]string{"-dir", dir, "-out", out, "-chart", chart, "-meta", meta}, &stdout, io.Discard); err != nil {
+	if err := reportCmd([]string{"-dir", dir, "-out", out, "-chart", chart, "-meta", meta, "-notes", notes}, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	md, err := os.ReadFile(out)
@@ -98,10 +112,14 @@ func TestSuiteAndReport(t *testing.T) {
 		"## 1x50: 1 entity x 50 features (feature_service_0)", "| featured-http |", "| feast |",
 		"Ratios, featured over peer", "![p99 latency against offered load, 1 entity x 50 features](chart.svg)",
 		"## The load generator is not the bottleneck", "## How it was measured", "feast 0.67.0",
+		"## Where featured's time goes", "The decoder is cheap", "CPU profile of featured, http-1x50", "pkg.func14\n",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
+	}
+	if strings.Contains(string(md), "pkg.func15") {
+		t.Errorf("report quotes more than %d profile rows", profileRows)
 	}
 	svg, err := os.ReadFile(chart)
 	if err != nil {

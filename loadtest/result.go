@@ -52,9 +52,13 @@ type Result struct {
 	// Latency is from the scheduled send time (open loop) or the actual
 	// send time (closed loop) to the end of the answer, microseconds.
 	Latency Latency `json:"latency_us"`
-	// SendLag (open loop) is how late the generator sent each request
-	// after its scheduled time: the generator's own share of Latency.
+	// SendLag (open loop) is how late each request was sent after its
+	// scheduled time: the pacer's lateness plus the wait for a free
+	// connection when all of them await slower answers (server queueing).
 	SendLag *Latency `json:"send_lag_us,omitempty"`
+	// PacerLag (open loop) is the pacer's own lateness in handing out each
+	// request: the generator's share of Latency when connections are free.
+	PacerLag *Latency `json:"pacer_lag_us,omitempty"`
 
 	ClientCPU CPU    `json:"client_cpu"`
 	ServerCPU *CPU   `json:"server_cpu,omitempty"`
@@ -120,8 +124,8 @@ func (r *run) finish(res *Result, cpu cpuSpan) {
 	}
 	res.Latency = summarize(hist)
 	if r.o.Rate > 0 {
-		l := summarize(lag)
-		res.SendLag = &l
+		l, p := summarize(lag), summarize(r.pacerLag)
+		res.SendLag, res.PacerLag = &l, &p
 	}
 	res.ClientCPU = newCPU(cpu.self, cpu.wall, res.Requests)
 	if len(r.o.ServerPIDs) > 0 {
@@ -172,7 +176,7 @@ func (res *Result) Summary() string {
 		s += fmt.Sprintf(", server CPU %.2f cores (%.1f µs/req)", res.ServerCPU.Cores, res.ServerCPU.USPerRequest)
 	}
 	if res.SendLag != nil {
-		s += fmt.Sprintf(", send lag p99 %s", ms(res.SendLag.P99))
+		s += fmt.Sprintf(", send lag p99 %s (pacer %s)", ms(res.SendLag.P99), ms(res.PacerLag.P99))
 	}
 	if res.Unsent > 0 {
 		s += fmt.Sprintf(", unsent %d", res.Unsent)

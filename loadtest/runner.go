@@ -54,7 +54,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer runtime.GOMAXPROCS(prev)
 	}
 
-	r := &run{o: o, t: t, workers: make([]*worker, o.Connections)}
+	r := &run{o: o, t: t, workers: make([]*worker, o.Connections), pacerLag: newHist()}
 	for i := range r.workers {
 		r.workers[i] = newWorker()
 	}
@@ -104,10 +104,11 @@ type token struct {
 }
 
 type run struct {
-	o       Options
-	t       target
-	workers []*worker
-	next    atomic.Int64 // closed loop: next request index
+	o        Options
+	t        target
+	workers  []*worker
+	next     atomic.Int64   // closed loop: next request index
+	pacerLag *hdr.Histogram // owned by the pacer until Run's end
 
 	start, mstart, end time.Time
 }
@@ -194,6 +195,9 @@ func (r *run) pace(ctx context.Context, ch chan<- token) {
 			return
 		}
 		sleepUntil(at)
+		if !at.Before(r.mstart) {
+			record(r.pacerLag, time.Since(at))
+		}
 		select {
 		case ch <- token{at: at, i: k}:
 		case <-ctx.Done():

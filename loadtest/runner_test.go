@@ -91,8 +91,8 @@ func TestOpenLoopPacing(t *testing.T) {
 	if med := gaps[len(gaps)/2]; med < 1500*time.Microsecond || med > 3500*time.Microsecond {
 		t.Errorf("median gap between arrivals %v, want about 2.5ms", med)
 	}
-	if res.SendLag == nil || res.SendLag.Count != 400 {
-		t.Errorf("send lag %+v, want 400 samples", res.SendLag)
+	if res.SendLag == nil || res.SendLag.Count != 400 || res.PacerLag == nil || res.PacerLag.Count != 400 {
+		t.Errorf("send lag %+v, pacer lag %+v, want 400 samples each", res.SendLag, res.PacerLag)
 	}
 }
 
@@ -233,7 +233,7 @@ func TestResultFileShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"addr", "client_cpu", "connections", "duration_s", "errors", "host", "label", "latency_us", "mode",
-		"offered_rps", "phase", "rep", "requests", "response_bytes", "send_lag_us", "server_cpu", "server_pids", "started",
+		"offered_rps", "pacer_lag_us", "phase", "rep", "requests", "response_bytes", "send_lag_us", "server_cpu", "server_pids", "started",
 		"target", "throughput_rps", "bytes_per_s", "unsent", "warmup_s", "workload"}
 	slices.Sort(want)
 	var got []string

@@ -143,5 +143,5 @@ featured_stop
 redis_stop
 
 say "report"
-"$LOADTEST_BIN" report -dir "$OUT" -out "$REPORT" -chart "$CHART" -meta "$OUT/meta.txt"
+"$LOADTEST_BIN" report -dir "$OUT" -out "$REPORT" -chart "$CHART" -meta "$OUT/meta.txt" -notes scripts/bench/notes.md
 say "done: $REPORT, $CHART; raw results and profiles in $OUT"
