@@ -28,3 +28,5 @@ bench:
 	go test -run '^$$' -bench . -benchmem -benchtime 1s ./aggregate/ ./featurestore/ ./serving/
 
 include Makefile.proto.mk
+
+include Makefile.bench.mk
