@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,8 +35,9 @@ const (
 var targets = []string{TargetFeastHTTP, TargetNativeHTTP, TargetGRPC, TargetRedisHMGET, TargetRedisHGETALL, TargetPush, TargetTrivial}
 
 // A target holds the pre-built requests of one run and opens connections.
-// dial and close are called from the runner's goroutine; each conn is used
-// by one worker goroutine.
+// dial is safe for concurrent use (workers redial after an error); close is
+// called once, after every worker has stopped. Each conn is used by one
+// worker goroutine.
 type target interface {
 	dial() (conn, error)
 	// requests is the number of pre-built requests; do(i) takes i modulo it.
@@ -226,7 +228,7 @@ func (rawCodec) Name() string { return "proto" }
 
 type grpcTarget struct {
 	conns    []*grpc.ClientConn
-	next     int
+	next     atomic.Int64 // dial may be called from workers (redial)
 	reqs     [][]byte
 	keys     [][]int64
 	features int
@@ -272,8 +274,7 @@ func (t *grpcTarget) close() {
 // dial hands out the shared client connections in turn: gRPC multiplexes
 // the workers' calls as streams over them.
 func (t *grpcTarget) dial() (conn, error) {
-	cc := t.conns[t.next%len(t.conns)]
-	t.next++
+	cc := t.conns[int(t.next.Add(1)-1)%len(t.conns)]
 	return &grpcConn{t: t, cc: cc}, nil
 }
 
