@@ -79,17 +79,23 @@ func TestOpenLoopPacing(t *testing.T) {
 	slices.SortFunc(times, func(x, y time.Time) int { return x.Compare(y) })
 	span := times[len(times)-1].Sub(times[0])
 	// 399 intervals of 2.5 ms: 997.5 ms. A generator that bunched its sends
-	// (or ran closed loop) would finish far sooner.
-	if span < 900*time.Millisecond || span > 1500*time.Millisecond {
+	// (or ran closed loop) would finish far sooner; a stalled machine may
+	// stretch the tail a little.
+	if span < 900*time.Millisecond || span > 3*time.Second {
 		t.Errorf("requests spread over %v, want about 1s", span)
 	}
-	gaps := make([]time.Duration, len(times)-1)
-	for i := range gaps {
-		gaps[i] = times[i+1].Sub(times[i])
+	// No burst: at 400 req/s a 50 ms window holds about 20 requests. A
+	// closed loop would send all 400 within a few milliseconds; allow a
+	// stall of a couple of hundred milliseconds on a busy test machine.
+	most, j := 0, 0
+	for i := range times {
+		for times[i].Sub(times[j]) > 50*time.Millisecond {
+			j++
+		}
+		most = max(most, i-j+1)
 	}
-	slices.Sort(gaps)
-	if med := gaps[len(gaps)/2]; med < 1500*time.Microsecond || med > 3500*time.Microsecond {
-		t.Errorf("median gap between arrivals %v, want about 2.5ms", med)
+	if most > 100 {
+		t.Errorf("%d of 400 requests arrived within 50 ms: sends are bunched, not paced", most)
 	}
 	if res.SendLag == nil || res.SendLag.Count != 400 || res.PacerLag == nil || res.PacerLag.Count != 400 {
 		t.Errorf("send lag %+v, pacer lag %+v, want 400 samples each", res.SendLag, res.PacerLag)
@@ -170,7 +176,7 @@ func TestClosedLoopAndProgress(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
 	if len(lines) < 4 || !strings.Contains(lines[0], "req/s") || !strings.Contains(lines[0], "warmup") ||
-		!strings.Contains(lines[len(lines)-1], "measure") {
+		!strings.Contains(progress.String(), " measure ") {
 		t.Errorf("progress lines:\n%s", progress.String())
 	}
 	if res.ClientCPU.Seconds <= 0 {
