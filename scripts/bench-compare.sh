@@ -144,4 +144,19 @@ redis_stop
 
 say "report"
 "$LOADTEST_BIN" report -dir "$OUT" -out "$REPORT" -chart "$CHART" -meta "$OUT/meta.txt" -notes scripts/bench/notes.md
-say "done: $REPORT, $CHART; raw results and profiles in $OUT"
+# docs/benchmarks.md carries the report between its bench-compare markers
+# (the issue asks for the table there); the standalone file is kept beside it.
+python3 - "$REPORT" docs/benchmarks.md <<'PY'
+import sys
+report, doc = sys.argv[1], sys.argv[2]
+body = open(report).read().split("\n", 1)[1].strip()
+body = body.replace("\n## ", "\n### ").replace("\n### The issue", "\n### The issue")
+s = open(doc).read()
+begin, end = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
+if begin not in s or end not in s:
+    sys.exit("docs/benchmarks.md lacks the bench-compare markers")
+head, rest = s.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(doc, "w").write(head + begin + "\n" + body + "\n" + end + tail)
+PY
+say "done: $REPORT (and docs/benchmarks.md), $CHART; raw results and profiles in $OUT"

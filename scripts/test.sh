@@ -15,6 +15,15 @@ if [ -f .ci/kafka-env.sh ]; then
   trap 'kafka_stop || true' EXIT
 fi
 
+echo "== redis-server (the loadtest's Redis target is tested against it)"
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "redis-server is missing and cannot be installed here (not root or no apt-get)" >&2
+  fi
+fi
+
 echo "== python readers (pyarrow, duckdb)"
 bash scripts/python-env.sh
 
