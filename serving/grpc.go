@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"errors"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"runtime/debug"
 	"strconv"
 
@@ -66,7 +67,14 @@ func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.Ge
 	if lerr != nil {
 		return nil, toGRPC(lerr)
 	}
-	return responseToProto(p, &l.req, l.out), nil
+	// The response's wire bytes, written directly (grpc_wire.go) and handed
+	// over as an empty message's unknown fields, which proto.Marshal copies
+	// as they are. They outlive the handler, so they are not pooled.
+	n := len(l.req.values) * (len(p.names) + 1)
+	wire := l.wire.appendResponse(make([]byte, 0, 64+24*n), p, &l.req, l.out)
+	resp := &featuredv1.GetOnlineFeaturesResponse{}
+	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(wire))
+	return resp, nil
 }
 
 // requestFromProto fills req from a gRPC request, with the checks the JSON
