@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
 	"github.com/featured-dev/featured/aggregate"
+	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
 )
 
 // TestWireResponseMatchesProto: the hand-written wire encoding decodes to
