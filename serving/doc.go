@@ -42,6 +42,13 @@
 //     response.go.
 //   - Push, apply/plan/delete and the registry listing, over both HTTP and
 //     gRPC. Deleting a view (or one version) also drops its stored state.
+//     POST /v1/apply?backfill=true then builds every ingested view version
+//     the apply created from the offline log, through Options.Backfill (the
+//     caller wires offline.Backfill; serving reads no log itself), and
+//     answers each version's entity count beside the plan. A failed
+//     backfill leaves the apply in place: the answer is a 5xx whose error
+//     names the versions to rerun with `featured backfill VIEW@vN`, and
+//     still carries the plan. gRPC Apply has no such option.
 //
 // # Concurrency
 //
@@ -67,5 +74,14 @@
 // 422 for an atomic push with rejected events; 503 while not ready. gRPC gets
 // the matching codes (InvalidArgument, ResourceExhausted, NotFound,
 // Unavailable, ...); context errors pass through as Canceled and
-// DeadlineExceeded.
+// DeadlineExceeded. POST /v1/apply?backfill= takes true or false (400
+// otherwise, and 400 for true on a server without Options.Backfill), both
+// checked before anything is applied; a backfill failing after the apply is
+// a 500 (499 or 504 for a canceled or expired request) whose body is the
+// error object plus the apply's answer:
+//
+//	{"error":{"status":500,"message":"serving: the definitions are applied, but backfilling failed for
+//	   view user_spend v2 (...); rerun `featured backfill user_spend@v2`"},
+//	 "changes":[...],"text":"~ view user_spend v1 -> v2: ...",
+//	 "backfills":[{"view":"user_spend","version":2,"entities":0,"error":"..."}]}
 package serving

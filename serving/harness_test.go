@@ -24,6 +24,7 @@ import (
 	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/registry"
 	"github.com/featured-dev/featured/serving"
 )
@@ -89,6 +90,11 @@ type harness struct {
 	ingest   featuredv1.IngestServiceClient
 	registry featuredv1.RegistryServiceClient
 
+	// breakBackfill, when set on a harness with an offline log, is asked
+	// before each backfill: an error fails that view version's backfill
+	// as an unreadable log would. Set it before the requests it concerns.
+	breakBackfill func(v *registry.View) error
+
 	// pushed holds every accepted event by source and entity key (its
 	// string form), in arrival order, for aggregatetest.Reference.
 	mu     sync.Mutex
@@ -99,17 +105,43 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 
 func newHarness(t testing.TB, opts serving.Options) *harness {
 	t.Helper()
+	return newHarnessLog(t, opts, false)
+}
+
+// newHarnessLog is newHarness, with an offline log under the store when
+// withLog is set, and opts.Backfill (unless set) wired to offline.Backfill
+// over them, as featured serve wires them.
+func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	clock := func() time.Time { return now }
 	reg, err := registry.OpenWithOptions(filepath.Join(dir, "registry.json"), registry.Options{Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := featurestore.Open(filepath.Join(dir, "data"), featurestore.Options{
-		Shards: 2, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard(),
-	})
+	sopts := featurestore.Options{Shards: 2, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
+	var olog *offline.Log
+	if withLog {
+		olog, err = offline.Open(filepath.Join(dir, "offline"), offline.Options{Retention: -1, Now: clock, Logger: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sopts.EventLog = olog
+	}
+	store, err := featurestore.Open(filepath.Join(dir, "data"), sopts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var h *harness
+	if withLog && opts.Backfill == nil {
+		opts.Backfill = func(ctx context.Context, v *registry.View) (int, error) {
+			if h.breakBackfill != nil {
+				if err := h.breakBackfill(v); err != nil {
+					return 0, err
+				}
+			}
+			return offline.Backfill(ctx, store, olog, v)
+		}
 	}
 	pusher, err := ingest.NewPusher(reg, store, ingest.Options{Now: clock, Logger: discard()})
 	if err != nil {
@@ -144,11 +176,16 @@ func newHarness(t testing.TB, opts serving.Options) *harness {
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)
 		}
+		if olog != nil {
+			if err := olog.Close(); err != nil {
+				t.Errorf("close offline log: %v", err)
+			}
+		}
 		if err := reg.Close(); err != nil {
 			t.Errorf("close registry: %v", err)
 		}
 	})
-	h := &harness{
+	h = &harness{
 		t: t, reg: reg, store: store, srv: srv, url: hs.URL, conn: conn,
 		serving:  featuredv1.NewServingServiceClient(conn),
 		ingest:   featuredv1.NewIngestServiceClient(conn),

@@ -18,7 +18,9 @@ import (
 //	POST   /get-online-features        Feast's lookup (request and response as Feast's)
 //	POST   /v1/features                the native lookup (row-major response)
 //	POST   /v1/push                    push events into a push source
-//	POST   /v1/apply                   apply definitions (YAML or JSON by Content-Type)
+//	POST   /v1/apply[?backfill=true]   apply definitions (YAML or JSON by Content-Type);
+//	                                   backfill: then build each view version it created
+//	                                   from the offline log (Options.Backfill)
 //	POST   /v1/plan                    what apply would change
 //	GET    /v1/registry                every live definition and view version
 //	DELETE /v1/views/{name}[?version=N]

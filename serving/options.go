@@ -1,10 +1,13 @@
 package serving
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/featured-dev/featured/registry"
 )
 
 // Options configures a Server. The zero value is usable: EnsureDefaults fills
@@ -31,6 +34,16 @@ type Options struct {
 	// refused for it: the store still serves what it holds. Nil means
 	// always ready.
 	ReadyCheck func() error
+	// Backfill, when set, builds view version v's online state from the
+	// offline log and switches the store to it, returning how many
+	// entities it built; featured serve sets it to offline.Backfill over
+	// its store and log. POST /v1/apply?backfill=true calls it after the
+	// apply, for every ingested view version the apply created, one at a
+	// time, on the request's goroutine and with the request's context (so
+	// a client that goes away cancels it). It may take as long as reading
+	// the log takes. Nil means the server has no offline log: apply refuses
+	// ?backfill=true with 400 before applying anything.
+	Backfill func(ctx context.Context, v *registry.View) (entities int, err error)
 }
 
 // Defaults of Options.

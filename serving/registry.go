@@ -67,15 +67,48 @@ func parseDefinitions(text string, format featuredv1.DefinitionsFormat) (*regist
 	return registry.ParseYAML([]byte(text))
 }
 
+// handleApply is POST /v1/apply[?backfill=true]. With backfill, every
+// ingested view version the apply created is then built from the offline
+// log (Options.Backfill); the query is checked before anything is applied.
 func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
-	s.servePlan(w, r, true)
+	if err := s.checkReady(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	backfill, err := s.backfillParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defs, err := s.definitionsFromBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, err := s.reg.Apply(defs)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := applyResponse{planResponse: newPlanResponse(p)}
+	if backfill {
+		resp.Backfills, err = s.backfillCreated(r.Context(), p)
+		if err != nil {
+			st := backfillStatus(err)
+			if st == http.StatusInternalServerError {
+				s.opts.Logger.Error("serving: backfill after apply", "err", err)
+			} else {
+				s.opts.Logger.Warn("serving: backfill after apply", "err", err)
+			}
+			resp.Error = &errorDetail{Status: st, Message: err.Error()}
+			s.writeValue(w, r, st, resp)
+			return
+		}
+	}
+	s.writeValue(w, r, http.StatusOK, resp)
 }
 
 func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
-	s.servePlan(w, r, false)
-}
-
-func (s *Server) servePlan(w http.ResponseWriter, r *http.Request, apply bool) {
 	if err := s.checkReady(); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -85,12 +118,7 @@ func (s *Server) servePlan(w http.ResponseWriter, r *http.Request, apply bool) {
 		s.writeError(w, r, err)
 		return
 	}
-	var p *registry.Plan
-	if apply {
-		p, err = s.reg.Apply(defs)
-	} else {
-		p, err = s.reg.Plan(defs)
-	}
+	p, err := s.reg.Plan(defs)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
