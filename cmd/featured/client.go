@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +18,26 @@ import (
 )
 
 const defaultServer = "http://127.0.0.1:8080"
+
+// Timeouts of the client commands. A quick command (get, push, plan,
+// apply, delete, registry, status) is bounded as a whole, from dialing to
+// the answer's last byte, by quickTimeout. A long one (backfill, apply
+// --backfill, export, verify-skew) takes as long as the server works: no
+// overall bound unless its --timeout gives one, and Ctrl-C (the command's
+// ctx) cancels it. Either way connecting is bounded by connectTimeout, so an
+// unreachable server fails fast.
+const connectTimeout = 10 * time.Second
+
+// quickTimeout is a variable only so that a test can shorten it.
+var quickTimeout = 60 * time.Second
+
+// transport is shared by the client commands (one per process, like
+// http.DefaultTransport), with connectTimeout on every dial.
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	return t
+}()
 
 // client is the HTTP client of the client commands.
 type client struct {
@@ -27,8 +49,15 @@ func clientFlags(fs *flag.FlagSet) *string {
 	return fs.String("server", defaultServer, "URL of a running featured server")
 }
 
-func newClient(server string) *client {
-	return &client{server: strings.TrimRight(server, "/"), http: &http.Client{Timeout: 60 * time.Second}}
+// timeoutFlag is the --timeout of a long command.
+func timeoutFlag(fs *flag.FlagSet) *time.Duration {
+	return fs.Duration("timeout", 0, "give up after this long (0: wait as long as the server works; Ctrl-C cancels)")
+}
+
+// newClient returns a client of server whose requests are bounded as a
+// whole by timeout, 0 meaning no bound (long operations).
+func newClient(server string, timeout time.Duration) *client {
+	return &client{server: strings.TrimRight(server, "/"), http: &http.Client{Transport: transport, Timeout: timeout}}
 }
 
 // do sends a request and returns the body of a 2xx answer; any other answer
@@ -43,6 +72,16 @@ func (c *client) do(ctx context.Context, method, path, contentType string, body 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var dial *net.OpError
+		var ue *url.Error
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("%s %s: %w", method, path, ctx.Err())
+		case errors.As(err, &dial) && dial.Op == "dial":
+			// Not connected: the message below.
+		case c.http.Timeout > 0 && errors.As(err, &ue) && ue.Timeout():
+			return nil, fmt.Errorf("%s %s: no answer within %s: %w", method, path, c.http.Timeout, err)
+		}
 		return nil, fmt.Errorf("reach server: %w (is `featured serve` running at %s? set --server)", err, c.server)
 	}
 	defer resp.Body.Close()
@@ -72,6 +111,10 @@ func applyCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.
 	fs.SetOutput(stderr)
 	server := clientFlags(fs)
 	file := fs.String("f", "", "definitions file (YAML or JSON); - for stdin")
+	backfill := new(bool)
+	if cmd == "apply" {
+		fs.BoolVar(backfill, "backfill", false, "then build every view version the apply creates from the offline log (no time limit; Ctrl-C cancels)")
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -92,21 +135,54 @@ func applyCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.
 	if strings.HasSuffix(*file, ".json") {
 		ct = "application/json"
 	}
-	out, err := newClient(*server).do(ctx, http.MethodPost, "/v1/"+cmd, ct, body)
-	if err != nil {
-		return err
+	path, timeout := "/v1/"+cmd, quickTimeout
+	if *backfill {
+		path, timeout = path+"?backfill=true", 0
 	}
-	var plan struct {
-		Text string `json:"text"`
+	out, err := newClient(*server, timeout).do(ctx, http.MethodPost, path, ct, body)
+	var ans struct {
+		Error *struct {
+			Message string `json:"message"`
+		} `json:"error"`
+		Text      string `json:"text"`
+		Backfills *[]struct {
+			View     string `json:"view"`
+			Version  int    `json:"version"`
+			Entities int    `json:"entities"`
+			Error    string `json:"error"`
+		} `json:"backfills"` // absent unless ?backfill=true was honored
 	}
-	if json.Unmarshal(out, &plan) == nil && plan.Text != "" {
-		fmt.Fprint(stdout, plan.Text)
-		if !strings.HasSuffix(plan.Text, "\n") {
-			fmt.Fprintln(stdout)
+	if json.Unmarshal(out, &ans) != nil || ans.Text == "" {
+		// Refused (nothing applied), or an answer of an unknown shape.
+		if err != nil {
+			return err
 		}
+		printJSON(stdout, out)
 		return nil
 	}
-	printJSON(stdout, out)
+	// Applied; with --backfill, maybe not every backfill succeeded.
+	fmt.Fprint(stdout, ans.Text)
+	if !strings.HasSuffix(ans.Text, "\n") {
+		fmt.Fprintln(stdout)
+	}
+	if ans.Backfills != nil {
+		for _, b := range *ans.Backfills {
+			if b.Error != "" {
+				fmt.Fprintf(stdout, "backfill of view %s v%d FAILED: %s\n", b.View, b.Version, b.Error)
+			} else {
+				fmt.Fprintf(stdout, "backfilled view %s v%d: %d entities\n", b.View, b.Version, b.Entities)
+			}
+		}
+	}
+	switch {
+	case err != nil && ans.Error != nil:
+		return fmt.Errorf("%s: %s", cmd, ans.Error.Message)
+	case err != nil:
+		return err
+	case *backfill && ans.Backfills == nil:
+		// A server from before ?backfill= ignores it.
+		return fmt.Errorf("%s: applied, but the server at %s did not backfill (it does not know ?backfill=true); run `featured backfill VIEW@vN` for each version created", cmd, *server)
+	}
 	return nil
 }
 
@@ -130,7 +206,7 @@ func deleteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *ver != 0 {
 		path += "?version=" + strconv.Itoa(*ver)
 	}
-	out, err := newClient(*server).do(ctx, http.MethodDelete, path, "", nil)
+	out, err := newClient(*server, quickTimeout).do(ctx, http.MethodDelete, path, "", nil)
 	if err != nil {
 		return err
 	}
@@ -191,7 +267,7 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *feast {
 		path = "/get-online-features"
 	}
-	out, err := newClient(*server).do(ctx, http.MethodPost, path, "application/json", body)
+	out, err := newClient(*server, quickTimeout).do(ctx, http.MethodPost, path, "application/json", body)
 	if err != nil {
 		return err
 	}
@@ -227,7 +303,7 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("push: %s: want a JSON array of event objects: %w", *file, err)
 	}
 	body, _ := json.Marshal(map[string]any{"source": *source, "events": events, "atomic": *atomic})
-	out, err := newClient(*server).do(ctx, http.MethodPost, "/v1/push", "application/json", body)
+	out, err := newClient(*server, quickTimeout).do(ctx, http.MethodPost, "/v1/push", "application/json", body)
 	printJSON(stdout, out)
 	return err
 }
@@ -239,7 +315,7 @@ func showCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	out, err := newClient(*server).do(ctx, http.MethodGet, "/v1/"+cmd, "", nil)
+	out, err := newClient(*server, quickTimeout).do(ctx, http.MethodGet, "/v1/"+cmd, "", nil)
 	if err != nil {
 		return err
 	}

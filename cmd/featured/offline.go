@@ -39,6 +39,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	timeCol := fs.String("time-column", offline.DefaultTimeColumn, "the spine's time column")
 	statuses := fs.Bool("statuses", false, "add a <feature>__status column per feature")
 	fullNames := fs.Bool("full-names", false, "name columns view__feature")
+	timeout := timeoutFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +51,11 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		req.Features = strings.Split(*features, ",")
 	}
 	if *dataDir != "" {
+		if *timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *timeout)
+			defer cancel()
+		}
 		return withLocalExporter(*dataDir, func(x *offline.Exporter) error {
 			st, err := x.ExportFile(ctx, *spine, "", req, *out)
 			if err != nil {
@@ -59,7 +65,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return nil
 		})
 	}
-	return remoteExport(ctx, *server, *spine, req, *out, stdout)
+	return remoteExport(ctx, newClient(*server, *timeout), *spine, req, *out, stdout)
 }
 
 // withLocalExporter opens a stopped server's data dir (registry, offline
@@ -94,7 +100,7 @@ func withLocalExporter(dataDir string, fn func(*offline.Exporter) error) error {
 
 // remoteExport posts the spine to the server's /v1/export and writes the
 // Arrow stream it answers into a Parquet file, atomically.
-func remoteExport(ctx context.Context, server, spine string, req offline.Request, out string, stdout io.Writer) error {
+func remoteExport(ctx context.Context, c *client, spine string, req offline.Request, out string, stdout io.Writer) error {
 	f, err := os.Open(spine)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -115,14 +121,12 @@ func remoteExport(ctx context.Context, server, spine string, req offline.Request
 	if strings.HasSuffix(strings.ToLower(spine), ".csv") {
 		ct = "text/csv"
 	}
-	c := newClient(server)
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.server+"/v1/export?"+q.Encode(), f)
 	if err != nil {
 		return err
 	}
 	hr.Header.Set("Content-Type", ct)
-	hc := &http.Client{} // exports take as long as they take
-	resp, err := hc.Do(hr)
+	resp, err := c.http.Do(hr)
 	if err != nil {
 		return fmt.Errorf("reach server: %w (is `featured serve` running at %s? set --server, or --data-dir for a stopped one)", err, c.server)
 	}
@@ -167,6 +171,7 @@ func backfillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	server := clientFlags(fs)
+	timeout := timeoutFlag(fs)
 	// VIEW may come before or after the flags.
 	var pos []string
 	for len(args) > 0 {
@@ -187,7 +192,7 @@ func backfillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if ver != "" {
 		q.Set("version", ver)
 	}
-	out, err := newClient(*server).do(ctx, http.MethodPost, "/v1/backfill?"+q.Encode(), "", nil)
+	out, err := newClient(*server, *timeout).do(ctx, http.MethodPost, "/v1/backfill?"+q.Encode(), "", nil)
 	if err != nil {
 		return err
 	}
@@ -203,10 +208,11 @@ func verifySkewCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	server := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	timeout := timeoutFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	out, err := newClient(*server).do(ctx, http.MethodPost, "/v1/verify-skew", "", nil)
+	out, err := newClient(*server, *timeout).do(ctx, http.MethodPost, "/v1/verify-skew", "", nil)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,10 @@ const usage = `featured: an online feature store.
 
 Usage:
   featured serve [flags]                 run the server (no flags: local data dir, push ingest)
-  featured apply -f defs.yaml            apply definitions (entities, sources, views, services)
+  featured apply -f defs.yaml [--backfill]
+                                         apply definitions (entities, sources, views, services);
+                                         --backfill: then build each view version it creates
+                                         from the offline log
   featured plan -f defs.yaml             show what apply would change, change nothing
   featured delete KIND NAME [--version N]  delete a view (version), source, entity or service
   featured get --features a:b,c:d | --service S --entity user_id=u1[,u2] [--feast | --grpc ADDR]
@@ -28,6 +31,8 @@ Usage:
   featured version
 
 Every flag can also be set by the environment: --data-dir is FEATURED_DATA_DIR.
+Quick commands give up after 60s; export, backfill, verify-skew and apply --backfill
+wait as long as the server works (--timeout D to bound export, backfill, verify-skew).
 Run 'featured COMMAND -h' for a command's flags.
 `
 

@@ -165,7 +165,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	sopts := serving.Options{MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log}
+	sopts := serving.Options{MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log,
+		// POST /v1/apply?backfill=true: the same backfill as POST /v1/backfill.
+		Backfill: func(ctx context.Context, v *registry.View) (int, error) {
+			return offline.Backfill(ctx, store, olog, v)
+		},
+	}
 	if kafkaIngest != nil {
 		sopts.ReadyCheck = kafkaIngest.Ready
 	}
