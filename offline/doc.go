@@ -63,15 +63,24 @@
 //
 // # Memory
 //
-// Export reads the spine twice and the log once per entity type. When the
-// spine and the log's files are estimated to exceed Request.MemoryBytes,
-// spine entries and log rows are partitioned by a hash of the entity key
-// into up to 256 buckets of spill files; each bucket is then joined in
-// memory (one entity's spine rows sorted by time, its log rows by LSN, one
-// incremental fold per view), and its results written sorted by spine row;
-// a k-way merge puts the results back in spine order beside the spine's own
-// columns, so label columns pass through untouched. In one bucket nothing is
-// encoded and entities are split over the CPUs.
+// Export reads the log once per entity type. When the spine, the log's
+// files and the results are estimated to fit in Request.MemoryBytes, it
+// works in memory and in columns (table.go, join.go): the spine is read
+// once, its batches kept for the output, while the log's Parquet files are
+// decoded column-wise, only the columns the join reads, several files at
+// once; entities are numbered, so the join's working set is flat arrays
+// with nothing for the GC to scan; entities are then joined over the CPUs
+// (one entity's spine rows sorted by time, its log rows by LSN and copied
+// next to each other, one incremental fold per view) into results stored
+// in the order they are computed, and the output batches are transposed
+// from them in spine order and written with the columns of each row group
+// encoded on all CPUs (pqwrite.go).
+//
+// Otherwise spine entries and log rows are partitioned by a hash of the
+// entity key into up to 256 buckets of spill files; each bucket is joined
+// in memory the same way, and its results written sorted by spine row; a
+// k-way merge puts the results back in spine order beside the spine's own
+// columns, read a second time, so label columns pass through untouched.
 //
 // # Concurrency
 //

@@ -8,14 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
@@ -245,11 +243,14 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	// bucket's rows fit in MemoryBytes.
 	nb := 1
 	if fi, err := os.Stat(spinePath); err == nil {
-		est := fi.Size()*4 + x.logBytes(groups)*8
+		est := fi.Size()*4 + x.logBytes(groups)*8 + spineRows(spinePath, format, fi.Size())*int64(len(cols))*12
 		nb = int(min(256, max(1, (est+req.MemoryBytes-1)/req.MemoryBytes)))
 	}
 	st.Buckets = nb
 	st.SpillUsed = nb > 1
+	if nb == 1 {
+		return st, x.exportInMemory(ctx, spinePath, format, keys, &req, groups, outSchema, sink, &st)
+	}
 	tmp, err := os.MkdirTemp(req.TempDir, "featured-export-")
 	if err != nil {
 		return st, fmt.Errorf("offline: spill dir: %w", err)
@@ -271,21 +272,6 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	// results, sorted by spine row, into a run.
 	results := make([]resultSource, len(groups))
 	for gi, g := range groups {
-		if nb == 1 {
-			// Everything fits: no spill encoding, results addressed by row.
-			entries := spines[gi].entries
-			byKey, n, err := x.loadLog(ctx, g, entries)
-			if err != nil {
-				return st, err
-			}
-			st.LogRows += n
-			dr, err := x.computeDirect(g, &req, entries, byKey, rows)
-			if err != nil {
-				return st, err
-			}
-			results[gi] = dr
-			continue
-		}
 		logs := newBuckets(filepath.Join(tmp, fmt.Sprintf("log-%d", gi)), nb)
 		n, err := x.splitLog(ctx, g, logs, nil)
 		if err != nil {
@@ -303,7 +289,7 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 		}
 		logs.remove()
 		spines[gi].remove()
-		m, err := newRunMerger(runs, len(g.cols))
+		m, err := newRunMerger(runs, g.cols)
 		if err != nil {
 			return st, err
 		}
@@ -315,7 +301,115 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	if err := sink.Begin(outSchema); err != nil {
 		return st, err
 	}
-	return st, x.assemble(ctx, spinePath, format, keys, req.TimeColumn, outSchema, groups, results, sink)
+	sr, err = openSpine(spinePath, format, keys, req.TimeColumn)
+	if err != nil {
+		return st, err
+	}
+	defer sr.close()
+	return st, x.assemble(ctx, sr, outSchema, results, sink)
+}
+
+// spineRows is the spine's row count from a Parquet spine's metadata, or a
+// guess from a CSV spine's size (a short line a row).
+func spineRows(path, format string, size int64) int64 {
+	if format == "parquet" {
+		if pf, err := file.OpenParquetFile(path, false); err == nil {
+			defer pf.Close()
+			return pf.NumRows()
+		}
+	}
+	return size / 16
+}
+
+// exportInMemory is an export whose working set fits in memory: the spine
+// is read once (its batches kept for the output), each group's log rows
+// are loaded column-wise and joined over the CPUs into result columns
+// indexed by spine row, and the output batches share their memory.
+func (x *Exporter) exportInMemory(ctx context.Context, spinePath, format string, keys map[string]aggregate.Kind, req *Request, groups []*group, outSchema *arrow.Schema, sink Sink, st *Stats) error {
+	sets := make([]*spineSet, len(groups))
+	ents := make([]*entityIndex, len(groups))
+	hint := 0
+	if fi, err := os.Stat(spinePath); err == nil {
+		hint = int(min(spineRows(spinePath, format, fi.Size()), 1<<26))
+	}
+	for gi := range groups {
+		sets[gi], ents[gi] = newSpineSet(hint), newEntityIndex()
+	}
+	// The spine and the groups' logs are read at the same time; the logs'
+	// entities are bound to the spine's when both are in.
+	tables := make([]*logTable, len(groups))
+	logErrs := make([]error, len(groups))
+	logCtx, cancelLogs := context.WithCancel(ctx)
+	defer cancelLogs()
+	var logWG sync.WaitGroup
+	logWG.Go(func() {
+		for gi, g := range groups {
+			if tables[gi], logErrs[gi] = x.loadLogTable(logCtx, g); logErrs[gi] != nil {
+				return
+			}
+		}
+	})
+	recs, rows, err := x.readSpine(spinePath, format, keys, req.TimeColumn, groups, true, func(gi int, key []byte, row, t int64) {
+		sets[gi].add(ents[gi].add(key), row, t)
+	})
+	if err != nil {
+		cancelLogs() // the spine's error is the one to report
+	}
+	logWG.Wait()
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(logErrs...); err != nil {
+		return err
+	}
+	st.Rows = rows
+	results := make([]resultSource, len(groups))
+	for gi, g := range groups {
+		lt := tables[gi]
+		st.LogRows += lt.bind(ents[gi])
+		res := newResults(g.cols, int(rows))
+		x.join(g, req.Mode, sets[gi], lt, ents[gi].len(), res)
+		results[gi] = res
+		sets[gi], tables[gi] = nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := sink.Begin(outSchema); err != nil {
+		return err
+	}
+	ms := &memSpine{recs: recs}
+	recs = nil // ms releases them
+	defer ms.close()
+	return x.assemble(ctx, ms, outSchema, results, sink)
+}
+
+// memSpine replays spine batches kept in memory.
+type memSpine struct {
+	recs []arrow.RecordBatch
+}
+
+func (m *memSpine) schema() *arrow.Schema { return nil }
+
+func (m *memSpine) next() (arrow.RecordBatch, error) {
+	if len(m.recs) == 0 {
+		return nil, io.EOF
+	}
+	r := m.recs[0]
+	m.recs = m.recs[1:]
+	return r, nil
+}
+
+func (m *memSpine) close() {
+	for _, r := range m.recs {
+		r.Release()
+	}
+	m.recs = nil
 }
 
 // logBytes estimates the log's size for the groups' sources.
@@ -368,12 +462,14 @@ func outputSchema(spine *arrow.Schema, cols []column) (*arrow.Schema, error) {
 	return arrow.NewSchema(fields, &md), nil
 }
 
-// splitSpine reads the spine once, writing (row, key, T) of every row to
-// each group's buckets. It returns the row count.
-func (x *Exporter) splitSpine(path, format string, keys map[string]aggregate.Kind, timeCol string, groups []*group, spines []*buckets) (int64, error) {
+// readSpine reads the spine once, calling fn with (group, entity key, row,
+// T) for every row and group; key is only valid during the call. With
+// keep, it returns the spine's batches (the caller releases them). It
+// returns the row count.
+func (x *Exporter) readSpine(path, format string, keys map[string]aggregate.Kind, timeCol string, groups []*group, keep bool, fn func(gi int, key []byte, row, t int64)) (recs []arrow.RecordBatch, rows int64, err error) {
 	sr, err := openSpine(path, format, keys, timeCol)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	defer sr.close()
 	sc := sr.schema()
@@ -383,54 +479,71 @@ func (x *Exporter) splitSpine(path, format string, keys map[string]aggregate.Kin
 		kcols[gi] = sc.FieldIndices(g.joinKey)[0]
 	}
 	var rowIdx int64
-	var key, buf []byte
+	var key []byte
 	for {
 		rec, err := sr.next()
 		if errors.Is(err, io.EOF) {
-			return rowIdx, nil
+			return recs, rowIdx, nil
 		}
 		if err != nil {
-			return 0, err
+			return recs, 0, err
 		}
-		tc := rec.Column(tcol)
-		for i := 0; i < int(rec.NumRows()); i++ {
-			t, ok := millisAt(tc, i)
-			if !ok {
-				rec.Release()
-				return 0, badInput("spine row %d: %q is null", rowIdx, timeCol)
+		if keep {
+			recs = append(recs, rec)
+		}
+		err = func() error {
+			if !keep {
+				defer rec.Release()
 			}
+			tc := rec.Column(tcol)
+			n := int(rec.NumRows())
 			for gi, g := range groups {
-				var ok bool
-				key, ok, err = keyAt(key[:0], rec.Column(kcols[gi]), i)
-				if err != nil {
-					rec.Release()
-					return 0, badInput("spine row %d, column %q: %v", rowIdx, g.joinKey, err)
-				}
-				if !ok {
-					rec.Release()
-					return 0, badInput("spine row %d: %q is null", rowIdx, g.joinKey)
-				}
-				if sb := spines[gi]; sb.n == 1 {
-					// One bucket: keep the entries decoded.
-					if sb.entries == nil {
-						sb.entries = map[string][]spineEntry{}
+				kc := rec.Column(kcols[gi])
+				for i := 0; i < n; i++ {
+					row := rowIdx + int64(i)
+					t, ok := millisAt(tc, i)
+					if !ok {
+						return badInput("spine row %d: %q is null", row, timeCol)
 					}
-					sb.entries[string(key)] = append(sb.entries[string(key)], spineEntry{row: rowIdx, t: t})
-					continue
-				}
-				buf = binary.AppendUvarint(buf[:0], uint64(rowIdx))
-				buf = binary.AppendUvarint(buf, uint64(len(key)))
-				buf = append(buf, key...)
-				buf = binary.AppendVarint(buf, t)
-				if err := spines[gi].add(bucketOf(key, spines[gi].n), buf); err != nil {
-					rec.Release()
-					return 0, err
+					var err error
+					key, ok, err = keyAt(key[:0], kc, i)
+					if err != nil {
+						return badInput("spine row %d, column %q: %v", row, g.joinKey, err)
+					}
+					if !ok {
+						return badInput("spine row %d: %q is null", row, g.joinKey)
+					}
+					fn(gi, key, row, t)
 				}
 			}
-			rowIdx++
+			rowIdx += int64(n)
+			return nil
+		}()
+		if err != nil {
+			return recs, 0, err
 		}
-		rec.Release()
 	}
+}
+
+// splitSpine reads the spine once, writing (row, key, T) of every row to
+// each group's buckets. It returns the row count.
+func (x *Exporter) splitSpine(path, format string, keys map[string]aggregate.Kind, timeCol string, groups []*group, spines []*buckets) (int64, error) {
+	var buf []byte
+	var err error
+	_, rows, rerr := x.readSpine(path, format, keys, timeCol, groups, false, func(gi int, key []byte, row, t int64) {
+		if err != nil {
+			return
+		}
+		buf = binary.AppendUvarint(buf[:0], uint64(row))
+		buf = binary.AppendUvarint(buf, uint64(len(key)))
+		buf = append(buf, key...)
+		buf = binary.AppendVarint(buf, t)
+		err = spines[gi].add(bucketOf(key, spines[gi].n), buf)
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	return rows, err
 }
 
 // bucketOf is the bucket of an encoded entity key (FNV-1a, like the
@@ -475,25 +588,12 @@ func (x *Exporter) splitLog(ctx context.Context, g *group, logs *buckets, keyset
 	return n, err
 }
 
-// spineEntry is one spine row of a group.
-type spineEntry struct {
-	row int64
-	t   int64
-}
-
-// event is one log row ready to fold.
-type event struct {
-	vis    int64 // the row is visible to reads at T >= vis
-	shard  int32
-	lsn    int64
-	r      *row
-	folded bool
-}
-
 // joinBucket computes every result of bucket b of group g and adds them,
-// sorted by spine row, to run b.
+// sorted by spine row, to run b: per row a uvarint row, then per column a
+// status byte and the value.
 func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b int, runs *buckets) error {
-	entries := map[string][]spineEntry{}
+	ents := newEntityIndex()
+	sp := &spineSet{}
 	err := spines.each(b, func(rec []byte) error {
 		d := decoder{b: rec}
 		idx := int64(d.uvarint())
@@ -502,176 +602,66 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 		if d.err != nil {
 			return corruptf("spill: spine entry")
 		}
-		entries[string(key)] = append(entries[string(key)], spineEntry{row: idx, t: t})
+		sp.add(ents.add(key), idx, t)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	byKey := map[string][]*row{}
+	lt := newLogTable(g)
+	chunk := lt.newChunk()
+	fmaps := map[*schema][]int{}
+	var r row
 	err = logs.each(b, func(rec []byte) error {
 		d := decoder{b: rec}
 		id := d.uvarint()
 		if d.err != nil || id >= uint64(len(logs.schemas)) {
 			return corruptf("spill: log row schema")
 		}
-		r := &row{schema: logs.schemas[id]}
+		r.schema = logs.schemas[id]
 		r.shard = int32(d.varint())
 		r.lsn = d.varint()
 		r.commitMillis = d.varint()
-		d.rowBody(r)
+		d.rowBody(&r)
 		if d.err != nil {
 			return corruptf("spill: log row")
 		}
-		if _, ok := entries[string(r.entity)]; ok {
-			byKey[string(r.entity)] = append(byKey[string(r.entity)], r)
+		e, ok := ents.ord[string(r.entity)]
+		if !ok {
+			return nil
 		}
+		fm := fmaps[r.schema]
+		if fm == nil {
+			fm = lt.fieldMap(r.schema)
+			fmaps[r.schema] = fm
+		}
+		lt.appendRow(&r, e, chunk, fm)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	type result struct {
-		row      int64
-		off, end int
+	lt.byEnt.group(lt.ent, ents.len())
+	res := newResults(g.cols, len(sp.ent))
+	x.join(g, req.Mode, sp, lt, ents.len(), res)
+	order := make([]int32, len(sp.row))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	var results []result
-	out, err := x.compute(g, req, entries, byKey, nil, func(row int64, off, end int) {
-		results = append(results, result{row: row, off: off, end: end})
-	})
-	if err != nil {
-		return err
-	}
-	sort.Slice(results, func(i, j int) bool { return results[i].row < results[j].row })
-	for _, r := range results {
-		if err := runs.add(b, out[r.off:r.end]); err != nil {
+	slices.SortStableFunc(order, func(a, b int32) int { return cmpInt(sp.row[a], sp.row[b]) })
+	var buf []byte
+	for _, slot := range order {
+		buf = binary.AppendUvarint(buf[:0], uint64(sp.row[slot]))
+		for c := range g.cols {
+			v := res.get(int(slot), c)
+			buf = append(buf, byte(v.Status))
+			buf = appendValue(buf, v.Value)
+		}
+		if err := runs.add(b, buf); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// compute evaluates every spine entry of one bucket (entries by entity key,
-// with the entity's log rows in byKey), appending one result record per
-// spine row to out (uvarint row, then per column status byte and value)
-// and reporting where it is.
-func (x *Exporter) compute(g *group, req *Request, entries map[string][]spineEntry, byKey map[string][]*row, out []byte, emit func(row int64, off, end int)) ([]byte, error) {
-	return x.computeKeys(g, g.views, req, sortedKeys(entries), entries, byKey, out, emit)
-}
-
-func sortedKeys(entries map[string][]spineEntry) []string {
-	keys := make([]string, 0, len(entries))
-	for k := range entries {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// computeDirect is compute for a single bucket, split over the CPUs by
-// entity (each worker with its own states and view scratch); the results are
-// addressed by spine row.
-func (x *Exporter) computeDirect(g *group, req *Request, entries map[string][]spineEntry, byKey map[string][]*row, rows int64) (*directResults, error) {
-	keys := sortedKeys(entries)
-	p := min(runtime.GOMAXPROCS(0), 8)
-	if len(keys) < 4*p {
-		p = 1
-	}
-	dr := &directResults{offs: make([]int64, rows), outs: make([][]byte, p), ncols: len(g.cols)}
-	errs := make([]error, p)
-	var wg sync.WaitGroup
-	for w := 0; w < p; w++ {
-		part := keys[w*len(keys)/p : (w+1)*len(keys)/p]
-		views := make([]*exportView, len(g.views))
-		for i, ev := range g.views {
-			c := *ev
-			c.mapped, c.fieldMap, c.scratch, c.identity = nil, nil, nil, false
-			views[i] = &c
-		}
-		wg.Go(func() {
-			tag := int64(w) << 40
-			dr.outs[w], errs[w] = x.computeKeys(g, views, req, part, entries, byKey, nil, func(row int64, off, _ int) {
-				dr.offs[row] = tag | int64(off)
-			})
-		})
-	}
-	wg.Wait()
-	return dr, errors.Join(errs...)
-}
-
-// computeKeys is compute over the entities keys, with views (g.views or
-// copies of them: their field mapping scratch is per goroutine).
-func (x *Exporter) computeKeys(g *group, views []*exportView, req *Request, keys []string, entries map[string][]spineEntry, byKey map[string][]*row, out []byte, emit func(row int64, off, end int)) ([]byte, error) {
-	ncols := len(g.cols)
-	states := make([]*aggregate.State, len(views))
-	markers := make([]map[int32][]marker, len(views))
-	for i, ev := range views {
-		states[i] = ev.view.Layout.NewState()
-		markers[i] = x.log.markersOf(ev.vk)
-	}
-	var flat []aggregate.Result
-	var events []event
-	for _, key := range keys {
-		es := entries[key]
-		slices.SortStableFunc(es, func(a, b spineEntry) int { return cmpInt(a.t, b.t) })
-		rows := byKey[key]
-		slices.SortFunc(rows, func(a, b *row) int { return cmpInt(a.lsn, b.lsn) })
-		rows = dedupRows(rows)
-		flat = slices.Grow(flat[:0], len(es)*ncols)[:len(es)*ncols]
-		for vi, ev := range views {
-			lay := ev.view.Layout
-			st := states[vi]
-			// Backfills of the view split the entity's instants into phases:
-			// before a backfill's switch the online state was the live one,
-			// from it on the rebuilt one.
-			var ms []marker
-			if req.Mode == ModeServed && len(rows) > 0 {
-				ms = markers[vi][rows[0].shard]
-			}
-			start := 0
-			for phase := 0; phase <= len(ms); phase++ {
-				end := len(es)
-				if phase < len(ms) {
-					c := ms[phase].CommitMillis
-					end = start + sort.Search(len(es)-start, func(i int) bool { return es[start+i].t >= c })
-				}
-				var m *marker
-				if phase > 0 {
-					m = &ms[phase-1]
-				}
-				if end == start {
-					continue
-				}
-				events = x.eventsFor(events[:0], ev, rows, req.Mode, m)
-				st.Reset()
-				j := 0
-				for ei := start; ei < end; ei++ {
-					e := es[ei]
-					for j < len(events) && events[j].vis <= e.t {
-						if events[j].folded {
-							lay.Fold(st, events[j].r.eventMillis, ev.fieldsOf(events[j].r))
-						}
-						j++
-					}
-					rs := flat[ei*ncols : (ei+1)*ncols]
-					for fi, f := range ev.features {
-						rs[ev.cols[fi]] = lay.Read(st, f, e.t)
-					}
-				}
-				start = end
-			}
-		}
-		for ei, e := range es {
-			start := len(out)
-			out = binary.AppendUvarint(out, uint64(e.row))
-			for _, r := range flat[ei*ncols : (ei+1)*ncols] {
-				out = append(out, byte(r.Status))
-				out = appendValue(out, r.Value)
-			}
-			emit(e.row, start, len(out))
-		}
-	}
-	return out, nil
 }
 
 func cmpInt(a, b int64) int {
@@ -682,53 +672,6 @@ func cmpInt(a, b int64) int {
 		return 1
 	}
 	return 0
-}
-
-// dedupRows drops repeated LSNs from rows sorted by LSN (an entity's rows
-// all live in one shard).
-func dedupRows(rows []*row) []*row {
-	if len(rows) < 2 {
-		return rows
-	}
-	out := rows[:1]
-	for _, r := range rows[1:] {
-		if r.lsn != out[len(out)-1].lsn {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// eventsFor selects and orders the rows of one entity that a view sees.
-// In served mode a row is visible from its commit (the running maximum of
-// commit times along the log, so visibility follows log order) and is
-// folded if the store folded it into the view; after a backfill m, the rows
-// before m.LSN are folded if the view admits them, visible at the switch.
-func (x *Exporter) eventsFor(dst []event, ev *exportView, rows []*row, mode Mode, m *marker) []event {
-	src := ev.view.Source.Name
-	var vis int64
-	first := true
-	for _, r := range rows {
-		if first || r.commitMillis > vis {
-			vis = r.commitMillis
-			first = false
-		}
-		if r.schema.source != src {
-			continue
-		}
-		switch {
-		case mode == ModeEvent:
-			dst = append(dst, event{vis: r.eventMillis, shard: r.shard, lsn: r.lsn, r: r, folded: true})
-		case m != nil && r.lsn < m.LSN:
-			dst = append(dst, event{vis: m.CommitMillis, shard: r.shard, lsn: r.lsn, r: r, folded: admits(ev.view, r)})
-		default:
-			dst = append(dst, event{vis: max(vis, commitFloor(m)), shard: r.shard, lsn: r.lsn, r: r, folded: r.folded(ev.vk)})
-		}
-	}
-	if mode == ModeEvent {
-		slices.SortStableFunc(dst, func(a, b event) int { return cmpInt(a.vis, b.vis) })
-	}
-	return dst
 }
 
 func commitFloor(m *marker) int64 {
@@ -766,13 +709,9 @@ func (ev *exportView) fieldsOf(r *row) []aggregate.Value {
 	return ev.scratch
 }
 
-// assemble reads the spine again and writes the output batches.
-func (x *Exporter) assemble(ctx context.Context, path, format string, keys map[string]aggregate.Kind, timeCol string, sc *arrow.Schema, groups []*group, merges []resultSource, sink Sink) error {
-	sr, err := openSpine(path, format, keys, timeCol)
-	if err != nil {
-		return err
-	}
-	defer sr.close()
+// assemble writes the output batches: each spine batch of sr with the
+// groups' feature columns of its rows beside it.
+func (x *Exporter) assemble(ctx context.Context, sr spineReader, sc *arrow.Schema, results []resultSource, sink Sink) error {
 	// A producer goroutine builds the output batches while this one writes
 	// them (the Parquet encoder is the other half of the work).
 	type batch struct {
@@ -797,9 +736,6 @@ func (x *Exporter) assemble(ctx context.Context, path, format string, keys map[s
 				return false
 			}
 		}
-		nspine := len(sr.schema().Fields())
-		b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(sc.Fields()[nspine:], nil))
-		defer b.Release()
 		var rowIdx int64
 		for {
 			if err := ctx.Err(); err != nil {
@@ -815,39 +751,24 @@ func (x *Exporter) assemble(ctx context.Context, path, format string, keys map[s
 				return
 			}
 			n := int(rec.NumRows())
-			for i := 0; i < n; i++ {
-				c := 0
-				for gi, g := range groups {
-					vals, err := merges[gi].next(rowIdx)
-					if err != nil {
-						rec.Release()
-						send(batch{err: err})
-						return
-					}
-					for k, col := range g.cols {
-						r := vals[k]
-						if r.Status == aggregate.StatusPresent {
-							appendValueTo(b.Field(c), r.Value)
-						} else {
-							b.Field(c).AppendNull()
-						}
-						c++
-						if col.status {
-							b.Field(c).(*array.StringBuilder).Append(statusName(r.Status))
-							c++
-						}
-					}
-				}
-				rowIdx++
-			}
-			// The feature columns are built; the spine's pass through as is.
-			feats := b.NewRecordBatch()
 			arrs := make([]arrow.Array, 0, len(sc.Fields()))
 			arrs = append(arrs, rec.Columns()...)
-			arrs = append(arrs, feats.Columns()...)
+			var feats []arrow.Array
+			for _, rs := range results {
+				a, err := rs.arrays(rowIdx, n)
+				feats = append(feats, a...)
+				if err != nil {
+					release(feats)
+					rec.Release()
+					send(batch{err: err})
+					return
+				}
+			}
+			arrs = append(arrs, feats...)
 			out := array.NewRecordBatch(sc, arrs, int64(n))
-			feats.Release()
+			release(feats)
 			rec.Release()
+			rowIdx += int64(n)
 			if !send(batch{rec: out}) {
 				return
 			}
@@ -866,6 +787,12 @@ func (x *Exporter) assemble(ctx context.Context, path, format string, keys map[s
 	return nil
 }
 
+func release(arrs []arrow.Array) {
+	for _, a := range arrs {
+		a.Release()
+	}
+}
+
 func statusName(s aggregate.Status) string {
 	switch s {
 	case aggregate.StatusPresent:
@@ -879,79 +806,11 @@ func statusName(s aggregate.Status) string {
 // Log returns the log the exporter reads.
 func (x *Exporter) Log() *Log { return x.log }
 
-// resultSource yields each group's results in spine order.
+// resultSource yields each group's feature columns in spine order.
 type resultSource interface {
-	next(row int64) ([]aggregate.Result, error)
+	// arrays returns the output arrays of spine rows [lo, lo+n), which
+	// are asked for in order.
+	arrays(lo int64, n int) ([]arrow.Array, error)
 }
 
-// directResults are one bucket's results addressed by spine row.
-type directResults struct {
-	outs  [][]byte // per worker
-	offs  []int64  // worker<<40 | offset
-	ncols int
-	vals  []aggregate.Result
-}
-
-func (d *directResults) next(row int64) ([]aggregate.Result, error) {
-	if d.vals == nil {
-		d.vals = make([]aggregate.Result, d.ncols)
-	}
-	o := d.offs[row]
-	dec := decoder{b: d.outs[o>>40][o&(1<<40-1):]}
-	if got := int64(dec.uvarint()); got != row {
-		return nil, fmt.Errorf("offline: internal error: result of row %d found for row %d", got, row)
-	}
-	for i := range d.vals {
-		d.vals[i].Status = aggregate.Status(dec.byte1())
-		d.vals[i].Value = dec.value(0)
-	}
-	if dec.err != nil {
-		return nil, corruptf("result of row %d", row)
-	}
-	return d.vals, nil
-}
-
-// loadLog reads the group's log rows of the entities in entries into memory,
-// by entity key (the rows slab-allocated, so a large log costs few
-// allocations).
-func (x *Exporter) loadLog(ctx context.Context, g *group, entries map[string][]spineEntry) (map[string][]*row, int64, error) {
-	byKey := map[string][]*row{}
-	var n int64
-	var slab []row
-	var vals []aggregate.Value
-	var bytesSlab []byte
-	var viewSlab []int64
-	err := x.log.scan(ctx, g.sources, func(r *row) error {
-		if _, ok := entries[string(r.entity)]; !ok {
-			return nil
-		}
-		n++
-		if len(slab) == cap(slab) {
-			slab = make([]row, 0, 4096)
-		}
-		slab = append(slab, row{})
-		c := &slab[len(slab)-1]
-		*c = *r
-		nf := len(r.fields)
-		if cap(vals)-len(vals) < nf {
-			vals = make([]aggregate.Value, 0, max(nf, 16384))
-		}
-		c.fields = append(vals[len(vals):len(vals)], r.fields...)
-		vals = vals[:len(vals)+nf]
-		need := len(r.entity) + 8*len(r.views)
-		if cap(bytesSlab)-len(bytesSlab) < need {
-			bytesSlab = make([]byte, 0, max(need, 1<<16))
-		}
-		c.entity = append(bytesSlab[len(bytesSlab):len(bytesSlab)], r.entity...)
-		bytesSlab = bytesSlab[:len(bytesSlab)+len(r.entity)]
-		if cap(viewSlab)-len(viewSlab) < len(r.views) {
-			viewSlab = make([]int64, 0, max(len(r.views), 1<<14))
-		}
-		c.views = append(viewSlab[len(viewSlab):len(viewSlab)], r.views...)
-		viewSlab = viewSlab[:len(viewSlab)+len(r.views)]
-		key := string(c.entity)
-		byKey[key] = append(byKey[key], c)
-		return nil
-	})
-	return byKey, n, err
-}
+func (r *results) arrays(lo int64, n int) ([]arrow.Array, error) { return r.columns(int(lo), n), nil }

@@ -19,20 +19,7 @@ import (
 // conversion's rename and its WAL delete leaves both until the converter
 // runs again). Conversions and retention wait while Scan runs.
 func (l *Log) scan(ctx context.Context, sources map[string]bool, fn func(r *row) error) error {
-	l.files.RLock()
-	defer l.files.RUnlock()
-	srcs, err := os.ReadDir(l.dir)
-	if err != nil {
-		return fmt.Errorf("offline: %w", err)
-	}
-	for _, s := range srcs {
-		if !s.IsDir() || s.Name() == walDir || (sources != nil && !sources[s.Name()]) {
-			continue
-		}
-		files, err := listLogFiles(l.dir, s.Name())
-		if err != nil {
-			return err
-		}
+	return l.scanSplit(ctx, sources, func(files []logFile) error {
 		for _, f := range files {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -41,6 +28,33 @@ func (l *Log) scan(ctx context.Context, sources map[string]bool, fn func(r *row)
 				return err
 			}
 		}
+		return nil
+	}, fn)
+}
+
+// scanSplit is scan with the Parquet files handed over as a list (sorted
+// by source, shard and first LSN), for readers that decode them column-wise
+// and in parallel; WAL rows still come one by one, after the files.
+func (l *Log) scanSplit(ctx context.Context, sources map[string]bool, filesFn func([]logFile) error, fn func(r *row) error) error {
+	l.files.RLock()
+	defer l.files.RUnlock()
+	srcs, err := os.ReadDir(l.dir)
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	var all []logFile
+	for _, s := range srcs {
+		if !s.IsDir() || s.Name() == walDir || (sources != nil && !sources[s.Name()]) {
+			continue
+		}
+		files, err := listLogFiles(l.dir, s.Name())
+		if err != nil {
+			return err
+		}
+		all = append(all, files...)
+	}
+	if err := filesFn(all); err != nil {
+		return err
 	}
 	l.mu.Lock()
 	shards := make([]*shardLog, 0, len(l.shards))

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/featured-dev/featured/aggregate"
 )
 
@@ -25,8 +27,6 @@ type buckets struct {
 	bufs    [][]byte
 	files   []*os.File
 	schemas []*schema // log buckets: the schemas rows refer to
-	// entries holds a single-bucket spine decoded (no encoding).
-	entries map[string][]spineEntry
 }
 
 func newBuckets(prefix string, n int) *buckets {
@@ -123,7 +123,6 @@ func (b *buckets) remove() {
 		}
 		b.bufs[i] = nil
 	}
-	b.entries = nil
 }
 
 type recordReader struct {
@@ -152,9 +151,9 @@ func (r *recordReader) next() ([]byte, error) {
 // runMerger merges the sorted result runs of a group's buckets back into
 // spine order.
 type runMerger struct {
-	ncols int
-	h     runHeap
-	vals  []aggregate.Result
+	cols []column
+	h    runHeap
+	vals []aggregate.Result
 }
 
 type runHead struct {
@@ -176,8 +175,8 @@ func (h *runHeap) Pop() any {
 	return x
 }
 
-func newRunMerger(runs *buckets, ncols int) (*runMerger, error) {
-	m := &runMerger{ncols: ncols, vals: make([]aggregate.Result, ncols)}
+func newRunMerger(runs *buckets, cols []column) (*runMerger, error) {
+	m := &runMerger{cols: cols, vals: make([]aggregate.Result, len(cols))}
 	for i := 0; i < runs.n; i++ {
 		r, err := runs.reader(i)
 		if err != nil {
@@ -222,7 +221,7 @@ func (m *runMerger) next(row int64) ([]aggregate.Result, error) {
 	}
 	h := m.h[0]
 	d := decoder{b: h.rec}
-	for i := 0; i < m.ncols; i++ {
+	for i := range m.cols {
 		m.vals[i].Status = aggregate.Status(d.byte1())
 		m.vals[i].Value = d.value(0)
 	}
@@ -239,4 +238,19 @@ func (m *runMerger) next(row int64) ([]aggregate.Result, error) {
 		heap.Pop(&m.h)
 	}
 	return m.vals, nil
+}
+
+// arrays merges the results of spine rows [lo, lo+n) into columns.
+func (m *runMerger) arrays(lo int64, n int) ([]arrow.Array, error) {
+	res := newResults(m.cols, n)
+	for i := 0; i < n; i++ {
+		vals, err := m.next(lo + int64(i))
+		if err != nil {
+			return nil, err
+		}
+		for c := range vals {
+			res.set(i, c, &vals[c])
+		}
+	}
+	return res.columns(0, n), nil
 }
