@@ -21,7 +21,14 @@ import (
 type ParquetFile struct {
 	path string
 	tmp  *os.File
-	w    *pqarrow.FileWriter
+	w    parquetWriter
+}
+
+// parquetWriter is pqarrow.FileWriter or, for flat schemas, a
+// columnParallelWriter.
+type parquetWriter interface {
+	Write(rec arrow.RecordBatch) error
+	Close() error
 }
 
 // NewParquetFile returns a sink for path.
@@ -41,7 +48,12 @@ func (p *ParquetFile) Begin(sc *arrow.Schema) error {
 		parquet.WithDictionaryDefault(false),
 		parquet.WithMaxRowGroupLength(128<<10),
 	)
-	p.w, err = pqarrow.NewFileWriter(sc, syncCloser{f}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
+	if flatSchema(sc) {
+		p.w, err = newColumnParallelWriter(sc, syncCloser{f}, props, arrProps)
+	} else {
+		p.w, err = pqarrow.NewFileWriter(sc, syncCloser{f}, props, arrProps)
+	}
 	if err != nil {
 		p.Abort()
 		return fmt.Errorf("offline: create output: %w", err)
