@@ -257,7 +257,9 @@ func BenchmarkExport(b *testing.B) {
 		Seconds float64 `json:"seconds"`
 		Rows    int     `json:"rows"`
 	}
-	json.Unmarshal(res, &dr)
+	if err := json.Unmarshal(res, &dr); err != nil || dr.Rows != *benchSpineRows {
+		b.Fatalf("duckdb answered %q (%v), want %d rows", res, err, *benchSpineRows)
+	}
 	b.Logf("duckdb ASOF JOIN (2 features): %d rows in %.3fs = %.0f rows/s", dr.Rows, dr.Seconds, float64(dr.Rows)/dr.Seconds)
 	got, want := readColumns(b, out, "last_amount", "sum_items_1d"), readColumns(b, duckOut, "last_amount", "sum_items_1d")
 	diff := 0
