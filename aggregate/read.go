@@ -20,9 +20,19 @@ import "math"
 // values were folded in arrival order. The same tiles always give the same
 // bits. Read panics if feature is out of range.
 func (l *Layout) Read(s *State, feature int, atMillis int64) Result {
+	var r Result
+	l.ReadTo(s, feature, atMillis, &r)
+	return r
+}
+
+// ReadTo stores Read(s, feature, atMillis) in *out, for callers that read
+// many values into memory of their own (an export reads ten million): it
+// saves copying each Result through the stack twice.
+func (l *Layout) ReadTo(s *State, feature int, atMillis int64, out *Result) {
 	f := &l.feats[feature]
 	if !s.has || s.maxEventMillis < subSat(atMillis, l.ttlMillis) {
-		return Result{Status: StatusNotFound}
+		*out = Result{Status: StatusNotFound}
+		return
 	}
 	if len(s.feats) != len(l.feats) {
 		panic("aggregate: State used with a Layout of another view version")
@@ -40,19 +50,22 @@ func (l *Layout) Read(s *State, feature int, atMillis int64) Result {
 	}
 	switch f.code {
 	case cLastK:
-		return readLastK(f, fs.objs[lo:hi], s.maxEventMillis)
+		*out = readLastK(f, fs.objs[lo:hi], s.maxEventMillis)
+		return
 	case cDistinct:
 		if lo == hi {
-			return Result{Status: StatusNull, EventMillis: s.maxEventMillis}
+			*out = Result{Status: StatusNull, EventMillis: s.maxEventMillis}
+			return
 		}
-		return Result{Value: Value{Kind: KindInt64, I: s.readDistinct(fs.objs[lo:hi], f.k)}, EventMillis: s.maxEventMillis}
+		*out = Result{Value: Value{Kind: KindInt64, I: s.readDistinct(fs.objs[lo:hi], f.k)}, EventMillis: s.maxEventMillis}
+		return
 	}
 	var objs []tileObj
 	if f.obj {
 		objs = fs.objs[lo:hi]
 	}
 	c, str := combine(f, fs.tiles[lo:hi], objs)
-	return result(f, &c, str, s.maxEventMillis)
+	resultTo(f, &c, str, s.maxEventMillis, out)
 }
 
 // summarized reports whether the feature's tiles combine into one tile of
@@ -144,21 +157,28 @@ func combine(f *feat, tiles []tile, objs []tileObj) (c tile, str string) {
 
 // result turns a combined tile of a summarized feature into a Result.
 func result(f *feat, c *tile, str string, maxEventMillis int64) Result {
-	r := Result{Status: StatusPresent, EventMillis: maxEventMillis}
+	var r Result
+	resultTo(f, c, str, maxEventMillis, &r)
+	return r
+}
+
+// resultTo is result into *r.
+func resultTo(f *feat, c *tile, str string, maxEventMillis int64, r *Result) {
+	*r = Result{Status: StatusPresent, EventMillis: maxEventMillis}
 	switch f.code {
 	case cCount:
 		r.Value = Value{Kind: KindInt64, I: c.n}
-		return r
+		return
 	case cSumInt:
 		r.Value = Value{Kind: KindInt64, I: i128{lo: uint64(c.a), hi: c.b}.clamp()}
-		return r
+		return
 	case cSumFloat:
 		r.Value = Value{Kind: KindFloat64, F: b2f(c.a)}
-		return r
+		return
 	}
 	if c.n == 0 {
 		r.Status = StatusNull
-		return r
+		return
 	}
 	switch f.code {
 	case cMinInt, cMaxInt:
@@ -172,7 +192,7 @@ func result(f *feat, c *tile, str string, maxEventMillis int64) Result {
 	case cVarInt, cVarFloat:
 		if c.n < 2 {
 			r.Status = StatusNull
-			return r
+			return
 		}
 		v := b2f(c.b) / float64(c.n-1)
 		if f.op == OpStddev {
@@ -183,7 +203,6 @@ func result(f *feat, c *tile, str string, maxEventMillis int64) Result {
 		r.Value = makeValue(f.kind, c.b, str)
 		r.EventMillis = c.a
 	}
-	return r
 }
 
 // readLastK merges the newest-first lists of tiles (ascending), newest

@@ -310,6 +310,7 @@ func (j *joiner) entity(e int32) {
 		slices.SortStableFunc(rows, func(a, b int32) int { return cmpInt(lt.lsn[a], lt.lsn[b]) })
 	}
 	nu := len(lt.fields)
+	var read aggregate.Result
 	j.rows, j.kinds, j.bits = j.rows[:0], j.kinds[:0], j.bits[:0]
 	for _, r := range rows {
 		if n := len(j.rows); n > 0 && j.rows[n-1].lsn == lt.lsn[r] {
@@ -352,8 +353,8 @@ func (j *joiner) entity(e int32) {
 					next++
 				}
 				for fi, f := range ev.features {
-					v := lay.Read(st, f, t)
-					j.res.set(base+k, ev.cols[fi], &v)
+					lay.ReadTo(st, f, t, &read)
+					j.res.set(base+k, ev.cols[fi], &read)
 				}
 			}
 			start = end
