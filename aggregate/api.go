@@ -101,6 +101,7 @@ type Result struct {
 // Added by the implementation (see their docs):
 //
 //	func (l *Layout) ReadEncoded(s *State, data []byte, features []int, atMillis int64, out []Result) error
+//	func (l *Layout) ReadTo(s *State, feature int, atMillis int64, out *Result)
 //	func (s *State) Empty() bool
 //	func (s *State) MaxEventMillis() (int64, bool)
 //	func (s *State) Reset()
