@@ -12,8 +12,10 @@ import (
 	"github.com/featured-dev/featured/registry"
 )
 
-// TestBackfill applies a view ("mirror", the same features and TTL as
-// "spend") in the middle of a stream, backfills it from the log while pushes
+// TestBackfill applies views ("mirror" and "mirror_short", the same
+// features and TTLs as "spend" and "short"; short's TTL is shorter than
+// some events are late, and mirror_short adds a lifetime count, so which
+// logged events the backfill admits shows) in the middle of a stream, backfills it from the log while pushes
 // keep arriving, and checks: (1) afterwards mirror answers exactly what
 // spend answers for every user, so the backfill missed nothing and counted
 // nothing twice; (2) served-mode exports at instants before the apply, between
@@ -28,7 +30,10 @@ func TestBackfill(t *testing.T) {
 
 	i := strings.Index(testDefs, "  - name: short")
 	spendDef := testDefs[strings.Index(testDefs, "  - name: spend"):i]
-	defs, err := registry.ParseYAML([]byte(testDefs + strings.Replace(spendDef, "name: spend", "name: mirror", 1)))
+	shortDef := testDefs[i:]
+	defs, err := registry.ParseYAML([]byte(testDefs + strings.Replace(spendDef, "name: spend", "name: mirror", 1) +
+		strings.Replace(shortDef, "name: short", "name: mirror_short", 1)+
+		"      - {name: cnt_life, aggregation: count}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +43,10 @@ func TestBackfill(t *testing.T) {
 	samples = append(samples, r.streamTo(t, 22, 8, 30)...)
 
 	mirror, err := r.reg.Snapshot().View("mirror", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrorShort, err := r.reg.Snapshot().View("mirror_short", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +67,9 @@ func TestBackfill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if m, err := Backfill(ctx, r.store, r.log, mirrorShort); err != nil || m == 0 {
+		t.Fatalf("backfill of mirror_short: %d entities, %v", m, err)
+	}
 	wg.Wait()
 	if n == 0 {
 		t.Fatal("backfill built no entity")
@@ -66,17 +78,23 @@ func TestBackfill(t *testing.T) {
 	samples = append(samples, r.streamTo(t, 23, 8, 30)...)
 
 	spend, _ := r.reg.Snapshot().View("spend", 0)
+	short, _ := r.reg.Snapshot().View("short", 0)
 	users := []string{"late-comer", "nobody"}
 	for u := 0; u < 8; u++ {
 		users = append(users, "user-00"+string(rune('0'+u)))
 	}
-	for _, u := range users {
-		a, b := r.lookup(spend, u), r.lookup(mirror, u)
-		for f := range a.results {
-			if !aggregatetest.Equal(a.results[f], b.results[f], 0) {
-				t.Errorf("%s %s: spend %+v, backfilled mirror %+v", u, spend.Features[f].Name, a.results[f], b.results[f])
+	for _, pair := range [][2]*registry.View{{spend, mirror}, {short, mirrorShort}} {
+		for _, u := range users {
+			a, b := r.lookup(pair[0], u), r.lookup(pair[1], u)
+			for f := range a.results { // mirror_short's extra feature is last
+				if !aggregatetest.Equal(a.results[f], b.results[f], 0) {
+					t.Errorf("%s %s: %s %+v, backfilled %s %+v", u, pair[0].Features[f].Name, pair[0].Name, a.results[f], pair[1].Name, b.results[f])
+				}
 			}
 		}
+	}
+	if files, err := listLogFiles(r.log.dir, "tx"); err != nil || len(files) == 0 {
+		t.Fatalf("no Parquet log files (%v): the export must read rows from files too", err)
 	}
 
 	spine := filepath.Join(dir, "spine.parquet")

@@ -608,7 +608,7 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 	if err != nil {
 		return err
 	}
-	lt := newLogTable(g)
+	lt := x.newLogTable(g)
 	chunk := lt.newChunk()
 	fmaps := map[*schema][]int{}
 	var r row

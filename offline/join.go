@@ -223,7 +223,6 @@ type joiner struct {
 	lt      *logTable
 	res     *results
 	states  []*aggregate.State
-	markers []map[int32][]marker
 	fields  [][]int             // per view: the group field of each of its Source.Fields
 	source  [][]bool            // per view, per schema: rows of the schema are the view's source
 	keyOK   [][]bool            // per view, per schema: and of its entity key kind
@@ -263,7 +262,6 @@ func (x *Exporter) newJoiner(g *group, mode Mode, sp *spineSet, lt *logTable, re
 	j := &joiner{g: g, mode: mode, sp: sp, lt: lt, res: res}
 	for _, ev := range g.views {
 		j.states = append(j.states, ev.view.Layout.NewState())
-		j.markers = append(j.markers, x.log.markersOf(ev.vk))
 		fm := make([]int, len(ev.view.Source.Fields))
 		for i, f := range ev.view.Source.Fields {
 			fm[i] = slices.Index(lt.fields, field{f.Name, f.Kind})
@@ -325,7 +323,7 @@ func (j *joiner) entity(e int32) {
 		st := j.states[vi]
 		var ms []marker
 		if j.mode == ModeServed && len(j.rows) > 0 {
-			ms = j.markers[vi][lt.shard[j.rows[0].row]]
+			ms = lt.markers[vi][lt.shard[j.rows[0].row]]
 		}
 		start := 0
 		for phase := 0; phase <= len(ms); phase++ {

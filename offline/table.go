@@ -144,12 +144,19 @@ type logTable struct {
 	strs    [][]string
 	mu      sync.Mutex // schemas, strs
 	viewKey []int64    // the group's views, bit i of folded is viewKey[i]
+	// markers are the group's views' backfill markers, by view and shard,
+	// taken before the log is read; without any, ingest times go unread
+	// (only a backfill's admission replay needs them).
+	markers []map[int32][]marker
 	ranges  []entRange // until bind: how rows number their entities
 	byEnt   csr
 }
 
-func newLogTable(g *group) *logTable {
+func (x *Exporter) newLogTable(g *group) *logTable {
 	t := &logTable{words: (len(g.views) + 63) / 64}
+	for _, ev := range g.views {
+		t.markers = append(t.markers, x.log.markersOf(ev.vk))
+	}
 	seen := map[field]bool{}
 	for _, ev := range g.views {
 		t.viewKey = append(t.viewKey, ev.vk)
@@ -264,7 +271,7 @@ func (t *logTable) appendRow(r *row, ent int32, chunk int, fmap []int) {
 // LSN, then the WAL). Each file numbers its entities on its own, so the
 // log can be read while the spine is; bind then maps them to the spine's.
 func (x *Exporter) loadLogTable(ctx context.Context, g *group) (*logTable, error) {
-	t := newLogTable(g)
+	t := x.newLogTable(g)
 	var wal *entityIndex
 	err := x.log.scanSplit(ctx, g.sources, func(files []logFile) error {
 		return t.readFiles(ctx, files)
@@ -282,6 +289,15 @@ func (x *Exporter) loadLogTable(ctx context.Context, g *group) (*logTable, error
 		return nil, err
 	}
 	return t, nil
+}
+
+func (t *logTable) needIngest() bool {
+	for _, m := range t.markers {
+		if len(m) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // entRange is a range of rows whose entities are numbered by ents.
@@ -415,6 +431,10 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 		switch p[0] {
 		case colPartition, colOffset:
 			continue
+		case colIngest:
+			if !t.needIngest() {
+				continue
+			}
 		case colFields:
 			if len(p) < 2 || !want[p[1]] {
 				continue
@@ -447,7 +467,10 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 		col := func(name string) arrow.Array { return rec.Column(sc.FieldIndices(name)[0]) }
 		shard := col(colShard).(*array.Int32).Int32Values()
 		lsn := col(colLSN).(*array.Int64).Int64Values()
-		ing := col(colIngest).(*array.Timestamp).TimestampValues()
+		var ing []arrow.Timestamp
+		if t.needIngest() {
+			ing = col(colIngest).(*array.Timestamp).TimestampValues()
+		}
 		com := col(colCommit).(*array.Timestamp).TimestampValues()
 		ev := col(colEvent).(*array.Timestamp).TimestampValues()
 		views := col(colViews).(*array.List)
@@ -482,7 +505,10 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 				return corruptf("%s: entity column of type %s", path, ent.DataType())
 			}
 			t.ent[i], t.sch[i], t.shard[i], t.lsn[i] = e, sid, shard[r], lsn[r]
-			t.ingest[i], t.commit[i], t.event[i] = int64(ing[r]), int64(com[r]), int64(ev[r])
+			t.commit[i], t.event[i] = int64(com[r]), int64(ev[r])
+			if ing != nil {
+				t.ingest[i] = int64(ing[r])
+			}
 			s, e2 := views.ValueOffsets(r)
 			t.setFolded(i, vvals[s:e2])
 			for u, a := range fcols {
