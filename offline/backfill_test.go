@@ -32,7 +32,7 @@ func TestBackfill(t *testing.T) {
 	spendDef := testDefs[strings.Index(testDefs, "  - name: spend"):i]
 	shortDef := testDefs[i:]
 	defs, err := registry.ParseYAML([]byte(testDefs + strings.Replace(spendDef, "name: spend", "name: mirror", 1) +
-		strings.Replace(shortDef, "name: short", "name: mirror_short", 1)+
+		strings.Replace(shortDef, "name: short", "name: mirror_short", 1) +
 		"      - {name: cnt_life, aggregation: count}\n"))
 	if err != nil {
 		t.Fatal(err)
