@@ -2,7 +2,10 @@ package offline
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/featured-dev/featured/aggregate"
@@ -130,4 +133,107 @@ func TestVerifySkew(t *testing.T) {
 		}
 	}
 	t.Fatal("no present int64 first feature to tamper with")
+}
+
+// TestVerifySkewSameMillis reads an entity in the millisecond T in which a
+// commit of that entity lands, on the real store with the clock held at T.
+// The log stamps visibility in milliseconds, so served mode at T includes
+// the commit whichever came first; verify-skew must accept a read that came
+// before it (the state before the commits of T) and still report a
+// tampered value.
+func TestVerifySkewSameMillis(t *testing.T) {
+	const (
+		base = 1_800_000_000_000
+		t0   = base + 1_234_567 // the first event's commit
+		at   = t0 + 60_007      // T: clear of every tile edge and TTL end
+	)
+	push := func(t *testing.T, r *rig, ts int64, merchant string, items int64) {
+		t.Helper()
+		_, err := r.pusher.PushValues(context.Background(), "tx", []map[string]aggregate.Value{{
+			"user_id":  {Kind: aggregate.KindString, S: "u"},
+			"ts":       {Kind: aggregate.KindInt64, I: ts},
+			"amount":   {Kind: aggregate.KindFloat64, F: float64(items) * 1.5},
+			"merchant": {Kind: aggregate.KindString, S: merchant},
+			"items":    {Kind: aggregate.KindInt64, I: items},
+			"flag":     {Kind: aggregate.KindBool, I: items % 2},
+		}}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name string
+		// steps run with the clock at T: "read" is the sampled read,
+		// "commit" pushes one event of the entity (Write returns once its
+		// batch committed, stamped T).
+		steps  []string
+		fresh  bool // no event of the entity before T
+		tamper bool // add 100 to the sampled cnt_1h
+		// wantResolved is SkewReport.ResolvedSameMillis; wantExact, when
+		// set, the features reported, else wantReported says whether any
+		// is (cnt_1h among them when tampered).
+		wantResolved int
+		wantExact    []string
+		wantReported bool
+	}{
+		{name: "read before commit", steps: []string{"read", "commit"}, wantResolved: 1},
+		{name: "read before the first commit", steps: []string{"read", "commit"}, fresh: true, wantResolved: 1},
+		{name: "read after commit", steps: []string{"commit", "read"}},
+		// Reported as served mode answers at T, the commit included.
+		{name: "tampered, read before commit", steps: []string{"read", "commit"}, tamper: true, wantReported: true},
+		{name: "tampered, read after commit", steps: []string{"commit", "read"}, tamper: true, wantExact: []string{"cnt_1h"}},
+		// The known limit: a read between two commits of millisecond T saw
+		// a state that is neither T's nor the one before T's commits.
+		{name: "read between two commits", steps: []string{"commit", "read", "commit"}, wantReported: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, t.TempDir(), base, Options{})
+			r.close()
+			r.sampler, r.sampleEvery = NewSampler(0), 1
+			r.open()
+			defer r.close()
+			spend, err := r.reg.Snapshot().View("spend", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.fresh {
+				r.clock.Store(t0)
+				push(t, r, t0-5_000, "m0", 3)
+			}
+			r.clock.Store(at)
+			for i, step := range tc.steps {
+				switch step {
+				case "read":
+					r.lookup(spend, "u")
+				case "commit":
+					push(t, r, at-int64(3+i), fmt.Sprintf("m%d", i+1), int64(10+i))
+				}
+			}
+			samples := r.sampler.Samples()
+			if len(samples) != 1 || samples[0].AtMillis != at {
+				t.Fatalf("samples %+v, want one at %d", samples, at)
+			}
+			if tc.tamper {
+				samples[0].Results[0].Value.I += 100 // cnt_1h
+			}
+			rep, err := r.x.VerifySkew(context.Background(), samples, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range rep.Mismatches {
+				got = append(got, strings.TrimPrefix(m.Feature, "spend@v1:"))
+			}
+			reportedOK := slices.Equal(got, tc.wantExact)
+			if tc.wantExact == nil {
+				reportedOK = (len(got) > 0) == tc.wantReported && (!tc.tamper || slices.Contains(got, "cnt_1h"))
+			}
+			if !reportedOK || rep.ResolvedSameMillis != tc.wantResolved || rep.Values != len(spend.Features) ||
+				rep.Matches != rep.Values-len(got) || (len(got) == 0) != (rep.MatchRate == 100) {
+				t.Fatalf("%d values, %d matches, %.3f%%, %d resolved, mismatches %+v", rep.Values, rep.Matches, rep.MatchRate, rep.ResolvedSameMillis, rep.Mismatches)
+			}
+			t.Logf("%.3f%%, %d resolved, reported %v", rep.MatchRate, rep.ResolvedSameMillis, got)
+		})
+	}
 }
