@@ -165,7 +165,10 @@ func (p *columnParallelWriter) writeColumn(ctx context.Context, rgw file.Buffere
 	if err := pqarrow.WriteArrowToColumn(ctx, cw, arr, levels, nil, p.nullable[i]); err != nil {
 		return fmt.Errorf("offline: write column %q: %w", p.schema.Field(i).Name, err)
 	}
-	if f, ok := cw.(pageFlusher); ok {
+	// A dictionary-encoded column's dictionary page must precede its data
+	// pages, and is written when the row group closes: its data pages wait
+	// for it.
+	if f, ok := cw.(pageFlusher); ok && !cw.Properties().DictionaryEnabledFor(cw.Descr().Path()) {
 		return f.FlushBufferedDataPages()
 	}
 	return nil

@@ -111,10 +111,12 @@ func TestColumnParallelWriter(t *testing.T) {
 	for _, tc := range []struct {
 		maxRows int64
 		groups  int
-	}{{1 << 20, 3}, {50_000, 4}} {
-		t.Run(fmt.Sprintf("max-row-group-%d", tc.maxRows), func(t *testing.T) {
+		dict    bool
+	}{{1 << 20, 3, false}, {50_000, 4, false}, {1 << 20, 3, true}} {
+		t.Run(fmt.Sprintf("max-row-group-%d-dictionary-%v", tc.maxRows, tc.dict), func(t *testing.T) {
 			props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy),
-				parquet.WithDictionaryDefault(false), parquet.WithMaxRowGroupLength(tc.maxRows))
+				parquet.WithDictionaryDefault(tc.dict), parquet.WithMaxRowGroupLength(tc.maxRows),
+				parquet.WithDataPageSize(4<<10))
 			compareWriters(t, sc, recs, props, tc.groups)
 		})
 	}
