@@ -315,8 +315,10 @@ func (j *joiner) entity(e int32) {
 			continue
 		}
 		j.rows = append(j.rows, entityRow{lsn: lt.lsn[r], commit: lt.commit[r], ingest: lt.ingest[r], event: lt.event[r], row: r, sch: lt.sch[r]})
-		j.kinds = append(j.kinds, lt.kinds[int(r)*nu:int(r+1)*nu]...)
-		j.bits = append(j.bits, lt.bits[int(r)*nu:int(r+1)*nu]...)
+		for u := int(r) * nu; u < int(r+1)*nu; u++ { // a few fields: no memmove call
+			j.kinds = append(j.kinds, lt.kinds[u])
+			j.bits = append(j.bits, lt.bits[u])
+		}
 	}
 	for vi, ev := range j.g.views {
 		lay := ev.view.Layout
