@@ -224,6 +224,9 @@ func verifySkewCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		printJSON(stdout, out)
 	} else {
 		fmt.Fprintf(stdout, "match rate %.3f%%: %d of %d values in %d sampled reads", rep.MatchRate, rep.Matches, rep.Values, rep.Samples)
+		if rep.ResolvedSameMillis > 0 {
+			fmt.Fprintf(stdout, "; %d read in the millisecond of a commit matched the state before it", rep.ResolvedSameMillis)
+		}
 		if rep.Skipped > 0 {
 			fmt.Fprintf(stdout, " (%d samples of deleted view versions skipped)", rep.Skipped)
 		}
