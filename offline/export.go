@@ -370,10 +370,17 @@ func (x *Exporter) exportInMemory(ctx context.Context, spinePath, format string,
 	st.Rows = rows
 	results := make([]resultSource, len(groups))
 	for gi, g := range groups {
-		lt := tables[gi]
-		st.LogRows += lt.bind(ents[gi])
+		// Binding the log to the spine's entities, grouping the spine by
+		// entity and zeroing the results are independent passes.
+		lt, sp := tables[gi], sets[gi]
+		var kept int64
+		var bindWG sync.WaitGroup
+		bindWG.Go(func() { kept = lt.bind(ents[gi]) })
+		sp.group(sp.ent, ents[gi].len())
 		res := newResults(g.cols, int(rows))
-		x.join(g, req.Mode, sets[gi], lt, ents[gi].len(), res)
+		bindWG.Wait()
+		st.LogRows += kept
+		x.join(g, req.Mode, sp, lt, ents[gi].len(), res)
 		results[gi] = res
 		sets[gi], tables[gi] = nil, nil
 	}
@@ -642,6 +649,7 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 		return err
 	}
 	lt.byEnt.group(lt.ent, ents.len())
+	sp.group(sp.ent, ents.len())
 	res := newResults(g.cols, len(sp.ent))
 	x.join(g, req.Mode, sp, lt, ents.len(), res)
 	order := make([]int32, len(sp.row))

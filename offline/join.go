@@ -177,11 +177,10 @@ func validity(status []aggregate.Status) (*memory.Buffer, int) {
 	return memory.NewBufferBytes(bm), nulls
 }
 
-// join evaluates every entry of sp (whose entities are numbered 0..nents-1)
-// over the log rows lt of group g into res. Entities are split over the
-// CPUs, each worker with its own states.
+// join evaluates every entry of sp (whose entities are numbered 0..nents-1
+// and grouped) over the log rows lt of group g into res. Entities are split
+// over the CPUs, each worker with its own states.
 func (x *Exporter) join(g *group, mode Mode, sp *spineSet, lt *logTable, nents int, res *results) {
-	sp.group(sp.ent, nents)
 	// Entity ranges of about equal work (entries and log rows), taken in
 	// turn by the workers, so none waits on another's tail.
 	p := min(runtime.GOMAXPROCS(0), 8)
@@ -210,9 +209,6 @@ func (x *Exporter) join(g *group, mode Mode, sp *spineSet, lt *logTable, nents i
 		})
 	}
 	wg.Wait()
-	for slot, entry := range sp.idx {
-		res.pos[entry] = int32(slot)
-	}
 }
 
 // joiner evaluates entities one at a time; one per goroutine.
@@ -302,6 +298,7 @@ func (j *joiner) entity(e int32) {
 	})
 	for k := range j.entries {
 		es[k] = j.entries[k].entry
+		j.res.pos[es[k]] = int32(base + k)
 	}
 	rows := lt.byEnt.of(e)
 	if !slices.IsSortedFunc(rows, func(a, b int32) int { return cmpInt(lt.lsn[a], lt.lsn[b]) }) {
