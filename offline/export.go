@@ -243,8 +243,12 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	// bucket's rows fit in MemoryBytes.
 	nb := 1
 	if fi, err := os.Stat(spinePath); err == nil {
-		est := fi.Size()*4 + x.logBytes(groups)*8 + spineRows(spinePath, format, fi.Size())*int64(len(cols))*12
+		rows, logBytes := spineRows(spinePath, format, fi.Size()), x.logBytes(groups)
+		est := fi.Size()*4 + logBytes*8 + rows*int64(len(cols))*12
 		nb = int(min(256, max(1, (est+req.MemoryBytes-1)/req.MemoryBytes)))
+		// The join numbers a bucket's spine entries and log rows with
+		// int32s; a log row takes more than 4 bytes of Parquet.
+		nb = max(nb, int(rows/maxBucketRows)+1, int(logBytes/4/maxBucketRows)+1)
 	}
 	st.Buckets = nb
 	st.SpillUsed = nb > 1
@@ -308,6 +312,9 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	defer sr.close()
 	return st, x.assemble(ctx, sr, outSchema, results, sink)
 }
+
+// maxBucketRows bounds the spine entries and log rows of one join.
+const maxBucketRows = 1 << 30
 
 // spineRows is the spine's row count from a Parquet spine's metadata, or a
 // guess from a CSV spine's size (a short line a row).
@@ -642,8 +649,7 @@ func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b i
 			fm = lt.fieldMap(r.schema)
 			fmaps[r.schema] = fm
 		}
-		lt.appendRow(&r, e, chunk, fm)
-		return nil
+		return lt.appendRow(&r, e, chunk, fm)
 	})
 	if err != nil {
 		return err

@@ -66,7 +66,7 @@ func appendIntKey(dst []byte, v int64) []byte {
 }
 
 // spineSet is the spine rows one join evaluates: per entry its entity
-// ordinal, spine row and instant. byEnt groups the entries by entity.
+// ordinal, spine row and instant; its csr groups the entries by entity.
 type spineSet struct {
 	ent []int32
 	row []int64
@@ -174,19 +174,19 @@ func (x *Exporter) newLogTable(g *group) *logTable {
 func (t *logTable) len() int { return len(t.ent) }
 
 // schemaID registers s and returns its number.
-func (t *logTable) schemaID(s *schema) uint16 {
+func (t *logTable) schemaID(s *schema) (uint16, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i, have := range t.schemas {
 		if have == s || have.fp == s.fp {
-			return uint16(i)
+			return uint16(i), nil
 		}
 	}
 	if len(t.schemas) == math.MaxUint16 {
-		panic("offline: more than 65535 source schemas in one export")
+		return 0, fmt.Errorf("offline: an export reads at most %d source schemas", math.MaxUint16)
 	}
 	t.schemas = append(t.schemas, s)
-	return uint16(len(t.schemas) - 1)
+	return uint16(len(t.schemas) - 1), nil
 }
 
 // newChunk reserves a list of strings for one writer, returning its number.
@@ -240,10 +240,15 @@ func (t *logTable) fieldMap(s *schema) []int {
 	return m
 }
 
-// appendRow adds one decoded row (WAL and spill rows) of entity ent.
-func (t *logTable) appendRow(r *row, ent int32, chunk int, fmap []int) {
+// appendRow adds one decoded row (WAL and spill rows) of entity ent; fmap
+// is t.fieldMap(r.schema).
+func (t *logTable) appendRow(r *row, ent int32, chunk int, fmap []int) error {
+	sid, err := t.schemaID(r.schema)
+	if err != nil {
+		return err
+	}
 	i := t.grow(1)
-	t.ent[i], t.sch[i], t.shard[i], t.lsn[i] = ent, t.schemaID(r.schema), r.shard, r.lsn
+	t.ent[i], t.sch[i], t.shard[i], t.lsn[i] = ent, sid, r.shard, r.lsn
 	t.ingest[i], t.commit[i], t.event[i] = r.ingestMillis, r.commitMillis, r.eventMillis
 	t.setFolded(i, r.views)
 	nu := len(t.fields)
@@ -263,6 +268,7 @@ func (t *logTable) appendRow(r *row, ent int32, chunk int, fmap []int) {
 			t.bits[i*nu+u] = v.I
 		}
 	}
+	return nil
 }
 
 // loadLogTable reads the log rows of g's sources: the Parquet files
@@ -273,6 +279,7 @@ func (t *logTable) appendRow(r *row, ent int32, chunk int, fmap []int) {
 func (x *Exporter) loadLogTable(ctx context.Context, g *group) (*logTable, error) {
 	t := x.newLogTable(g)
 	var wal *entityIndex
+	fmaps := map[*schema][]int{}
 	err := x.log.scanSplit(ctx, g.sources, func(files []logFile) error {
 		return t.readFiles(ctx, files)
 	}, func(r *row) error {
@@ -281,7 +288,14 @@ func (x *Exporter) loadLogTable(ctx context.Context, g *group) (*logTable, error
 			t.ranges = append(t.ranges, entRange{lo: t.len(), ents: wal})
 			t.newChunk()
 		}
-		t.appendRow(r, wal.add(r.entity), len(t.strs)-1, t.fieldMap(r.schema))
+		fm := fmaps[r.schema]
+		if fm == nil {
+			fm = t.fieldMap(r.schema)
+			fmaps[r.schema] = fm
+		}
+		if err := t.appendRow(r, wal.add(r.entity), len(t.strs)-1, fm); err != nil {
+			return err
+		}
 		t.ranges[len(t.ranges)-1].hi = t.len()
 		return nil
 	})
@@ -414,7 +428,10 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 	if err != nil {
 		return fmt.Errorf("offline: %s: %w", path, err)
 	}
-	sid := t.schemaID(s)
+	sid, err := t.schemaID(s)
+	if err != nil {
+		return err
+	}
 	fmap := t.fieldMap(s)
 	// Leaves: every column but the Kafka position, and of the fields only
 	// those some view reads.
