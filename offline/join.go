@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"cmp"
 	"math"
 	"runtime"
 	"slices"
@@ -294,7 +295,7 @@ func (j *joiner) entity(e int32) {
 		if c := cmpInt(a.t, b.t); c != 0 {
 			return c
 		}
-		return int(a.entry - b.entry)
+		return cmp.Compare(a.entry, b.entry)
 	})
 	for k := range j.entries {
 		es[k] = j.entries[k].entry
