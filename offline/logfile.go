@@ -401,25 +401,38 @@ func listLogFiles(dir, source string) ([]logFile, error) {
 	return out, nil
 }
 
-// readLogFile calls fn for each row of a log file (r is reused).
-func readLogFile(ctx context.Context, path string, fn func(r *row) error) error {
-	pf, err := file.OpenParquetFile(path, false)
+// openLogFile opens a log file for reading in batches of 64k rows and
+// returns its source schema; the caller closes pf.
+func openLogFile(path string) (pf *file.Reader, fr *pqarrow.FileReader, s *schema, err error) {
+	pf, err = file.OpenParquetFile(path, false)
 	if err != nil {
-		return fmt.Errorf("offline: open %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("offline: open %s: %w", path, err)
 	}
-	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	fail := func(err error) (*file.Reader, *pqarrow.FileReader, *schema, error) {
+		pf.Close()
+		return nil, nil, nil, err
+	}
+	fr, err = pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
 	if err != nil {
-		return fmt.Errorf("offline: read %s: %w", path, err)
+		return fail(fmt.Errorf("offline: read %s: %w", path, err))
 	}
 	sc, err := fr.Schema()
 	if err != nil {
-		return fmt.Errorf("offline: read %s: %w", path, err)
+		return fail(fmt.Errorf("offline: read %s: %w", path, err))
 	}
-	s, err := schemaFromArrow(sc)
+	if s, err = schemaFromArrow(sc); err != nil {
+		return fail(fmt.Errorf("offline: %s: %w", path, err))
+	}
+	return pf, fr, s, nil
+}
+
+// readLogFile calls fn for each row of a log file (r is reused).
+func readLogFile(ctx context.Context, path string, fn func(r *row) error) error {
+	pf, fr, s, err := openLogFile(path)
 	if err != nil {
-		return fmt.Errorf("offline: %s: %w", path, err)
+		return err
 	}
+	defer pf.Close()
 	rr, err := fr.GetRecordReader(ctx, nil, nil)
 	if err != nil {
 		return fmt.Errorf("offline: read %s: %w", path, err)

@@ -13,9 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/featured-dev/featured/aggregate"
 )
@@ -411,23 +409,11 @@ func (t *logTable) readFiles(ctx context.Context, files []logFile) error {
 // readFile decodes one log file into rows [base, base+rows) of t, reading
 // only the columns the join needs, numbering its entities in ents.
 func (t *logTable) readFile(ctx context.Context, path string, base, rows int, ents *entityIndex) error {
-	pf, err := file.OpenParquetFile(path, false)
+	pf, fr, s, err := openLogFile(path)
 	if err != nil {
-		return fmt.Errorf("offline: open %s: %w", path, err)
+		return err
 	}
 	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
-	if err != nil {
-		return fmt.Errorf("offline: read %s: %w", path, err)
-	}
-	asc, err := fr.Schema()
-	if err != nil {
-		return fmt.Errorf("offline: read %s: %w", path, err)
-	}
-	s, err := schemaFromArrow(asc)
-	if err != nil {
-		return fmt.Errorf("offline: %s: %w", path, err)
-	}
 	sid, err := t.schemaID(s)
 	if err != nil {
 		return err
