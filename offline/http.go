@@ -14,10 +14,46 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/bytesize"
 )
 
 // DefaultMaxSpineBytes bounds an uploaded spine.
 const DefaultMaxSpineBytes = 1 << 30
+
+// DefaultMemoryBytes is an export's working-set budget when neither the
+// Request nor HandlerOptions gives one: Request.MemoryBytes's default.
+const DefaultMemoryBytes = 512 << 20
+
+// StatsTrailer is the HTTP trailer in which Handler reports a complete
+// export's Stats, as JSON. It follows the stream's end-of-stream marker, so
+// a client reads it after the whole body (Go: http.Response.Trailer).
+const StatsTrailer = "Featured-Export-Stats"
+
+// HandlerOptions configure the HTTP handlers of an Exporter. The zero value
+// is usable; a field zero or negative takes its default.
+type HandlerOptions struct {
+	// MaxSpineBytes bounds an uploaded spine. The default value is
+	// DefaultMaxSpineBytes (1 GiB).
+	MaxSpineBytes int64
+	// MemoryBytes is the Request.MemoryBytes of every export Handler runs,
+	// and the most a request's ?memory= may ask for (it may ask for less).
+	// The default value is DefaultMemoryBytes (512 MiB).
+	MemoryBytes int64
+	// TempDir holds uploaded spines, exports' spill files and
+	// VerifySkewHandler's sample spines. The directory must exist. The
+	// default is os.TempDir().
+	TempDir string
+}
+
+// EnsureDefaults fills zero or negative fields with their defaults.
+func (o *HandlerOptions) EnsureDefaults() {
+	if o.MaxSpineBytes <= 0 {
+		o.MaxSpineBytes = DefaultMaxSpineBytes
+	}
+	if o.MemoryBytes <= 0 {
+		o.MemoryBytes = DefaultMemoryBytes
+	}
+}
 
 // Handler serves POST /v1/export: the request body is the spine (Parquet,
 // or CSV; by Content-Type application/vnd.apache.parquet or text/csv, or
@@ -25,23 +61,45 @@ const DefaultMaxSpineBytes = 1 << 30
 //
 //	?features=view:feat,view@v2:feat | ?service=name
 //	&mode=served|event &time_column=event_timestamp &statuses=true &full_names=true
+//	&memory=64MiB
 //
-// The answer is an Arrow IPC stream (application/vnd.apache.arrow.stream).
-// Bad input is a 400 with a JSON error before any byte of the stream; a
-// failure after the stream began cuts the connection, so the stream has no
-// end-of-stream marker and no reader takes it for complete.
-func (x *Exporter) Handler(maxSpineBytes int64) http.Handler {
-	if maxSpineBytes <= 0 {
-		maxSpineBytes = DefaultMaxSpineBytes
-	}
+// memory (bytes, or KiB, MiB, GiB) sets the export's working-set budget at
+// or below opts.MemoryBytes for this request; it cannot raise it.
+//
+// The answer is an Arrow IPC stream (application/vnd.apache.arrow.stream)
+// followed by the StatsTrailer trailer. Bad input is a 400 with a JSON
+// error before any byte of the stream (a bad memory value before the body
+// is read); a failure after the stream began cuts the connection, so the
+// stream has no end-of-stream marker and no reader takes it for complete.
+func (x *Exporter) Handler(opts HandlerOptions) http.Handler {
+	opts.EnsureDefaults()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		req := Request{
-			Service:    q.Get("service"),
-			Mode:       Mode(q.Get("mode")),
-			TimeColumn: q.Get("time_column"),
-			Statuses:   q.Get("statuses") == "true" || q.Get("statuses") == "1",
-			FullNames:  q.Get("full_names") == "true" || q.Get("full_names") == "1",
+			Service:     q.Get("service"),
+			Mode:        Mode(q.Get("mode")),
+			TimeColumn:  q.Get("time_column"),
+			Statuses:    q.Get("statuses") == "true" || q.Get("statuses") == "1",
+			FullNames:   q.Get("full_names") == "true" || q.Get("full_names") == "1",
+			MemoryBytes: opts.MemoryBytes,
+			TempDir:     opts.TempDir,
+		}
+		if q.Has("memory") {
+			s := q.Get("memory")
+			n, err := bytesize.Parse(s)
+			switch {
+			case err != nil:
+				writeError(w, badInput("memory: %v", err))
+				return
+			case n == 0:
+				writeError(w, badInput("memory: %q: want at least 1 byte", s))
+				return
+			case n > opts.MemoryBytes:
+				writeError(w, badInput("memory: %s is above this server's export memory limit of %s (featured serve --export-memory)",
+					s, bytesize.Format(opts.MemoryBytes)))
+				return
+			}
+			req.MemoryBytes = n
 		}
 		if f := q.Get("features"); f != "" {
 			req.Features = strings.Split(f, ",")
@@ -59,18 +117,18 @@ func (x *Exporter) Handler(maxSpineBytes int64) http.Handler {
 				return
 			}
 		}
-		f, err := os.CreateTemp("", "featured-spine-*")
+		f, err := os.CreateTemp(opts.TempDir, "featured-spine-*")
 		if err != nil {
-			writeError(w, err)
+			writeError(w, fmt.Errorf("offline: spine file: %w", err))
 			return
 		}
 		defer os.Remove(f.Name())
-		n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, maxSpineBytes))
+		n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, opts.MaxSpineBytes))
 		f.Close()
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				writeError(w, badInput("spine over %d bytes", maxSpineBytes))
+				writeError(w, badInput("spine over %d bytes", opts.MaxSpineBytes))
 				return
 			}
 			writeError(w, badInput("read spine: %v", err))
@@ -81,7 +139,8 @@ func (x *Exporter) Handler(maxSpineBytes int64) http.Handler {
 			return
 		}
 		sink := &httpSink{w: w}
-		if _, err := x.Export(r.Context(), f.Name(), format, req, sink); err != nil {
+		st, err := x.Export(r.Context(), f.Name(), format, req, sink)
+		if err != nil {
 			if !sink.begun {
 				writeError(w, err)
 				return
@@ -91,6 +150,8 @@ func (x *Exporter) Handler(maxSpineBytes int64) http.Handler {
 		if err := sink.s.Close(); err != nil {
 			panic(http.ErrAbortHandler)
 		}
+		stats, _ := json.Marshal(st)
+		w.Header().Set(StatsTrailer, string(stats))
 	})
 }
 
@@ -103,6 +164,7 @@ type httpSink struct {
 func (h *httpSink) Begin(sc *arrow.Schema) error {
 	h.begun = true
 	h.w.Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
+	h.w.Header().Set("Trailer", StatsTrailer)
 	h.w.WriteHeader(http.StatusOK)
 	h.s = NewIPCStream(h.w)
 	return h.s.Begin(sc)
@@ -155,14 +217,15 @@ func (x *Exporter) BackfillHandler(store *featurestore.Store) http.Handler {
 }
 
 // VerifySkewHandler serves POST /v1/verify-skew: VerifySkew over the
-// sampler's current samples, answered as a SkewReport in JSON.
-func (x *Exporter) VerifySkewHandler(s *Sampler) http.Handler {
+// sampler's current samples, answered as a SkewReport in JSON. Its sample
+// spines go to opts.TempDir.
+func (x *Exporter) VerifySkewHandler(s *Sampler, opts HandlerOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s == nil {
 			writeError(w, badInput("sampling is off: start the server with --skew-sample-every N"))
 			return
 		}
-		rep, err := x.VerifySkew(r.Context(), s.Samples(), "")
+		rep, err := x.VerifySkew(r.Context(), s.Samples(), opts.TempDir)
 		if err != nil {
 			writeError(w, err)
 			return
