@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/bytesize"
 	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/registry"
 )
@@ -39,6 +40,9 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	timeCol := fs.String("time-column", offline.DefaultTimeColumn, "the spine's time column")
 	statuses := fs.Bool("statuses", false, "add a <feature>__status column per feature")
 	fullNames := fs.Bool("full-names", false, "name columns view__feature")
+	var memory bytesize.Size
+	fs.Var(&memory, "memory", "working set of the export (bytes, KiB, MiB or GiB; default 512MiB, and a server's --export-memory at most); bigger exports spill to disk")
+	tempDir := fs.String("temp-dir", "", "with --data-dir: existing directory for spill files (default: the OS temp dir); a server uses its --export-temp-dir")
 	timeout := timeoutFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -46,9 +50,22 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *spine == "" || *out == "" {
 		return errors.New("export: --spine and --out are required")
 	}
-	req := offline.Request{Service: *service, Mode: offline.Mode(*mode), TimeColumn: *timeCol, Statuses: *statuses, FullNames: *fullNames}
+	req := offline.Request{Service: *service, Mode: offline.Mode(*mode), TimeColumn: *timeCol, Statuses: *statuses, FullNames: *fullNames,
+		MemoryBytes: int64(memory), TempDir: *tempDir}
 	if *features != "" {
 		req.Features = strings.Split(*features, ",")
+	}
+	if *tempDir != "" && *dataDir == "" {
+		given := envName("temp-dir")
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "temp-dir" {
+				given = "--temp-dir"
+			}
+		})
+		return fmt.Errorf("export: %s is only for --data-dir exports; a server spills to the directory of its own --export-temp-dir", given)
+	}
+	if err := checkDir(*tempDir); err != nil {
+		return fmt.Errorf("export: --temp-dir: %w", err)
 	}
 	if *dataDir != "" {
 		if *timeout > 0 {
@@ -61,7 +78,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err != nil {
 				return fmt.Errorf("export: %w", err)
 			}
-			fmt.Fprintf(stdout, "wrote %s: %d rows, %d features\n", *out, st.Rows, st.Features)
+			fmt.Fprintf(stdout, "wrote %s: %d rows, %d features%s\n", *out, st.Rows, st.Features, spillNote(st))
 			return nil
 		})
 	}
@@ -117,6 +134,9 @@ func remoteExport(ctx context.Context, c *client, spine string, req offline.Requ
 	q.Set("time_column", req.TimeColumn)
 	q.Set("statuses", strconv.FormatBool(req.Statuses))
 	q.Set("full_names", strconv.FormatBool(req.FullNames))
+	if req.MemoryBytes > 0 {
+		q.Set("memory", bytesize.Format(req.MemoryBytes))
+	}
 	ct := "application/vnd.apache.parquet"
 	if strings.HasSuffix(strings.ToLower(spine), ".csv") {
 		ct = "text/csv"
@@ -160,8 +180,22 @@ func remoteExport(ctx context.Context, c *client, spine string, req offline.Requ
 	if err := sink.Commit(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d rows\n", out, rows)
+	// The stats trailer follows the end-of-stream marker.
+	io.Copy(io.Discard, resp.Body)
+	var st offline.Stats
+	if s := resp.Trailer.Get(offline.StatsTrailer); s != "" {
+		json.Unmarshal([]byte(s), &st) // a server without the trailer: no note
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d rows%s\n", out, rows, spillNote(st))
 	return nil
+}
+
+// spillNote says that an export spilled, and into how many buckets.
+func spillNote(st offline.Stats) string {
+	if !st.SpillUsed {
+		return ""
+	}
+	return fmt.Sprintf(" (over its memory budget: spilled to disk in %d buckets)", st.Buckets)
 }
 
 // backfillCmd is `featured backfill VIEW[@vN]`: the server rebuilds the

@@ -23,6 +23,7 @@ import (
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/internal/bytesize"
 	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/registry"
 	"github.com/featured-dev/featured/serving"
@@ -51,6 +52,8 @@ type serveConfig struct {
 	skewEvery       int
 	skewSamples     int
 	pprofAddr       string
+	exportMemory    bytesize.Size
+	exportTempDir   string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -75,6 +78,9 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.offlineRetain, "offline-retention", 30*24*time.Hour, "how long the offline log keeps events (by ingest day), independent of view TTLs; negative keeps all")
 	fs.IntVar(&c.skewEvery, "skew-sample-every", 100, "keep one lookup read in N for verify-skew; 0: none")
 	fs.IntVar(&c.skewSamples, "skew-samples", 10000, "how many sampled reads verify-skew keeps (the latest)")
+	c.exportMemory = offline.DefaultMemoryBytes
+	fs.Var(&c.exportMemory, "export-memory", "working set of one export (bytes, KiB, MiB or GiB); bigger exports spill to disk; a request's ?memory= may lower it, not raise it")
+	fs.StringVar(&c.exportTempDir, "export-temp-dir", "", "existing directory for exports' spill files, uploaded spines and verify-skew's scratch files; empty: the OS temp dir")
 	return c
 }
 
@@ -106,6 +112,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log, err := newLogger(stderr, c.logLevel, c.logFormat)
 	if err != nil {
 		return err
+	}
+	if err := checkDir(c.exportTempDir); err != nil {
+		return fmt.Errorf("--export-temp-dir: %w", err)
 	}
 
 	reg, err := registry.Open(filepath.Join(c.dataDir, "registry.json"))
@@ -203,9 +212,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/status", statusHandler(store, pusher, kafkaIngest, reg))
 	exporter := offline.NewExporter(reg, olog)
-	mux.Handle("POST /v1/export", exporter.Handler(0))
+	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir}
+	mux.Handle("POST /v1/export", exporter.Handler(hopts))
 	mux.Handle("POST /v1/backfill", exporter.BackfillHandler(store))
-	mux.Handle("POST /v1/verify-skew", exporter.VerifySkewHandler(sampler))
+	mux.Handle("POST /v1/verify-skew", exporter.VerifySkewHandler(sampler, hopts))
 	mux.Handle("/", srv.HTTPHandler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	grpcSrv := grpc.NewServer()
@@ -265,6 +275,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		<-kafkaDone
 	}
 	return runErr
+}
+
+// checkDir fails unless dir is empty (meaning the OS temp dir) or an
+// existing directory.
+func checkDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
 }
 
 func applyAtStartup(reg *registry.Registry, path string, log *slog.Logger) error {
