@@ -57,7 +57,7 @@ type Request struct {
 	FullNames bool
 	// MemoryBytes bounds the export's working set (spine keys, the log rows
 	// of one bucket, results); larger inputs are partitioned by entity hash
-	// into spill files. The default value is 512 MiB.
+	// into spill files. The default value is DefaultMemoryBytes.
 	MemoryBytes int64
 	// TempDir holds spill files. The default is os.TempDir().
 	TempDir string
@@ -211,7 +211,7 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 		req.TimeColumn = DefaultTimeColumn
 	}
 	if req.MemoryBytes <= 0 {
-		req.MemoryBytes = 512 << 20
+		req.MemoryBytes = DefaultMemoryBytes
 	}
 	if format == "" {
 		var err error

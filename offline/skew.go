@@ -260,7 +260,7 @@ func (x *Exporter) recompute(ctx context.Context, dir string, v *registry.View, 
 		refs = append(refs, fmt.Sprintf("%s@v%d:%s", v.Name, v.Version, f.Name))
 	}
 	m := &collectSink{}
-	if _, err := x.Export(ctx, spine, "parquet", Request{Features: refs, Statuses: true, FullNames: true, TimeColumn: "t"}, m); err != nil {
+	if _, err := x.Export(ctx, spine, "parquet", Request{Features: refs, Statuses: true, FullNames: true, TimeColumn: "t", TempDir: dir}, m); err != nil {
 		return nil, err
 	}
 	return m, nil
