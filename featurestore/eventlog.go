@@ -37,13 +37,22 @@ type EventLog interface {
 	// Commit makes the writes appended since the last Commit at least as
 	// durable as the batch about to be committed (sync: the batch is
 	// fsynced) and returns the position to store with it. nowMillis is the
-	// store's clock. forceSync asks the store to fsync this batch although
+	// store's clock, read before the batch is committed: Read does not see
+	// the writes yet. forceSync asks the store to fsync this batch although
 	// sync is false. An error fails the batch.
 	Commit(shard int, sync bool, nowMillis int64) (pos []byte, forceSync bool, err error)
-	// Committed reports the batch's outcome. On error the state of the
-	// writes appended since the previous successful commit is dropped, and
-	// so must the log's record of them be.
-	Committed(shard int, err error)
+	// Committed reports the batch's outcome. On success, visibleMillis is
+	// the store's clock (the source of Commit's nowMillis) read just after
+	// the batch became visible to Read, without waiting for a synced
+	// batch's fsync (Pebble publishes a batch before its WAL sync
+	// completes). Reads that run after it see the writes and reads that ran
+	// before Commit do not, so it, not nowMillis, is the batch's commit time
+	// for a log that records one. Only a clock that went back makes it less
+	// than nowMillis. Committed runs before the batch's waiters are
+	// answered. On error visibleMillis is 0, the state of the writes
+	// appended since the previous successful commit is dropped, and so must
+	// the log's record of them be.
+	Committed(shard int, visibleMillis int64, err error)
 }
 
 // metaLogKey holds a shard's last committed EventLog position.

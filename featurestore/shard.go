@@ -349,7 +349,8 @@ func (s *shard) commit() {
 		opts = pebble.Sync
 	}
 	var err error
-	if l := s.opts.EventLog; l != nil {
+	l := s.opts.EventLog
+	if l != nil {
 		var pos []byte
 		var force bool
 		pos, force, err = l.Commit(s.id, s.syncReq, s.opts.Now().UnixMilli())
@@ -362,11 +363,12 @@ func (s *shard) commit() {
 			err = fmt.Errorf("event log: %w", err)
 		}
 	}
+	var visibleMillis int64
 	if err == nil {
-		err = s.batch.Commit(opts)
+		visibleMillis, err = s.commitBatch(opts, l != nil)
 	}
-	if l := s.opts.EventLog; l != nil {
-		l.Committed(s.id, err)
+	if l != nil {
+		l.Committed(s.id, visibleMillis, err)
 	}
 	s.batch.Reset()
 	applied := s.pending
@@ -398,6 +400,38 @@ func (s *shard) commit() {
 	clear(s.changed)
 	s.evict()
 	s.answer(nil)
+}
+
+// commitBatch commits s.batch. With stamp, it returns the clock read just
+// after the batch became visible to Read, the commit time the EventLog
+// records. Pebble makes a synced batch visible (applied to the memtable,
+// its sequence number published) before the WAL fsync completes, so a
+// synced batch is applied without waiting for the sync, the clock read, and
+// then the sync awaited: a clock read after Commit returned would be late by
+// the fsync, and reads in between, which saw the batch, would look as if
+// they ran before it.
+func (s *shard) commitBatch(opts *pebble.WriteOptions, stamp bool) (visibleMillis int64, err error) {
+	if !stamp || !opts.Sync {
+		if err := s.batch.Commit(opts); err != nil {
+			return 0, err
+		}
+		if stamp {
+			visibleMillis = s.opts.Now().UnixMilli()
+		}
+		return visibleMillis, nil
+	}
+	if err := s.db.ApplyNoSyncWait(s.batch, opts); err != nil {
+		return 0, err
+	}
+	visibleMillis = s.opts.Now().UnixMilli()
+	if err := s.batch.SyncWait(); err != nil {
+		// The batch is visible and its durability unknown; Commit would
+		// have ended the process here (Pebble treats a failed commit as
+		// fatal), and so do we: reporting a failure would leave the writer
+		// and the EventLog dropping what readers already see.
+		pebbleLogger{s.opts.Logger.With("shard", s.id)}.Fatalf("commit: sync WAL: %v", err)
+	}
+	return visibleMillis, nil
 }
 
 func (s *shard) answer(err error) {

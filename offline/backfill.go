@@ -21,19 +21,26 @@ import (
 // ingest time, followed by the rows folded live after. Markers are written
 // to wal/shard-NNN/markers in the commit of the rebuild's batch, with the
 // WAL position of that commit, and dropped on recovery when the store did
-// not keep the batch.
+// not keep the batch. CommitMillis is stamped before the batch commits; a
+// line after the marker's may move it to when the batch became visible
+// (Log.Committed).
 type marker struct {
 	View         int64 `json:"view"` // id<<32 | version
 	LSN          int64 `json:"lsn"`
 	CommitMillis int64 `json:"commit_ms"`
 	Seg          uint64
 	Off          int64
+	// VisibleMillis is set only on a restamp line: the marker on the line
+	// before it, equal to it in every other field, takes it as its
+	// CommitMillis.
+	VisibleMillis int64 `json:"visible_ms,omitempty"`
 }
 
 const markersFile = "markers"
 
 // loadMarkers reads a shard's markers, keeping those at or before the
-// committed position (and rewriting the file without the others).
+// committed position with their restamps applied (and rewriting the file
+// without the others when it drops any).
 func loadMarkers(dir string, seg uint64, off int64, committed bool) ([]marker, error) {
 	path := filepath.Join(dir, markersFile)
 	b, err := os.ReadFile(path)
@@ -45,18 +52,32 @@ func loadMarkers(dir string, seg uint64, off int64, committed bool) ([]marker, e
 	}
 	var keep []marker
 	dropped := false
+	prev := -1 // index in keep of the previous line's marker
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		var m marker
 		if json.Unmarshal(sc.Bytes(), &m) != nil {
 			dropped = true // a torn last line
+			prev = -1
 			continue
 		}
+		if v := m.VisibleMillis; v != 0 {
+			m.VisibleMillis = 0
+			if prev >= 0 && keep[prev] == m {
+				keep[prev].CommitMillis = v
+			} else {
+				dropped = true // its marker was dropped
+			}
+			prev = -1
+			continue
+		}
+		prev = -1
 		if !committed || m.Seg > seg || (m.Seg == seg && m.Off > off) {
 			dropped = true
 			continue
 		}
 		keep = append(keep, m)
+		prev = len(keep) - 1
 	}
 	if dropped {
 		var out []byte
@@ -75,8 +96,8 @@ func loadMarkers(dir string, seg uint64, off int64, committed bool) ([]marker, e
 	return keep, nil
 }
 
-// appendMarker appends m to the shard's markers file, fsynced.
-func appendMarker(dir string, m marker) error {
+// appendMarker appends m to the shard's markers file, fsynced when sync.
+func appendMarker(dir string, m marker, sync bool) error {
 	f, err := os.OpenFile(filepath.Join(dir, markersFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
@@ -86,9 +107,11 @@ func appendMarker(dir string, m marker) error {
 		f.Close()
 		return fmt.Errorf("offline: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("offline: %w", err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("offline: %w", err)
+		}
 	}
 	return f.Close()
 }

@@ -22,6 +22,17 @@
 //     it belong to events whose state was lost too (push callers got an
 //     error; Kafka reads them again from the offsets committed with the
 //     state), so nothing is lost or doubled.
+//   - A frame's commit time is the store's clock when its batch became
+//     visible to reads. The store stamps the batch before committing it
+//     and reads the clock again once Pebble has published it (before a
+//     synced batch's fsync completes); when that is later, the frame's
+//     commit time and CRC are rewritten in place (same varint length, else
+//     the stamp stays), before the committed position moves past the
+//     frame, so readers never see it change. The rewrite is not fsynced
+//     unless it straddles a 512-byte sector of a synced frame: lost in a
+//     crash, it leaves the stamp, misplacing only reads made between the
+//     two instants. A backfill marker's commit time moves the same way, by
+//     a line appended after it.
 //   - A segment is sealed after SegmentBytes or SegmentAge; the commit that
 //     seals it is synced, and only then is it converted to Parquet by the
 //     log's converter goroutine: one file per (source schema, UTC day of
@@ -33,11 +44,11 @@
 //     delete rewrites the same names with the same rows, and readers drop a
 //     repeated (shard, LSN).
 //   - Columns: shard, lsn, ingest_time (the ingest clock at admission),
-//     commit_time (the store clock when the batch committed), event_time,
-//     entity (the join key, string or int64), kafka_partition and
-//     kafka_offset (null for pushed events), views (the view versions folded,
-//     id<<32|version), and fields, a struct of the source's fields, so no
-//     field name can collide with the fixed columns.
+//     commit_time (the store clock when the batch became visible to reads),
+//     event_time, entity (the join key, string or int64), kafka_partition
+//     and kafka_offset (null for pushed events), views (the view versions
+//     folded, id<<32|version), and fields, a struct of the source's fields,
+//     so no field name can collide with the fixed columns.
 //   - Retention deletes day directories older than Options.Retention (by
 //     ingest day), independently of any view's TTL. Lifetime features and
 //     windows reaching further back than the retention cannot be recomputed
@@ -46,16 +57,17 @@
 // # Export modes
 //
 // ModeServed (default) answers what online serving answered at T: the
-// entity's events committed at or before T (the log's commit time, made
-// monotone along the log), folded in log order into the versions the store
-// folded them into. An event with event time <= T that arrived after T is
-// not in the answer (it was not online); an admitted event stamped after T
-// but committed before it is. The head of every window includes T itself,
-// like Feast's point-in-time join (event_timestamp <= T; Chronon excludes
-// it), so a label event stamped exactly T is inside its own features unless
-// its row's T is moved back by a millisecond. Visibility is in milliseconds:
-// a read in the very millisecond a commit of its entity lands may have seen
-// the state before it, which ModeServed counts as visible.
+// entity's events committed at or before T (the log's commit time, when
+// the store's batch became visible, made monotone along the log), folded in
+// log order into the versions the store folded them into. An event with
+// event time <= T that arrived after T is not in the answer (it was not
+// online); an admitted event stamped after T but committed before it is.
+// The head of every window includes T itself, like Feast's point-in-time
+// join (event_timestamp <= T; Chronon excludes it), so a label event
+// stamped exactly T is inside its own features unless its row's T is moved
+// back by a millisecond. Visibility is in milliseconds: a read in the very
+// millisecond a commit of its entity lands may have seen the state before
+// it, which ModeServed counts as visible.
 //
 // ModeEvent answers as if every event had arrived at its event time: the
 // events with event time <= T, folded in event-time order (log order on

@@ -126,11 +126,12 @@ type shardLog struct {
 	ids       map[*featurestore.Schema]uint64
 	defs      []*schema
 	views     []int64
-	frame     []byte
+	frame     []byte   // the pending frame, as written at prevSize
 	prevSize  int64    // size before the pending frame
 	sealed    []uint64 // segments sealed, handed to the converter after a synced commit
 	needSync  bool     // the next commit must be synced (a rotation is pending)
 	lastWrite int64    // commit clock of the pending frame
+	synced    bool     // the pending frame was fsynced by Commit
 	// pendingMarker is a backfill's marker, written with the next commit.
 	pendingMarker *marker
 	markerWritten bool
@@ -373,14 +374,15 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 		}
 		sl.size += int64(len(f))
 	}
-	if sync || sl.needSync {
+	sl.synced = sync || sl.needSync
+	if sl.synced {
 		if err := sl.f.Sync(); err != nil {
 			return nil, false, fmt.Errorf("offline: sync segment: %w", err)
 		}
 	}
 	if m := sl.pendingMarker; m != nil {
 		m.CommitMillis, m.Seg, m.Off = nowMillis, sl.seg, sl.size
-		if err := appendMarker(sl.dir, *m); err != nil {
+		if err := appendMarker(sl.dir, *m, true); err != nil {
 			return nil, false, err
 		}
 		sl.markerWritten = true
@@ -391,8 +393,13 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 	return encodePos(sl.seg, sl.size, sl.nextLSN), sl.needSync, nil
 }
 
-// Committed implements featurestore.EventLog.
-func (l *Log) Committed(shard int, err error) {
+// Committed implements featurestore.EventLog. On success, when the batch
+// became visible after the clock Commit stamped its frame with, it restamps
+// the frame (and a backfill's marker) with visibleMillis: served exports
+// count rows as visible from their commit time, and a read between the two
+// instants did not see them. This happens before the committed position
+// moves past the frame, so no reader ever reads a frame being rewritten.
+func (l *Log) Committed(shard int, visibleMillis int64, err error) {
 	sl := l.shard(shard)
 	sl.rows = sl.rows[:0]
 	sl.nrows = 0
@@ -421,6 +428,14 @@ func (l *Log) Committed(shard int, err error) {
 		sl.mu.Unlock()
 		return
 	}
+	if visibleMillis > sl.lastWrite {
+		if sl.size > sl.prevSize {
+			l.restamp(sl, visibleMillis)
+		}
+		if m != nil && sl.markerWritten {
+			l.restampMarker(sl, m, visibleMillis)
+		}
+	}
 	sl.mu.Lock()
 	sl.mu.seg, sl.mu.off, sl.mu.lsn = sl.seg, sl.size, sl.nextLSN
 	if m != nil && sl.markerWritten {
@@ -435,6 +450,73 @@ func (l *Log) Committed(shard int, err error) {
 		}
 		sl.sealed = sl.sealed[:0]
 	}
+}
+
+// restamp rewrites the commit time of the frame the last Commit wrote (at
+// sl.prevSize, still in sl.frame) to visibleMillis, in place, with the
+// frame's checksum: one write of the header bytes from the checksum to the
+// commit time. The segment is not fsynced for it: if the write never
+// reaches the disk the frame keeps its first stamp, which misplaces only
+// reads made between the two stamps, before a crash.
+//
+// The frame cannot grow: the position after it is already stored with the
+// batch. So when visibleMillis needs a varint of another length, the frame
+// keeps its stamp. For a clock near the present both take 6 bytes; the
+// length changes at 2^41 ms (2039-09-07), so one commit in decades keeps
+// the time it was stamped with, as every commit did before restamping, and
+// commit times stay monotone along the log (the next stamp is read after
+// visibleMillis).
+func (l *Log) restamp(sl *shardLog, visibleMillis int64) {
+	f := sl.frame
+	_, n := binary.Uvarint(f[frameHead:]) // first LSN
+	at := frameHead + n
+	_, old := binary.Varint(f[at:])
+	var stamp [binary.MaxVarintLen64]byte
+	if binary.PutVarint(stamp[:], visibleMillis) != old {
+		l.opts.Logger.Debug("offline: the visible time does not fit the frame's commit time; keeping the commit time",
+			"shard", sl.id, "commit_ms", sl.lastWrite, "visible_ms", visibleMillis)
+		return
+	}
+	end := at + old
+	var orig [4 + 2*binary.MaxVarintLen64]byte
+	saved := orig[:copy(orig[:], f[4:end])]
+	copy(f[at:], stamp[:old])
+	binary.LittleEndian.PutUint32(f[4:], crc32.Checksum(f[frameHead:], crcTable))
+	if _, err := sl.f.WriteAt(f[4:end], sl.prevSize+4); err != nil {
+		// Put the first stamp back, on disk too: a partial write would
+		// fail the frame's checksum.
+		copy(f[4:], saved)
+		if _, rerr := sl.f.WriteAt(saved, sl.prevSize+4); rerr != nil {
+			l.opts.Logger.Error("offline: restamp a WAL frame; it may fail its checksum",
+				"shard", sl.id, "segment", sl.seg, "offset", sl.prevSize, "err", err, "restore_err", rerr)
+			return
+		}
+		l.opts.Logger.Warn("offline: restamp a WAL frame; it keeps its commit time", "shard", sl.id, "err", err)
+		return
+	}
+	// A frame that Commit synced must not be left torn by a power loss
+	// between the checksum and the stamp: the rewrite is left to the page
+	// cache only when it lies in one 512-byte sector, which disks write
+	// whole. Otherwise (about one frame in 40) it is synced now.
+	if sl.synced && (sl.prevSize+4)/512 != (sl.prevSize+int64(end)-1)/512 {
+		if err := sl.f.Sync(); err != nil {
+			l.opts.Logger.Error("offline: sync a restamped WAL frame", "shard", sl.id, "segment", sl.seg, "err", err)
+		}
+	}
+}
+
+// restampMarker moves the backfill marker the last Commit wrote to
+// visibleMillis: in memory, and on disk by a restamp line after the
+// marker's (see marker), not fsynced: lost or torn, it leaves the marker
+// with its first stamp, as a lost frame restamp leaves the frame.
+func (l *Log) restampMarker(sl *shardLog, m *marker, visibleMillis int64) {
+	r := *m
+	r.VisibleMillis = visibleMillis
+	if err := appendMarker(sl.dir, r, false); err != nil {
+		l.opts.Logger.Warn("offline: restamp a backfill marker; it keeps its commit time", "shard", sl.id, "err", err)
+		return
+	}
+	m.CommitMillis = visibleMillis
 }
 
 func (l *Log) enqueue(shard int, seg uint64) {

@@ -74,14 +74,14 @@ func TestLogRecover(t *testing.T) {
 	}
 	appendN(l, 0, 3, 100)
 	pos1 := commit(t, l, 0, 1)
-	l.Committed(0, nil)
+	l.Committed(0, 1, nil)
 
 	appendN(l, 0, 2, 200) // the store's batch fails
 	commit(t, l, 0, 2)
-	l.Committed(0, errors.New("disk full"))
+	l.Committed(0, 0, errors.New("disk full"))
 	appendN(l, 0, 2, 300)
 	pos2 := commit(t, l, 0, 3)
-	l.Committed(0, nil)
+	l.Committed(0, 3, nil)
 	if got := eventTimes(t, l); len(got) != 5 || got[3] != 300 {
 		t.Fatalf("after a failed commit: %v, want 100 101 102 300 301", got)
 	}
@@ -109,7 +109,7 @@ func TestLogRecover(t *testing.T) {
 	}
 	appendN(l, 0, 1, 500)
 	commit(t, l, 0, 5)
-	l.Committed(0, nil)
+	l.Committed(0, 5, nil)
 	if got := eventTimes(t, l); len(got) != 6 || got[5] != 500 {
 		t.Fatalf("appending after recovery: %v", got)
 	}
@@ -136,7 +136,7 @@ func TestLogConvertAndRetain(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		appendN(l, 0, 20, now.UnixMilli()+int64(i*20))
 		pos = commit(t, l, 0, now.UnixMilli())
-		l.Committed(0, nil)
+		l.Committed(0, now.UnixMilli(), nil)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -155,7 +155,7 @@ type Event struct {
 	Shard        int
 	LSN          int64 // per shard, in fold order
 	IngestMillis int64 // the ingest clock at admission
-	CommitMillis int64 // the store's clock when the event's batch committed
+	CommitMillis int64 // the store's clock when the event's batch became visible to reads
 	EventMillis  int64
 	Entity       []byte // keyenc
 	// Partition and Offset are the Kafka position (HasOffset) of the event.
