@@ -222,6 +222,7 @@ func BenchmarkExport(b *testing.B) {
 		refs []string
 	}{
 		{"10-features", 8 << 30, refs},
+		{"10-features-default-budget", 0, refs},
 		{"10-features-spill-32MiB", 32 << 20, refs},
 		{"2-features-as-duckdb", 8 << 30, []string{"b:last_amount", "b:sum_items_1d"}},
 	} {
