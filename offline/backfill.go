@@ -20,10 +20,13 @@ import (
 // logged row with LSN < LSN that the view admits by its TTL at the row's
 // ingest time, followed by the rows folded live after. Markers are written
 // to wal/shard-NNN/markers in the commit of the rebuild's batch, with the
-// WAL position of that commit, and dropped on recovery when the store did
-// not keep the batch. CommitMillis is stamped before the batch commits; a
-// line after the marker's may move it to when the batch became visible
-// (Log.Committed).
+// WAL position of that commit (Seg, Off), and dropped when the store did
+// not keep the batch: on recovery, or at once when its commit fails. The
+// batch has no rows, but its commit writes an empty WAL frame, so that
+// position is new, past every position committed before: a marker at or
+// before the store's committed position is one whose batch committed.
+// CommitMillis is stamped before the batch commits; a line after the
+// marker's may move it to when the batch became visible (Log.Committed).
 type marker struct {
 	View         int64 `json:"view"` // id<<32 | version
 	LSN          int64 `json:"lsn"`

@@ -132,7 +132,8 @@ type shardLog struct {
 	needSync  bool     // the next commit must be synced (a rotation is pending)
 	lastWrite int64    // commit clock of the pending frame
 	synced    bool     // the pending frame was fsynced by Commit
-	// pendingMarker is a backfill's marker, written with the next commit.
+	// pendingMarker is a backfill's marker, written with the next commit
+	// (after a frame of that commit's own; see Commit).
 	pendingMarker *marker
 	markerWritten bool
 
@@ -332,7 +333,9 @@ var noSchema featurestore.Schema
 
 // Commit implements featurestore.EventLog: it writes the pending rows as one
 // frame (fsynced when the batch is, or when the segment rotated) and
-// returns the position after it.
+// returns the position after it. A commit with no rows writes no frame,
+// unless it carries a backfill's marker, which is written after an empty
+// frame of its own, with the position after that frame.
 func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error) {
 	sl := l.shard(shard)
 	sl.prevSize = sl.size
@@ -355,7 +358,16 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 		sl.f, sl.seg, sl.size, sl.prevSize, sl.segStart = nf, sl.seg+1, 0, 0, l.opts.Now()
 		sl.needSync = true
 	}
-	if sl.nrows > 0 {
+	// A backfill's batch (Store.Rebuild) has no rows: it gets a frame
+	// anyway, an empty one, so that its marker's position, the position
+	// after the frame, is past every position committed before. A batch
+	// the store never commits then takes its marker with it when the WAL
+	// is cut back to the committed position (Committed with an error, or
+	// Recover after a crash between the marker's fsync and the batch's).
+	if sl.nrows > 0 || sl.pendingMarker != nil {
+		if sl.nrows == 0 {
+			sl.firstLSN = sl.nextLSN
+		}
 		f := sl.frame[:0]
 		f = append(f, make([]byte, frameHead)...)
 		f = binary.AppendUvarint(f, uint64(sl.firstLSN))
