@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -246,6 +247,10 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 		rows, logBytes := spineRows(spinePath, format, fi.Size()), x.logBytes(groups)
 		est := fi.Size()*4 + logBytes*8 + rows*int64(len(cols))*12
 		nb = int(min(256, max(1, (est+req.MemoryBytes-1)/req.MemoryBytes)))
+		if nb > 1 {
+			// Spilling: buckets are joined spillJoins at a time.
+			nb = int(min(256, (spillJoins*est+req.MemoryBytes-1)/req.MemoryBytes))
+		}
 		// The join numbers a bucket's spine entries and log rows with
 		// int32s; a log row takes more than 4 bytes of Parquet.
 		nb = max(nb, int(rows/maxBucketRows)+1, int(logBytes/4/maxBucketRows)+1)
@@ -283,13 +288,8 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 		}
 		st.LogRows += n
 		runs := newBuckets(filepath.Join(tmp, fmt.Sprintf("res-%d", gi)), nb)
-		for b := 0; b < nb; b++ {
-			if err := ctx.Err(); err != nil {
-				return st, err
-			}
-			if err := x.joinBucket(g, &req, spines[gi], logs, b, runs); err != nil {
-				return st, err
-			}
+		if err := x.joinBuckets(ctx, g, &req, spines[gi], logs, runs); err != nil {
+			return st, err
 		}
 		logs.remove()
 		spines[gi].remove()
@@ -600,6 +600,34 @@ func (x *Exporter) splitLog(ctx context.Context, g *group, logs *buckets, keyset
 		return logs.add(bucketOf(r.entity, logs.n), buf)
 	})
 	return n, err
+}
+
+// spillJoins is how many buckets are joined at once: a bucket's decoding
+// and encoding are serial, and overlap with the other's join. The bucket
+// count is sized so that this many fit in the memory budget together.
+const spillJoins = 2
+
+// joinBuckets runs joinBucket over every bucket, spillJoins at a time
+// (each bucket's files and run are its own).
+func (x *Exporter) joinBuckets(ctx context.Context, g *group, req *Request, spines, logs, runs *buckets) error {
+	var next atomic.Int32
+	errs := make([]error, spillJoins)
+	var wg sync.WaitGroup
+	for w := range spillJoins {
+		wg.Go(func() {
+			for b := int(next.Add(1)) - 1; b < spines.n; b = int(next.Add(1)) - 1 {
+				if errs[w] = ctx.Err(); errs[w] != nil {
+					return
+				}
+				if errs[w] = x.joinBucket(g, req, spines, logs, b, runs); errs[w] != nil {
+					next.Store(int32(spines.n)) // the others stop at their next bucket
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // joinBucket computes every result of bucket b of group g and adds them,
