@@ -266,12 +266,25 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	}
 	defer os.RemoveAll(tmp)
 
-	// Pass 1 over the spine: (row, key, T) per group into buckets.
+	// Pass 1 over the spine: (row, key, T) per group into buckets; the
+	// first group's log is split into the same buckets meanwhile.
 	spines := make([]*buckets, len(groups))
 	for gi := range groups {
 		spines[gi] = newBuckets(filepath.Join(tmp, fmt.Sprintf("spine-%d", gi)), nb)
 	}
+	logs0 := newBuckets(filepath.Join(tmp, "log-0"), nb)
+	defer logs0.remove()
+	var logs0Rows int64
+	var logs0Err error
+	var logs0Done sync.WaitGroup
+	logCtx, cancelLog := context.WithCancel(ctx)
+	defer cancelLog()
+	logs0Done.Go(func() { logs0Rows, logs0Err = x.splitLog(logCtx, groups[0], logs0, nil) })
 	rows, err := x.splitSpine(spinePath, format, keys, req.TimeColumn, groups, spines)
+	if err != nil {
+		cancelLog()
+	}
+	logs0Done.Wait()
 	if err != nil {
 		return st, err
 	}
@@ -281,8 +294,11 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	// results, sorted by spine row, into a run.
 	results := make([]resultSource, len(groups))
 	for gi, g := range groups {
-		logs := newBuckets(filepath.Join(tmp, fmt.Sprintf("log-%d", gi)), nb)
-		n, err := x.splitLog(ctx, g, logs, nil)
+		logs, n, err := logs0, logs0Rows, logs0Err
+		if gi > 0 {
+			logs = newBuckets(filepath.Join(tmp, fmt.Sprintf("log-%d", gi)), nb)
+			n, err = x.splitLog(ctx, g, logs, nil)
+		}
 		if err != nil {
 			return st, err
 		}
