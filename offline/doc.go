@@ -89,10 +89,12 @@
 // encoded on all CPUs (pqwrite.go).
 //
 // Otherwise spine entries and log rows are partitioned by a hash of the
-// entity key into up to 256 buckets of spill files; each bucket is joined
-// in memory the same way, and its results written sorted by spine row; a
-// k-way merge puts the results back in spine order beside the spine's own
-// columns, read a second time, so label columns pass through untouched.
+// entity key into up to 256 buckets of spill files (the spine and the first
+// group's log at the same time); buckets are joined in memory the same way,
+// two at a time (so sized that two fit the budget), and each one's results
+// written sorted by spine row; a k-way merge puts the results back in spine
+// order beside the spine's own columns, read a second time, so label
+// columns pass through untouched.
 //
 // Handler runs every export with HandlerOptions.MemoryBytes and TempDir
 // (featured serve --export-memory, --export-temp-dir); a request's ?memory=
