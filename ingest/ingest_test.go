@@ -60,6 +60,7 @@ var fieldNames = []string{"amount", "flag", "items", "merchant"}
 type env struct {
 	reg   *registry.Registry
 	store *featurestore.Store
+	dir   string // the store's directory
 	now   time.Time
 }
 
@@ -77,15 +78,22 @@ func newEnv(t *testing.T, defs string) *env {
 	if _, err := reg.Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{reg: reg, now: time.UnixMilli(1_790_000_000_000)}
+	e := &env{reg: reg, dir: dir + "/store", now: time.UnixMilli(1_790_000_000_000)}
+	e.openStore(t)
+	t.Cleanup(func() { e.store.Close() })
+	return e
+}
+
+// openStore opens the store in e.dir (again, after a test closed it).
+func (e *env) openStore(t *testing.T) {
+	t.Helper()
+	var err error
 	// The store's clock is the test's, so pruning happens at the times the
 	// test reads.
-	e.store, err = featurestore.Open(dir+"/store", featurestore.Options{Shards: 2, GCInterval: -1, Now: func() time.Time { return e.now }})
+	e.store, err = featurestore.Open(e.dir, featurestore.Options{Shards: 2, GCInterval: -1, Now: func() time.Time { return e.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.store.Close() })
-	return e
 }
 
 func (e *env) pusher(t *testing.T) *Pusher {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,12 @@ type KafkaOptions struct {
 	// PartitionCheck is how often a consumer looks for new partitions. The
 	// default value is 30s.
 	PartitionCheck time.Duration
+	// OffsetCheck is how long a partition's reader may go without a message
+	// before its position is compared with the partition's offsets on the
+	// broker, to catch a topic recreated or truncated under it (see Kafka).
+	// The check also runs at once when kafka-go reports an out-of-range
+	// offset. The default value is 10s.
+	OffsetCheck time.Duration
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -68,6 +75,9 @@ func (o *KafkaOptions) EnsureDefaults() {
 	}
 	if o.PartitionCheck == 0 {
 		o.PartitionCheck = 30 * time.Second
+	}
+	if o.OffsetCheck == 0 {
+		o.OffsetCheck = 10 * time.Second
 	}
 }
 
@@ -100,6 +110,33 @@ const (
 // committed with the state (featurestore.Store.Offsets): the store, not
 // Kafka, is the record of what was applied, which is what makes ingestion
 // exactly-once.
+//
+// A stored offset the partition no longer holds is handled before the
+// partition's reader starts (and, while it runs, whenever kafka-go reports
+// an out-of-range offset or the partition has been idle for
+// KafkaOptions.OffsetCheck):
+//
+//  1. Stored offset below the partition's first offset: retention or
+//     compaction removed events this source never applied. They are gone;
+//     the gap is counted in PartitionStatus.Skipped, logged as a warning,
+//     and reading resumes at the first offset.
+//  2. Stored offset above the partition's end offset (high watermark): the
+//     topic was deleted and recreated, or truncated. kafka-go alone would
+//     retry forever, then resume silently at the stored offset once the new
+//     topic grew past it, skipping the new topic's first events. Instead the
+//     reset is logged as an error (topic, partition, stored and end
+//     offsets), counted in PartitionStatus.OffsetResets, and the partition
+//     is read again from its first offset: its events are new events, folded
+//     on top of the state the old topic's events built.
+//
+// The store skips an event at an offset below the one it recorded for that
+// name (that is how a replay after a crash is never applied twice), so
+// after a reset the partition's offsets are recorded under a new name,
+// "<source>/<topic>#<epoch>" (epoch 0 is plain "<source>/<topic>"); at start
+// a consumer takes the highest epoch the store has a complete record of.
+// Offsets alone cannot tell a recreated topic that has already grown past
+// the stored offset from normal progress: that case is not detected
+// (docs/kafka.md).
 type Kafka struct {
 	store  *featurestore.Store
 	reg    *registry.Registry
@@ -210,8 +247,15 @@ type PartitionStatus struct {
 	Rejected      uint64 `json:"events_rejected"`
 	// Skipped counts offsets that were gone when read (retention or
 	// compaction removed them before they were applied).
-	Skipped   int64  `json:"offsets_skipped"`
-	LastError string `json:"last_error,omitempty"`
+	Skipped int64 `json:"offsets_skipped"`
+	// OffsetResets counts, since the process started, the times the
+	// partition's next offset was past its end offset (the topic was
+	// recreated or truncated) and reading started again at its first
+	// offset. OffsetEpoch is how many resets the stored offsets have been
+	// through, ever: they are kept as "<source>/<topic>#<epoch>".
+	OffsetResets int64  `json:"offset_resets"`
+	OffsetEpoch  int32  `json:"offset_epoch"`
+	LastError    string `json:"last_error,omitempty"`
 }
 
 // ConsumerStatus is one Kafka source's state.
@@ -415,7 +459,19 @@ func (c *topicConsumer) status() ConsumerStatus {
 	return s
 }
 
-// partitionConsumer reads one partition.
+// offsetName is the name of the source's offsets in the store in the given
+// epoch (see Kafka): a topic name has no '#', a source name no '/' or '#'.
+func (c *topicConsumer) offsetName(epoch int32) string {
+	if epoch == 0 {
+		return c.offsetTopic
+	}
+	return c.offsetTopic + "#" + strconv.Itoa(int(epoch))
+}
+
+// partitionConsumer reads one partition. Its run goroutine owns probed and
+// is the only writer of the counters, next, high and epoch; the reader's
+// error logger (kafka-go's goroutines) sets lastErr and outOfRange and calls
+// wake; status reads the atomics from any goroutine.
 type partitionConsumer struct {
 	c         *topicConsumer
 	partition int
@@ -425,7 +481,18 @@ type partitionConsumer struct {
 	applied  atomic.Uint64
 	rejected atomic.Uint64
 	skipped  atomic.Int64
+	resets   atomic.Int64
 	lastErr  atomic.Pointer[string]
+	// epoch names the offsets (offsetName); probed says it has been read
+	// from the store (once, at the first start).
+	epoch  atomic.Int32
+	probed bool
+
+	// outOfRange is set by the reader's error logger when kafka-go reports
+	// an out-of-range offset; wake cancels the current wait for a message
+	// (nil between waits), so the offsets are checked at once.
+	outOfRange atomic.Bool
+	wake       atomic.Pointer[context.CancelFunc]
 }
 
 func (pc *partitionConsumer) status() PartitionStatus {
@@ -433,6 +500,7 @@ func (pc *partitionConsumer) status() PartitionStatus {
 		Source: pc.c.source, Topic: pc.c.topic, Partition: pc.partition,
 		NextOffset: pc.next.Load(), HighWatermark: pc.high.Load(),
 		Applied: pc.applied.Load(), Rejected: pc.rejected.Load(), Skipped: pc.skipped.Load(),
+		OffsetResets: pc.resets.Load(), OffsetEpoch: pc.epoch.Load(),
 	}
 	s.Lag = max(0, s.HighWatermark-s.NextOffset)
 	if e := pc.lastErr.Load(); e != nil {
@@ -469,42 +537,137 @@ func (pc *partitionConsumer) run(ctx context.Context) {
 	}
 }
 
+// consume reads the partition from where the store's offsets say, until
+// ctx ends or a failure; a reset found while reading starts a new reader.
 func (pc *partitionConsumer) consume(ctx context.Context, log *slog.Logger) error {
+	start, err := pc.startOffset(ctx, log)
+	if err != nil {
+		return err
+	}
+	for {
+		if start, err = pc.read(ctx, log, start); err != nil {
+			return err
+		}
+	}
+}
+
+// startOffset decides where the partition's reader starts: the offset
+// stored with the state, checked against the partition's first and end
+// offsets on the broker before anything is fetched (see Kafka for the
+// policy).
+func (pc *partitionConsumer) startOffset(ctx context.Context, log *slog.Logger) (int64, error) {
 	c := pc.c
-	k := c.k
-	start, ok := k.store.Offsets(c.offsetTopic)[int32(pc.partition)]
-	if !ok {
-		start = c.startOffset
-	} else if first, err := pc.firstOffset(ctx); err == nil && start < first {
+	first, end, err := pc.offsets(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list offsets: %w", err)
+	}
+	pc.high.Store(end)
+	if !pc.probed {
+		pc.epoch.Store(pc.storedEpoch())
+		pc.probed = true
+	}
+	epoch := pc.epoch.Load()
+	stored, ok := c.k.store.Offsets(c.offsetName(epoch))[int32(pc.partition)]
+	switch {
+	case !ok && epoch > 0:
+		// A reset whose first batch is not committed yet: read from the
+		// start again; shards skip the events they already applied.
+		return first, nil
+	case !ok && c.startOffset == kafka.LastOffset:
+		return end, nil
+	case !ok:
+		return first, nil
+	case stored > end:
+		pc.reset(log, stored, first, end)
+		return first, nil
+	case stored < first:
 		// Retention removed offsets this source never applied. kafka-go
 		// would jump silently; count it and say so.
-		pc.skipped.Add(first - start)
+		pc.skipped.Add(first - stored)
 		log.Warn("stored offset is gone from the topic; resuming at the earliest offset",
-			"stored", start, "earliest", first, "lost", first-start)
-		start = first
+			"stored", stored, "earliest", first, "lost", first-stored)
+		return first, nil
 	}
+	return stored, nil
+}
+
+// storedEpoch returns the highest offset epoch the store has a complete
+// record of for the partition. Epoch e+1 is only ever started from a
+// complete record of epoch e, so the epochs on record are contiguous.
+func (pc *partitionConsumer) storedEpoch() int32 {
+	var e int32
+	for {
+		if _, ok := pc.c.k.store.Offsets(pc.c.offsetName(e + 1))[int32(pc.partition)]; !ok {
+			return e
+		}
+		e++
+	}
+}
+
+// reset moves the partition to a new offset epoch after its next offset
+// was found past the partition's end offset.
+func (pc *partitionConsumer) reset(log *slog.Logger, next, first, end int64) {
+	epoch := pc.epoch.Add(1)
+	pc.resets.Add(1)
+	pc.setErr(fmt.Errorf("offset %d is past the partition's end offset %d (topic recreated or truncated): reading again from its earliest offset %d, offsets kept as %q",
+		next, end, first, pc.c.offsetName(epoch)))
+	log.Error("stored offset is past the partition's end offset: the topic was recreated or truncated; resuming at the earliest offset",
+		"stored", next, "end", end, "earliest", first, "offset_epoch", epoch)
+}
+
+// errOffsetCheck is returned by fetchFirst when the partition's offsets are
+// to be checked: no message for OffsetCheck, or kafka-go reported an
+// out-of-range offset.
+var errOffsetCheck = errors.New("ingest: check partition offsets")
+
+// read runs a reader from start, applying batches, until ctx ends or a
+// failure. After a reset it returns the offset to read from next.
+func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start int64) (int64, error) {
+	k := pc.c.k
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     k.opts.Brokers,
-		Topic:       c.topic,
-		Partition:   pc.partition,
-		MinBytes:    1,
-		MaxBytes:    k.opts.MaxBytes,
-		MaxWait:     k.opts.MaxWait,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { pc.setErr(fmt.Errorf(msg, args...)) }),
+		Brokers:   k.opts.Brokers,
+		Topic:     pc.c.topic,
+		Partition: pc.partition,
+		MinBytes:  1,
+		MaxBytes:  k.opts.MaxBytes,
+		MaxWait:   k.opts.MaxWait,
+		// An offset past the end when the reader connects is returned by
+		// FetchMessage; the same found while fetching is only logged, and
+		// kafka-go retries it forever (docs/kafka.md).
+		OffsetOutOfRangeError: true,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			pc.setErr(fmt.Errorf(msg, args...))
+			if outOfRange(msg, args) {
+				pc.wakeOffsetCheck()
+			}
+		}),
 	})
 	defer r.Close()
 	if err := r.SetOffset(start); err != nil {
-		return fmt.Errorf("set offset %d: %w", start, err)
+		return 0, fmt.Errorf("set offset %d: %w", start, err)
 	}
-	pc.next.Store(start) // negative (first/last) until the first message
+	pc.next.Store(start)
 
 	var parser fastjson.Parser
 	batch := make([]kafka.Message, 0, k.opts.BatchSize)
 	for {
 		batch = batch[:0]
-		msg, err := r.FetchMessage(ctx)
+		msg, err := pc.fetchFirst(ctx, r)
 		if err != nil {
-			return fmt.Errorf("fetch: %w", err)
+			if ctx.Err() != nil || !(errors.Is(err, errOffsetCheck) || errors.Is(err, kafka.OffsetOutOfRange)) {
+				return 0, fmt.Errorf("fetch: %w", err)
+			}
+			first, reset, cerr := pc.checkOffsets(ctx, log)
+			switch {
+			case reset:
+				return first, nil
+			case errors.Is(err, kafka.OffsetOutOfRange):
+				// The reader gave up; start a new one after a backoff.
+				return 0, fmt.Errorf("fetch at offset %d: %w", pc.next.Load(), err)
+			case cerr != nil:
+				pc.setErr(fmt.Errorf("check offsets: %w", cerr))
+			}
+			continue
 		}
 		batch = append(batch, msg)
 		// Fill the batch from what the reader has buffered, waiting at most
@@ -521,24 +684,88 @@ func (pc *partitionConsumer) consume(ctx context.Context, log *slog.Logger) erro
 		if err := pc.apply(ctx, &parser, batch); err != nil {
 			// The store refused the batch (closing, or a disk error): it
 			// was not applied and its offsets were not recorded.
-			return fmt.Errorf("apply batch: %w", err)
+			return 0, fmt.Errorf("apply batch: %w", err)
 		}
 	}
 }
 
-func (pc *partitionConsumer) firstOffset(ctx context.Context) (int64, error) {
+// fetchFirst waits for the first message of a batch. It returns
+// errOffsetCheck after OffsetCheck without a message, or at once when the
+// reader's error logger reported an out-of-range offset.
+func (pc *partitionConsumer) fetchFirst(ctx context.Context, r *kafka.Reader) (kafka.Message, error) {
+	if pc.outOfRange.Swap(false) {
+		return kafka.Message{}, errOffsetCheck
+	}
+	fctx, cancel := context.WithTimeout(ctx, pc.c.k.opts.OffsetCheck)
+	defer cancel()
+	pc.wake.Store(&cancel)
+	defer pc.wake.Store(nil)
+	if pc.outOfRange.Load() {
+		cancel() // reported between the Swap and the Store
+	}
+	msg, err := r.FetchMessage(fctx)
+	if err != nil && ctx.Err() == nil && fctx.Err() != nil {
+		pc.outOfRange.Store(false)
+		return msg, errOffsetCheck
+	}
+	return msg, err
+}
+
+// wakeOffsetCheck makes the fetch loop check the partition's offsets now.
+// Called from the reader's goroutines.
+func (pc *partitionConsumer) wakeOffsetCheck() {
+	pc.outOfRange.Store(true)
+	if cancel := pc.wake.Load(); cancel != nil {
+		(*cancel)()
+	}
+}
+
+// outOfRange reports whether a kafka-go error log line is about an offset
+// out of range: the error itself, or kafka-go's "reading passed the last
+// offset" (v0.4.51), logged while it retries a fetch past the end.
+func outOfRange(msg string, args []any) bool {
+	if strings.Contains(msg, "passed the last offset") {
+		return true
+	}
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, kafka.OffsetOutOfRange) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkOffsets compares the partition's next offset with its offsets on
+// the broker. When the next offset is past the end it resets the partition
+// and returns its first offset and true.
+func (pc *partitionConsumer) checkOffsets(ctx context.Context, log *slog.Logger) (int64, bool, error) {
+	first, end, err := pc.offsets(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	pc.high.Store(end)
+	if next := pc.next.Load(); next > end {
+		pc.reset(log, next, first, end)
+		return first, true, nil
+	}
+	return 0, false, nil
+}
+
+// offsets returns the partition's first offset and its end offset (the
+// high watermark: the offset the next message will get).
+func (pc *partitionConsumer) offsets(ctx context.Context) (first, end int64, err error) {
 	res, err := pc.c.k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{pc.c.topic: {kafka.FirstOffsetOf(pc.partition)}},
+		Topics: map[string][]kafka.OffsetRequest{pc.c.topic: {kafka.FirstOffsetOf(pc.partition), kafka.LastOffsetOf(pc.partition)}},
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, po := range res.Topics[pc.c.topic] {
 		if po.Partition == pc.partition {
-			return po.FirstOffset, po.Error
+			return po.FirstOffset, po.LastOffset, po.Error
 		}
 	}
-	return 0, fmt.Errorf("no offsets for partition %d", pc.partition)
+	return 0, 0, fmt.Errorf("no offsets for partition %d", pc.partition)
 }
 
 // apply decodes a batch, dead-letters the bad messages, and hands the good
@@ -553,6 +780,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		return fmt.Errorf("source %q is gone", c.source)
 	}
 	st := k.stats.source(c.source)
+	name := c.offsetName(pc.epoch.Load())
 	now := k.opts.Now()
 	nf := len(rt.src.Fields)
 	fields := make([]aggregate.Value, len(batch)*nf)
@@ -587,7 +815,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 			dead = append(dead, deadLetter(c, m, rowErr))
 			continue
 		}
-		positions[i] = featurestore.Position{Topic: c.offsetTopic, Partition: int32(pc.partition), Offset: m.Offset}
+		positions[i] = featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: m.Offset}
 		writes = append(writes, featurestore.Write{
 			Entity:      keys[start:len(keys):len(keys)],
 			EventMillis: rec.EventMillis,
@@ -606,7 +834,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		}
 	}
 	last := batch[len(batch)-1]
-	mark := []featurestore.Position{{Topic: c.offsetTopic, Partition: int32(pc.partition), Offset: last.Offset + 1}}
+	mark := []featurestore.Position{{Topic: name, Partition: int32(pc.partition), Offset: last.Offset + 1}}
 	if err := k.store.Enqueue(ctx, writes, mark); err != nil {
 		return err
 	}

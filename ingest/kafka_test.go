@@ -26,6 +26,9 @@ func (e *env) runKafka(t *testing.T, brokers []string) *kafkaRun {
 	k, err := NewKafka(e.reg, e.store, KafkaOptions{
 		Options: Options{Now: func() time.Time { return e.now }},
 		Brokers: brokers, RetryMin: 50 * time.Millisecond, RetryMax: time.Second, PartitionCheck: time.Second,
+		// Idle partitions check their offsets often, so every test also
+		// checks that a healthy partition is never taken for a reset one.
+		OffsetCheck: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,8 +113,8 @@ func TestKafkaMatchesReference(t *testing.T) {
 		t.Fatalf("status %+v: want one ready consumer over 4 partitions", st)
 	}
 	for _, p := range st[0].Partitions {
-		if p.Lag != 0 || p.NextOffset != offs[int32(p.Partition)] {
-			t.Errorf("partition %+v: want lag 0 and next offset %d", p, offs[int32(p.Partition)])
+		if p.Lag != 0 || p.NextOffset != offs[int32(p.Partition)] || p.OffsetResets != 0 || p.OffsetEpoch != 0 {
+			t.Errorf("partition %+v: want lag 0, next offset %d, no offset reset", p, offs[int32(p.Partition)])
 		}
 	}
 }
