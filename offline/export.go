@@ -243,8 +243,10 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	// Buckets: partition spine keys and log rows by entity hash so that one
 	// bucket's rows fit in MemoryBytes.
 	nb := 1
+	var rowsHint int64 // the spine's rows, from its metadata or a guess
 	if fi, err := os.Stat(spinePath); err == nil {
 		rows, logBytes := spineRows(spinePath, format, fi.Size()), x.logBytes(groups)
+		rowsHint = rows
 		est := fi.Size()*4 + logBytes*8 + rows*int64(len(cols))*12
 		nb = int(min(256, max(1, (est+req.MemoryBytes-1)/req.MemoryBytes)))
 		if nb > 1 {
@@ -258,7 +260,7 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	st.Buckets = nb
 	st.SpillUsed = nb > 1
 	if nb == 1 {
-		return st, x.exportInMemory(ctx, spinePath, format, keys, &req, groups, outSchema, sink, &st)
+		return st, x.exportInMemory(ctx, spinePath, format, keys, &req, groups, outSchema, sink, &st, int(min(rowsHint, 1<<26)))
 	}
 	tmp, err := os.MkdirTemp(req.TempDir, "featured-export-")
 	if err != nil {
@@ -348,13 +350,9 @@ func spineRows(path, format string, size int64) int64 {
 // is read once (its batches kept for the output), each group's log rows
 // are loaded column-wise and joined over the CPUs into result columns
 // indexed by spine row, and the output batches share their memory.
-func (x *Exporter) exportInMemory(ctx context.Context, spinePath, format string, keys map[string]aggregate.Kind, req *Request, groups []*group, outSchema *arrow.Schema, sink Sink, st *Stats) error {
+func (x *Exporter) exportInMemory(ctx context.Context, spinePath, format string, keys map[string]aggregate.Kind, req *Request, groups []*group, outSchema *arrow.Schema, sink Sink, st *Stats, hint int) error {
 	sets := make([]*spineSet, len(groups))
 	ents := make([]*entityIndex, len(groups))
-	hint := 0
-	if fi, err := os.Stat(spinePath); err == nil {
-		hint = int(min(spineRows(spinePath, format, fi.Size()), 1<<26))
-	}
 	for gi := range groups {
 		sets[gi], ents[gi] = newSpineSet(hint), newEntityIndex()
 	}
@@ -423,8 +421,6 @@ func (x *Exporter) exportInMemory(ctx context.Context, spinePath, format string,
 type memSpine struct {
 	recs []arrow.RecordBatch
 }
-
-func (m *memSpine) schema() *arrow.Schema { return nil }
 
 func (m *memSpine) next() (arrow.RecordBatch, error) {
 	if len(m.recs) == 0 {
@@ -767,9 +763,15 @@ func (ev *exportView) fieldsOf(r *row) []aggregate.Value {
 	return ev.scratch
 }
 
+// batchSource yields spine batches in order (a spineReader, or a spine
+// kept in memory); next returns io.EOF at the end.
+type batchSource interface {
+	next() (arrow.RecordBatch, error)
+}
+
 // assemble writes the output batches: each spine batch of sr with the
 // groups' feature columns of its rows beside it.
-func (x *Exporter) assemble(ctx context.Context, sr spineReader, sc *arrow.Schema, results []resultSource, sink Sink) error {
+func (x *Exporter) assemble(ctx context.Context, sr batchSource, sc *arrow.Schema, results []resultSource, sink Sink) error {
 	// A producer goroutine builds the output batches while this one writes
 	// them (the Parquet encoder is the other half of the work).
 	type batch struct {

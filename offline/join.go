@@ -27,7 +27,6 @@ import (
 // concurrently.
 type results struct {
 	cols   []column
-	n      int
 	pos    []int32             // entry -> slot
 	status []aggregate.Status  // slot*len(cols) + col
 	bits   []int64             // slot*len(cols) + col: int64 and bool values, float64 bits
@@ -35,7 +34,7 @@ type results struct {
 }
 
 func newResults(cols []column, n int) *results {
-	r := &results{cols: cols, n: n, status: make([]aggregate.Status, n*len(cols)), bits: make([]int64, n*len(cols)),
+	r := &results{cols: cols, status: make([]aggregate.Status, n*len(cols)), bits: make([]int64, n*len(cols)),
 		vals: make([][]aggregate.Value, len(cols)), pos: make([]int32, n)}
 	for i := range r.pos {
 		r.pos[i] = int32(i) // until a join orders the slots
