@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
-
 )
 
 // Options configures a Store. The zero value is usable.
