@@ -14,12 +14,15 @@ import (
 // Reasons an event is rejected. They label counters and dead-letter
 // headers, so they are stable identifiers.
 const (
-	ReasonMalformed   = "malformed"         // not a JSON object
-	ReasonMissingKey  = "missing_key"       // entity key absent or null
-	ReasonMissingTime = "missing_time"      // event time absent or null
-	ReasonWrongType   = "wrong_type"        // a field of the wrong JSON type
-	ReasonTooLate     = "too_late"          // older than every target view's TTL
-	ReasonFuture      = "too_far_in_future" // beyond the accepted clock skew
+	ReasonMalformed   = "malformed"    // not a JSON object
+	ReasonMissingKey  = "missing_key"  // entity key absent or null
+	ReasonMissingTime = "missing_time" // event time absent or null
+	ReasonWrongType   = "wrong_type"   // a field of the wrong JSON type
+	// ReasonTooLate is no longer produced: an event older than every view's
+	// TTL is history (logged offline, folded nowhere, SourceStats.History).
+	// Kept so counters and dead letters written before stay readable.
+	ReasonTooLate = "too_late"
+	ReasonFuture  = "too_far_in_future" // beyond the accepted clock skew
 )
 
 // RowError says why one event of a batch was rejected.
