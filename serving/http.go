@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 
@@ -117,10 +118,15 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool)
 		s.writeError(w, r, err)
 		return
 	}
+	var ok bool
 	if feast {
-		l.buf = appendFeastResponse(l.buf[:0], p, &l.req, l.out)
+		l.buf, ok = appendFeastResponseLimit(l.buf[:0], p, &l.req, l.out, s.opts.MaxResponseBytes)
 	} else {
-		l.buf = appendNativeResponse(l.buf[:0], p, &l.req, l.out, at)
+		l.buf, ok = appendNativeResponseLimit(l.buf[:0], p, &l.req, l.out, at, s.opts.MaxResponseBytes)
+	}
+	if !ok {
+		s.writeError(w, r, s.responseTooLarge())
+		return
 	}
 	writeJSON(w, http.StatusOK, l.buf)
 }
@@ -159,6 +165,9 @@ func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return dst, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, mbe.Limit)
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return dst, fmt.Errorf("%w: %d bytes arrived before the body deadline (--body-timeout)", ErrBodyTimeout, len(dst))
 			}
 			return dst, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
 		}
@@ -221,7 +230,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout {
 		s.opts.Logger.Error("serving: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: err.Error(), Problems: problemsOf(err)}})
+	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: clipMessage(err.Error()), Problems: boundProblems(problemsOf(err))}})
 	writeJSON(w, st, body)
 }
 
