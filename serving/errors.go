@@ -207,6 +207,10 @@ func problemsOf(err error) []Problem {
 	if errors.As(err, &se) {
 		return []Problem{{Field: se.Field, Reason: fmt.Sprintf("offset %d: %s", se.Offset, se.Msg)}}
 	}
+	var ce *CellsError
+	if errors.As(err, &ce) {
+		return []Problem{{Field: "entities", Reason: fmt.Sprintf("%d rows x %d values per row is more than %d values", ce.Rows, ce.RowValues, ce.Limit)}}
+	}
 	var le *LimitError
 	if errors.As(err, &le) {
 		return []Problem{{Field: le.Field, Reason: fmt.Sprintf("more than %d %s", le.Limit, le.What)}}

@@ -266,8 +266,6 @@ func boundProblems(ps []Problem) []Problem {
 	return ps
 }
 
-
-
 func (s *Server) responseTooLarge() error {
 	return fmt.Errorf("%w: over %d bytes (--max-response-bytes); ask for fewer entities or features", ErrResponseTooLarge, s.opts.MaxResponseBytes)
 }
@@ -285,4 +283,13 @@ func clipMessage(s string) string {
 		cut--
 	}
 	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// applyClass is the class of POST /v1/apply: a backfill when it asks for
+// one (it runs as long as reading the log takes), else a registry change.
+func applyClass(r *http.Request) Class {
+	if on, _ := strconv.ParseBool(r.URL.Query().Get("backfill")); on {
+		return ClassBackfill
+	}
+	return ClassRegistry
 }
