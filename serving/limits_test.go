@@ -311,3 +311,18 @@ func TestSlowBodyCutOff(t *testing.T) {
 		t.Fatalf("slow body: %d %s", resp.StatusCode, out)
 	}
 }
+
+// TestPlanCacheKeyUnambiguous: a reference containing NUL must not alias a
+// cached plan of two references (it was 400 cold, 200 warm).
+func TestPlanCacheKeyUnambiguous(t *testing.T) {
+	h := newHarness(t, serving.Options{})
+	seed(h)
+	ents := map[string]any{"user_id": []any{"u1"}}
+	if st, body := h.post("/v1/features", map[string]any{"features": userRefs[:2], "entities": ents}); st != 200 {
+		t.Fatalf("warm-up: %d %s", st, body)
+	}
+	st, body := h.post("/v1/features", map[string]any{"features": []string{userRefs[0] + "\x00" + userRefs[1]}, "entities": ents})
+	if st != http.StatusBadRequest {
+		t.Fatalf("ref with NUL after a warm cache: %d %s", st, body)
+	}
+}
