@@ -71,7 +71,11 @@ func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.Ge
 	// over as an empty message's unknown fields, which proto.Marshal copies
 	// as they are. They outlive the handler, so they are not pooled.
 	n := len(l.req.values) * (len(p.names) + 1)
-	wire := l.wire.appendResponse(make([]byte, 0, 64+24*n), p, &l.req, l.out)
+	l.wire.limit = s.opts.MaxResponseBytes
+	wire := l.wire.appendResponse(make([]byte, 0, min(64+24*n, s.opts.MaxResponseBytes+1)), p, &l.req, l.out)
+	if len(wire) > s.opts.MaxResponseBytes {
+		return nil, toGRPC(s.responseTooLarge())
+	}
 	resp := &featuredv1.GetOnlineFeaturesResponse{}
 	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(wire))
 	return resp, nil

@@ -35,6 +35,11 @@ const (
 // grpc-go as the unknown fields of an empty response, which proto.Marshal
 // copies verbatim and every client decodes as the known fields they are.
 type wireEncoder struct {
+	// limit, when positive, stops appendResponse after the first column
+	// that takes the response past limit bytes; the caller then refuses
+	// the response by its length.
+	limit int
+
 	col []byte // one FeatureVector
 	val []byte // one Value
 	st  []byte // packed statuses
@@ -94,6 +99,9 @@ func (w *wireEncoder) appendResponse(b []byte, p *plan, req *lookupRequest, out 
 			w.st = protowire.AppendVarint(w.st, uint64(st))
 		}
 		b = w.appendVector(b, n, out[c:], nf)
+		if w.limit > 0 && len(b) > w.limit {
+			return b
+		}
 	}
 	return b
 }
