@@ -17,8 +17,12 @@ import (
 // accepts the JSON decoder reads as the same request from the equivalent
 // JSON body, so the two transports cannot disagree on a lookup.
 func FuzzDecodeLookupProto(f *testing.F) {
-	str := func(s string) *featuredv1.Value { return &featuredv1.Value{Kind: &featuredv1.Value_StringVal{StringVal: s}} }
-	num := func(i int64) *featuredv1.Value { return &featuredv1.Value{Kind: &featuredv1.Value_Int64Val{Int64Val: i}} }
+	str := func(s string) *featuredv1.Value {
+		return &featuredv1.Value{Kind: &featuredv1.Value_StringVal{StringVal: s}}
+	}
+	num := func(i int64) *featuredv1.Value {
+		return &featuredv1.Value{Kind: &featuredv1.Value_Int64Val{Int64Val: i}}
+	}
 	for _, m := range []*featuredv1.GetOnlineFeaturesRequest{
 		{Kind: &featuredv1.GetOnlineFeaturesRequest_Features{Features: &featuredv1.FeatureList{Val: []string{"user_spend:spend_7d", "v@v2:f"}}},
 			Entities: map[string]*featuredv1.RepeatedValue{"user_id": {Val: []*featuredv1.Value{str("u1"), str("\x00"), str("")}}}},
