@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -54,6 +53,7 @@ type serveConfig struct {
 	pprofAddr       string
 	exportMemory    bytesize.Size
 	exportTempDir   string
+	resetDataDir    bool
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -81,6 +81,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	c.exportMemory = offline.DefaultMemoryBytes
 	fs.Var(&c.exportMemory, "export-memory", "working set of one export (bytes, KiB, MiB or GiB); bigger exports spill to disk; a request's ?memory= may lower it, not raise it")
 	fs.StringVar(&c.exportTempDir, "export-temp-dir", "", "existing directory for exports' spill files, uploaded spines and verify-skew's scratch files; empty: the OS temp dir")
+	fs.BoolVar(&c.resetDataDir, "reset-data-dir", false, "when the data dir is damaged (registry.json, the store's SHARDS or a shard missing), delete the store and the offline log and start with no state instead of refusing to start")
 	return c
 }
 
@@ -117,17 +118,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--export-temp-dir: %w", err)
 	}
 
-	reg, err := registry.Open(filepath.Join(c.dataDir, "registry.json"))
+	paths := dataDirLayout(c.dataDir)
+	if err := prepareDataDir(paths, c.shards, c.resetDataDir, log); err != nil {
+		return err
+	}
+	reg, err := registry.Open(paths.registry)
 	if err != nil {
 		return err
 	}
-	if c.applyFile != "" {
-		if err := applyAtStartup(reg, c.applyFile, log); err != nil {
-			return err
-		}
-	}
 	views := &liveViews{reg: reg}
-	olog, err := offline.Open(filepath.Join(c.dataDir, "offline"), offline.Options{Retention: c.offlineRetain, Logger: log})
+	olog, err := offline.Open(paths.offline, offline.Options{Retention: c.offlineRetain, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		sampler = offline.NewSampler(c.skewSamples)
 		sampleFn = sampler.Record
 	}
-	store, err := featurestore.Open(filepath.Join(c.dataDir, "store"), featurestore.Options{
+	store, err := featurestore.Open(paths.store, featurestore.Options{
 		EventLog:        olog,
 		ReadSampler:     sampleFn,
 		ReadSampleEvery: c.skewEvery,
@@ -162,6 +162,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("close store", "err", err)
 		}
 	}()
+	// Definitions are applied once the store exists: a registry with
+	// definitions and no store is a damaged data dir (checkDataDir).
+	if c.applyFile != "" {
+		if err := applyAtStartup(reg, c.applyFile, log); err != nil {
+			return err
+		}
+	}
 	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log}
 	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
 	if err != nil {
