@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -69,6 +68,7 @@ type serveConfig struct {
 	writeTimeout       time.Duration
 	readHeaderTimeout  time.Duration
 	idleTimeout        time.Duration
+	resetDataDir       bool
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -110,6 +110,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.writeTimeout, "write-timeout", serving.DefaultWriteTimeout, "longest a lookup, push or registry response may take (exports and backfills have none)")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "longest a client may take to send a request's headers")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 2*time.Minute, "how long an idle kept-alive HTTP connection stays open")
+	fs.BoolVar(&c.resetDataDir, "reset-data-dir", false, "when the data dir is damaged (registry.json, the store's SHARDS or a shard missing), delete the store and the offline log and start with no state instead of refusing to start")
 	return c
 }
 
@@ -146,17 +147,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--export-temp-dir: %w", err)
 	}
 
-	reg, err := registry.Open(filepath.Join(c.dataDir, "registry.json"))
+	paths := dataDirLayout(c.dataDir)
+	if err := prepareDataDir(paths, c.shards, c.resetDataDir, log); err != nil {
+		return err
+	}
+	reg, err := registry.Open(paths.registry)
 	if err != nil {
 		return err
 	}
-	if c.applyFile != "" {
-		if err := applyAtStartup(reg, c.applyFile, log); err != nil {
-			return err
-		}
-	}
 	views := &liveViews{reg: reg}
-	olog, err := offline.Open(filepath.Join(c.dataDir, "offline"), offline.Options{Retention: c.offlineRetain, Logger: log})
+	olog, err := offline.Open(paths.offline, offline.Options{Retention: c.offlineRetain, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		sampler = offline.NewSampler(c.skewSamples)
 		sampleFn = sampler.Record
 	}
-	store, err := featurestore.Open(filepath.Join(c.dataDir, "store"), featurestore.Options{
+	store, err := featurestore.Open(paths.store, featurestore.Options{
 		EventLog:        olog,
 		ReadSampler:     sampleFn,
 		ReadSampleEvery: c.skewEvery,
@@ -191,6 +191,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("close store", "err", err)
 		}
 	}()
+	// Definitions are applied once the store exists: a registry with
+	// definitions and no store is a damaged data dir (checkDataDir).
+	if c.applyFile != "" {
+		if err := applyAtStartup(reg, c.applyFile, log); err != nil {
+			return err
+		}
+	}
 	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log}
 	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
 	if err != nil {
