@@ -15,9 +15,9 @@ import (
 func decodeInt(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
 
 // FuzzEntityKey checks the key encoding's promises: an int64 key is 8 bytes
-// that decode back to the value and sort as the values do; a string key is
-// its bytes, whatever they are; appending never touches what dst held; and
-// other kinds are refused.
+// that decode back to the value and sort as the values do; a string key that
+// passes Check is its bytes, and one that fails gets Check's error; appending
+// never touches what dst held; and other kinds are refused.
 func FuzzEntityKey(f *testing.F) {
 	f.Add(int64(0), int64(-1), "", []byte(nil))
 	f.Add(int64(-9223372036854775808), int64(9223372036854775807), "u1", []byte("prefix"))
@@ -49,10 +49,17 @@ func FuzzEntityKey(f *testing.F) {
 		}
 
 		es, err := keyenc.AppendEntity(dst, aggregate.Value{Kind: aggregate.KindString, S: s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(es[:len(prefix)], prefix) || string(es[len(prefix):]) != s {
+		switch checkErr := keyenc.Check(s); {
+		case checkErr != nil:
+			if err == nil || err.Error() != checkErr.Error() || !keyenc.IsInvalid(err) {
+				t.Fatalf("AppendEntity(%q) = %v, want Check's error %v", s, err, checkErr)
+			}
+			if !bytes.Equal(es, prefix) {
+				t.Fatalf("a refused key %q changed dst: %x, was %x", s, es, prefix)
+			}
+		case err != nil:
+			t.Fatalf("AppendEntity(%q) refused a key Check accepts: %v", s, err)
+		case !bytes.Equal(es[:len(prefix)], prefix) || string(es[len(prefix):]) != s:
 			t.Fatalf("AppendEntity(%x, %q) = %x: want the prefix and the string's bytes", prefix, s, es)
 		}
 
