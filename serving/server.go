@@ -90,7 +90,6 @@ type lookup struct {
 	out  []aggregate.Result
 	tmp  []aggregate.Result
 	buf  []byte // the response
-	wire wireEncoder
 }
 
 // maxPooledBytes keeps buffers of unusually large requests out of the pool.
