@@ -12,6 +12,8 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/featured-dev/featured/internal/jsoncheck"
 )
 
 // HTTPHandler returns the HTTP API:
@@ -270,6 +272,12 @@ func decodeStrict(body []byte, v any) error {
 	}
 	if dec.More() {
 		return &SyntaxError{Offset: int(dec.InputOffset()), Msg: "unexpected data after the JSON value"}
+	}
+	// What encoding/json lets through (lone surrogates, bad UTF-8, repeated
+	// keys): refused alike on every path.
+	var je *jsoncheck.Error
+	if err := jsoncheck.Check(body); errors.As(err, &je) {
+		return &SyntaxError{Offset: je.Offset, Msg: je.Msg}
 	}
 	return nil
 }
