@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -92,18 +93,34 @@ func TestJSONEdgeCases(t *testing.T) {
 // BenchmarkDecodeEvent is one event through the decoder of push and Kafka,
 // jsoncheck's pass included (BenchmarkCheck in internal/jsoncheck is that
 // pass alone, on the same event).
+//
+// The encoding_json case is what decoding with encoding/json instead of
+// fastjson would cost at least (into a map, before any typing): the reason
+// events keep their own JSON stack.
 func BenchmarkDecodeEvent(b *testing.B) {
-	d := newDecoder(fuzzSource, aggregate.KindString)
-	var p fastjson.Parser
 	event := []byte(benchEvent)
-	rec := Record{Fields: make([]aggregate.Value, len(fuzzSource.Fields))}
-	b.SetBytes(int64(len(event)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if rowErr := d.decodeJSON(&p, event, &rec); rowErr != nil {
-			b.Fatal(rowErr)
+	b.Run("fastjson", func(b *testing.B) {
+		d := newDecoder(fuzzSource, aggregate.KindString)
+		var p fastjson.Parser
+		rec := Record{Fields: make([]aggregate.Value, len(fuzzSource.Fields))}
+		b.SetBytes(int64(len(event)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if rowErr := d.decodeJSON(&p, event, &rec); rowErr != nil {
+				b.Fatal(rowErr)
+			}
 		}
-	}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(int64(len(event)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]any
+			if err := json.Unmarshal(event, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 const benchEvent = `{"user_id":"user-000123","ts":"2026-11-24T10:00:00.123Z","amount":12.5,"flag":true,"items":3,"merchant":"merchant-42","channel":"web"}`
