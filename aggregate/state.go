@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"math"
+	"unsafe"
 )
 
 // State is the aggregation state of one entity in one view version: the
@@ -371,4 +372,25 @@ func firstAtLeast(tiles []tile, x int64) int {
 		}
 	}
 	return lo
+}
+
+// MemBytes is about how much memory s holds: its struct and the capacity of
+// every slice and string it owns, scratch included. Caches that keep
+// decoded states bound themselves by it, as a state's encoded size says
+// little about its decoded one (a count_distinct set, last_k strings).
+func (s *State) MemBytes() int {
+	n := int(unsafe.Sizeof(*s)) + cap(s.feats)*int(unsafe.Sizeof(featState{})) +
+		cap(s.hashes)*8 + cap(s.regs) + cap(s.secs)*int(unsafe.Sizeof([]byte(nil)))
+	for i := range s.feats {
+		f := &s.feats[i]
+		n += cap(f.tiles)*int(unsafe.Sizeof(tile{})) + cap(f.objs)*int(unsafe.Sizeof(tileObj{}))
+		for j := range f.objs[:cap(f.objs)] {
+			o := &f.objs[:cap(f.objs)][j]
+			n += len(o.s) + cap(o.list)*int(unsafe.Sizeof(entry{})) + cap(o.set)*8 + cap(o.hll)
+			for _, e := range o.list[:cap(o.list)] {
+				n += len(e.s) // slots past len keep their strings until reused
+			}
+		}
+	}
+	return n
 }

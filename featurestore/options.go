@@ -29,6 +29,13 @@ type Options struct {
 	// CachedStates bounds the decoded states each writer keeps in memory. The
 	// default value is 65536.
 	CachedStates int
+	// CachedStateBytes bounds the memory of the decoded states all writers
+	// keep (aggregate.State.MemBytes plus keys), split evenly over the
+	// shards; whichever of it and CachedStates is reached first evicts.
+	// States written but not yet committed are never evicted, so a batch
+	// may take a shard past it until the commit. The default value is
+	// 256 MiB.
+	CachedStateBytes int64
 	// PruneSlack is subtracted from the clock before tiles too old for any
 	// read are dropped from a state; it must cover the ingest's largest
 	// accepted future skew. The default value is 1h.
@@ -74,6 +81,9 @@ func (o *Options) EnsureDefaults() {
 	if o.QueueLength == 0 {
 		o.QueueLength = 256
 	}
+	if o.CachedStateBytes == 0 {
+		o.CachedStateBytes = 256 << 20
+	}
 	if o.CachedStates == 0 {
 		o.CachedStates = 65536
 	}
@@ -111,6 +121,9 @@ func (o *Options) Validate() error {
 	}
 	if o.QueueLength < 1 {
 		errs = append(errs, fmt.Errorf("featurestore: queue length: %d is less than 1", o.QueueLength))
+	}
+	if o.CachedStateBytes < 0 {
+		errs = append(errs, fmt.Errorf("featurestore: cached state bytes: %d is negative", o.CachedStateBytes))
 	}
 	if o.CachedStates < 1 {
 		errs = append(errs, fmt.Errorf("featurestore: cached states: %d is less than 1", o.CachedStates))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -53,6 +54,13 @@ type cachedState struct {
 	layout *aggregate.Layout
 	state  *aggregate.State
 	dirty  bool
+	bytes  int // memBytes when last measured (load and commit)
+}
+
+// memBytes is what a cached state costs the writer: the decoded state, its
+// key twice (the entry's own and the map's) and the map entry.
+func (cs *cachedState) memBytes() int {
+	return cs.state.MemBytes() + 2*len(cs.key) + int(unsafe.Sizeof(*cs)) + 64
 }
 
 // shard is one Pebble database and its writer goroutine.
@@ -71,6 +79,8 @@ type shard struct {
 	waiters []chan error
 	states  map[string]*cachedState
 	dirty   []*cachedState
+	// cacheBytes is the sum of the cached states' bytes (see evict).
+	cacheBytes int64
 	applied map[topicPartition]int64 // next offset, including uncommitted
 	changed map[topicPartition]bool  // offsets to write in the next commit
 	keyBuf  []byte
@@ -93,6 +103,8 @@ type ShardStats struct {
 	WritesSkipped uint64 `json:"writes_skipped"` // Kafka events at offsets the shard had already applied
 	StatesDeleted uint64 `json:"states_deleted"` // by the TTL scan
 	CachedStates  int    `json:"cached_states"`
+	// CachedStateBytes is the writer cache's memory (Options.CachedStateBytes).
+	CachedStateBytes int64 `json:"cached_state_bytes"`
 }
 
 func newShard(id int, db *pebble.DB, opts *Options) (*shard, error) {
@@ -319,6 +331,8 @@ func (s *shard) state(t Target, entity []byte) (*cachedState, error) {
 			return nil, fmt.Errorf("shard %d: decode state %x: %w", s.id, cs.key, err)
 		}
 	}
+	cs.bytes = cs.memBytes()
+	s.cacheBytes += int64(cs.bytes)
 	s.states[string(cs.key)] = cs
 	return cs, nil
 }
@@ -338,6 +352,9 @@ func (s *shard) commit() {
 		s.valBuf = cs.layout.AppendEncode(s.valBuf[:0], cs.state)
 		_ = s.batch.Set(cs.key, s.valBuf, nil)
 		cs.dirty = false
+		b := cs.memBytes()
+		s.cacheBytes += int64(b - cs.bytes)
+		cs.bytes = b
 	}
 	var offBuf [8]byte
 	for tp := range s.changed {
@@ -379,6 +396,7 @@ func (s *shard) commit() {
 		err = fmt.Errorf("shard %d: commit: %w", s.id, err)
 		s.opts.Logger.Error("commit failed; dropping uncommitted state", "shard", s.id, "err", err)
 		clear(s.states)
+		s.cacheBytes = 0
 		clear(s.changed)
 		s.mu.Lock()
 		clear(s.applied)
@@ -395,7 +413,6 @@ func (s *shard) commit() {
 	}
 	s.mu.stats.Commits++
 	s.mu.stats.WritesApplied += uint64(applied)
-	s.mu.stats.CachedStates = len(s.states)
 	s.mu.Unlock()
 	clear(s.changed)
 	s.evict()
@@ -441,24 +458,41 @@ func (s *shard) answer(err error) {
 	s.waiters = s.waiters[:0]
 }
 
-// evict drops clean cached states beyond the bound. Map iteration order is
-// random, which makes this random eviction: cheap, and good enough for a
-// cache whose misses cost one Pebble Get.
+// evict drops clean cached states beyond the bounds, the count
+// (CachedStates) and the bytes (this shard's share of CachedStateBytes),
+// down to 90% of the bound exceeded so that evictions come in rounds. Map
+// iteration order is random, which makes this random eviction: cheap, and
+// good enough for a cache whose misses cost one Pebble Get.
 func (s *shard) evict() {
-	over := len(s.states) - s.opts.CachedStates
-	if over <= 0 {
+	maxBytes := s.opts.CachedStateBytes / int64(s.opts.Shards)
+	if len(s.states) <= s.opts.CachedStates && s.cacheBytes <= maxBytes {
+		s.recordCache()
 		return
 	}
-	over += s.opts.CachedStates / 10
+	wantStates := s.opts.CachedStates - s.opts.CachedStates/10
+	wantBytes := maxBytes - maxBytes/10
 	for k, cs := range s.states {
-		if over <= 0 {
+		if len(s.states) <= wantStates && s.cacheBytes <= wantBytes {
 			break
 		}
 		if !cs.dirty {
-			delete(s.states, k)
-			over--
+			s.uncache(k, cs)
 		}
 	}
+	s.recordCache()
+}
+
+// uncache drops one cached state.
+func (s *shard) uncache(k string, cs *cachedState) {
+	delete(s.states, k)
+	s.cacheBytes -= int64(cs.bytes)
+}
+
+func (s *shard) recordCache() {
+	s.mu.Lock()
+	s.mu.stats.CachedStates = len(s.states)
+	s.mu.stats.CachedStateBytes = s.cacheBytes
+	s.mu.Unlock()
 }
 
 func (s *shard) dropView(vk ViewKey) {
@@ -466,7 +500,7 @@ func (s *shard) dropView(vk ViewKey) {
 	_ = s.batch.DeleteRange(start, end, nil)
 	for k, cs := range s.states {
 		if got, _, _ := parseStateKey(cs.key); got == vk {
-			delete(s.states, k)
+			s.uncache(k, cs)
 		}
 	}
 	// Dirty states of the view were just removed from the cache but are
@@ -506,7 +540,9 @@ func (s *shard) collect(keys [][]byte) {
 			}
 		}
 		_ = s.batch.Delete(key, nil)
-		delete(s.states, string(key))
+		if cs, ok := s.states[string(key)]; ok {
+			s.uncache(string(key), cs)
+		}
 		deleted++
 	}
 	if deleted > 0 {

@@ -165,7 +165,7 @@ func TestShardCountIsFixed(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	for _, o := range []Options{{Shards: -1}, {Shards: 2000}, {CommitMaxWrites: -5}, {QueueLength: -1}} {
+	for _, o := range []Options{{Shards: -1}, {Shards: 2000}, {CommitMaxWrites: -5}, {QueueLength: -1}, {CachedStateBytes: -1}} {
 		if _, err := Open(t.TempDir(), o); err == nil {
 			t.Errorf("Open with %+v succeeded", o)
 		}
@@ -434,5 +434,50 @@ func TestDropViewThenWrite(t *testing.T) {
 		if err := s.DropView(context.Background(), vk); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestWriterCacheBoundedInBytes: with a byte bound far below what the
+// entities' decoded states take, every commit leaves each writer's cache
+// under its share of the bound, and evicted states reload from Pebble
+// exactly (the values still match the reference).
+func TestWriterCacheBoundedInBytes(t *testing.T) {
+	now := int64(1_790_000_000_000)
+	l := testLayout(t)
+	vk := ViewKey{ID: 3, Version: 1}
+	keys, events := stream(12000, 400, now)
+	ws := writesOf(l, vk, keys, events)
+	const shards, bound = 2, 256 << 10
+	s := openStore(t, t.TempDir(), Options{Shards: shards, Now: newClock(now).Now, GCInterval: -1, CachedStateBytes: bound})
+	defer s.Close()
+	var peak int64
+	for i := 0; i < len(ws); i += 200 {
+		if err := s.Write(context.Background(), ws[i:min(i+200, len(ws))]); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range s.Stats() {
+			if st.CachedStateBytes > bound/shards {
+				t.Fatalf("after a commit a writer caches %d bytes, over its share %d", st.CachedStateBytes, bound/shards)
+			}
+			peak = max(peak, st.CachedStateBytes)
+		}
+	}
+	if peak < bound/shards/2 {
+		t.Fatalf("the cache peaked at %d bytes: the bound was never approached, the test proves nothing", peak)
+	}
+	checkAgainstReference(t, s, l, vk, keys, events, now)
+
+	// The same stream with room for everything ends with more cached.
+	all := openStore(t, t.TempDir(), Options{Shards: shards, Now: newClock(now).Now, GCInterval: -1})
+	defer all.Close()
+	if err := all.Write(context.Background(), ws); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, st := range all.Stats() {
+		total += st.CachedStateBytes
+	}
+	if total <= bound {
+		t.Fatalf("unbounded, the states take %d bytes, not more than the bound %d: the test proves nothing", total, bound)
 	}
 }

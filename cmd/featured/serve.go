@@ -37,6 +37,7 @@ type serveConfig struct {
 	kafkaBrokers    string
 	shards          int
 	cacheMB         int64
+	writerCache     bytesize.Size
 	commitInterval  time.Duration
 	gcInterval      time.Duration
 	maxFutureSkew   time.Duration
@@ -79,6 +80,8 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: push ingest only")
 	fs.IntVar(&c.shards, "shards", runtime.NumCPU(), "Pebble shards (fixed when the data dir is created)")
 	fs.Int64Var(&c.cacheMB, "cache-mb", 256, "block cache shared by the shards, MiB")
+	c.writerCache = 256 << 20
+	fs.Var(&c.writerCache, "writer-cache", "memory of the decoded states the shard writers keep (bytes, KiB, MiB or GiB), split over the shards")
 	fs.DurationVar(&c.commitInterval, "commit-interval", 10*time.Millisecond, "longest a Kafka event waits for its shard's commit")
 	fs.DurationVar(&c.gcInterval, "gc-interval", time.Minute, "pause between TTL scans of the store")
 	fs.DurationVar(&c.maxFutureSkew, "max-future-skew", 15*time.Minute, "how far past the clock an event time may be")
@@ -172,16 +175,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		sampleFn = sampler.Record
 	}
 	store, err := featurestore.Open(paths.store, featurestore.Options{
-		EventLog:        olog,
-		ReadSampler:     sampleFn,
-		ReadSampleEvery: c.skewEvery,
-		Shards:          c.shards,
-		CacheBytes:      c.cacheMB << 20,
-		CommitInterval:  c.commitInterval,
-		GCInterval:      c.gcInterval,
-		PruneSlack:      max(time.Hour, c.maxFutureSkew),
-		Views:           views.lookup,
-		Logger:          log,
+		EventLog:         olog,
+		ReadSampler:      sampleFn,
+		ReadSampleEvery:  c.skewEvery,
+		Shards:           c.shards,
+		CacheBytes:       c.cacheMB << 20,
+		CachedStateBytes: int64(c.writerCache),
+		CommitInterval:   c.commitInterval,
+		GCInterval:       c.gcInterval,
+		PruneSlack:       max(time.Hour, c.maxFutureSkew),
+		Views:            views.lookup,
+		Logger:           log,
 	})
 	if err != nil {
 		return err
