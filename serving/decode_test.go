@@ -202,7 +202,7 @@ func TestDecodeLookupLimits(t *testing.T) {
 }
 
 func TestDecodeLookupAllocs(t *testing.T) {
-	if raceEnabled {
+	if raceOn {
 		t.Skip("the race detector makes sync.Pool drop items (jsoncheck's scratch for the unknown field); counted without -race")
 	}
 	body := []byte(`{"features":["user_spend:spend_7d","user_spend:txn_count_1h","user_spend:avg_amount_24h"],` +
