@@ -176,6 +176,17 @@ func (s *Server) setDeadlines(w http.ResponseWriter, r *http.Request, c Class) {
 	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 }
 
+// clearDeadlines is the middleware of routes of no class (registry reads,
+// status, probes, pprof): a deadline an earlier request left on a kept-alive
+// connection would otherwise cut their response, and a profile may take
+// longer than any write timeout.
+func clearDeadlines(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		next.ServeHTTP(w, r)
+	})
+}
+
 // deadlineBody clears the connection's read deadline once the body is read:
 // net/http then reads ahead on the connection to notice a client going
 // away, and a deadline passing there would cancel the request's context
