@@ -111,6 +111,16 @@ func TestErrorShapeEveryRoute(t *testing.T) {
 	} {
 		wantErrorShape(t, tc.route.String(), h.send(tc.route), tc.status)
 	}
+	resp := h.send(route{"GET", "/v1/export", "", ""})
+	if got := resp.Header.Get("Allow"); got != "POST" {
+		t.Errorf("GET /v1/export: Allow %q, want POST", got)
+	}
+	resp.Body.Close()
+	resp = h.send(route{"PUT", "/v1/views/x", "", ""})
+	if got := resp.Header.Get("Allow"); got != "DELETE" {
+		t.Errorf("PUT /v1/views/x: Allow %q, want DELETE", got)
+	}
+	resp.Body.Close()
 	h.srv.SetReady(false)
 	wantErrorShape(t, "lookup while not ready", h.send(route{"POST", "/v1/features", "", `{"features":["user_spend:spend_7d"],"entities":{"user_id":["u1"]}}`}),
 		http.StatusServiceUnavailable)
@@ -303,5 +313,24 @@ func TestGRPCChain(t *testing.T) {
 	}
 	if got, want := rec.take(), []string{"metrics /grpc.health.v1.Health/Watch"}; !slices.Equal(got, want) {
 		t.Errorf("the stream Metrics slot saw %q, want %q", got, want)
+	}
+}
+
+// TestReadyChecksValidated: a ready check needs a name of its own and a
+// function.
+func TestReadyChecksValidated(t *testing.T) {
+	ok := func() error { return nil }
+	for _, checks := range [][]serving.Check{
+		{{Name: "", Check: ok}},
+		{{Name: "two words", Check: ok}},
+		{{Name: "ready", Check: ok}},
+		{{Name: "kafka", Check: ok}, {Name: "kafka", Check: ok}},
+		{{Name: "kafka"}},
+	} {
+		o := serving.Options{ReadyChecks: checks}
+		o.EnsureDefaults()
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "ready checks[") {
+			t.Errorf("ready checks %+v: %v, want an error naming the check", checks, err)
+		}
 	}
 }

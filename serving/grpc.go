@@ -66,7 +66,7 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 			stream = append(stream, slot.Stream)
 		}
 	}
-	unary = append(unary, s.UnaryInterceptor())
+	unary = append(unary, s.unaryLimit())
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -226,7 +226,7 @@ func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ 
 	}
 	if perr != nil {
 		if errors.Is(perr, ingest.ErrAtomicRejected) {
-			st := status.New(codes.InvalidArgument, perr.Error())
+			st := status.New(grpcCode(perr), clipMessage(perr.Error()))
 			if withDetails, derr := st.WithDetails(out); derr == nil {
 				st = withDetails
 			}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -23,7 +24,9 @@ import (
 // shape; Metrics sees every request, those Auth refuses too; and a request
 // Auth refuses never takes a slot of its class. A nil field is an empty
 // slot. An Auth that must let probes through (/livez, /readyz) exempts them
-// itself.
+// itself. A slot that wraps the ResponseWriter must unwrap to it (an Unwrap
+// method, for http.ResponseController) and keep http.Flusher: the class
+// limits set deadlines through it and exports stream through it.
 type Middleware struct {
 	Metrics func(http.Handler) http.Handler
 	Auth    func(http.Handler) http.Handler
@@ -109,10 +112,25 @@ func (s *Server) HTTPHandler() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: no route %s %s", errNoRoute, r.Method, r.URL.Path))
 	})
+	mux := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, fmt.Errorf("%w: %s %s", errMethod, r.Method, r.URL.Path))
+		allow := allowedMethods(mux, r.URL.Path)
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, fmt.Errorf("%w: %s %s; this route takes %s", errMethod, r.Method, r.URL.Path, strings.Join(allow, ", ")))
 	})
 	return r
+}
+
+// allowedMethods lists the methods path has a route for, for a 405's Allow
+// header (RFC 9110 15.5.6). Only 405s pay for it.
+func allowedMethods(mux chi.Routes, path string) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if mux.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // handleErr adapts a handler that returns its error to the router's error

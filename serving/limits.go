@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // This file holds the per-class concurrency limits with load shedding and
 // the per-request body and write deadlines. Both are self-contained:
 // Server.Limit is a middleware for a chi route group (or any handler) and
-// Server.UnaryInterceptor a gRPC interceptor, so that the router and the
-// interceptor chain decide where they apply.
+// Server.unaryLimit a gRPC interceptor; the router (HTTPHandler) and the
+// interceptor chain (GRPCServerOptions) decide where they apply.
 //
 // A request takes a slot of its class for as long as its handler runs. When
 // every slot is taken it waits at most Options.ShedWait for one, then is
@@ -216,23 +214,19 @@ var grpcClasses = map[string]Class{
 	"/featured.v1.RegistryService/Delete":           ClassRegistry,
 }
 
-// UnaryInterceptor returns the gRPC form of Limit: a request over its
+// unaryLimit returns the gRPC form of Limit: a request over its
 // class's limit fails with RESOURCE_EXHAUSTED naming the limit. grpc-go
 // decodes a message before any interceptor runs, so the memory a request
 // holds before it is refused is bounded by the server's MaxRecvMsgSize and
 // MaxConcurrentStreams, which the caller sets (featured serve sets them
 // from --max-body-bytes and --max-lookups + --max-pushes).
-func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
+func (s *Server) unaryLimit() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		c, ok := grpcClasses[info.FullMethod]
 		if !ok {
 			return handler(ctx, req)
 		}
 		if err := s.limits.acquire(ctx, c); err != nil {
-			var oe *OverloadError
-			if errors.As(err, &oe) {
-				return nil, status.Error(codes.ResourceExhausted, err.Error())
-			}
 			return nil, toGRPC(err)
 		}
 		defer s.limits.release(c)

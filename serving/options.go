@@ -35,8 +35,8 @@ type Options struct {
 	// INVALID_ARGUMENT) once the encoder passes it. The default is 16 MiB.
 	MaxResponseBytes int
 	// MaxLookups, MaxPushes, MaxRegistryChanges, MaxExports and MaxBackfills
-	// are how many requests of each class run at once (Limit,
-	// UnaryInterceptor); past it a request waits up to ShedWait, then is
+	// are how many requests of each class run at once (Limit, over HTTP
+	// and gRPC); past it a request waits up to ShedWait, then is
 	// refused with 503 / RESOURCE_EXHAUSTED. Backfills include verify-skew
 	// and apply?backfill=true. The defaults are 16, 8, 2, 2 and 1.
 	MaxLookups, MaxPushes, MaxRegistryChanges, MaxExports, MaxBackfills int
