@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/internal/jsoncheck"
 	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/registry"
 )
@@ -76,6 +77,12 @@ func (d *decoder) decodeJSON(p *fastjson.Parser, data []byte, rec *Record) *RowE
 	v, err := p.ParseBytes(data)
 	if err != nil {
 		return &RowError{Code: ReasonMalformed, Reason: fmt.Sprintf("not valid JSON: %v", err)}
+	}
+	// fastjson keeps a lone surrogate escape as its six characters and
+	// bytes that are not UTF-8 as they are, and reads a repeated key twice:
+	// refused alike on every path.
+	if err := jsoncheck.Check(data); err != nil {
+		return &RowError{Code: ReasonMalformed, Reason: "not valid JSON: " + err.Error()}
 	}
 	obj, err := v.Object()
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/featured-dev/featured/internal/jsoncheck"
 )
 
 // node is a parsed document, YAML or JSON, in one shape so that one decoder
@@ -180,6 +182,11 @@ func treeFromJSON(data []byte) (*node, error) {
 			return nil, jsonError(dec, err)
 		}
 		return nil, &ValidationError{Msg: fmt.Sprintf("json: offset %d: unexpected %v after the document", dec.InputOffset(), tok)}
+	}
+	// What encoding/json lets through (lone surrogates, bad UTF-8, repeated
+	// keys): refused alike on every path.
+	if err := jsoncheck.Check(data); err != nil {
+		return nil, &ValidationError{Msg: "json: " + err.Error()}
 	}
 	return n, nil
 }

@@ -1,10 +1,13 @@
 package serving
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/featured-dev/featured/internal/jsoncheck"
 )
 
 // This file is the hand-written decoder of the lookup request body, the one
@@ -105,6 +108,11 @@ type decoder struct {
 	idx     int
 	// limits; 0 means none.
 	maxFeatures, maxEntities int
+	// sawUnknown is set by an unknown field: the whole body then goes
+	// through jsoncheck.Check once decoded, as the rules hold in values the
+	// decoder skips too (a repeated key inside them, an unknown field
+	// repeated), and unknown fields are too rare to check inline.
+	sawUnknown bool
 }
 
 // decodeLookup decodes body into req (which it resets first). maxFeatures and
@@ -211,7 +219,7 @@ func (d *decoder) top() error {
 			which, d.field = 4, "full_feature_names"
 		}
 		if which == 0 {
-			d.unknown = keySpan
+			d.unknown, d.sawUnknown = keySpan, true
 		}
 		if err := d.expect(':', "':'"); err != nil {
 			return err
@@ -228,7 +236,7 @@ func (d *decoder) top() error {
 			dup, seenFull = seenFull, true
 		}
 		if dup {
-			return d.errorf("field appears twice")
+			return d.errorf("%s", jsoncheck.MsgDuplicateKey)
 		}
 		switch which {
 		case 1:
@@ -250,6 +258,13 @@ func (d *decoder) top() error {
 	d.field, d.unknown, d.hasKey, d.idx = "", span{}, false, -1
 	if d.ws(); d.pos < len(d.data) {
 		return d.errorf("unexpected %s after the request object", d.describe())
+	}
+	if d.sawUnknown {
+		if err := jsoncheck.Check(d.data); err != nil {
+			var je *jsoncheck.Error
+			errors.As(err, &je)
+			return &SyntaxError{Offset: je.Offset, Msg: je.Msg}
+		}
 	}
 	return nil
 }
@@ -353,6 +368,12 @@ func (d *decoder) entities() error {
 		key, err := d.spanString()
 		if err != nil {
 			return err
+		}
+		for _, k := range d.req.keys {
+			if string(d.req.str(k)) == string(d.req.str(key)) {
+				d.key, d.hasKey = key, true
+				return d.errorf("%s", jsoncheck.MsgDuplicateKey)
+			}
 		}
 		d.req.keys = append(d.req.keys, key)
 		d.key, d.hasKey = key, true
@@ -485,17 +506,38 @@ func (d *decoder) spanString() (span, error) {
 	return span{off: int32(start), n: int32(len(d.req.arena) - start)}, nil
 }
 
+// plainByte marks the bytes a string copies as they are: ASCII from space
+// on, but for the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // stringInto decodes the JSON string at pos (which is at its opening quote)
-// and appends its value to the arena. Invalid UTF-8 is kept as is; the
-// encoder replaces it on output.
+// and appends its value to the arena. Bytes that are not UTF-8 and lone
+// surrogate escapes are refused (internal/jsoncheck's rules).
 func (d *decoder) stringInto() error {
 	b := d.data
 	p := d.pos + 1
 	for {
-		// Copy the run of plain bytes in one go.
+		// Copy the run of plain bytes (and valid UTF-8) in one go.
 		run := p
-		for p < len(b) && b[p] != '"' && b[p] != '\\' && b[p] >= 0x20 {
-			p++
+		for p < len(b) {
+			if plainByte[b[p]] {
+				p++
+				continue
+			}
+			if b[p] < utf8.RuneSelf {
+				break
+			}
+			r, n := utf8.DecodeRune(b[p:])
+			if r == utf8.RuneError && n <= 1 {
+				d.pos = p
+				return d.errorf("%s (byte 0x%02x)", jsoncheck.MsgInvalidUTF8, b[p])
+			}
+			p += n
 		}
 		d.req.arena = append(d.req.arena, b[run:p]...)
 		if p >= len(b) {
@@ -540,21 +582,23 @@ func (d *decoder) stringInto() error {
 				d.pos = p
 				return d.errorf("invalid \\u escape")
 			}
-			p += 6
 			if utf16.IsSurrogate(r) {
 				// A high surrogate followed by a low one is one rune;
-				// anything else is U+FFFD, as encoding/json does.
+				// anything else is refused (encoding/json would make it
+				// U+FFFD, fastjson keep the escape's text).
 				r2, ok2 := rune(0), false
-				if p+1 < len(b) && b[p] == '\\' && b[p+1] == 'u' {
-					r2, ok2 = hex4(b, p+2)
+				if p+7 < len(b) && b[p+6] == '\\' && b[p+7] == 'u' {
+					r2, ok2 = hex4(b, p+8)
 				}
-				if dec := utf16.DecodeRune(r, r2); ok2 && dec != utf8.RuneError {
-					r = dec
-					p += 6
-				} else {
-					r = utf8.RuneError
+				dec := utf16.DecodeRune(r, r2)
+				if !ok2 || dec == utf8.RuneError {
+					d.pos = p
+					return d.errorf("%s (\\u%04x)", jsoncheck.MsgLoneSurrogate, r)
 				}
+				r = dec
+				p += 6
 			}
+			p += 6
 			d.req.arena = utf8.AppendRune(d.req.arena, r)
 		default:
 			d.pos = p

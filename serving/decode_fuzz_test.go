@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
-	"unicode/utf8"
+
+	"github.com/featured-dev/featured/internal/jsoncheck"
 )
 
 // FuzzDecodeLookup checks that the hand-written decoder never panics, only
-// accepts valid JSON, and agrees with encoding/json on what it accepts.
+// accepts valid JSON that keeps internal/jsoncheck's rules, and agrees with
+// encoding/json on what it accepts.
 func FuzzDecodeLookup(f *testing.F) {
 	for _, seed := range []string{
 		`{"features":["user_spend:spend_7d"],"entities":{"user_id":["u1","u2"]}}`,
@@ -19,6 +21,7 @@ func FuzzDecodeLookup(f *testing.F) {
 		`{"entities":{"a":[1],"b":[2]}}`,
 		`{"features":[1]}`,
 		`{"entities":{"k":[1.0]}}`,
+		`{"features":["a\ud800"]}`, "{\"features\":[\"\xff\"]}", `{"x":{"a":1,"a":2},"features":[]}`, `{"x":1,"x":2}`,
 		`[`, `{`, `{"`, `{"features":[`, `{"features":["\u`, "",
 	} {
 		f.Add([]byte(seed))
@@ -40,8 +43,8 @@ func FuzzDecodeLookup(f *testing.F) {
 		if !json.Valid(body) {
 			t.Fatalf("decode accepted invalid JSON %q", body)
 		}
-		if !utf8.Valid(body) {
-			return // encoding/json replaces invalid UTF-8; the decoder keeps it
+		if cerr := jsoncheck.Check(body); cerr != nil {
+			t.Fatalf("decode accepted %q, which breaks a rule of every decoder: %v", body, cerr)
 		}
 		var want struct {
 			Features         []string

