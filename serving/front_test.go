@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -127,16 +128,27 @@ func TestErrorShapeEveryRoute(t *testing.T) {
 }
 
 // TestOfflineRoutePanic: a panic in an offline route is a logged 500 in the
-// error shape, and the server goes on serving; http.ErrAbortHandler (how an
-// export cuts a stream it has begun) still cuts the connection.
+// error shape, and the server goes on serving. Once a response has begun, a
+// panic, an error or http.ErrAbortHandler (how an export cuts a stream) cut
+// the connection: no JSON after the bytes sent.
 func TestOfflineRoutePanic(t *testing.T) {
+	begin := func(w http.ResponseWriter) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("half a stream"))
+		w.(http.Flusher).Flush()
+	}
+	var mode atomic.Value // what the begun backfill does next
 	h := newHarness(t, serving.Options{Offline: serving.OfflineRoutes{
 		Export: func(http.ResponseWriter, *http.Request) error { panic("export bug") },
 		Backfill: func(w http.ResponseWriter, _ *http.Request) error {
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write([]byte("half a stream"))
-			w.(http.Flusher).Flush()
-			panic(http.ErrAbortHandler)
+			begin(w)
+			switch mode.Load() {
+			case "abort":
+				panic(http.ErrAbortHandler)
+			case "panic":
+				panic("backfill bug")
+			}
+			return errors.New("offline: broke mid-stream")
 		},
 		VerifySkew: func(http.ResponseWriter, *http.Request) error {
 			return errors.New("offline: something broke")
@@ -147,11 +159,14 @@ func TestOfflineRoutePanic(t *testing.T) {
 		wantErrorShape(t, "panicking export", resp, http.StatusInternalServerError)
 	}
 	wantErrorShape(t, "verify-skew returning an error", h.send(route{"POST", "/v1/verify-skew", "", ""}), http.StatusInternalServerError)
-	resp := h.send(route{"POST", "/v1/backfill", "", ""})
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil {
-		t.Fatalf("an aborted response read whole: %d %q", resp.StatusCode, body)
+	for _, m := range []string{"abort", "panic", "error"} {
+		mode.Store(m)
+		resp := h.send(route{"POST", "/v1/backfill", "", ""})
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil || string(body) != "half a stream" {
+			t.Errorf("%s after the response began: read %q (%v), want the bytes sent and a cut connection", m, body, err)
+		}
 	}
 	if st, _ := h.do("GET", "/livez", "", nil); st != http.StatusOK {
 		t.Fatalf("livez after the panics: %d", st)

@@ -136,14 +136,61 @@ func allowedMethods(mux chi.Routes, path string) []string {
 }
 
 // handleErr adapts a handler that returns its error to the router's error
-// writer.
+// writer. Once the handler has begun its response (an export streaming
+// Arrow), an error or a panic can no longer become an error response: JSON
+// after the stream's bytes would corrupt it into something a reader might
+// take for data. It is logged and the connection cut instead, so the client
+// sees a truncated response.
 func (s *Server) handleErr(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		bw := &beganWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler && bw.began {
+					s.opts.Logger.Error("serving: panic after the response began; connection cut", "method", r.Method, "path", r.URL.Path,
+						"panic", v, "stack", string(debug.Stack()))
+					panic(http.ErrAbortHandler)
+				}
+				panic(v) // the recoverer answers it
+			}
+		}()
+		err := h(bw, r)
+		switch {
+		case err == nil:
+		case bw.began:
+			s.opts.Logger.Error("serving: error after the response began; connection cut", "method", r.Method, "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
+		default:
 			s.writeError(w, r, err)
 		}
 	}
 }
+
+// beganWriter notes whether a response has begun. It unwraps for
+// http.ResponseController and flushes, as exports need.
+type beganWriter struct {
+	http.ResponseWriter
+	began bool
+}
+
+func (b *beganWriter) WriteHeader(code int) {
+	if code >= 200 {
+		b.began = true
+	}
+	b.ResponseWriter.WriteHeader(code)
+}
+
+func (b *beganWriter) Write(p []byte) (int, error) {
+	b.began = true
+	return b.ResponseWriter.Write(p)
+}
+
+func (b *beganWriter) Flush() {
+	b.began = true
+	_ = http.NewResponseController(b.ResponseWriter).Flush()
+}
+
+func (b *beganWriter) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
 // recoverer turns a panic in a handler or a middleware slot into a logged
 // 500, so that one bad request cannot take the connection (or, under a
