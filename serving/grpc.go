@@ -237,18 +237,20 @@ func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ 
 	return out, nil
 }
 
-// recoverUnary turns a panic in a unary method, or in an interceptor after
-// it in the chain, into a logged Internal error: grpc-go does not recover
-// panics, and one would take the process down.
+// recoverUnary, first in the chain, turns a panic in a unary method or in
+// an interceptor after it into a logged Internal error: grpc-go does not
+// recover panics, and one would take the process down. Any error that is
+// not yet a gRPC status gets its code from errors.go's table.
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (_ any, err error) {
 	defer s.recoverGRPC(info.FullMethod, &err)
-	return handler(ctx, req)
+	resp, err := handler(ctx, req)
+	return resp, toGRPC(err)
 }
 
 // recoverStream is recoverUnary for streaming methods.
 func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	defer s.recoverGRPC(info.FullMethod, &err)
-	return handler(srv, ss)
+	return toGRPC(handler(srv, ss))
 }
 
 func (s *Server) recoverGRPC(method string, err *error) {
