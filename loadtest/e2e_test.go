@@ -72,7 +72,7 @@ func startFeatured(t *testing.T, variant string) featuredStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.RegisterGRPC(gs)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = gs.Serve(lis) })

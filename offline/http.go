@@ -67,13 +67,15 @@ func (o *HandlerOptions) EnsureDefaults() {
 // or below opts.MemoryBytes for this request; it cannot raise it.
 //
 // The answer is an Arrow IPC stream (application/vnd.apache.arrow.stream)
-// followed by the StatsTrailer trailer. Bad input is a 400 with a JSON
-// error before any byte of the stream (a bad memory value before the body
-// is read); a failure after the stream began cuts the connection, so the
-// stream has no end-of-stream marker and no reader takes it for complete.
-func (x *Exporter) Handler(opts HandlerOptions) http.Handler {
+// followed by the StatsTrailer trailer. Bad input (ErrBadInput) and other
+// failures before the stream begins are returned, for the router to answer
+// (featured serve: a 400 or 500 in serving's error shape; a bad memory value
+// before the body is read); a failure after the stream began cuts the
+// connection, so the stream has no end-of-stream marker and no reader takes
+// it for complete.
+func (x *Exporter) Handler(opts HandlerOptions) HandlerFunc {
 	opts.EnsureDefaults()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		req := Request{
 			Service:     q.Get("service"),
@@ -89,15 +91,12 @@ func (x *Exporter) Handler(opts HandlerOptions) http.Handler {
 			n, err := bytesize.Parse(s)
 			switch {
 			case err != nil:
-				writeError(w, badInput("memory: %v", err))
-				return
+				return badInput("memory: %v", err)
 			case n == 0:
-				writeError(w, badInput("memory: %q: want at least 1 byte", s))
-				return
+				return badInput("memory: %q: want at least 1 byte", s)
 			case n > opts.MemoryBytes:
-				writeError(w, badInput("memory: %s is above this server's export memory limit of %s (featured serve --export-memory)",
-					s, bytesize.Format(opts.MemoryBytes)))
-				return
+				return badInput("memory: %s is above this server's export memory limit of %s (featured serve --export-memory)",
+					s, bytesize.Format(opts.MemoryBytes))
 			}
 			req.MemoryBytes = n
 		}
@@ -113,14 +112,12 @@ func (x *Exporter) Handler(opts HandlerOptions) http.Handler {
 			case "text/csv":
 				format = "csv"
 			default:
-				writeError(w, badInput("spine format: send Content-Type application/vnd.apache.parquet or text/csv, or ?format=parquet|csv"))
-				return
+				return badInput("spine format: send Content-Type application/vnd.apache.parquet or text/csv, or ?format=parquet|csv")
 			}
 		}
 		f, err := os.CreateTemp(opts.TempDir, "featured-spine-*")
 		if err != nil {
-			writeError(w, fmt.Errorf("offline: spine file: %w", err))
-			return
+			return fmt.Errorf("offline: spine file: %w", err)
 		}
 		defer os.Remove(f.Name())
 		n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, opts.MaxSpineBytes))
@@ -128,22 +125,18 @@ func (x *Exporter) Handler(opts HandlerOptions) http.Handler {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				writeError(w, badInput("spine over %d bytes", opts.MaxSpineBytes))
-				return
+				return badInput("spine over %d bytes", opts.MaxSpineBytes)
 			}
-			writeError(w, badInput("read spine: %v", err))
-			return
+			return badInput("read spine: %v", err)
 		}
 		if n == 0 {
-			writeError(w, badInput("empty spine"))
-			return
+			return badInput("empty spine")
 		}
 		sink := &httpSink{w: w}
 		st, err := x.Export(r.Context(), f.Name(), format, req, sink)
 		if err != nil {
 			if !sink.begun {
-				writeError(w, err)
-				return
+				return err
 			}
 			panic(http.ErrAbortHandler) // cut the stream: no end-of-stream marker
 		}
@@ -152,7 +145,8 @@ func (x *Exporter) Handler(opts HandlerOptions) http.Handler {
 		}
 		stats, _ := json.Marshal(st)
 		w.Header().Set(StatsTrailer, string(stats))
-	})
+		return nil
+	}
 }
 
 type httpSink struct {
@@ -172,76 +166,66 @@ func (h *httpSink) Begin(sc *arrow.Schema) error {
 
 func (h *httpSink) Write(rec arrow.RecordBatch) error { return h.s.Write(rec) }
 
-// writeError answers err as JSON in the shape the rest of the API uses.
-func writeError(w http.ResponseWriter, err error) {
-	st := http.StatusInternalServerError
-	if errors.Is(err, ErrBadInput) {
-		st = http.StatusBadRequest
-	}
-	body, _ := json.Marshal(map[string]any{"error": map[string]any{"status": st, "message": err.Error()}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(st)
-	w.Write(body)
-}
+// HandlerFunc is an HTTP handler that returns its error instead of writing
+// it: the caller's router writes it (featured serve: serving's one error
+// shape, bad input (ErrBadInput) as 400, anything else by serving's error
+// table). A handler that has begun its response handles its errors itself
+// (Handler cuts the connection).
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // BackfillHandler serves POST /v1/backfill?view=NAME[&version=N]: Backfill
 // of the view version (the latest when version is absent) into store. It
 // answers {"view": ..., "version": N, "entities": n} once every shard has
 // switched.
-func (x *Exporter) BackfillHandler(store *featurestore.Store) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (x *Exporter) BackfillHandler(store *featurestore.Store) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := noBody(r); err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		q := r.URL.Query()
 		ver := 0
 		if s := q.Get("version"); s != "" {
 			n, err := strconv.Atoi(strings.TrimPrefix(s, "v"))
 			if err != nil || n < 1 {
-				writeError(w, badInput("version %q: want 1, 2, ...", s))
-				return
+				return badInput("version %q: want 1, 2, ...", s)
 			}
 			ver = n
 		}
 		v, err := x.reg.Snapshot().View(q.Get("view"), ver)
 		if err != nil {
-			writeError(w, fmt.Errorf("%w: %w", ErrBadInput, err))
-			return
+			return fmt.Errorf("%w: %w", ErrBadInput, err)
 		}
 		n, err := Backfill(r.Context(), store, x.log, v)
 		if err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		body, _ := json.Marshal(map[string]any{"view": v.Name, "version": v.Version, "entities": n})
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(body)
-	})
+		_, _ = w.Write(body)
+		return nil
+	}
 }
 
 // VerifySkewHandler serves POST /v1/verify-skew: VerifySkew over the
 // sampler's current samples, answered as a SkewReport in JSON. Its sample
 // spines go to opts.TempDir.
-func (x *Exporter) VerifySkewHandler(s *Sampler, opts HandlerOptions) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (x *Exporter) VerifySkewHandler(s *Sampler, opts HandlerOptions) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := noBody(r); err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		if s == nil {
-			writeError(w, badInput("sampling is off: start the server with --skew-sample-every N"))
-			return
+			return badInput("sampling is off: start the server with --skew-sample-every N")
 		}
 		rep, err := x.VerifySkew(r.Context(), s.Samples(), opts.TempDir)
 		if err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 		body, _ := json.Marshal(rep)
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(body)
-	})
+		_, _ = w.Write(body)
+		return nil
+	}
 }
 
 // noBody refuses a request with a body: the handler would ignore it, and a

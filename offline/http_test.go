@@ -2,6 +2,7 @@ package offline
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,9 +35,9 @@ func TestHandlerMemory(t *testing.T) {
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	post := func(t *testing.T, h http.Handler, query string, spine []byte) *http.Response {
+	post := func(t *testing.T, h HandlerFunc, query string, spine []byte) *http.Response {
 		t.Helper()
-		srv := httptest.NewServer(h)
+		srv := httptest.NewServer(serve(h))
 		t.Cleanup(srv.Close)
 		resp, err := http.Post(srv.URL+"/v1/export"+query, "application/vnd.apache.parquet", strings.NewReader(string(spine)))
 		if err != nil {
@@ -120,7 +121,7 @@ func TestHandlerMemory(t *testing.T) {
 		status(t, HandlerOptions{}, query+"&memory=1GiB", body, http.StatusBadRequest, "limit of 512MiB")
 		// An empty body would be "empty spine": the memory value is
 		// refused first.
-		status(t, opts, query+"&memory=lots", nil, http.StatusBadRequest, `memory: \"lots\" is not a size`)
+		status(t, opts, query+"&memory=lots", nil, http.StatusBadRequest, `memory: "lots" is not a size`)
 		status(t, opts, query+"&memory=1MB", nil, http.StatusBadRequest, "MB is ambiguous")
 		status(t, opts, query+"&memory=0", nil, http.StatusBadRequest, "at least 1 byte")
 		status(t, opts, query+"&memory=-5", nil, http.StatusBadRequest, "not a size")
@@ -135,11 +136,26 @@ func TestHandlerMemory(t *testing.T) {
 
 func TestBackfillAndVerifySkewRefuseBodies(t *testing.T) {
 	x := &Exporter{}
-	for name, h := range map[string]http.Handler{"backfill": x.BackfillHandler(nil), "verify-skew": x.VerifySkewHandler(nil, HandlerOptions{})} {
+	for name, h := range map[string]HandlerFunc{"backfill": x.BackfillHandler(nil), "verify-skew": x.VerifySkewHandler(nil, HandlerOptions{})} {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/"+name+"?view=v", strings.NewReader("{}")))
+		serve(h).ServeHTTP(rec, httptest.NewRequest("POST", "/v1/"+name+"?view=v", strings.NewReader("{}")))
 		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "takes no request body") {
 			t.Errorf("%s with a body: %d %s", name, rec.Code, rec.Body)
 		}
 	}
+}
+
+// serve answers h's errors as featured serve's router does for these tests'
+// purposes: 400 for ErrBadInput, else 500, with the error's text (serving's
+// tests check the real error shape).
+func serve(h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			st := http.StatusInternalServerError
+			if errors.Is(err, ErrBadInput) {
+				st = http.StatusBadRequest
+			}
+			http.Error(w, err.Error(), st)
+		}
+	})
 }

@@ -49,19 +49,33 @@
 //     backfill leaves the apply in place: the answer is a 5xx whose error
 //     names the versions to rerun with `featured backfill VIEW@vN`, and
 //     still carries the plan. gRPC Apply has no such option.
+//   - The rest of the HTTP address, so that it is one router: GET
+//     /v1/status (status.go), the probes /livez, /healthz and /readyz with
+//     named checks (health.go), the offline routes whose handlers the caller
+//     passes in Options.Offline, and pprof when Options.Pprof.
+//
+// # Middleware
+//
+// Every HTTP route runs behind one stack, in this order: panic recovery ->
+// Options.Middleware.Metrics -> Options.Middleware.Auth -> the route's class
+// limit (limits.go) -> handler. The gRPC chain (GRPCServerOptions) is the
+// same: recovery -> Options.Interceptors.Metrics -> .Auth -> limits.
 //
 // # Concurrency
 //
 // A Server is safe for concurrent use by any number of requests. It starts no
 // goroutine and owns no listener: the caller serves HTTPHandler and a
-// grpc.Server on which it called RegisterGRPC, and stops them before closing
-// the store. SetReady may be called at any time from any goroutine.
+// grpc.Server built with GRPCServerOptions on which it called RegisterGRPC,
+// and stops them before closing the store. SetReady may be called at any time from any goroutine.
 // Lookups never block on writers (featurestore's contract) nor on each other
 // (the plan cache is read with one atomic load).
 //
 // # Errors
 //
-// Bad requests get a JSON body naming every bad item:
+// Every error of every route, offline routes, 404 and 405 included, goes
+// through one writer and errors.go's table, the only map from an error to an
+// HTTP status and a gRPC code. Bad requests get a JSON body naming every bad
+// item:
 //
 //	{"error":{"status":400,"message":"serving: bad request: ...",
 //	  "problems":[{"field":"features[1]","value":"user_spend:nope","reason":"unknown feature ..."}]}}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -34,9 +35,13 @@ var (
 	ErrResponseTooLarge = fmt.Errorf("%w: response too large", ErrLimit)
 	// ErrNotReady is returned while the server is not ready (SetReady(false)).
 	ErrNotReady = errors.New("serving: not ready")
+
+	errNoRoute = errors.New("serving: not found")
+	errMethod  = errors.New("serving: method not allowed")
 )
 
-// errorTable maps errors to HTTP statuses and gRPC codes: the first row whose
+// errorTable maps errors to HTTP statuses and gRPC codes, for every route
+// and method of both transports (offline's included): the first row whose
 // error errors.Is matches wins, so more specific rows come first. Anything
 // else is 500 / Internal. Context errors map to 499 / Canceled and 504 /
 // DeadlineExceeded; errors that already carry a gRPC status keep it.
@@ -52,6 +57,12 @@ var errorTable = []struct {
 	{ErrNotReady, http.StatusServiceUnavailable, codes.Unavailable},
 	{ErrOverloaded, http.StatusServiceUnavailable, codes.ResourceExhausted},
 	{ErrBodyTimeout, http.StatusRequestTimeout, codes.DeadlineExceeded},
+	{errNoRoute, http.StatusNotFound, codes.Unimplemented},
+	{errMethod, http.StatusMethodNotAllowed, codes.Unimplemented},
+
+	// Before the registry rows: an export naming an unknown feature is bad
+	// input (400), as a lookup naming one is.
+	{offline.ErrBadInput, http.StatusBadRequest, codes.InvalidArgument},
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
 	{ingest.ErrUnknownSource, http.StatusNotFound, codes.NotFound},

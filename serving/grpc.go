@@ -32,11 +32,54 @@ var healthServices = []string{
 	featuredv1.RegistryService_ServiceDesc.ServiceName,
 }
 
+// Interceptors are the gRPC chain's hook slots, the same as Middleware's
+// over HTTP. GRPCServerOptions chains them in a fixed order:
+//
+//	recovery -> Metrics -> Auth -> the method's class limit -> method
+//
+// A nil field of a slot is empty; Unary wraps every unary method, Stream
+// every streaming one (health Watch, reflection).
+type Interceptors struct {
+	Metrics, Auth Interceptor
+}
+
+// Interceptor is one slot of the gRPC chain, for both kinds of method.
+type Interceptor struct {
+	Unary  grpc.UnaryServerInterceptor
+	Stream grpc.StreamServerInterceptor
+}
+
+// GRPCServerOptions returns the options of the gRPC server that RegisterGRPC
+// registers on: the one interceptor chain (Interceptors), and the bounds of
+// what a request holds before any interceptor can refuse it. grpc-go reads a
+// message whole before the chain runs, so its size is bounded by
+// Options.MaxBodyBytes, as over HTTP, and the streams of a connection by the
+// slots of the limited classes.
+func (s *Server) GRPCServerOptions() []grpc.ServerOption {
+	unary := []grpc.UnaryServerInterceptor{s.recoverUnary}
+	stream := []grpc.StreamServerInterceptor{s.recoverStream}
+	for _, slot := range []Interceptor{s.opts.Interceptors.Metrics, s.opts.Interceptors.Auth} {
+		if slot.Unary != nil {
+			unary = append(unary, slot.Unary)
+		}
+		if slot.Stream != nil {
+			stream = append(stream, slot.Stream)
+		}
+	}
+	unary = append(unary, s.unaryLimit())
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxRecvMsgSize(int(s.opts.MaxBodyBytes)),
+		grpc.MaxConcurrentStreams(uint32(s.opts.MaxLookups + s.opts.MaxPushes + s.opts.MaxRegistryChanges)),
+	}
+}
+
 // RegisterGRPC registers featured.v1's ServingService, IngestService and
 // RegistryService on g, with the gRPC health service (following SetReady) and
-// server reflection. The caller owns g: its listener, options (such as the
-// maximum message size, which bounds requests there as MaxBodyBytes does over
-// HTTP) and shutdown.
+// server reflection. g must be built with GRPCServerOptions (its recovery
+// and limits are the methods'). The caller owns g: its listener and
+// shutdown.
 func (s *Server) RegisterGRPC(g *grpc.Server) {
 	featuredv1.RegisterServingServiceServer(g, servingService{s: s})
 	featuredv1.RegisterIngestServiceServer(g, ingestService{s: s})
@@ -56,7 +99,6 @@ var _ featuredv1.ServingServiceServer = servingService{}
 // same resolution, limits, errors and column-major result.
 func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.GetOnlineFeaturesRequest) (_ *featuredv1.GetOnlineFeaturesResponse, err error) {
 	s := g.s
-	defer s.recoverGRPC("GetOnlineFeatures", &err)
 	l := s.getLookup()
 	defer s.putLookup(l)
 	if err := requestFromProto(&l.req, in, s.opts.MaxFeatures, s.opts.MaxEntities); err != nil {
@@ -163,7 +205,6 @@ var _ featuredv1.IngestServiceServer = ingestService{}
 // the status details.
 func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ *featuredv1.PushResponse, err error) {
 	s := g.s
-	defer s.recoverGRPC("Push", &err)
 	if err := s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -185,7 +226,7 @@ func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ 
 	}
 	if perr != nil {
 		if errors.Is(perr, ingest.ErrAtomicRejected) {
-			st := status.New(codes.InvalidArgument, perr.Error())
+			st := status.New(grpcCode(perr), clipMessage(perr.Error()))
 			if withDetails, derr := st.WithDetails(out); derr == nil {
 				st = withDetails
 			}
@@ -196,9 +237,22 @@ func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ 
 	return out, nil
 }
 
-// recoverGRPC turns a panic in a gRPC method into a logged Internal error
-// (grpc-go does not recover panics; the caller's interceptors may not
-// either). Deferred by every method.
+// recoverUnary, first in the chain, turns a panic in a unary method or in
+// an interceptor after it into a logged Internal error: grpc-go does not
+// recover panics, and one would take the process down. Any error that is
+// not yet a gRPC status gets its code from errors.go's table.
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (_ any, err error) {
+	defer s.recoverGRPC(info.FullMethod, &err)
+	resp, err := handler(ctx, req)
+	return resp, toGRPC(err)
+}
+
+// recoverStream is recoverUnary for streaming methods.
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer s.recoverGRPC(info.FullMethod, &err)
+	return toGRPC(handler(srv, ss))
+}
+
 func (s *Server) recoverGRPC(method string, err *error) {
 	if v := recover(); v != nil {
 		s.opts.Logger.Error("serving: panic in gRPC method", "method", method, "panic", v, "stack", string(debug.Stack()))

@@ -143,6 +143,16 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 			return offline.Backfill(ctx, store, olog, v)
 		}
 	}
+	if withLog && opts.Offline.Export == nil && opts.Offline.Backfill == nil && opts.Offline.VerifySkew == nil {
+		// The offline routes as featured serve mounts them (without a
+		// sampler: verify-skew answers that sampling is off).
+		x := offline.NewExporter(reg, olog)
+		opts.Offline = serving.OfflineRoutes{
+			Export:     x.Handler(offline.HandlerOptions{TempDir: dir}),
+			Backfill:   x.BackfillHandler(store),
+			VerifySkew: x.VerifySkewHandler(nil, offline.HandlerOptions{TempDir: dir}),
+		}
+	}
 	pusher, err := ingest.NewPusher(reg, store, ingest.Options{Now: clock, Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +168,7 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.RegisterGRPC(gs)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = gs.Serve(lis) })
@@ -229,9 +239,14 @@ func (h *harness) post(path string, body any) (int, []byte) {
 
 func (h *harness) apply(defs string) {
 	h.t.Helper()
-	// Over gRPC: the HTTP path has its own tests, and TestLimits' body
-	// limit is smaller than the definitions.
-	if _, err := h.registry.Apply(context.Background(), &featuredv1.ApplyRequest{Definitions: defs}); err != nil {
+	// On the registry: both transports have their own tests, and
+	// TestLimits' body limit (which bounds gRPC messages too) is smaller
+	// than the definitions.
+	d, err := registry.ParseYAML([]byte(defs))
+	if err != nil {
+		h.t.Fatalf("apply: %v", err)
+	}
+	if _, err := h.reg.Apply(d); err != nil {
 		h.t.Fatalf("apply: %v", err)
 	}
 }

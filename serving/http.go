@@ -10,13 +10,45 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/featured-dev/featured/internal/jsoncheck"
 )
 
-// HTTPHandler returns the HTTP API:
+// Middleware are the router's hook slots: each wraps every route, offline
+// routes, probes, pprof, 404s and 405s included. The order is fixed:
+//
+//	recovery -> Metrics -> Auth -> the route's class limit -> handler
+//
+// so that a panic anywhere, a slot's included, is a logged 500 in the error
+// shape; Metrics sees every request, those Auth refuses too; and a request
+// Auth refuses never takes a slot of its class. A nil field is an empty
+// slot. An Auth that must let probes through (/livez, /readyz) exempts them
+// itself. A slot that wraps the ResponseWriter must unwrap to it (an Unwrap
+// method, for http.ResponseController) and keep http.Flusher: the class
+// limits set deadlines through it and exports stream through it.
+type Middleware struct {
+	Metrics func(http.Handler) http.Handler
+	Auth    func(http.Handler) http.Handler
+}
+
+// OfflineRoutes are the handlers of the offline routes, which package
+// offline provides (offline.Exporter's Handler, BackfillHandler and
+// VerifySkewHandler). A handler returns its error instead of writing it:
+// the router writes it in the one error shape, with the status from
+// errors.go. A handler that has begun its response handles its own errors
+// (an export cuts the connection). A nil handler leaves its route
+// unmounted.
+type OfflineRoutes struct {
+	Export     func(http.ResponseWriter, *http.Request) error // POST /v1/export, class ClassExport
+	Backfill   func(http.ResponseWriter, *http.Request) error // POST /v1/backfill, class ClassBackfill
+	VerifySkew func(http.ResponseWriter, *http.Request) error // POST /v1/verify-skew, class ClassBackfill
+}
+
+// HTTPHandler returns the HTTP API, every route of featured serve's HTTP
+// address on one router:
 //
 //	POST   /get-online-features        Feast's lookup (request and response as Feast's)
 //	POST   /v1/features                the native lookup (row-major response)
@@ -28,15 +60,26 @@ import (
 //	GET    /v1/registry                every live definition and view version
 //	DELETE /v1/views/{name}[?version=N]
 //	DELETE /v1/sources/{name}, /v1/entities/{name}, /v1/services/{name}
-//	GET    /healthz                    the process is up
-//	GET    /readyz                     ready to serve (see SetReady)
+//	POST   /v1/export, /v1/backfill, /v1/verify-skew   Options.Offline
+//	GET    /v1/status                  ingest, Kafka lag, freshness, store counters
+//	GET    /livez, /healthz            the process is up
+//	GET    /readyz[?verbose]           ready to serve (SetReady, Options.ReadyChecks)
+//	GET    /debug/pprof/...            net/http/pprof, when Options.Pprof
 //
-// Errors are JSON: {"error":{"status":400,"message":"...","problems":[
-// {"field":"features[1]","value":"user_spend:nope","reason":"unknown feature"}]}}.
+// Every route runs behind the one middleware stack (Middleware). Errors,
+// 404 and 405 included, are JSON: {"error":{"status":400,"message":"...",
+// "problems":[{"field":"features[1]","value":"user_spend:nope","reason":"unknown feature"}]}}.
 func (s *Server) HTTPHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
-	// Concurrency limits and deadlines per class (limits.go).
+	if m := s.opts.Middleware.Metrics; m != nil {
+		r.Use(m)
+	}
+	if m := s.opts.Middleware.Auth; m != nil {
+		r.Use(m)
+	}
+	// Concurrency limits and deadlines per class (limits.go); routes of no
+	// class clear the deadlines an earlier request on the connection set.
 	r.With(s.Limit(ClassLookup)).Post("/get-online-features", s.handleFeastLookup)
 	r.With(s.Limit(ClassLookup)).Post("/v1/features", s.handleNativeLookup)
 	r.With(s.Limit(ClassPush)).Post("/v1/push", s.handlePush)
@@ -49,21 +92,111 @@ func (s *Server) HTTPHandler() http.Handler {
 		r.Delete("/v1/entities/{name}", s.handleDelete(kindEntity))
 		r.Delete("/v1/services/{name}", s.handleDelete(kindService))
 	})
-	r.Get("/v1/registry", s.handleRegistry)
-	r.Get("/healthz", s.handleHealthz)
-	r.Get("/readyz", s.handleReadyz)
+	offline := func(path string, c Class, h func(http.ResponseWriter, *http.Request) error) {
+		if h != nil {
+			r.With(s.Limit(c)).Post(path, s.handleErr(h))
+		}
+	}
+	offline("/v1/export", ClassExport, s.opts.Offline.Export)
+	offline("/v1/backfill", ClassBackfill, s.opts.Offline.Backfill)
+	offline("/v1/verify-skew", ClassBackfill, s.opts.Offline.VerifySkew)
+	r.Group(func(r chi.Router) {
+		r.Use(clearDeadlines)
+		r.Get("/v1/registry", s.handleRegistry)
+		r.Get("/v1/status", s.handleStatus)
+		r.Get("/healthz", s.handleLivez)
+		r.Get("/livez", s.handleLivez)
+		r.Get("/readyz", s.handleReadyz)
+		if s.opts.Pprof {
+			r.Mount("/debug/pprof", pprofHandler())
+		}
+	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: no route %s %s", errNoRoute, r.Method, r.URL.Path))
 	})
+	mux := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, fmt.Errorf("%w: %s %s", errMethod, r.Method, r.URL.Path))
+		allow := allowedMethods(mux, r.URL.Path)
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, fmt.Errorf("%w: %s %s; this route takes %s", errMethod, r.Method, r.URL.Path, strings.Join(allow, ", ")))
 	})
 	return r
 }
 
-// recoverer turns a panic in a handler into a logged 500, so that one bad
-// request cannot take the connection (or, under a test, the process) down.
-// No input is known to panic; the decoders are fuzzed.
+// allowedMethods lists the methods path has a route for, for a 405's Allow
+// header (RFC 9110 15.5.6). Only 405s pay for it.
+func allowedMethods(mux chi.Routes, path string) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if mux.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// handleErr adapts a handler that returns its error to the router's error
+// writer. Once the handler has begun its response (an export streaming
+// Arrow), an error or a panic can no longer become an error response: JSON
+// after the stream's bytes would corrupt it into something a reader might
+// take for data. It is logged and the connection cut instead, so the client
+// sees a truncated response.
+func (s *Server) handleErr(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bw := &beganWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler && bw.began {
+					s.opts.Logger.Error("serving: panic after the response began; connection cut", "method", r.Method, "path", r.URL.Path,
+						"panic", v, "stack", string(debug.Stack()))
+					panic(http.ErrAbortHandler)
+				}
+				panic(v) // the recoverer answers it
+			}
+		}()
+		err := h(bw, r)
+		switch {
+		case err == nil:
+		case bw.began:
+			s.opts.Logger.Error("serving: error after the response began; connection cut", "method", r.Method, "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
+		default:
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// beganWriter notes whether a response has begun. It unwraps for
+// http.ResponseController and flushes, as exports need.
+type beganWriter struct {
+	http.ResponseWriter
+	began bool
+}
+
+func (b *beganWriter) WriteHeader(code int) {
+	if code >= 200 {
+		b.began = true
+	}
+	b.ResponseWriter.WriteHeader(code)
+}
+
+func (b *beganWriter) Write(p []byte) (int, error) {
+	b.began = true
+	return b.ResponseWriter.Write(p)
+}
+
+func (b *beganWriter) Flush() {
+	b.began = true
+	_ = http.NewResponseController(b.ResponseWriter).Flush()
+}
+
+func (b *beganWriter) Unwrap() http.ResponseWriter { return b.ResponseWriter }
+
+// recoverer turns a panic in a handler or a middleware slot into a logged
+// 500, so that one bad request cannot take the connection (or, under a
+// test, the process) down. http.ErrAbortHandler passes through: it is how a
+// handler cuts a response it has begun (an export). No input is known to
+// panic; the decoders are fuzzed.
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -79,11 +212,6 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-var (
-	errNoRoute = errors.New("serving: not found")
-	errMethod  = errors.New("serving: method not allowed")
-)
 
 // Shared header values: assigning these slices, instead of Header().Set,
 // saves an allocation per response; net/http only reads them.
@@ -218,48 +346,16 @@ type errorDetail struct {
 	Problems []Problem `json:"problems,omitempty"`
 }
 
-func httpStatusOf(err error) int {
-	switch {
-	case errors.Is(err, errNoRoute):
-		return http.StatusNotFound
-	case errors.Is(err, errMethod):
-		return http.StatusMethodNotAllowed
-	}
-	return httpStatus(err)
-}
-
 // writeError writes err as a JSON error response with its status from the
 // error table. Internal errors are logged; their text is still returned, as
 // it names no secret and helps the operator.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	st := httpStatusOf(err)
+	st := httpStatus(err)
 	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout {
 		s.opts.Logger.Error("serving: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: clipMessage(err.Error()), Problems: boundProblems(problemsOf(err))}})
 	writeJSON(w, st, body)
-}
-
-func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header()["Content-Type"] = hdrText
-	_, _ = io.WriteString(w, "ok\n")
-}
-
-func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
-	w.Header()["Content-Type"] = hdrText
-	if !s.ready.Load() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = io.WriteString(w, "not ready\n")
-		return
-	}
-	if s.opts.ReadyCheck != nil {
-		if err := s.opts.ReadyCheck(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
-			return
-		}
-	}
-	_, _ = io.WriteString(w, "ready\n")
 }
 
 // decodeStrict decodes a JSON body into v with encoding/json, rejecting

@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // This file holds the per-class concurrency limits with load shedding and
 // the per-request body and write deadlines. Both are self-contained:
 // Server.Limit is a middleware for a chi route group (or any handler) and
-// Server.UnaryInterceptor a gRPC interceptor, so that the router and the
-// interceptor chain decide where they apply.
+// Server.unaryLimit a gRPC interceptor; the router (HTTPHandler) and the
+// interceptor chain (GRPCServerOptions) decide where they apply.
 //
 // A request takes a slot of its class for as long as its handler runs. When
 // every slot is taken it waits at most Options.ShedWait for one, then is
@@ -176,6 +174,17 @@ func (s *Server) setDeadlines(w http.ResponseWriter, r *http.Request, c Class) {
 	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 }
 
+// clearDeadlines is the middleware of routes of no class (registry reads,
+// status, probes, pprof): a deadline an earlier request left on a kept-alive
+// connection would otherwise cut their response, and a profile may take
+// longer than any write timeout.
+func clearDeadlines(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		next.ServeHTTP(w, r)
+	})
+}
+
 // deadlineBody clears the connection's read deadline once the body is read:
 // net/http then reads ahead on the connection to notice a client going
 // away, and a deadline passing there would cancel the request's context
@@ -205,23 +214,19 @@ var grpcClasses = map[string]Class{
 	"/featured.v1.RegistryService/Delete":           ClassRegistry,
 }
 
-// UnaryInterceptor returns the gRPC form of Limit: a request over its
+// unaryLimit returns the gRPC form of Limit: a request over its
 // class's limit fails with RESOURCE_EXHAUSTED naming the limit. grpc-go
 // decodes a message before any interceptor runs, so the memory a request
 // holds before it is refused is bounded by the server's MaxRecvMsgSize and
 // MaxConcurrentStreams, which the caller sets (featured serve sets them
 // from --max-body-bytes and --max-lookups + --max-pushes).
-func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
+func (s *Server) unaryLimit() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		c, ok := grpcClasses[info.FullMethod]
 		if !ok {
 			return handler(ctx, req)
 		}
 		if err := s.limits.acquire(ctx, c); err != nil {
-			var oe *OverloadError
-			if errors.As(err, &oe) {
-				return nil, status.Error(codes.ResourceExhausted, err.Error())
-			}
 			return nil, toGRPC(err)
 		}
 		defer s.limits.release(c)

@@ -231,7 +231,7 @@ func TestShedding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(h.srv.UnaryInterceptor()))
+	gs := grpc.NewServer(h.srv.GRPCServerOptions()...)
 	h.srv.RegisterGRPC(gs)
 	wg.Go(func() { _ = gs.Serve(lis) })
 	defer gs.Stop()

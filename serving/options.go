@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/featured-dev/featured/registry"
@@ -34,8 +35,8 @@ type Options struct {
 	// INVALID_ARGUMENT) once the encoder passes it. The default is 16 MiB.
 	MaxResponseBytes int
 	// MaxLookups, MaxPushes, MaxRegistryChanges, MaxExports and MaxBackfills
-	// are how many requests of each class run at once (Limit,
-	// UnaryInterceptor); past it a request waits up to ShedWait, then is
+	// are how many requests of each class run at once (Limit, over HTTP
+	// and gRPC); past it a request waits up to ShedWait, then is
 	// refused with 503 / RESOURCE_EXHAUSTED. Backfills include verify-skew
 	// and apply?backfill=true. The defaults are 16, 8, 2, 2 and 1.
 	MaxLookups, MaxPushes, MaxRegistryChanges, MaxExports, MaxBackfills int
@@ -61,12 +62,29 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives internal errors (500s). The default discards.
 	Logger *slog.Logger
-	// ReadyCheck, when set, is asked by /readyz after the ready flag: a
-	// non-nil error makes /readyz answer 503 with the error's text (for
-	// example a Kafka source whose topic does not exist). Lookups are not
-	// refused for it: the store still serves what it holds. Nil means
-	// always ready.
-	ReadyCheck func() error
+	// ReadyChecks are asked, in order, by every GET /readyz after the
+	// server's own "ready" check (SetReady): a failing check makes /readyz
+	// answer 503 naming it, unless the check is Warn; /readyz?verbose lists
+	// every check (health.go). Lookups are not refused for a failing check:
+	// the store still serves what it holds. Nil means none.
+	ReadyChecks []Check
+	// Middleware fills the router's hook slots (http.go); nil fields are
+	// empty slots.
+	Middleware Middleware
+	// Interceptors fill the same slots of the gRPC chain
+	// (GRPCServerOptions); nil fields are empty slots.
+	Interceptors Interceptors
+	// Offline holds the handlers of the offline routes (export, backfill,
+	// verify-skew). featured serve sets them from package offline; a nil
+	// handler leaves its route unmounted (404).
+	Offline OfflineRoutes
+	// Kafka, when set, adds the Kafka consumers to GET /v1/status. Nil
+	// means push ingest only.
+	Kafka KafkaStatus
+	// Pprof mounts net/http/pprof under /debug/pprof/ on the router, behind
+	// the same middleware (featured serve --pprof-on-http). The default is
+	// off: profiles expose internals.
+	Pprof bool
 	// Backfill, when set, builds view version v's online state from the
 	// offline log and switches the store to it, returning how many
 	// entities it built; featured serve sets it to offline.Backfill over
@@ -159,6 +177,18 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("serving: options: shed wait: %s is negative", o.ShedWait)
 	case o.RetryAfter < 0:
 		return fmt.Errorf("serving: options: retry after: %s is negative", o.RetryAfter)
+	}
+	seen := map[string]bool{readyCheckName: true}
+	for i, c := range o.ReadyChecks {
+		switch {
+		case c.Name == "" || strings.ContainsAny(c.Name, " \n[]"):
+			return fmt.Errorf("serving: options: ready checks[%d]: name %q: want a word without spaces or brackets", i, c.Name)
+		case seen[c.Name]:
+			return fmt.Errorf("serving: options: ready checks[%d]: name %q: taken (%q is the server's own)", i, c.Name, readyCheckName)
+		case c.Check == nil:
+			return fmt.Errorf("serving: options: ready checks[%d] (%s): nil Check", i, c.Name)
+		}
+		seen[c.Name] = true
 	}
 	for c, n := range [numClasses]int{o.MaxLookups, o.MaxPushes, o.MaxRegistryChanges, o.MaxExports, o.MaxBackfills} {
 		if n < 1 {

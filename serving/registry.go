@@ -254,7 +254,6 @@ func changesToProto(p *registry.Plan) []*featuredv1.Change {
 }
 
 func (g registryService) Apply(_ context.Context, in *featuredv1.ApplyRequest) (_ *featuredv1.ApplyResponse, err error) {
-	defer g.s.recoverGRPC("Apply", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -270,7 +269,6 @@ func (g registryService) Apply(_ context.Context, in *featuredv1.ApplyRequest) (
 }
 
 func (g registryService) Plan(_ context.Context, in *featuredv1.PlanRequest) (_ *featuredv1.PlanResponse, err error) {
-	defer g.s.recoverGRPC("Plan", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -286,7 +284,6 @@ func (g registryService) Plan(_ context.Context, in *featuredv1.PlanRequest) (_ 
 }
 
 func (g registryService) Delete(ctx context.Context, in *featuredv1.DeleteRequest) (_ *featuredv1.DeleteResponse, err error) {
-	defer g.s.recoverGRPC("Delete", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -318,7 +315,6 @@ func viewToProto(v *registry.View) *featuredv1.FeatureView {
 }
 
 func (g registryService) ListViews(context.Context, *featuredv1.ListViewsRequest) (_ *featuredv1.ListViewsResponse, err error) {
-	defer g.s.recoverGRPC("ListViews", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -331,7 +327,6 @@ func (g registryService) ListViews(context.Context, *featuredv1.ListViewsRequest
 }
 
 func (g registryService) GetRegistry(context.Context, *featuredv1.GetRegistryRequest) (_ *featuredv1.GetRegistryResponse, err error) {
-	defer g.s.recoverGRPC("GetRegistry", &err)
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}

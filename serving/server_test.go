@@ -989,23 +989,48 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-func TestReadyCheck(t *testing.T) {
-	var problem atomic.Pointer[error]
-	h := newHarness(t, serving.Options{ReadyCheck: func() error {
-		if p := problem.Load(); p != nil {
-			return *p
+// TestReadyChecks: /readyz fails for a failing check, naming it, and not
+// for a failing Warn check; ?verbose lists every check, Kubernetes style.
+func TestReadyChecks(t *testing.T) {
+	var problem, warning atomic.Pointer[error]
+	load := func(p *atomic.Pointer[error]) func() error {
+		return func() error {
+			if e := p.Load(); e != nil {
+				return *e
+			}
+			return nil
 		}
-		return nil
+	}
+	h := newHarness(t, serving.Options{ReadyChecks: []serving.Check{
+		{Name: "kafka", Check: load(&problem)},
+		{Name: "disk", Check: load(&warning), Warn: true},
 	}})
 	h.apply(definitions)
-	if st, _ := h.do("GET", "/readyz", "", nil); st != http.StatusOK {
-		t.Fatalf("readyz with a passing check: %d", st)
+	readyz := func(query string, wantStatus int, want string) {
+		t.Helper()
+		st, body := h.do("GET", "/readyz"+query, "", nil)
+		if st != wantStatus || string(body) != want {
+			t.Fatalf("GET /readyz%s: %d %q, want %d %q", query, st, body, wantStatus, want)
+		}
 	}
+	readyz("", http.StatusOK, "ok\n")
+	readyz("?verbose", http.StatusOK, "[+]ready ok\n[+]kafka ok\n[+]disk ok\nreadyz check passed\n")
+
+	warn := errors.New("disk 91% full")
+	warning.Store(&warn)
+	readyz("", http.StatusOK, "ok\n")
+	readyz("?verbose", http.StatusOK, "[+]ready ok\n[+]kafka ok\n[!]disk warn: disk 91% full\nreadyz check passed\n")
+
 	err := errors.New(`kafka source "tx" (topic "t"): topic does not exist`)
 	problem.Store(&err)
-	st, body := h.do("GET", "/readyz", "", nil)
-	if st != http.StatusServiceUnavailable || !strings.Contains(string(body), "topic does not exist") {
-		t.Fatalf("readyz with a failing check: %d %q, want 503 naming the problem", st, body)
+	readyz("", http.StatusServiceUnavailable, "[-]kafka failed: kafka source \"tx\" (topic \"t\"): topic does not exist\nreadyz check failed\n")
+	readyz("?verbose=1", http.StatusServiceUnavailable, "[+]ready ok\n[-]kafka failed: kafka source \"tx\" (topic \"t\"): topic does not exist\n"+
+		"[!]disk warn: disk 91% full\nreadyz check failed\n")
+	h.srv.SetReady(false)
+	readyz("", http.StatusServiceUnavailable, "[-]ready failed: serving: not ready\n[-]kafka failed: kafka source \"tx\" (topic \"t\"): topic does not exist\nreadyz check failed\n")
+	h.srv.SetReady(true)
+	if st, body := h.do("GET", "/livez", "", nil); st != http.StatusOK || string(body) != "ok\n" {
+		t.Fatalf("livez while a check fails: %d %q", st, body)
 	}
 	// Lookups still work: the store serves what it holds.
 	if st, body := h.post("/get-online-features", map[string]any{"features": userRefs, "entities": map[string]any{"user_id": []any{"u1"}}}); st != http.StatusOK {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +51,7 @@ type serveConfig struct {
 	skewEvery       int
 	skewSamples     int
 	pprofAddr       string
+	pprofOnHTTP     bool
 	exportMemory    bytesize.Size
 	exportTempDir   string
 
@@ -93,6 +93,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for in-flight requests")
 	fs.StringVar(&c.applyFile, "apply", "", "definitions file to apply at startup (optional)")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
+	fs.BoolVar(&c.pprofOnHTTP, "pprof-on-http", false, "also serve net/http/pprof under /debug/pprof/ on --http-addr, behind the API's middleware")
 	fs.DurationVar(&c.offlineRetain, "offline-retention", 30*24*time.Hour, "how long the offline log keeps events (by ingest day), independent of view TTLs; negative keeps all")
 	fs.IntVar(&c.skewEvery, "skew-sample-every", 100, "keep one lookup read in N for verify-skew; 0: none")
 	fs.IntVar(&c.skewSamples, "skew-samples", 10000, "how many sampled reads verify-skew keeps (the latest)")
@@ -224,8 +225,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return offline.Backfill(ctx, store, olog, v)
 		},
 	}
+	exporter := offline.NewExporter(reg, olog)
+	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir}
+	sopts.Offline = serving.OfflineRoutes{
+		Export:     exporter.Handler(hopts),
+		Backfill:   exporter.BackfillHandler(store),
+		VerifySkew: exporter.VerifySkewHandler(sampler, hopts),
+	}
+	sopts.Pprof = c.pprofOnHTTP
 	if kafkaIngest != nil {
-		sopts.ReadyCheck = kafkaIngest.Ready
+		sopts.Kafka = kafkaIngest
+		sopts.ReadyChecks = append(sopts.ReadyChecks, serving.Check{Name: "kafka", Check: kafkaIngest.Ready})
 	}
 	srv, err := serving.New(reg, store, pusher, sopts)
 	if err != nil {
@@ -253,25 +263,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		defer pprofSrv.Close()
 		go func() { _ = pprofSrv.Serve(pprofLn) }() // stopped by the deferred Close
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /v1/status", statusHandler(store, pusher, kafkaIngest, reg))
-	exporter := offline.NewExporter(reg, olog)
-	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir}
-	mux.Handle("POST /v1/export", srv.Limit(serving.ClassExport)(exporter.Handler(hopts)))
-	mux.Handle("POST /v1/backfill", srv.Limit(serving.ClassBackfill)(exporter.BackfillHandler(store)))
-	mux.Handle("POST /v1/verify-skew", srv.Limit(serving.ClassBackfill)(exporter.VerifySkewHandler(sampler, hopts)))
-	mux.Handle("/", srv.HTTPHandler())
 	// No server-wide ReadTimeout or WriteTimeout: they would cut exports,
 	// which stream for minutes. Each route sets its own deadlines
 	// (serving.Server.Limit); ReadHeaderTimeout also resets them per request.
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout}
-	grpcSrv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(srv.UnaryInterceptor()),
-		// A message is read whole before any interceptor sheds it: bound
-		// its size as HTTP bounds a body, and the streams per connection.
-		grpc.MaxRecvMsgSize(int(c.maxBodyBytes)),
-		grpc.MaxConcurrentStreams(uint32(c.maxLookups+c.maxPushes+c.maxRegistryChanges)),
-	)
+	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout}
+	grpcSrv := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.RegisterGRPC(grpcSrv)
 
 	kafkaCtx, stopKafka := context.WithCancel(context.Background())
@@ -391,54 +387,4 @@ func (l *liveViews) lookup(vk featurestore.ViewKey) (time.Duration, bool) {
 	}
 	ttl, ok := idx.ttls[vk]
 	return ttl, ok
-}
-
-// statusHandler serves GET /v1/status: ingest counters, Kafka consumers
-// with per-partition lag, per-view freshness, and store counters.
-func statusHandler(store *featurestore.Store, pusher *ingest.Pusher, k *ingest.Kafka, reg *registry.Registry) http.Handler {
-	type viewFreshness struct {
-		View              string  `json:"view"`
-		Version           int     `json:"version"`
-		Source            string  `json:"source"`
-		LatestEventMillis int64   `json:"latest_event_millis"`
-		FreshnessSeconds  float64 `json:"freshness_seconds"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		status := struct {
-			Push    []ingest.SourceStats      `json:"push"`
-			Kafka   []ingest.SourceStats      `json:"kafka"`
-			Topics  []ingest.ConsumerStatus   `json:"consumers"`
-			Views   []viewFreshness           `json:"views"`
-			Shards  []featurestore.ShardStats `json:"shards"`
-			Ready   bool                      `json:"kafka_ready"`
-			Problem string                    `json:"kafka_problem,omitempty"`
-		}{Push: pusher.Stats(), Shards: store.Stats(), Ready: true}
-		latest := map[string]int64{}
-		for _, s := range status.Push {
-			latest[s.Source] = max(latest[s.Source], s.LatestEventMillis)
-		}
-		if k != nil {
-			status.Kafka = k.Stats()
-			status.Topics = k.Status()
-			if err := k.Ready(); err != nil {
-				status.Ready = false
-				status.Problem = err.Error()
-			}
-			for _, s := range status.Kafka {
-				latest[s.Source] = max(latest[s.Source], s.LatestEventMillis)
-			}
-		}
-		for _, v := range reg.Snapshot().Views() {
-			vf := viewFreshness{View: v.Name, Version: v.Version, Source: v.Source.Name, LatestEventMillis: latest[v.Source.Name]}
-			if vf.LatestEventMillis > 0 {
-				vf.FreshnessSeconds = now.Sub(time.UnixMilli(vf.LatestEventMillis)).Seconds()
-			}
-			status.Views = append(status.Views, vf)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(status)
-	})
 }

@@ -1,0 +1,77 @@
+package serving
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/ingest"
+)
+
+// KafkaStatus is what GET /v1/status reads of the Kafka ingest
+// (*ingest.Kafka). Its methods are called from request goroutines,
+// concurrently.
+type KafkaStatus interface {
+	Stats() []ingest.SourceStats
+	Status() []ingest.ConsumerStatus
+	Ready() error
+}
+
+var _ KafkaStatus = (*ingest.Kafka)(nil)
+
+// viewFreshness is one view version's line of GET /v1/status.
+type viewFreshness struct {
+	View              string  `json:"view"`
+	Version           int     `json:"version"`
+	Source            string  `json:"source"`
+	LatestEventMillis int64   `json:"latest_event_millis"`
+	FreshnessSeconds  float64 `json:"freshness_seconds"`
+}
+
+// statusBody is the JSON of GET /v1/status.
+type statusBody struct {
+	Push    []ingest.SourceStats      `json:"push"`
+	Kafka   []ingest.SourceStats      `json:"kafka"`
+	Topics  []ingest.ConsumerStatus   `json:"consumers"`
+	Views   []viewFreshness           `json:"views"`
+	Shards  []featurestore.ShardStats `json:"shards"`
+	Ready   bool                      `json:"kafka_ready"`
+	Problem string                    `json:"kafka_problem,omitempty"`
+}
+
+// handleStatus serves GET /v1/status: ingest counters, Kafka consumers with
+// per-partition lag, per-view freshness, and store counters. It answers
+// while not ready too: it is how an operator sees why.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	st := statusBody{Push: s.pusher.Stats(), Shards: s.store.Stats(), Ready: true}
+	latest := map[string]int64{}
+	for _, ss := range st.Push {
+		latest[ss.Source] = max(latest[ss.Source], ss.LatestEventMillis)
+	}
+	if k := s.opts.Kafka; k != nil {
+		st.Kafka = k.Stats()
+		st.Topics = k.Status()
+		if err := k.Ready(); err != nil {
+			st.Ready = false
+			st.Problem = err.Error()
+		}
+		for _, ss := range st.Kafka {
+			latest[ss.Source] = max(latest[ss.Source], ss.LatestEventMillis)
+		}
+	}
+	for _, v := range s.reg.Snapshot().Views() {
+		vf := viewFreshness{View: v.Name, Version: v.Version, Source: v.Source.Name, LatestEventMillis: latest[v.Source.Name]}
+		if vf.LatestEventMillis > 0 {
+			vf.FreshnessSeconds = now.Sub(time.UnixMilli(vf.LatestEventMillis)).Seconds()
+		}
+		st.Views = append(st.Views, vf)
+	}
+	body, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, append(body, '\n'))
+}
