@@ -1,7 +1,8 @@
 package aggregate
 
-// This file is the contract other packages code against. Bodies live in the
-// other files of the package.
+// This file holds the types other packages code against. The contract of
+// every function and method is its own doc comment (layout.go, state.go,
+// read.go, encode.go, distinct.go); go doc lists them.
 
 // Kind is the type of a field value or of a feature's result.
 type Kind uint8
@@ -81,35 +82,5 @@ type Result struct {
 	EventMillis int64
 }
 
-// Layout is the compiled form of one view version: its feature Specs and TTL.
-// It is immutable and safe for concurrent use; build it once per view version
-// with NewLayout. Every window computation in featured goes through a Layout.
-//
-//	func NewLayout(specs []Spec, ttlMillis int64) (*Layout, error)
-//	func (l *Layout) Specs() []Spec
-//	func (l *Layout) TTLMillis() int64
-//	func (l *Layout) NewState() *State
-//	func (l *Layout) Fold(s *State, eventMillis int64, fields []Value)
-//	func (l *Layout) Prune(s *State, horizonMillis int64)
-//	func (l *Layout) Read(s *State, feature int, atMillis int64) Result
-//	func (l *Layout) AppendEncode(dst []byte, s *State) []byte
-//	func (l *Layout) Decode(s *State, data []byte) error
-//	func MaxEventMillis(data []byte) (int64, error)
-//	func Admit(eventMillis, nowMillis, ttlMillis, maxFutureMillis int64) error
-//	func DefaultHopMillis(windowMillis int64) int64
-//
-// Added by the implementation (see their docs):
-//
-//	func (l *Layout) ReadEncoded(s *State, data []byte, features []int, atMillis int64, out []Result) error
-//	func (l *Layout) ReadTo(s *State, feature int, atMillis int64, out *Result)
-//	func (s *State) Empty() bool
-//	func (s *State) MaxEventMillis() (int64, bool)
-//	func (s *State) Reset()
-//	func HashValue(v Value) uint64
-//	func EstimateDistinct(hashes []uint64) int64
-//	func FormatMillis(ms int64) string
-//	type SpecError; ErrInvalidSpec, ErrCorrupt, ErrTooLate, ErrTooFarInFuture, ErrUnknownOp, ErrUnknownKind
-//	const DefaultDistinctBound, MaxDistinctBound, MaxLastK
-//
-// State is the aggregation state of one entity in one view version. A State
-// is not safe for concurrent use.
+// Layout (layout.go) and State (state.go) are documented where they are
+// declared, with their methods.

@@ -41,22 +41,7 @@ type Write struct {
 	Schema *Schema
 }
 
-// The Store's methods used by other packages (bodies in store.go):
-//
-//	func Open(dir string, opts Options) (*Store, error)
-//	func (s *Store) Close() error
-//	// Write folds ws and returns once they are durable (fsynced).
-//	func (s *Store) Write(ctx context.Context, ws []Write) error
-//	// Enqueue hands ws to the shard writers and returns without waiting for
-//	// the commit; commits happen by count and time. Blocks when queues are full.
-//	func (s *Store) Enqueue(ctx context.Context, ws []Write) error
-//	// Flush commits everything enqueued so far.
-//	func (s *Store) Flush(ctx context.Context) error
-//	// Offsets returns, per partition of topic, the next offset to read: the
-//	// minimum over shards of the offset after the last one each applied.
-//	func (s *Store) Offsets(topic string) (map[int32]int64, error)
-//	// Read fills out[i] with feature features[i] of the entity in view vk,
-//	// as of atMillis. It never waits for writers.
-//	func (s *Store) Read(vk ViewKey, l *aggregate.Layout, entity []byte, features []int, atMillis int64, out []aggregate.Result) error
-//	// DropView deletes every entity's state of a view version.
-//	func (s *Store) DropView(ctx context.Context, vk ViewKey) error
+// The Store's methods are documented on them: Open, Close, Write, Enqueue,
+// Flush, Offsets, DropView and Stats in store.go, Read in sample.go, Rebuild
+// in rebuild.go. The interfaces the store calls out through, with the duties
+// each side has, are EventLog (eventlog.go) and ReadSampler (sample.go).

@@ -11,8 +11,6 @@ const (
 	prefixMeta   = 'm'
 )
 
-var metaShardsKey = []byte{prefixMeta, 's', 'h', 'a', 'r', 'd', 's'}
-
 // stateKeyLen is the length of a state key before the entity bytes.
 const stateKeyLen = 1 + 4 + 4
 

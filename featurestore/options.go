@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
-
-	"github.com/featured-dev/featured/aggregate"
 )
 
 // Options configures a Store. The zero value is usable.
@@ -46,10 +44,9 @@ type Options struct {
 	// log.
 	EventLog EventLog
 	// ReadSampler, when set, is told about one Read in ReadSampleEvery
-	// (the answers verify-skew recomputes offline). It is called on the
-	// reading goroutine after a successful Read and must not retain the
-	// slices. Nil: no sampling.
-	ReadSampler func(vk ViewKey, entity []byte, features []int, atMillis int64, out []aggregate.Result)
+	// (the answers verify-skew recomputes offline), under ReadSampler's
+	// contract. Nil: no sampling.
+	ReadSampler ReadSampler
 	// ReadSampleEvery is the sampling period of ReadSampler. The default
 	// value is 100.
 	ReadSampleEvery int

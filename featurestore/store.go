@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -52,7 +51,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("featurestore: create data dir: %w", err)
 	}
-	if err := checkShardCount(dir, opts.Shards); err != nil {
+	existed, err := checkShardCount(dir, opts.Shards)
+	if err != nil {
 		return nil, err
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
@@ -66,8 +66,18 @@ func Open(dir string, opts Options) (*Store, error) {
 			// Lookups are point Gets of keys that often do not exist (an
 			// entity never seen): filters skip those sstables.
 			Levels: [7]pebble.LevelOptions{{FilterPolicy: bloom.FilterPolicy(10)}},
+			// A shard of an existing store that is gone must not come
+			// back empty: its entities would read as NOT_FOUND.
+			ErrorIfNotExists: existed,
 		}
-		db, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("shard-%03d", i)), po)
+		if existed {
+			if err := checkShardDir(dir, i, opts.Shards); err != nil {
+				s.closeShards()
+				cache.Unref()
+				return nil, err
+			}
+		}
+		db, err := pebble.Open(shardDir(dir, i), po)
 		if err != nil {
 			s.closeShards()
 			cache.Unref()
@@ -90,27 +100,24 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // checkShardCount records the shard count on first open and refuses another
-// count later: entities are placed by hash modulo the count.
-func checkShardCount(dir string, n int) error {
-	path := filepath.Join(dir, shardsFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+// count later: entities are placed by hash modulo the count. It reports
+// whether the store existed (its shards must then exist too).
+func checkShardCount(dir string, n int) (existed bool, err error) {
+	have, err := readShardCount(dir)
+	if err != nil {
+		return false, err
+	}
+	if have == 0 {
+		path := filepath.Join(dir, shardsFile)
 		if err := os.WriteFile(path, []byte(strconv.Itoa(n)+"\n"), 0o644); err != nil {
-			return fmt.Errorf("featurestore: record shard count: %w", err)
+			return false, fmt.Errorf("featurestore: record shard count: %w", err)
 		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("featurestore: read shard count: %w", err)
-	}
-	have, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return fmt.Errorf("featurestore: %s: corrupt shard count %q", path, b)
+		return false, nil
 	}
 	if have != n {
-		return fmt.Errorf("featurestore: data dir %s has %d shards, not %d: reopen with --shards=%d", dir, have, n, have)
+		return true, fmt.Errorf("featurestore: data dir %s has %d shards, not %d: reopen with --shards=%d", dir, have, n, have)
 	}
-	return nil
+	return true, nil
 }
 
 func (s *Store) closeShards() {

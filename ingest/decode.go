@@ -3,23 +3,29 @@ package ingest
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/valyala/fastjson"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/registry"
 )
 
 // Reasons an event is rejected. They label counters and dead-letter
 // headers, so they are stable identifiers.
 const (
-	ReasonMalformed   = "malformed"         // not a JSON object
-	ReasonMissingKey  = "missing_key"       // entity key absent or null
-	ReasonMissingTime = "missing_time"      // event time absent or null
-	ReasonWrongType   = "wrong_type"        // a field of the wrong JSON type
-	ReasonTooLate     = "too_late"          // older than every target view's TTL
-	ReasonFuture      = "too_far_in_future" // beyond the accepted clock skew
+	ReasonMalformed   = "malformed"    // not a JSON object
+	ReasonMissingKey  = "missing_key"  // entity key absent or null
+	ReasonMissingTime = "missing_time" // event time absent or null
+	ReasonWrongType   = "wrong_type"   // a field of the wrong JSON type
+	// ReasonTooLate is no longer produced: an event older than every view's
+	// TTL is history (logged offline, folded nowhere, SourceStats.History).
+	// Kept so counters and dead letters written before stay readable.
+	ReasonTooLate = "too_late"
+	ReasonFuture  = "too_far_in_future" // beyond the accepted clock skew
+	ReasonBadKey  = "bad_key"           // entity key breaks internal/keyenc's rule (empty, NUL, too long, not UTF-8)
 )
 
 // RowError says why one event of a batch was rejected.
@@ -92,6 +98,9 @@ func (d *decoder) decodeJSON(p *fastjson.Parser, data []byte, rec *Record) *RowE
 			}
 			haveKey = true
 			rec.Entity, rowErr = jsonValue(fv, d.keyKind, d.src.EntityKey)
+			if rowErr == nil {
+				rowErr = d.checkKey(rec.Entity)
+			}
 		case name == d.src.EventTime:
 			if fv.Type() == fastjson.TypeNull {
 				return
@@ -114,6 +123,17 @@ func (d *decoder) decodeJSON(p *fastjson.Parser, data []byte, rec *Record) *RowE
 	}
 	if !haveTime {
 		return &RowError{Code: ReasonMissingTime, Field: d.src.EventTime, Reason: "event time is missing"}
+	}
+	return nil
+}
+
+// checkKey applies the one entity key rule of every path (keyenc.Check).
+func (d *decoder) checkKey(key aggregate.Value) *RowError {
+	if key.Kind != aggregate.KindString {
+		return nil
+	}
+	if err := keyenc.Check(key.S); err != nil {
+		return &RowError{Code: ReasonBadKey, Field: d.src.EntityKey, Reason: strings.TrimPrefix(err.Error(), "keyenc: ")}
 	}
 	return nil
 }
@@ -198,6 +218,9 @@ func (d *decoder) valuesRecord(event map[string]aggregate.Value, rec *Record) *R
 	}
 	if key.Kind != d.keyKind {
 		return &RowError{Code: ReasonWrongType, Field: d.src.EntityKey, Reason: fmt.Sprintf("want %s, got %s", d.keyKind, key.Kind)}
+	}
+	if rowErr := d.checkKey(key); rowErr != nil {
+		return rowErr
 	}
 	rec.Entity = key
 	ts, ok := event[d.src.EventTime]

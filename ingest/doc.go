@@ -6,9 +6,11 @@
 //
 // Event-time admission is per target view: an event is folded into a view
 // when its time is within that view's TTL of the ingest clock and at most
-// Options.MaxFutureSkew ahead of it; an event that no view admits is
-// rejected (too_late or too_far_in_future). Rejections are counted per
-// source and reason (Stats).
+// Options.MaxFutureSkew ahead of it. An event further in the future is
+// rejected (too_far_in_future); one older than every view's TTL is history:
+// handed to the store with no target, so the offline log keeps it (folded
+// into no view) and no online state changes, and counted as history, not
+// rejected. Rejections are counted per source and reason (Stats).
 //
 // A Pusher is safe for concurrent use. Push calls return once their events
 // are durable (synced to every shard they touch).

@@ -264,7 +264,6 @@ func TestPushBadRows(t *testing.T) {
 		{json.RawMessage(fmt.Sprintf(`{"user_id":"a","ts":%q,"amount":1e999}`, ts)), "amount", ReasonWrongType},
 		{json.RawMessage(`{"user_id":"a","ts":"yesterday"}`), "ts", ReasonWrongType},
 		{json.RawMessage(`{"user_id":"a","ts":true}`), "ts", ReasonWrongType},
-		{json.RawMessage(fmt.Sprintf(`{"user_id":"a","ts":%d}`, e.now.Add(-49*time.Hour).UnixMilli())), "ts", ReasonTooLate},
 		{json.RawMessage(fmt.Sprintf(`{"user_id":"a","ts":%d}`, e.now.Add(16*time.Minute).UnixMilli())), "ts", ReasonFuture},
 	}
 	batch := []json.RawMessage{good("g0")}
@@ -306,6 +305,36 @@ func TestPushBadRows(t *testing.T) {
 	}
 	if total != uint64(2*len(cases)) || rejected[ReasonWrongType] != 14 {
 		t.Fatalf("rejection counters %v: want %d in all, 14 wrong_type", rejected, 2*len(cases))
+	}
+}
+
+// TestPushHistory: an event valid in every way but older than the view's
+// TTL (2d) is history: accepted, not rejected, counted as history and not
+// as applied, and folded into no view (the entity still has no state),
+// with atomic too, since it is not an error.
+func TestPushHistory(t *testing.T) {
+	e := newEnv(t, defsFor("tx", "v", "unused"))
+	p := e.pusher(t)
+	old := json.RawMessage(fmt.Sprintf(`{"user_id":"h","ts":%d,"amount":1}`, e.now.Add(-49*time.Hour).UnixMilli()))
+	fresh := json.RawMessage(fmt.Sprintf(`{"user_id":"f","ts":%d,"amount":1}`, e.now.Add(-time.Hour).UnixMilli()))
+	for _, atomic := range []bool{true, false} {
+		res, err := p.PushJSON(context.Background(), "tx", []json.RawMessage{old, fresh}, atomic)
+		if err != nil || res.Accepted != 2 || len(res.Rejected) != 0 {
+			t.Fatalf("push (atomic %v): %+v, %v; want both accepted", atomic, res, err)
+		}
+	}
+	st := p.Stats()[0]
+	if st.History != 2 || st.Applied != 2 || len(st.Rejected) != 0 {
+		t.Fatalf("stats %+v: want 2 history, 2 applied, none rejected", st)
+	}
+	v, _ := e.reg.Snapshot().View("v", 0)
+	vk := featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}
+	out := make([]aggregate.Result, 1)
+	for user, want := range map[string]aggregate.Status{"h": aggregate.StatusNotFound, "f": aggregate.StatusPresent} {
+		key, _ := keyenc.AppendEntity(nil, aggregate.Value{Kind: aggregate.KindString, S: user})
+		if err := e.store.Read(vk, v.Layout, key, []int{0}, e.now.UnixMilli(), out); err != nil || out[0].Status != want {
+			t.Errorf("%s: %+v %v, want status %v", user, out[0], err, want)
+		}
 	}
 }
 

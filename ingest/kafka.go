@@ -842,7 +842,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	pc.high.Store(last.HighWaterMark)
 	pc.applied.Add(uint64(len(writes)))
 	pc.rejected.Add(uint64(len(dead)))
-	st.applied.Add(uint64(len(writes)))
+	st.add(rt, writes)
 	if len(writes) > 0 {
 		st.observe(maxMillis)
 	}

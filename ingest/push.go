@@ -178,7 +178,7 @@ func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, de
 	for i := range writes {
 		st.observe(writes[i].EventMillis)
 	}
-	st.applied.Add(uint64(len(writes)))
+	st.add(rt, writes)
 	res.Accepted = len(writes)
 	return res, nil
 }

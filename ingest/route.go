@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,18 +73,23 @@ func (r *router) route(source string) *route {
 }
 
 // admit returns the targets that accept an event at eventMillis, sharing
-// rt.targets when all do, or a RowError when none does.
+// rt.targets when all do, or a RowError when the event is too far in the
+// future. An event older than every target view's TTL is history, not an
+// error: admit returns no target, so the store logs the event for the
+// offline side (exports in event mode and backfills see it; it is logged as
+// folded into no view, so served exports reproduce that online never had
+// it) and folds it nowhere; no window served now could hold it. Ingest
+// counts it as history (sourceStats.add).
 func (rt *route) admit(eventMillis int64, now time.Time, maxFuture time.Duration) ([]featurestore.Target, *RowError) {
 	if len(rt.targets) == 0 {
 		return nil, nil // a source no view reads yet: nothing to fold
 	}
 	nowMillis := now.UnixMilli()
 	if err := aggregate.Admit(eventMillis, nowMillis, rt.maxTTL, maxFuture.Milliseconds()); err != nil {
-		code := ReasonTooLate
-		if eventMillis > nowMillis {
-			code = ReasonFuture
+		if errors.Is(err, aggregate.ErrTooLate) {
+			return nil, nil
 		}
-		return nil, &RowError{Code: code, Field: rt.src.EventTime, Reason: err.Error()}
+		return nil, &RowError{Code: ReasonFuture, Field: rt.src.EventTime, Reason: err.Error()}
 	}
 	all := true
 	for _, ttl := range rt.ttlMillis {

@@ -4,12 +4,15 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/featured-dev/featured/featurestore"
 )
 
 // sourceStats counts one source's events. Updated with atomics on the
 // ingest paths.
 type sourceStats struct {
 	applied        atomic.Uint64
+	history        atomic.Uint64 // older than every view's TTL: logged, folded nowhere
 	maxEventMillis atomic.Int64
 	mu             sync.Mutex
 	rejected       map[string]uint64 // by reason code
@@ -19,6 +22,21 @@ func (s *sourceStats) reject(code string) {
 	s.mu.Lock()
 	s.rejected[code]++
 	s.mu.Unlock()
+}
+
+// add counts writes handed to the store for rt: as history those that no
+// view of a source with views takes (route.admit), as applied the others.
+func (s *sourceStats) add(rt *route, writes []featurestore.Write) {
+	var history uint64
+	if len(rt.targets) > 0 {
+		for i := range writes {
+			if len(writes[i].Targets) == 0 {
+				history++
+			}
+		}
+	}
+	s.applied.Add(uint64(len(writes)) - history)
+	s.history.Add(history)
 }
 
 func (s *sourceStats) observe(eventMillis int64) {
@@ -45,8 +63,14 @@ func (st *stats) source(name string) *sourceStats {
 
 // SourceStats is a snapshot of one source's counters.
 type SourceStats struct {
-	Source   string            `json:"source"`
-	Applied  uint64            `json:"events_applied"`
+	Source string `json:"source"`
+	// Applied counts events folded online (into at least one view, or of
+	// a source no view reads yet).
+	Applied uint64 `json:"events_applied"`
+	// History counts valid events older than every view's TTL (a source
+	// catching up after an outage, or read from the earliest offset):
+	// written to the offline log, folded into no view, not rejected.
+	History  uint64            `json:"events_history"`
 	Rejected map[string]uint64 `json:"events_rejected"`
 	// LatestEventMillis is the latest event time applied (0 if none); now
 	// minus it is the source's freshness.
@@ -63,7 +87,7 @@ func (st *stats) snapshot() []SourceStats {
 			rej[code] = n
 		}
 		s.mu.Unlock()
-		out = append(out, SourceStats{Source: k.(string), Applied: s.applied.Load(), Rejected: rej, LatestEventMillis: s.maxEventMillis.Load()})
+		out = append(out, SourceStats{Source: k.(string), Applied: s.applied.Load(), History: s.history.Load(), Rejected: rej, LatestEventMillis: s.maxEventMillis.Load()})
 		return true
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })

@@ -212,7 +212,7 @@ func Definitions(variant string) (string, error) {
 
 // The ingest workload: a push source of card-like events into one view with
 // three windows (count over 1h, sum over 24h, max over 7d), the shape of
-// DESIGN.md's example. Push bodies are built by PushBodies.
+// docs/design.md's example. Push bodies are built by PushBodies.
 const (
 	IngestSource = "ingest_events"
 	IngestView   = "ingest_view"

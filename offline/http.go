@@ -190,6 +190,10 @@ func writeError(w http.ResponseWriter, err error) {
 // switched.
 func (x *Exporter) BackfillHandler(store *featurestore.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := noBody(r); err != nil {
+			writeError(w, err)
+			return
+		}
 		q := r.URL.Query()
 		ver := 0
 		if s := q.Get("version"); s != "" {
@@ -221,6 +225,10 @@ func (x *Exporter) BackfillHandler(store *featurestore.Store) http.Handler {
 // spines go to opts.TempDir.
 func (x *Exporter) VerifySkewHandler(s *Sampler, opts HandlerOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := noBody(r); err != nil {
+			writeError(w, err)
+			return
+		}
 		if s == nil {
 			writeError(w, badInput("sampling is off: start the server with --skew-sample-every N"))
 			return
@@ -234,4 +242,18 @@ func (x *Exporter) VerifySkewHandler(s *Sampler, opts HandlerOptions) http.Handl
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	})
+}
+
+// noBody refuses a request with a body: the handler would ignore it, and a
+// client sending one has misunderstood the endpoint (the query carries
+// everything).
+func noBody(r *http.Request) error {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(r.Body, one[:]); n == 0 {
+		return nil // chunked, but empty
+	}
+	return badInput("this endpoint takes no request body; the query names what to do")
 }

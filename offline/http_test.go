@@ -132,3 +132,14 @@ func TestHandlerMemory(t *testing.T) {
 		status(t, HandlerOptions{TempDir: gone}, query, body, http.StatusInternalServerError, gone)
 	})
 }
+
+func TestBackfillAndVerifySkewRefuseBodies(t *testing.T) {
+	x := &Exporter{}
+	for name, h := range map[string]http.Handler{"backfill": x.BackfillHandler(nil), "verify-skew": x.VerifySkewHandler(nil, HandlerOptions{})} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/"+name+"?view=v", strings.NewReader("{}")))
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "takes no request body") {
+			t.Errorf("%s with a body: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -349,5 +348,3 @@ func parseTime(s string) (int64, error) {
 	}
 	return 0, fmt.Errorf("%q is not RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or epoch milliseconds", s)
 }
-
-var _ = math.MaxInt64

@@ -6,7 +6,7 @@ import (
 )
 
 // Definitions is a definitions document: what `featured apply -f defs.yaml`
-// sends. It is the user-facing format (see DESIGN.md "Definitions file");
+// sends. It is the user-facing format (see docs/design.md "Definitions file");
 // Plan and Apply validate it against the registry. It marshals to the same
 // shape in JSON and YAML, so a parsed document can be sent to a server as
 // JSON and parsed there with ParseJSON.

@@ -252,6 +252,11 @@ func ParseDuration(s string) (time.Duration, error) {
 		j := i
 		var n int64
 		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			// Checked before the multiply: n*10 must not wrap (an
+			// 18446744073709551623d once parsed as 7d).
+			if n > (int64(maxDuration)-9)/10 {
+				return 0, fmt.Errorf("%q is longer than 100 years", s)
+			}
 			n = n*10 + int64(s[j]-'0')
 			if n > int64(maxDuration) {
 				return 0, fmt.Errorf("%q is longer than 100 years", s)

@@ -299,3 +299,21 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// FileGeneration returns the generation stored in the registry file at path
+// without opening the registry (no lock, nothing created): 0 for a registry
+// nothing was ever applied to. featured serve uses it to tell a data dir
+// whose store is missing from a new one.
+func FileGeneration(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("registry: read %s: %w", path, err)
+	}
+	var fs struct {
+		Generation uint64 `json:"generation"`
+	}
+	if err := json.Unmarshal(data, &fs); err != nil {
+		return 0, fmt.Errorf("load %s: %w", path, corruptf("%v", err))
+	}
+	return fs.Generation, nil
+}

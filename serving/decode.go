@@ -118,10 +118,10 @@ func decodeLookup(body []byte, req *lookupRequest, maxFeatures, maxEntities int)
 func (d *decoder) path() string {
 	f := d.field
 	if f == "" && d.unknown.n > 0 {
-		f = string(d.req.str(d.unknown))
+		f = clipValue(string(d.req.str(d.unknown)))
 	}
 	if d.hasKey {
-		f += "." + string(d.req.str(d.key))
+		f += "." + clipValue(string(d.req.str(d.key)))
 	}
 	if d.idx >= 0 {
 		f += "[" + strconv.Itoa(d.idx) + "]"
@@ -417,12 +417,12 @@ func (d *decoder) integer() (int64, error) {
 		return 0, err
 	}
 	if !isInt {
-		return 0, d.errorf("entity key %s is not an integer", d.data[start:end])
+		return 0, d.errorf("entity key %s is not an integer", clipValue(string(d.data[start:end])))
 	}
 	n, perr := strconv.ParseInt(string(d.data[start:end]), 10, 64)
 	if perr != nil {
 		d.pos = start
-		return 0, d.errorf("entity key %s overflows int64", d.data[start:end])
+		return 0, d.errorf("entity key %s overflows int64", clipValue(string(d.data[start:end])))
 	}
 	d.pos = end
 	return n, nil

@@ -29,6 +29,9 @@ var (
 	// ErrUnsupportedMediaType is a body whose Content-Type the endpoint does
 	// not read.
 	ErrUnsupportedMediaType = errors.New("serving: unsupported content type")
+	// ErrResponseTooLarge is a lookup whose response passed
+	// Options.MaxResponseBytes; it matches ErrLimit.
+	ErrResponseTooLarge = fmt.Errorf("%w: response too large", ErrLimit)
 	// ErrNotReady is returned while the server is not ready (SetReady(false)).
 	ErrNotReady = errors.New("serving: not ready")
 )
@@ -47,6 +50,8 @@ var errorTable = []struct {
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	{ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, codes.InvalidArgument},
 	{ErrNotReady, http.StatusServiceUnavailable, codes.Unavailable},
+	{ErrOverloaded, http.StatusServiceUnavailable, codes.ResourceExhausted},
+	{ErrBodyTimeout, http.StatusRequestTimeout, codes.DeadlineExceeded},
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
 	{ingest.ErrUnknownSource, http.StatusNotFound, codes.NotFound},
@@ -100,7 +105,7 @@ func toGRPC(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	return status.Error(grpcCode(err), err.Error())
+	return status.Error(grpcCode(err), clipMessage(err.Error()))
 }
 
 // Problem is one bad item of a request: the field that holds it (a path such
@@ -131,9 +136,14 @@ func (e *RequestError) Error() string {
 	var b strings.Builder
 	b.WriteString("serving: bad request: ")
 	for i, p := range e.Problems {
+		if i == maxProblems {
+			b.WriteString("; and " + strconv.Itoa(len(e.Problems)-i) + " more")
+			break
+		}
 		if i > 0 {
 			b.WriteString("; ")
 		}
+		p.Value = clipValue(p.Value)
 		b.WriteString(p.String())
 	}
 	return b.String()
@@ -172,6 +182,21 @@ func (e *LimitError) Error() string {
 // Unwrap makes a LimitError match ErrLimit.
 func (e *LimitError) Unwrap() error { return ErrLimit }
 
+// CellsError is a lookup over Options.MaxCells.
+type CellsError struct {
+	Rows      int // entity rows, duplicates included
+	RowValues int // values per row: features, a last_k counting k
+	Limit     int
+}
+
+func (e *CellsError) Error() string {
+	return fmt.Sprintf("serving: lookup of %d entity rows x %d values per row = %d values is over the limit of %d (--max-cells); "+
+		"a last_k feature counts k values and a repeated key counts once per row", e.Rows, e.RowValues, int64(e.Rows)*int64(e.RowValues), e.Limit)
+}
+
+// Unwrap makes a CellsError match ErrLimit.
+func (e *CellsError) Unwrap() error { return ErrLimit }
+
 // problemsOf lists the items of err for an error response body.
 func problemsOf(err error) []Problem {
 	var re *RequestError
@@ -181,6 +206,10 @@ func problemsOf(err error) []Problem {
 	var se *SyntaxError
 	if errors.As(err, &se) {
 		return []Problem{{Field: se.Field, Reason: fmt.Sprintf("offset %d: %s", se.Offset, se.Msg)}}
+	}
+	var ce *CellsError
+	if errors.As(err, &ce) {
+		return []Problem{{Field: "entities", Reason: fmt.Sprintf("%d rows x %d values per row is more than %d values", ce.Rows, ce.RowValues, ce.Limit)}}
 	}
 	var le *LimitError
 	if errors.As(err, &le) {

@@ -3,7 +3,6 @@ package serving
 import (
 	"context"
 	"errors"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"runtime/debug"
 	"strconv"
 
@@ -12,7 +11,7 @@ import (
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/featured-dev/featured/aggregate"
 	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
@@ -67,13 +66,13 @@ func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.Ge
 	if lerr != nil {
 		return nil, toGRPC(lerr)
 	}
-	// The response's wire bytes, written directly (grpc_wire.go) and handed
-	// over as an empty message's unknown fields, which proto.Marshal copies
-	// as they are. They outlive the handler, so they are not pooled.
-	n := len(l.req.values) * (len(p.names) + 1)
-	wire := l.wire.appendResponse(make([]byte, 0, 64+24*n), p, &l.req, l.out)
-	resp := &featuredv1.GetOnlineFeaturesResponse{}
-	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(wire))
+	// A real message (codec.go writes it without reflection). It outlives
+	// the handler, so it is not pooled. bound is cheap and never below the
+	// encoded size; only a response near the limit is sized exactly.
+	resp, bound := newResponse(p, &l.req, l.out)
+	if bound > s.opts.MaxResponseBytes && proto.Size(resp) > s.opts.MaxResponseBytes {
+		return nil, toGRPC(s.responseTooLarge())
+	}
 	return resp, nil
 }
 
@@ -127,138 +126,7 @@ func requestFromProto(req *lookupRequest, in *featuredv1.GetOnlineFeaturesReques
 	return rerr.err()
 }
 
-func responseToProto(p *plan, req *lookupRequest, out []aggregate.Result) *featuredv1.GetOnlineFeaturesResponse {
-	n := len(req.values)
-	nf := len(p.names)
-	names := make([]string, 0, nf+1)
-	names = append(names, p.joinKey)
-	names = append(names, p.names...)
-	resp := &featuredv1.GetOnlineFeaturesResponse{
-		Metadata: &featuredv1.GetOnlineFeaturesResponseMetadata{FeatureNames: &featuredv1.FeatureList{Val: names}},
-		Results:  make([]*featuredv1.FeatureVector, nf+1),
-	}
-	// One backing array per message type: far fewer allocations than one
-	// per value.
-	values := make([]featuredv1.Value, n*(nf+1))
-	stamps := make([]timestamppb.Timestamp, n*(nf+1))
-	wr := wrappers{max: n * (nf + 1)}
-	next := 0
-	column := func() *featuredv1.FeatureVector {
-		return &featuredv1.FeatureVector{
-			Values:          make([]*featuredv1.Value, n),
-			Statuses:        make([]featuredv1.FieldStatus, n),
-			EventTimestamps: make([]*timestamppb.Timestamp, n),
-		}
-	}
-	keys := column()
-	for e := range req.values {
-		v := &values[next]
-		ts := &stamps[next]
-		next++
-		ev := &req.values[e]
-		if ev.isInt {
-			v.Kind = wr.int64(ev.i)
-		} else {
-			v.Kind = wr.string(string(req.str(ev.s)))
-		}
-		keys.Values[e], keys.Statuses[e], keys.EventTimestamps[e] = v, featuredv1.FieldStatus_PRESENT, ts
-	}
-	resp.Results[0] = keys
-	for c := 0; c < nf; c++ {
-		col := column()
-		for e := 0; e < n; e++ {
-			r := &out[e*nf+c]
-			v := &values[next]
-			ts := &stamps[next]
-			next++
-			st := statusOf(r)
-			if st == statusPresent {
-				wr.set(v, &r.Value)
-			}
-			if r.Status != aggregate.StatusNotFound && r.EventMillis != 0 {
-				ts.Seconds = r.EventMillis / 1000
-				ts.Nanos = int32(r.EventMillis%1000) * 1e6
-				if ts.Nanos < 0 {
-					ts.Seconds--
-					ts.Nanos += 1e9
-				}
-			}
-			col.Values[e], col.Statuses[e], col.EventTimestamps[e] = v, featuredv1.FieldStatus(st), ts
-		}
-		resp.Results[c+1] = col
-	}
-	return resp
-}
-
-// wrappers hands out oneof wrappers of Value from backing arrays allocated
-// once per response (their capacity is fixed, so pointers stay valid).
-type wrappers struct {
-	max     int
-	ints    []featuredv1.Value_Int64Val
-	doubles []featuredv1.Value_DoubleVal
-	strs    []featuredv1.Value_StringVal
-}
-
-func (w *wrappers) int64(i int64) *featuredv1.Value_Int64Val {
-	if w.ints == nil {
-		w.ints = make([]featuredv1.Value_Int64Val, 0, w.max)
-	}
-	w.ints = append(w.ints, featuredv1.Value_Int64Val{Int64Val: i})
-	return &w.ints[len(w.ints)-1]
-}
-
-func (w *wrappers) double(f float64) *featuredv1.Value_DoubleVal {
-	if w.doubles == nil {
-		w.doubles = make([]featuredv1.Value_DoubleVal, 0, w.max)
-	}
-	w.doubles = append(w.doubles, featuredv1.Value_DoubleVal{DoubleVal: f})
-	return &w.doubles[len(w.doubles)-1]
-}
-
-func (w *wrappers) string(s string) *featuredv1.Value_StringVal {
-	if w.strs == nil {
-		w.strs = make([]featuredv1.Value_StringVal, 0, w.max)
-	}
-	w.strs = append(w.strs, featuredv1.Value_StringVal{StringVal: s})
-	return &w.strs[len(w.strs)-1]
-}
-
-// set sets v to the wire form of a top-level value.
-func (w *wrappers) set(v *featuredv1.Value, a *aggregate.Value) {
-	switch a.Kind {
-	case aggregate.KindInt64:
-		v.Kind = w.int64(a.I)
-	case aggregate.KindFloat64:
-		v.Kind = w.double(a.F)
-	case aggregate.KindString:
-		v.Kind = w.string(a.S)
-	default:
-		setProtoValue(v, a)
-	}
-}
-
-// setProtoValue sets v to the wire form of a; a null leaves v unset.
-func setProtoValue(v *featuredv1.Value, a *aggregate.Value) {
-	switch a.Kind {
-	case aggregate.KindInt64:
-		v.Kind = &featuredv1.Value_Int64Val{Int64Val: a.I}
-	case aggregate.KindFloat64:
-		v.Kind = &featuredv1.Value_DoubleVal{DoubleVal: a.F}
-	case aggregate.KindString:
-		v.Kind = &featuredv1.Value_StringVal{StringVal: a.S}
-	case aggregate.KindBool:
-		v.Kind = &featuredv1.Value_BoolVal{BoolVal: a.I != 0}
-	case aggregate.KindList:
-		l := &featuredv1.ValueList{Val: make([]*featuredv1.Value, len(a.L))}
-		for i := range a.L {
-			l.Val[i] = &featuredv1.Value{}
-			setProtoValue(l.Val[i], &a.L[i])
-		}
-		v.Kind = &featuredv1.Value_ListVal{ListVal: l}
-	}
-}
-
-// valueFromProto is the inverse of setProtoValue.
+// valueFromProto is the aggregate value of a pushed field.
 func valueFromProto(v *featuredv1.Value) aggregate.Value {
 	switch x := v.GetKind().(type) {
 	case *featuredv1.Value_Int64Val:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 
@@ -33,16 +34,20 @@ import (
 func (s *Server) HTTPHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
-	r.Post("/get-online-features", s.handleFeastLookup)
-	r.Post("/v1/features", s.handleNativeLookup)
-	r.Post("/v1/push", s.handlePush)
-	r.Post("/v1/apply", s.handleApply)
-	r.Post("/v1/plan", s.handlePlan)
+	// Concurrency limits and deadlines per class (limits.go).
+	r.With(s.Limit(ClassLookup)).Post("/get-online-features", s.handleFeastLookup)
+	r.With(s.Limit(ClassLookup)).Post("/v1/features", s.handleNativeLookup)
+	r.With(s.Limit(ClassPush)).Post("/v1/push", s.handlePush)
+	r.Post("/v1/apply", s.limitBy(applyClass, http.HandlerFunc(s.handleApply)).ServeHTTP)
+	r.Group(func(r chi.Router) {
+		r.Use(s.Limit(ClassRegistry))
+		r.Post("/v1/plan", s.handlePlan)
+		r.Delete("/v1/views/{name}", s.handleDelete(kindView))
+		r.Delete("/v1/sources/{name}", s.handleDelete(kindSource))
+		r.Delete("/v1/entities/{name}", s.handleDelete(kindEntity))
+		r.Delete("/v1/services/{name}", s.handleDelete(kindService))
+	})
 	r.Get("/v1/registry", s.handleRegistry)
-	r.Delete("/v1/views/{name}", s.handleDelete(kindView))
-	r.Delete("/v1/sources/{name}", s.handleDelete(kindSource))
-	r.Delete("/v1/entities/{name}", s.handleDelete(kindEntity))
-	r.Delete("/v1/services/{name}", s.handleDelete(kindService))
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -117,10 +122,15 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool)
 		s.writeError(w, r, err)
 		return
 	}
+	var ok bool
 	if feast {
-		l.buf = appendFeastResponse(l.buf[:0], p, &l.req, l.out)
+		l.buf, ok = appendFeastResponseLimit(l.buf[:0], p, &l.req, l.out, s.opts.MaxResponseBytes)
 	} else {
-		l.buf = appendNativeResponse(l.buf[:0], p, &l.req, l.out, at)
+		l.buf, ok = appendNativeResponseLimit(l.buf[:0], p, &l.req, l.out, at, s.opts.MaxResponseBytes)
+	}
+	if !ok {
+		s.writeError(w, r, s.responseTooLarge())
+		return
 	}
 	writeJSON(w, http.StatusOK, l.buf)
 }
@@ -159,6 +169,9 @@ func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return dst, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, mbe.Limit)
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return dst, fmt.Errorf("%w: %d bytes arrived before the body deadline (--body-timeout)", ErrBodyTimeout, len(dst))
 			}
 			return dst, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
 		}
@@ -221,7 +234,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout {
 		s.opts.Logger.Error("serving: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: err.Error(), Problems: problemsOf(err)}})
+	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: clipMessage(err.Error()), Problems: boundProblems(problemsOf(err))}})
 	writeJSON(w, st, body)
 }
 

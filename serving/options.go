@@ -23,6 +23,39 @@ type Options struct {
 	// MaxBodyBytes is the largest request body accepted, in bytes; larger
 	// bodies get 413. The default is 4 MiB.
 	MaxBodyBytes int64
+	// MaxCells is the most values one lookup may return: entity rows times
+	// features, where a last_k feature counts k values (its list's longest
+	// length). A key named twice counts twice: rows are never collapsed. A
+	// lookup over it is refused (400 / INVALID_ARGUMENT) before anything is
+	// read. The default is 100000.
+	MaxCells int
+	// MaxResponseBytes bounds a lookup's encoded response, in bytes; a
+	// lookup whose response would be larger is refused (400 /
+	// INVALID_ARGUMENT) once the encoder passes it. The default is 16 MiB.
+	MaxResponseBytes int
+	// MaxLookups, MaxPushes, MaxRegistryChanges, MaxExports and MaxBackfills
+	// are how many requests of each class run at once (Limit,
+	// UnaryInterceptor); past it a request waits up to ShedWait, then is
+	// refused with 503 / RESOURCE_EXHAUSTED. Backfills include verify-skew
+	// and apply?backfill=true. The defaults are 16, 8, 2, 2 and 1.
+	MaxLookups, MaxPushes, MaxRegistryChanges, MaxExports, MaxBackfills int
+	// ShedWait is how long a request waits for a slot of its class before
+	// it is refused. The default is 100ms.
+	ShedWait time.Duration
+	// RetryAfter is what a refused request is told to wait (the
+	// Retry-After header, whole seconds rounded up). The default is 1s.
+	RetryAfter time.Duration
+	// BodyTimeout is how long a request body may take to arrive, from the
+	// start of the handler; a slower one is cut off (408). Negative means
+	// none. The default is 30s.
+	BodyTimeout time.Duration
+	// SpineBodyTimeout is BodyTimeout for export and verify-skew spines
+	// (up to 1 GiB). The default is 10m.
+	SpineBodyTimeout time.Duration
+	// WriteTimeout is how long a lookup, push or registry response may
+	// take to write, from the start of the handler (exports and backfills
+	// have none). Negative means none. The default is 60s.
+	WriteTimeout time.Duration
 	// Now returns the current time; lookups read features as of Now. The
 	// default is time.Now. Tests inject a fixed clock.
 	Now func() time.Time
@@ -51,6 +84,19 @@ const (
 	DefaultMaxEntities  = 1000
 	DefaultMaxFeatures  = 1000
 	DefaultMaxBodyBytes = 4 << 20
+
+	DefaultMaxCells          = 100_000
+	DefaultMaxResponseBytes  = 16 << 20
+	DefaultMaxLookups        = 16
+	DefaultMaxPushes         = 8
+	DefaultMaxRegistryChange = 2
+	DefaultMaxExports        = 2
+	DefaultMaxBackfills      = 1
+	DefaultShedWait          = 100 * time.Millisecond
+	DefaultRetryAfter        = time.Second
+	DefaultBodyTimeout       = 30 * time.Second
+	DefaultSpineBodyTimeout  = 10 * time.Minute
+	DefaultWriteTimeout      = 60 * time.Second
 )
 
 // EnsureDefaults sets every zero field to its default.
@@ -64,6 +110,28 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	setInt := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setInt(&o.MaxCells, DefaultMaxCells)
+	setInt(&o.MaxResponseBytes, DefaultMaxResponseBytes)
+	setInt(&o.MaxLookups, DefaultMaxLookups)
+	setInt(&o.MaxPushes, DefaultMaxPushes)
+	setInt(&o.MaxRegistryChanges, DefaultMaxRegistryChange)
+	setInt(&o.MaxExports, DefaultMaxExports)
+	setInt(&o.MaxBackfills, DefaultMaxBackfills)
+	setDur := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setDur(&o.ShedWait, DefaultShedWait)
+	setDur(&o.RetryAfter, DefaultRetryAfter)
+	setDur(&o.BodyTimeout, DefaultBodyTimeout)
+	setDur(&o.SpineBodyTimeout, DefaultSpineBodyTimeout)
+	setDur(&o.WriteTimeout, DefaultWriteTimeout)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -83,6 +151,19 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("serving: options: max body bytes: %d is negative", o.MaxBodyBytes)
 	case o.MaxBodyBytes > 1<<30:
 		return fmt.Errorf("serving: options: max body bytes: %d exceeds 1 GiB", o.MaxBodyBytes)
+	case o.MaxCells < 0:
+		return fmt.Errorf("serving: options: max cells: %d is negative", o.MaxCells)
+	case o.MaxResponseBytes < 0:
+		return fmt.Errorf("serving: options: max response bytes: %d is negative", o.MaxResponseBytes)
+	case o.ShedWait < 0:
+		return fmt.Errorf("serving: options: shed wait: %s is negative", o.ShedWait)
+	case o.RetryAfter < 0:
+		return fmt.Errorf("serving: options: retry after: %s is negative", o.RetryAfter)
+	}
+	for c, n := range [numClasses]int{o.MaxLookups, o.MaxPushes, o.MaxRegistryChanges, o.MaxExports, o.MaxBackfills} {
+		if n < 1 {
+			return fmt.Errorf("serving: options: max %s: %d is less than 1", Class(c), n)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -25,6 +27,9 @@ type plan struct {
 	// refs the references they came from.
 	names []string
 	refs  []string
+	// rowValues is the most values one entity row returns: one per
+	// feature, k per last_k feature (Options.MaxCells).
+	rowValues int
 	// groups holds one read per view version, in order of first use.
 	groups []readGroup
 	// feastHeader is the start of the Feast response, through `"results":[`;
@@ -45,7 +50,10 @@ type readGroup struct {
 	contiguous bool
 }
 
-// planKey builds the cache key of a request's feature list into dst.
+// planKey builds the cache key of a request's feature list into dst. Every
+// name is length-prefixed, so no name's bytes (a NUL, say) can make two
+// lists share a key: a cached plan answers exactly the request it was built
+// for.
 func planKey(dst []byte, req *lookupRequest) []byte {
 	if req.fullNames {
 		dst = append(dst, 'F')
@@ -53,11 +61,13 @@ func planKey(dst []byte, req *lookupRequest) []byte {
 		dst = append(dst, 'f')
 	}
 	if req.hasService {
-		dst = append(dst, 's', 0)
+		dst = append(dst, 's')
+		dst = binary.AppendUvarint(dst, uint64(req.service.n))
 		return append(dst, req.str(req.service)...)
 	}
+	dst = append(dst, 'l')
 	for _, f := range req.features {
-		dst = append(dst, 0)
+		dst = binary.AppendUvarint(dst, uint64(f.n))
 		dst = append(dst, req.str(f)...)
 	}
 	return dst
@@ -214,6 +224,11 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		}
 		seen[name] = i
 		p.names[i] = name
+		if spec := v.Layout.Specs()[r.Feature]; spec.Op == aggregate.OpLastK && spec.K > 1 {
+			p.rowValues += spec.K
+		} else {
+			p.rowValues++
+		}
 		vk := featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}
 		g, ok := groupOf[vk]
 		if !ok {
@@ -292,6 +307,14 @@ func checkEntities(p *plan, req *lookupRequest) error {
 		case p.entityKind == aggregate.KindString && v.isInt:
 			rerr.add("entities."+p.joinKey+"["+strconv.Itoa(i)+"]", strconv.FormatInt(v.i, 10),
 				"entity "+strconv.Quote(p.entityName)+" has string keys; send a JSON string", nil)
+		case !v.isInt:
+			// The rule every path shares (internal/keyenc): a key that
+			// could never have been stored is refused, not reported
+			// NOT_FOUND.
+			if err := keyenc.Check(unsafeString(req.str(v.s))); err != nil {
+				rerr.add("entities."+p.joinKey+"["+strconv.Itoa(i)+"]", clipValue(string(req.str(v.s))),
+					strings.TrimPrefix(err.Error(), "keyenc: "), nil)
+			}
 		}
 		if len(rerr.Problems) >= 20 {
 			break // enough to see the pattern

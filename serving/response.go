@@ -67,6 +67,15 @@ func appendEntity(b []byte, req *lookupRequest, v *entityValue) []byte {
 // appendFeastResponse writes the Feast response. out holds the results
 // row-major: out[e*nf+c] is feature column c of entity row e.
 func appendFeastResponse(b []byte, p *plan, req *lookupRequest, out []aggregate.Result) []byte {
+	b, _ = appendFeastResponseLimit(b, p, req, out, 0)
+	return b
+}
+
+// appendFeastResponseLimit is appendFeastResponse that stops, with ok
+// false, once the response passes limit bytes (0: no limit). It checks after
+// each column, so it never holds much more than limit.
+func appendFeastResponseLimit(b []byte, p *plan, req *lookupRequest, out []aggregate.Result, limit int) (_ []byte, ok bool) {
+	start := len(b)
 	b = append(b, p.feastHeader...)
 	n := len(req.values)
 	nf := len(p.names)
@@ -129,12 +138,25 @@ func appendFeastResponse(b []byte, p *plan, req *lookupRequest, out []aggregate.
 			}
 		}
 		b = append(b, `]}`...)
+		if limit > 0 && len(b)-start > limit {
+			return b, false
+		}
 	}
-	return append(b, "]}"...)
+	b = append(b, "]}"...)
+	return b, limit <= 0 || len(b)-start <= limit
 }
 
 // appendNativeResponse writes the native row-major response.
 func appendNativeResponse(b []byte, p *plan, req *lookupRequest, out []aggregate.Result, atMillis int64) []byte {
+	b, _ = appendNativeResponseLimit(b, p, req, out, atMillis, 0)
+	return b
+}
+
+// appendNativeResponseLimit is appendNativeResponse that stops, with ok
+// false, once the response passes limit bytes (0: no limit), checking after
+// each row.
+func appendNativeResponseLimit(b []byte, p *plan, req *lookupRequest, out []aggregate.Result, atMillis int64, limit int) (_ []byte, ok bool) {
+	start := len(b)
 	b = append(b, p.nativeHeader...)
 	b = appendInt(b, atMillis)
 	b = append(b, `,"rows":[`...)
@@ -176,6 +198,10 @@ func appendNativeResponse(b []byte, p *plan, req *lookupRequest, out []aggregate
 			}
 		}
 		b = append(b, "]}"...)
+		if limit > 0 && len(b)-start > limit {
+			return b, false
+		}
 	}
-	return append(b, "]}"...)
+	b = append(b, "]}"...)
+	return b, limit <= 0 || len(b)-start <= limit
 }

@@ -29,6 +29,7 @@ type Server struct {
 
 	plans   plans
 	lookups sync.Pool // *lookup
+	limits  *limiter
 }
 
 // New returns a Server over the registry, the store and the pusher. opts may
@@ -48,7 +49,7 @@ func New(reg *registry.Registry, store *featurestore.Store, pusher *ingest.Pushe
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{reg: reg, store: store, pusher: pusher, opts: opts, health: health.NewServer()}
+	s := &Server{reg: reg, store: store, pusher: pusher, opts: opts, health: health.NewServer(), limits: newLimiter(&opts)}
 	s.lookups.New = func() any { return new(lookup) }
 	s.SetReady(false)
 	return s, nil
@@ -89,7 +90,6 @@ type lookup struct {
 	out  []aggregate.Result
 	tmp  []aggregate.Result
 	buf  []byte // the response
-	wire wireEncoder
 }
 
 // maxPooledBytes keeps buffers of unusually large requests out of the pool.
@@ -187,6 +187,11 @@ func (s *Server) lookupDecoded(ctx context.Context, l *lookup) (*plan, int64, er
 	}
 	if err := checkEntities(p, &l.req); err != nil {
 		return nil, 0, err
+	}
+	// The cost of a lookup is known before anything is read: refuse it
+	// here rather than after building a response that does not fit.
+	if cells := int64(len(l.req.values)) * int64(p.rowValues); s.opts.MaxCells > 0 && cells > int64(s.opts.MaxCells) {
+		return nil, 0, &CellsError{Rows: len(l.req.values), RowValues: p.rowValues, Limit: s.opts.MaxCells}
 	}
 	at := s.opts.Now().UnixMilli()
 	if err := s.execute(ctx, l, p, at); err != nil {

@@ -71,9 +71,28 @@ type server struct {
 	cmd     *exec.Cmd
 	url     string
 	grpc    string
-	logs    *bytes.Buffer
+	logs    *syncBuffer
 	done    chan struct{}
 	exitErr error
+}
+
+// syncBuffer collects a child's output; tests read it while the child
+// still writes (waiting for a log line, failure messages).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
@@ -81,7 +100,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	httpAddr, grpcAddr := freePort(t), freePort(t)
 	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--shards", "2"}, extra...)
 	cmd := exec.Command(featuredBinary(t), args...)
-	s := &server{cmd: cmd, url: "http://" + httpAddr, grpc: grpcAddr, logs: &bytes.Buffer{}, done: make(chan struct{})}
+	s := &server{cmd: cmd, url: "http://" + httpAddr, grpc: grpcAddr, logs: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = s.logs
 	cmd.Stderr = s.logs
 	if err := cmd.Start(); err != nil {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -54,6 +53,22 @@ type serveConfig struct {
 	pprofAddr       string
 	exportMemory    bytesize.Size
 	exportTempDir   string
+
+	// Bounded cost of a request (docs/config.md "Limits").
+	maxCells           int
+	maxResponseBytes   bytesize.Size
+	maxLookups         int
+	maxPushes          int
+	maxRegistryChanges int
+	maxExports         int
+	maxBackfills       int
+	shedWait           time.Duration
+	bodyTimeout        time.Duration
+	spineBodyTimeout   time.Duration
+	writeTimeout       time.Duration
+	readHeaderTimeout  time.Duration
+	idleTimeout        time.Duration
+	resetDataDir       bool
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -81,6 +96,21 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	c.exportMemory = offline.DefaultMemoryBytes
 	fs.Var(&c.exportMemory, "export-memory", "working set of one export (bytes, KiB, MiB or GiB); bigger exports spill to disk; a request's ?memory= may lower it, not raise it")
 	fs.StringVar(&c.exportTempDir, "export-temp-dir", "", "existing directory for exports' spill files, uploaded spines and verify-skew's scratch files; empty: the OS temp dir")
+	fs.IntVar(&c.maxCells, "max-cells", serving.DefaultMaxCells, "most values one lookup returns: entity rows x features, a last_k feature counting k")
+	c.maxResponseBytes = serving.DefaultMaxResponseBytes
+	fs.Var(&c.maxResponseBytes, "max-response-bytes", "largest lookup response (bytes, KiB, MiB or GiB)")
+	fs.IntVar(&c.maxLookups, "max-lookups", serving.DefaultMaxLookups, "lookups served at once; more wait --shed-wait, then get 503 / RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.maxPushes, "max-pushes", serving.DefaultMaxPushes, "pushes served at once")
+	fs.IntVar(&c.maxRegistryChanges, "max-registry-changes", serving.DefaultMaxRegistryChange, "applies, plans and deletes served at once")
+	fs.IntVar(&c.maxExports, "max-exports", serving.DefaultMaxExports, "exports run at once")
+	fs.IntVar(&c.maxBackfills, "max-backfills", serving.DefaultMaxBackfills, "backfills and verify-skews run at once")
+	fs.DurationVar(&c.shedWait, "shed-wait", serving.DefaultShedWait, "how long a request waits for a free slot of its class before it is refused")
+	fs.DurationVar(&c.bodyTimeout, "body-timeout", serving.DefaultBodyTimeout, "longest an HTTP request body may take to arrive (408 beyond)")
+	fs.DurationVar(&c.spineBodyTimeout, "spine-body-timeout", serving.DefaultSpineBodyTimeout, "longest an export or verify-skew spine upload may take")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", serving.DefaultWriteTimeout, "longest a lookup, push or registry response may take (exports and backfills have none)")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "longest a client may take to send a request's headers")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 2*time.Minute, "how long an idle kept-alive HTTP connection stays open")
+	fs.BoolVar(&c.resetDataDir, "reset-data-dir", false, "when the data dir is damaged (registry.json, the store's SHARDS or a shard missing), delete the store and the offline log and start with no state instead of refusing to start")
 	return c
 }
 
@@ -117,17 +147,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--export-temp-dir: %w", err)
 	}
 
-	reg, err := registry.Open(filepath.Join(c.dataDir, "registry.json"))
+	paths := dataDirLayout(c.dataDir)
+	if err := prepareDataDir(paths, c.shards, c.resetDataDir, log); err != nil {
+		return err
+	}
+	reg, err := registry.Open(paths.registry)
 	if err != nil {
 		return err
 	}
-	if c.applyFile != "" {
-		if err := applyAtStartup(reg, c.applyFile, log); err != nil {
-			return err
-		}
-	}
 	views := &liveViews{reg: reg}
-	olog, err := offline.Open(filepath.Join(c.dataDir, "offline"), offline.Options{Retention: c.offlineRetain, Logger: log})
+	olog, err := offline.Open(paths.offline, offline.Options{Retention: c.offlineRetain, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -142,7 +171,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		sampler = offline.NewSampler(c.skewSamples)
 		sampleFn = sampler.Record
 	}
-	store, err := featurestore.Open(filepath.Join(c.dataDir, "store"), featurestore.Options{
+	store, err := featurestore.Open(paths.store, featurestore.Options{
 		EventLog:        olog,
 		ReadSampler:     sampleFn,
 		ReadSampleEvery: c.skewEvery,
@@ -162,6 +191,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("close store", "err", err)
 		}
 	}()
+	// Definitions are applied once the store exists: a registry with
+	// definitions and no store is a damaged data dir (checkDataDir).
+	if c.applyFile != "" {
+		if err := applyAtStartup(reg, c.applyFile, log); err != nil {
+			return err
+		}
+	}
 	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log}
 	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
 	if err != nil {
@@ -175,6 +211,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	sopts := serving.Options{MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log,
+		MaxCells: c.maxCells, MaxResponseBytes: int(c.maxResponseBytes),
+		MaxLookups: c.maxLookups, MaxPushes: c.maxPushes, MaxRegistryChanges: c.maxRegistryChanges,
+		MaxExports: c.maxExports, MaxBackfills: c.maxBackfills, ShedWait: c.shedWait,
+		BodyTimeout: c.bodyTimeout, SpineBodyTimeout: c.spineBodyTimeout, WriteTimeout: c.writeTimeout,
 		// POST /v1/apply?backfill=true: the same backfill as POST /v1/backfill.
 		Backfill: func(ctx context.Context, v *registry.View) (int, error) {
 			return offline.Backfill(ctx, store, olog, v)
@@ -213,12 +253,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle("GET /v1/status", statusHandler(store, pusher, kafkaIngest, reg))
 	exporter := offline.NewExporter(reg, olog)
 	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir}
-	mux.Handle("POST /v1/export", exporter.Handler(hopts))
-	mux.Handle("POST /v1/backfill", exporter.BackfillHandler(store))
-	mux.Handle("POST /v1/verify-skew", exporter.VerifySkewHandler(sampler, hopts))
+	mux.Handle("POST /v1/export", srv.Limit(serving.ClassExport)(exporter.Handler(hopts)))
+	mux.Handle("POST /v1/backfill", srv.Limit(serving.ClassBackfill)(exporter.BackfillHandler(store)))
+	mux.Handle("POST /v1/verify-skew", srv.Limit(serving.ClassBackfill)(exporter.VerifySkewHandler(sampler, hopts)))
 	mux.Handle("/", srv.HTTPHandler())
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	grpcSrv := grpc.NewServer()
+	// No server-wide ReadTimeout or WriteTimeout: they would cut exports,
+	// which stream for minutes. Each route sets its own deadlines
+	// (serving.Server.Limit); ReadHeaderTimeout also resets them per request.
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout}
+	grpcSrv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(srv.UnaryInterceptor()),
+		// A message is read whole before any interceptor sheds it: bound
+		// its size as HTTP bounds a body, and the streams per connection.
+		grpc.MaxRecvMsgSize(int(c.maxBodyBytes)),
+		grpc.MaxConcurrentStreams(uint32(c.maxLookups+c.maxPushes+c.maxRegistryChanges)),
+	)
 	srv.RegisterGRPC(grpcSrv)
 
 	kafkaCtx, stopKafka := context.WithCancel(context.Background())

@@ -1,0 +1,136 @@
+package featurestore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ErrDamaged is a data directory that lacks something it must hold: a shard
+// directory, the SHARDS file. Serving it would answer NOT_FOUND (or another
+// shard's values) for entities that exist, so Open refuses it. Every
+// *DamagedError matches it.
+var ErrDamaged = errors.New("featurestore: damaged data dir")
+
+// DamagedError names the missing or inconsistent file of a damaged data
+// directory.
+type DamagedError struct {
+	Path    string // the file or directory that is missing or wrong
+	Problem string
+}
+
+func (e *DamagedError) Error() string {
+	return "featurestore: damaged data dir: " + e.Path + ": " + e.Problem
+}
+
+// Unwrap makes a DamagedError match ErrDamaged.
+func (e *DamagedError) Unwrap() error { return ErrDamaged }
+
+func shardDir(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("shard-%03d", i)) }
+
+// shardDirs lists the shard-NNN directories under dir.
+func shardDirs(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "shard-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// HasState reports whether dir holds a store: a SHARDS file or a shard
+// directory. A data dir whose registry is gone must not be served when
+// this is true.
+func HasState(dir string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, shardsFile)); err == nil {
+		return true, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("featurestore: %w", err)
+	}
+	dirs, err := shardDirs(dir)
+	if err != nil {
+		return false, fmt.Errorf("featurestore: list %s: %w", dir, err)
+	}
+	return len(dirs) > 0, nil
+}
+
+// CheckDir reports whether Open would refuse dir as damaged (a
+// *DamagedError) without opening anything; a dir that does not exist yet is
+// fine. featured serve calls it before it opens the registry so that it can
+// offer to start afresh.
+func CheckDir(dir string, shards int) error {
+	created, err := readShardCount(dir)
+	if err != nil {
+		return err
+	}
+	if created == 0 {
+		return nil
+	}
+	if created != shards {
+		return fmt.Errorf("featurestore: data dir %s has %d shards, not %d: reopen with --shards=%d", dir, created, shards, created)
+	}
+	for i := 0; i < created; i++ {
+		if err := checkShardDir(dir, i, created); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readShardCount returns the count SHARDS records, or 0 for a new store. A
+// missing SHARDS beside shard directories is damage: counting the
+// directories would guess, and a wrong guess places every entity on
+// another shard.
+func readShardCount(dir string) (int, error) {
+	path := filepath.Join(dir, shardsFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		dirs, lerr := shardDirs(dir)
+		if lerr != nil {
+			return 0, fmt.Errorf("featurestore: list %s: %w", dir, lerr)
+		}
+		if len(dirs) > 0 {
+			return 0, &DamagedError{Path: path, Problem: fmt.Sprintf("missing, but %d shard directories exist (%s...): the shard count cannot be known", len(dirs), dirs[0])}
+		}
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("featurestore: read shard count: %w", err)
+	}
+	have, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || have < 1 {
+		return 0, &DamagedError{Path: path, Problem: fmt.Sprintf("corrupt shard count %q", b)}
+	}
+	return have, nil
+}
+
+// checkShardDir fails unless shard i of a store created with n shards has
+// its Pebble database (its CURRENT marker or, on Pebble's newer formats, a
+// MANIFEST).
+func checkShardDir(dir string, i, n int) error {
+	p := shardDir(dir, i)
+	ents, err := os.ReadDir(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return &DamagedError{Path: p, Problem: fmt.Sprintf("missing (the store has %d shards, recorded in %s)", n, shardsFile)}
+	}
+	if err != nil {
+		return fmt.Errorf("featurestore: %w", err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "MANIFEST-") || strings.HasPrefix(e.Name(), "marker.manifest") || e.Name() == "CURRENT" {
+			return nil
+		}
+	}
+	return &DamagedError{Path: p, Problem: "holds no Pebble database (no MANIFEST)"}
+}

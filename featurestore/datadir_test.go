@@ -1,0 +1,94 @@
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDamagedDirRefused removes, in turn, each thing a store's directory must
+// hold and checks that CheckDir and Open refuse it, naming the file, instead
+// of serving the store as empty.
+func TestDamagedDirRefused(t *testing.T) {
+	now := int64(1_790_000_000_000)
+	l := testLayout(t)
+	vk := ViewKey{ID: 1, Version: 1}
+	keys, events := stream(200, 10, now)
+	ws := writesOf(l, vk, keys, events)
+	populated := func(t *testing.T) string {
+		dir := t.TempDir()
+		s := openStore(t, dir, Options{Shards: 3, GCInterval: -1, Now: newClock(now).Now})
+		if err := s.Write(context.Background(), ws); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, tc := range []struct {
+		name   string
+		damage func(dir string) error
+		shards int
+		names  string
+	}{
+		{"shard dir deleted", func(dir string) error { return os.RemoveAll(shardDir(dir, 1)) }, 3, "shard-001"},
+		{"shard dir emptied", func(dir string) error {
+			if err := os.RemoveAll(shardDir(dir, 2)); err != nil {
+				return err
+			}
+			return os.Mkdir(shardDir(dir, 2), 0o755)
+		}, 3, "shard-002"},
+		{"SHARDS deleted, same count", func(dir string) error { return os.Remove(filepath.Join(dir, shardsFile)) }, 3, shardsFile},
+		{"SHARDS deleted, other count", func(dir string) error { return os.Remove(filepath.Join(dir, shardsFile)) }, 5, shardsFile},
+		{"SHARDS garbage", func(dir string) error { return os.WriteFile(filepath.Join(dir, shardsFile), []byte("x\n"), 0o644) }, 3, shardsFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := populated(t)
+			if err := tc.damage(dir); err != nil {
+				t.Fatal(err)
+			}
+			err := CheckDir(dir, tc.shards)
+			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), tc.names) {
+				t.Fatalf("CheckDir: %v, want ErrDamaged naming %s", err, tc.names)
+			}
+			s, err := Open(dir, Options{Shards: tc.shards, GCInterval: -1})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open of a damaged dir succeeded")
+			}
+			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), tc.names) {
+				t.Fatalf("Open: %v, want ErrDamaged naming %s", err, tc.names)
+			}
+			// Refusing changed nothing: no shard was re-created, SHARDS not rewritten.
+			if _, err := os.Stat(shardDir(dir, 3)); !os.IsNotExist(err) {
+				t.Fatalf("Open created shard-003 in a damaged dir: %v", err)
+			}
+		})
+	}
+
+	t.Run("intact", func(t *testing.T) {
+		dir := populated(t)
+		if ok, err := HasState(dir); !ok || err != nil {
+			t.Fatalf("HasState of a store: %v, %v", ok, err)
+		}
+		if err := CheckDir(dir, 3); err != nil {
+			t.Fatal(err)
+		}
+		s := openStore(t, dir, Options{Shards: 3, GCInterval: -1, Now: newClock(now).Now})
+		defer s.Close()
+		checkAgainstReference(t, s, l, vk, keys, events, now)
+	})
+	t.Run("new", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "store")
+		if ok, err := HasState(dir); ok || err != nil {
+			t.Fatalf("HasState of nothing: %v, %v", ok, err)
+		}
+		if err := CheckDir(dir, 3); err != nil {
+			t.Fatalf("CheckDir of a new dir: %v", err)
+		}
+	})
+}
