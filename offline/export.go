@@ -144,11 +144,6 @@ func (x *Exporter) plan(req *Request) ([]*group, []column, error) {
 	byKey := map[string]*group{}
 	var groups []*group
 	seen := map[string]string{}
-	type placed struct {
-		g   *group
-		col int
-	}
-	var order []placed
 	for _, r := range res {
 		v := r.View
 		g := byKey[v.Entity.JoinKey]
@@ -184,7 +179,6 @@ func (x *Exporter) plan(req *Request) ([]*group, []column, error) {
 		ev.features = append(ev.features, r.Feature)
 		ev.cols = append(ev.cols, len(g.cols))
 		g.cols = append(g.cols, column{name: name, kind: sp.Op.ResultKind(sp.FieldKind), elem: sp.FieldKind, status: req.Statuses})
-		order = append(order, placed{g, len(g.cols) - 1})
 	}
 	// Output columns are grouped by join key; within a group in request order.
 	var all []column
@@ -192,7 +186,6 @@ func (x *Exporter) plan(req *Request) ([]*group, []column, error) {
 		g.colBase = len(all)
 		all = append(all, g.cols...)
 	}
-	_ = order
 	return groups, all, nil
 }
 
