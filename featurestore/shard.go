@@ -81,11 +81,11 @@ type shard struct {
 	dirty   []*cachedState
 	// cacheBytes is the sum of the cached states' bytes (see evict).
 	cacheBytes int64
-	applied map[topicPartition]int64 // next offset, including uncommitted
-	changed map[topicPartition]bool  // offsets to write in the next commit
-	keyBuf  []byte
-	valBuf  []byte
-	folded  []ViewKey // scratch for EventLog.Append
+	applied    map[topicPartition]int64 // next offset, including uncommitted
+	changed    map[topicPartition]bool  // offsets to write in the next commit
+	keyBuf     []byte
+	valBuf     []byte
+	folded     []ViewKey // scratch for EventLog.Append
 
 	mu struct {
 		sync.Mutex
