@@ -577,7 +577,7 @@ func (d *decoder) stringInto() error {
 			d.req.arena = append(d.req.arena, '\t')
 			p += 2
 		case 'u':
-			r, ok := hex4(b, p+2)
+			r, ok := jsoncheck.Hex4(b, p+2)
 			if !ok {
 				d.pos = p
 				return d.errorf("invalid \\u escape")
@@ -588,7 +588,7 @@ func (d *decoder) stringInto() error {
 				// U+FFFD, fastjson keep the escape's text).
 				r2, ok2 := rune(0), false
 				if p+7 < len(b) && b[p+6] == '\\' && b[p+7] == 'u' {
-					r2, ok2 = hex4(b, p+8)
+					r2, ok2 = jsoncheck.Hex4(b, p+8)
 				}
 				dec := utf16.DecodeRune(r, r2)
 				if !ok2 || dec == utf8.RuneError {
@@ -607,26 +607,6 @@ func (d *decoder) stringInto() error {
 	}
 }
 
-func hex4(b []byte, p int) (rune, bool) {
-	if p+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[p : p+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
 
 // skip checks and skips one JSON value of a field the decoder ignores.
 func (d *decoder) skip(depth int) error {

@@ -372,14 +372,14 @@ func (c *checker) str(asKey bool) (key, error) {
 			r = '\t'
 		case 'u':
 			var ok bool
-			if r, ok = hex4(b, p+2); !ok {
+			if r, ok = Hex4(b, p+2); !ok {
 				c.pos = p
 				return key{}, c.errorf("invalid \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
 				r2, ok2 := rune(0), false
 				if p+7 < len(b) && b[p+6] == '\\' && b[p+7] == 'u' {
-					r2, ok2 = hex4(b, p+8)
+					r2, ok2 = Hex4(b, p+8)
 				}
 				dec := utf16.DecodeRune(r, r2)
 				if !ok2 || dec == utf8.RuneError {
@@ -401,8 +401,9 @@ func (c *checker) str(asKey bool) (key, error) {
 	}
 }
 
-// hex4 reads the four hex digits at b[p:].
-func hex4(b []byte, p int) (rune, bool) {
+// Hex4 reads the four hex digits of a \u escape at b[p:]; serving's
+// lookup decoder shares it.
+func Hex4(b []byte, p int) (rune, bool) {
 	if p+4 > len(b) {
 		return 0, false
 	}
