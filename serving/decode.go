@@ -607,7 +607,6 @@ func (d *decoder) stringInto() error {
 	}
 }
 
-
 // skip checks and skips one JSON value of a field the decoder ignores.
 func (d *decoder) skip(depth int) error {
 	if depth > maxDepth {
