@@ -113,6 +113,8 @@ type decoder struct {
 	// decoder skips too (a repeated key inside them, an unknown field
 	// repeated), and unknown fields are too rare to check inline.
 	sawUnknown bool
+	// keySet holds the join keys once there are many (seenKey).
+	keySet map[string]struct{}
 }
 
 // decodeLookup decodes body into req (which it resets first). maxFeatures and
@@ -369,11 +371,9 @@ func (d *decoder) entities() error {
 		if err != nil {
 			return err
 		}
-		for _, k := range d.req.keys {
-			if string(d.req.str(k)) == string(d.req.str(key)) {
-				d.key, d.hasKey = key, true
-				return d.errorf("%s", jsoncheck.MsgDuplicateKey)
-			}
+		if d.seenKey(key) {
+			d.key, d.hasKey = key, true
+			return d.errorf("%s", jsoncheck.MsgDuplicateKey)
 		}
 		d.req.keys = append(d.req.keys, key)
 		d.key, d.hasKey = key, true
@@ -385,6 +385,33 @@ func (d *decoder) entities() error {
 		}
 		d.hasKey, d.idx = false, -1
 	}
+}
+
+// seenKey reports whether the join key at key was seen before in this
+// request's entities, and records it. A request has one join key; a hostile
+// one may have a million, so past a few they go in a map instead of being
+// compared with every other.
+func (d *decoder) seenKey(key span) bool {
+	name := d.req.str(key)
+	if d.keySet == nil {
+		for _, k := range d.req.keys {
+			if string(d.req.str(k)) == string(name) {
+				return true
+			}
+		}
+		if len(d.req.keys) < 8 {
+			return false
+		}
+		d.keySet = make(map[string]struct{}, 2*len(d.req.keys))
+		for _, k := range d.req.keys {
+			d.keySet[string(d.req.str(k))] = struct{}{}
+		}
+	}
+	if _, dup := d.keySet[string(name)]; dup {
+		return true
+	}
+	d.keySet[string(name)] = struct{}{}
+	return false
 }
 
 // entityValues decodes one key's array; keep says whether to store them.

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -65,5 +66,25 @@ func TestJSONEdgeCases(t *testing.T) {
 	// A known field twice is the same refusal.
 	if err := decodeLookup([]byte(`{"features":[],"\u0066eatures":[]}`), &req, 0, 0); !refused(err, jsoncheck.MsgDuplicateKey) {
 		t.Errorf("features twice: %v", err)
+	}
+}
+
+// TestManyJoinKeysLinear: a body of many join keys is decoded in one pass
+// (the duplicate check must not compare each key with every other), and a
+// duplicate far down is still found.
+func TestManyJoinKeysLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"entities":{`)
+	const n = 200000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `"k%d":[],`, i)
+	}
+	body := b.String()
+	var req lookupRequest
+	if err := decodeLookup([]byte(body+`"end":[]}}`), &req, 0, 0); err != nil || len(req.keys) != n+1 {
+		t.Fatalf("%d keys: %v", len(req.keys), err)
+	}
+	if err := decodeLookup([]byte(body+`"k7":[]}}`), &req, 0, 0); err == nil || !strings.Contains(err.Error(), jsoncheck.MsgDuplicateKey) || !strings.Contains(err.Error(), "entities.k7") {
+		t.Fatalf("a duplicate after %d keys: %v", n, err)
 	}
 }
