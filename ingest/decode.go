@@ -27,7 +27,16 @@ const (
 	ReasonTooLate = "too_late"
 	ReasonFuture  = "too_far_in_future" // beyond the accepted clock skew
 	ReasonBadKey  = "bad_key"           // entity key breaks internal/keyenc's rule (empty, NUL, too long, not UTF-8)
+	ReasonTooLong = "too_long"          // a string field value longer than MaxStringBytes
 )
+
+// MaxStringBytes bounds one string field value of an event, on every
+// ingest path. Without it a state's size is bounded only by the request
+// body: a last_k(1000) feature over 4 MiB strings would hold gigabytes per
+// entity. 4 KiB keeps a last_k state under 4 MiB per tile while leaving room
+// for URLs, user agents and short texts. It is a fixed rule, not a flag, as
+// it decides what can be stored.
+const MaxStringBytes = 4096
 
 // RowError says why one event of a batch was rejected.
 type RowError struct {
@@ -155,6 +164,9 @@ func jsonValue(v *fastjson.Value, kind aggregate.Kind, field string) (aggregate.
 		if err != nil {
 			return aggregate.Value{}, wrong("a string")
 		}
+		if len(b) > MaxStringBytes {
+			return aggregate.Value{}, tooLong(field, len(b))
+		}
 		return aggregate.Value{Kind: aggregate.KindString, S: string(b)}, nil
 	case aggregate.KindInt64:
 		if v.Type() != fastjson.TypeNumber {
@@ -186,6 +198,10 @@ func jsonValue(v *fastjson.Value, kind aggregate.Kind, field string) (aggregate.
 		return aggregate.Value{Kind: aggregate.KindBool, I: i}, nil
 	}
 	return aggregate.Value{}, &RowError{Code: ReasonWrongType, Field: field, Reason: fmt.Sprintf("field has unsupported kind %s", kind)}
+}
+
+func tooLong(field string, n int) *RowError {
+	return &RowError{Code: ReasonTooLong, Field: field, Reason: fmt.Sprintf("string of %d bytes, the limit is %d", n, MaxStringBytes)}
 }
 
 // jsonTime reads an event time: an RFC 3339 string or integer epoch
@@ -259,6 +275,9 @@ func (d *decoder) valuesRecord(event map[string]aggregate.Value, rec *Record) *R
 		}
 		if v.Kind == aggregate.KindFloat64 && (math.IsInf(v.F, 0) || math.IsNaN(v.F)) {
 			return &RowError{Code: ReasonWrongType, Field: name, Reason: "want a finite number"}
+		}
+		if v.Kind == aggregate.KindString && len(v.S) > MaxStringBytes {
+			return tooLong(name, len(v.S))
 		}
 		rec.Fields[i] = v
 	}

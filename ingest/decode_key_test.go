@@ -27,3 +27,38 @@ func TestDecodeRefusesBadKeys(t *testing.T) {
 		t.Errorf("good key: %v", rowErr)
 	}
 }
+
+// TestDecodeBoundsStrings: a string field value over MaxStringBytes is a
+// rejected row naming the field, on the JSON path (push and Kafka) and the
+// typed path (gRPC push), so no state can grow by one huge value.
+func TestDecodeBoundsStrings(t *testing.T) {
+	src := &registry.Source{EntityKey: "id", EventTime: "ts", Fields: []registry.Field{{Name: "s", Kind: aggregate.KindString}}}
+	d := newDecoder(src, aggregate.KindString)
+	var p fastjson.Parser
+	for _, tc := range []struct {
+		n      int
+		reject bool
+	}{{MaxStringBytes, false}, {MaxStringBytes + 1, true}, {1 << 20, true}} {
+		s := strings.Repeat("x", tc.n)
+		rec := Record{Fields: make([]aggregate.Value, 1)}
+		rowErr := d.decodeJSON(&p, []byte(`{"id":"u1","ts":1,"s":"`+s+`"}`), &rec)
+		rec2 := Record{Fields: make([]aggregate.Value, 1)}
+		rowErr2 := d.valuesRecord(map[string]aggregate.Value{
+			"id": {Kind: aggregate.KindString, S: "u1"}, "ts": {Kind: aggregate.KindInt64, I: 1}, "s": {Kind: aggregate.KindString, S: s},
+		}, &rec2)
+		for path, e := range map[string]*RowError{"json": rowErr, "values": rowErr2} {
+			if !tc.reject {
+				if e != nil {
+					t.Errorf("%s, %d bytes: %v, want accepted", path, tc.n, e)
+				}
+				continue
+			}
+			if e == nil || e.Code != ReasonTooLong || e.Field != "s" || !strings.Contains(e.Reason, "limit is 4096") {
+				t.Errorf("%s, %d bytes: %v, want code %s on field s", path, tc.n, e, ReasonTooLong)
+			}
+		}
+		if !tc.reject && rec.Fields[0].S != s {
+			t.Errorf("json, %d bytes: decoded %d bytes", tc.n, len(rec.Fields[0].S))
+		}
+	}
+}

@@ -189,8 +189,8 @@ func (c *compiler) feature(fp string, fd *FeatureDef, spec *viewSpec) (featureSp
 				c.errs.add(fp+".k", "%s needs k from 1 to %d", op.name, maxLastK)
 			}
 		case "optional":
-			if fd.K < 0 {
-				c.errs.add(fp+".k", "must not be negative (0 is the default exact bound)")
+			if fd.K < 0 || fd.K > maxDistinctK {
+				c.errs.add(fp+".k", "%s takes k from 0 (the default exact bound) to %d", op.name, maxDistinctK)
 			}
 		default:
 			if fd.K != 0 {

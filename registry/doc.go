@@ -51,7 +51,7 @@
 // use upper case. Durations are <integer><unit> groups, units d, h, m, s, ms
 // in that order ("7d", "1h30m"). A view needs a ttl; windows are at most the
 // ttl, a multiple of their hop, and span at most 10080 tiles; last_k needs
-// 1 <= k <= 1000. A feature service names at least one reference, no
+// 1 <= k <= 1000 and count_distinct's exact bound 0 <= k <= 10000. A feature service names at least one reference, no
 // duplicates, each resolving after the apply; an apply whose new version
 // drops a feature that an unpinned service reference uses is refused.
 //

@@ -184,7 +184,9 @@ func TestValidation(t *testing.T) {
 		{"k on sum", func(d *Definitions) { feat(d, 0).K = 3 },
 			[]wantErr{{f0 + ".k", "only last_k and count_distinct take k"}}},
 		{"negative count_distinct bound", func(d *Definitions) { feat(d, 3).Aggregation, feat(d, 3).K = "count_distinct", -1 },
-			[]wantErr{{f3 + ".k", "must not be negative"}}},
+			[]wantErr{{f3 + ".k", "count_distinct takes k from 0 (the default exact bound) to 10000"}}},
+		{"huge count_distinct bound", func(d *Definitions) { feat(d, 3).Aggregation, feat(d, 3).K = "count_distinct", 10001 },
+			[]wantErr{{f3 + ".k", "count_distinct takes k from 0 (the default exact bound) to 10000"}}},
 
 		// Across objects.
 		{"entities of different key types on one source", func(d *Definitions) {
