@@ -5,12 +5,14 @@ import (
 	"errors"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/featured-dev/featured/aggregate"
@@ -68,6 +70,7 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 	}
 	unary = append(unary, s.unaryLimit())
 	return []grpc.ServerOption{
+		grpc.InTapHandle(s.callDeadline),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(int(s.opts.MaxBodyBytes)),
@@ -242,9 +245,35 @@ func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ 
 // recover panics, and one would take the process down. Any error that is
 // not yet a gRPC status gets its code from errors.go's table.
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (_ any, err error) {
+	if cancel, ok := ctx.Value(callDeadlineKey{}).(context.CancelFunc); ok {
+		defer cancel()
+	}
 	defer s.recoverGRPC(info.FullMethod, &err)
 	resp, err := handler(ctx, req)
 	return resp, toGRPC(err)
+}
+
+// callDeadlineKey holds the cancel func of the deadline callDeadline sets,
+// for recoverUnary to release its timer as soon as the call ends.
+type callDeadlineKey struct{}
+
+// callDeadline is the gRPC counterpart of the HTTP body and write deadlines:
+// every call but health and reflection (featured's are all unary) must have arrived and been answered
+// within BodyTimeout + WriteTimeout, or the client's own deadline when that
+// is sooner. grpc-go reads a unary message whole before any interceptor
+// runs and waits on the stream's context while it does, so this deadline,
+// set as the stream is created, is what cuts off a client that sends its
+// message a byte at a time and would otherwise hold a stream and its
+// buffer for ever. Streaming methods (health Watch, reflection) are left
+// alone: they are long-lived by design and carry no large messages.
+// A call whose message never completes never reaches recoverUnary; its
+// timer then lasts until the deadline, which bounds it.
+func (s *Server) callDeadline(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if strings.HasPrefix(info.FullMethodName, "/grpc.health.") || strings.HasPrefix(info.FullMethodName, "/grpc.reflection.") {
+		return ctx, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.BodyTimeout+s.opts.WriteTimeout)
+	return context.WithValue(ctx, callDeadlineKey{}, cancel), nil
 }
 
 // recoverStream is recoverUnary for streaming methods.
