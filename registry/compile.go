@@ -217,6 +217,8 @@ func (c *compiler) source(p string, sd *SourceDef) {
 	errsBefore := c.errs.len()
 	if msg := checkName(sd.Name); msg != "" {
 		c.errs.add(p+".name", "%s", msg)
+	} else if reservedSourceNames[sd.Name] {
+		c.errs.add(p+".name", "%s is reserved (the offline log keeps its write-ahead log in a directory of that name beside the sources' own)", sd.Name)
 	} else if first, dup := c.sourcePaths[sd.Name]; dup {
 		c.errs.add(p+".name", "duplicate source %s (first at %s)", sd.Name, first)
 		return

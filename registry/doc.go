@@ -47,7 +47,8 @@
 //
 // Names of entities, sources, views, features and services match
 // [a-z_][a-z0-9_]* without "__" (Feast's full feature names join view and
-// feature with "__"). Field names and join keys are event keys and may also
+// feature with "__"); a source may not be named "wal" (the offline log's
+// own directory sits beside the sources'). Field names and join keys are event keys and may also
 // use upper case. Durations are <integer><unit> groups, units d, h, m, s, ms
 // in that order ("7d", "1h30m"). A view needs a ttl; windows are at most the
 // ttl, a multiple of their hop, and span at most 10080 tiles; last_k needs

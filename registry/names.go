@@ -25,6 +25,11 @@ const maxLastK = 1000
 // an exact set.
 const maxDistinctK = 10000
 
+// reservedSourceNames are names a source may not take: the offline log
+// keeps one directory per source beside its own "wal" directory, and its
+// retention would treat a source of that name as its write-ahead log.
+var reservedSourceNames = map[string]bool{"wal": true}
+
 // checkName reports what is wrong with the name of an entity, source, view,
 // feature or service: [a-z_][a-z0-9_]*, at most maxNameLen bytes, without
 // "__" (Feast's full feature names are "view__feature", so a name with "__"

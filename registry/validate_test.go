@@ -183,6 +183,10 @@ func TestValidation(t *testing.T) {
 			[]wantErr{{f3 + ".k", "last_k needs k from 1 to 1000"}}},
 		{"k on sum", func(d *Definitions) { feat(d, 0).K = 3 },
 			[]wantErr{{f0 + ".k", "only last_k and count_distinct take k"}}},
+		{"reserved source name", func(d *Definitions) {
+			d.Sources[0].Name = "wal"
+			d.FeatureViews[0].Source = "wal"
+		}, []wantErr{{"sources[0].name", "wal is reserved"}, {"feature_views[0].source", `unknown source "wal"`}}},
 		{"negative count_distinct bound", func(d *Definitions) { feat(d, 3).Aggregation, feat(d, 3).K = "count_distinct", -1 },
 			[]wantErr{{f3 + ".k", "count_distinct takes k from 0 (the default exact bound) to 10000"}}},
 		{"huge count_distinct bound", func(d *Definitions) { feat(d, 3).Aggregation, feat(d, 3).K = "count_distinct", 10001 },
