@@ -59,6 +59,10 @@ type Options struct {
 	ReadSampleEvery int
 	// Now is the clock. The default value is time.Now.
 	Now func() time.Time
+	// CommitFailed, when set, is told of every failed shard commit, from
+	// that shard's writer goroutine; it must not block. featured serve
+	// hands ENOSPC to its disk guard this way. Nil: not called.
+	CommitFailed func(shard int, err error)
 	// Logger receives the store's and Pebble's logs. The default value is
 	// slog.Default().
 	Logger *slog.Logger

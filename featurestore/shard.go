@@ -395,6 +395,9 @@ func (s *shard) commit() {
 	if err != nil {
 		err = fmt.Errorf("shard %d: commit: %w", s.id, err)
 		s.opts.Logger.Error("commit failed; dropping uncommitted state", "shard", s.id, "err", err)
+		if f := s.opts.CommitFailed; f != nil {
+			f(s.id, err)
+		}
 		clear(s.states)
 		s.cacheBytes = 0
 		clear(s.changed)

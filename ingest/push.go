@@ -36,6 +36,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger. The default value is slog.Default().
 	Logger *slog.Logger
+	// Writable says whether the store may take writes now: an error (the
+	// disk is full, diskguard.Guard.Check) refuses a push with it before
+	// anything is decoded, and pauses Kafka consumers until it clears.
+	// The default value always allows.
+	Writable func() error
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -45,6 +50,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxFutureSkew == 0 {
 		o.MaxFutureSkew = 15 * time.Minute
+	}
+	if o.Writable == nil {
+		o.Writable = func() error { return nil }
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -124,6 +132,9 @@ func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, de
 		return res, ErrEmptyBatch
 	case n > p.opts.MaxBatch:
 		return res, fmt.Errorf("%w: %d events, the limit is %d", ErrBatchTooLarge, n, p.opts.MaxBatch)
+	}
+	if err := p.opts.Writable(); err != nil {
+		return res, err
 	}
 	st := p.stats.source(source)
 	now := p.opts.Now()

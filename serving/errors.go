@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/internal/diskguard"
 	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/registry"
 )
@@ -57,6 +59,10 @@ var errorTable = []struct {
 	{ErrNotReady, http.StatusServiceUnavailable, codes.Unavailable},
 	{ErrOverloaded, http.StatusServiceUnavailable, codes.ResourceExhausted},
 	{ErrBodyTimeout, http.StatusRequestTimeout, codes.DeadlineExceeded},
+	// The disk is (nearly) full: writes wait for space, lookups go on.
+	// 507 Insufficient Storage (RFC 4918) says exactly that.
+	{diskguard.ErrDiskFull, http.StatusInsufficientStorage, codes.ResourceExhausted},
+	{syscall.ENOSPC, http.StatusInsufficientStorage, codes.ResourceExhausted},
 	{errNoRoute, http.StatusNotFound, codes.Unimplemented},
 	{errMethod, http.StatusMethodNotAllowed, codes.Unimplemented},
 

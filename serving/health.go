@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/featured-dev/featured/internal/diskguard"
 )
 
 // Check is one named readiness check of GET /readyz, in the style of
@@ -23,8 +25,31 @@ type Check struct {
 	Warn bool
 }
 
-// readyCheckName is the name of the check that SetReady drives.
-const readyCheckName = "ready"
+// Disk is what the server reads of the data dir's disk state
+// (*diskguard.Guard); its methods are called from request goroutines.
+type Disk interface {
+	// Check returns an error wrapping diskguard.ErrDiskFull while writes
+	// must be refused, else nil.
+	Check() error
+	Status() diskguard.Status
+}
+
+var _ Disk = (*diskguard.Guard)(nil)
+
+// checkWritable refuses a write (an apply) while the disk is full.
+func (s *Server) checkWritable() error {
+	if s.opts.Disk == nil {
+		return nil
+	}
+	return s.opts.Disk.Check()
+}
+
+// readyCheckName is the name of the check that SetReady drives;
+// diskCheckName the warn-only check of Options.Disk.
+const (
+	readyCheckName = "ready"
+	diskCheckName  = "disk"
+)
 
 // handleReadyz answers GET /readyz: 200 "ok" when every check passes, else
 // 503 listing the failed checks. With ?verbose (any value), every check has
@@ -51,6 +76,9 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	line(readyCheckName, s.checkReady(), false)
+	if s.opts.Disk != nil {
+		line(diskCheckName, s.opts.Disk.Check(), true)
+	}
 	for _, c := range s.opts.ReadyChecks {
 		line(c.Name, c.Check(), c.Warn)
 	}

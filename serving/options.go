@@ -68,6 +68,13 @@ type Options struct {
 	// every check (health.go). Lookups are not refused for a failing check:
 	// the store still serves what it holds. Nil means none.
 	ReadyChecks []Check
+	// Disk is the data dir's disk state (a *diskguard.Guard). While it is
+	// full, applies are refused (507 / RESOURCE_EXHAUSTED; pushes are
+	// refused by the Pusher, which featured serve gives the same guard),
+	// /v1/status shows it and /readyz?verbose lists it as a warn-only
+	// "disk" check: lookups go on, so it never takes the server out of a
+	// load balancer (docs/config.md). Nil: never full.
+	Disk Disk
 	// Middleware fills the router's hook slots (http.go); nil fields are
 	// empty slots.
 	Middleware Middleware
@@ -178,7 +185,7 @@ func (o *Options) Validate() error {
 	case o.RetryAfter < 0:
 		return fmt.Errorf("serving: options: retry after: %s is negative", o.RetryAfter)
 	}
-	seen := map[string]bool{readyCheckName: true}
+	seen := map[string]bool{readyCheckName: true, diskCheckName: true}
 	for i, c := range o.ReadyChecks {
 		switch {
 		case c.Name == "" || strings.ContainsAny(c.Name, " \n[]"):

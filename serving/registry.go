@@ -75,6 +75,10 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.checkWritable(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	backfill, err := s.backfillParam(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -255,6 +259,9 @@ func changesToProto(p *registry.Plan) []*featuredv1.Change {
 
 func (g registryService) Apply(_ context.Context, in *featuredv1.ApplyRequest) (_ *featuredv1.ApplyResponse, err error) {
 	if err := g.s.checkReady(); err != nil {
+		return nil, toGRPC(err)
+	}
+	if err := g.s.checkWritable(); err != nil {
 		return nil, toGRPC(err)
 	}
 	defs, err := parseDefinitions(in.GetDefinitions(), in.GetFormat())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/internal/diskguard"
 )
 
 // KafkaStatus is what GET /v1/status reads of the Kafka ingest
@@ -38,6 +39,7 @@ type statusBody struct {
 	Shards  []featurestore.ShardStats `json:"shards"`
 	Ready   bool                      `json:"kafka_ready"`
 	Problem string                    `json:"kafka_problem,omitempty"`
+	Disk    *diskguard.Status         `json:"disk,omitempty"`
 }
 
 // handleStatus serves GET /v1/status: ingest counters, Kafka consumers with
@@ -46,6 +48,10 @@ type statusBody struct {
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	st := statusBody{Push: s.pusher.Stats(), Shards: s.store.Stats(), Ready: true}
+	if s.opts.Disk != nil {
+		ds := s.opts.Disk.Status()
+		st.Disk = &ds
+	}
 	latest := map[string]int64{}
 	for _, ss := range st.Push {
 		latest[ss.Source] = max(latest[ss.Source], ss.LatestEventMillis)

@@ -22,6 +22,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/bytesize"
+	"github.com/featured-dev/featured/internal/diskguard"
 	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/registry"
 	"github.com/featured-dev/featured/serving"
@@ -37,6 +38,7 @@ type serveConfig struct {
 	shards          int
 	cacheMB         int64
 	writerCache     bytesize.Size
+	minFreeDisk     bytesize.Size
 	commitInterval  time.Duration
 	gcInterval      time.Duration
 	maxFutureSkew   time.Duration
@@ -82,6 +84,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.Int64Var(&c.cacheMB, "cache-mb", 256, "block cache shared by the shards, MiB")
 	c.writerCache = 256 << 20
 	fs.Var(&c.writerCache, "writer-cache", "memory of the decoded states the shard writers keep (bytes, KiB, MiB or GiB), split over the shards")
+	fs.Var(&c.minFreeDisk, "min-free-disk", "free space under --data-dir below which pushes, applies and Kafka ingest pause (a size); 0: 5% of the volume, at most 1GiB")
 	fs.DurationVar(&c.commitInterval, "commit-interval", 10*time.Millisecond, "longest a Kafka event waits for its shard's commit")
 	fs.DurationVar(&c.gcInterval, "gc-interval", time.Minute, "pause between TTL scans of the store")
 	fs.DurationVar(&c.maxFutureSkew, "max-future-skew", 15*time.Minute, "how far past the clock an event time may be")
@@ -155,6 +158,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := prepareDataDir(paths, c.shards, c.resetDataDir, log); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	disk, err := diskguard.New(c.dataDir, diskguard.Options{MinFreeBytes: int64(c.minFreeDisk), Logger: log})
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	diskCtx, stopDisk := context.WithCancel(context.Background())
+	var diskDone sync.WaitGroup
+	diskDone.Go(func() { disk.Run(diskCtx) })
+	defer diskDone.Wait()
+	defer stopDisk()
 	reg, err := registry.Open(paths.registry)
 	if err != nil {
 		return err
@@ -187,6 +202,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		PruneSlack:       max(time.Hour, c.maxFutureSkew),
 		Views:            views.lookup,
 		Logger:           log,
+		CommitFailed:     func(_ int, err error) { disk.Observe(err) },
 	})
 	if err != nil {
 		return err
@@ -203,7 +219,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log}
+	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log, Writable: disk.Check}
 	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
 	if err != nil {
 		return err
@@ -233,6 +249,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		VerifySkew: exporter.VerifySkewHandler(sampler, hopts),
 	}
 	sopts.Pprof = c.pprofOnHTTP
+	sopts.Disk = disk
 	if kafkaIngest != nil {
 		sopts.Kafka = kafkaIngest
 		sopts.ReadyChecks = append(sopts.ReadyChecks, serving.Check{Name: "kafka", Check: kafkaIngest.Ready})
