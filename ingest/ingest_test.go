@@ -14,48 +14,21 @@ import (
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/internal/testdefs"
 	"github.com/featured-dev/featured/registry"
 )
 
-// testDefs is a view with every operator over several windows, on a push
-// source and on a Kafka source with the same schema.
-const testDefs = `
-entities:
-  - {name: user, join_key: user_id, type: string}
-sources:
-  - {name: tx, kind: push, entity_key: user_id, event_time: ts,
-     fields: {amount: float64, merchant: string, items: int64, flag: bool}}
-  - {name: tx_kafka, kind: kafka, topic: TOPIC, entity_key: user_id, event_time: ts,
-     fields: {amount: float64, merchant: string, items: int64, flag: bool}}
-feature_views:
-  - name: VIEW
-    entity: user
-    source: SOURCE
-    ttl: 2d
-    features:
-      - {name: cnt_1h, aggregation: count, window: 1h}
-      - {name: cnt_items_life, aggregation: count, field: items}
-      - {name: sum_amount_6h, aggregation: sum, field: amount, window: 6h, hop: 30m}
-      - {name: sum_items_1d, aggregation: sum, field: items, window: 1d}
-      - {name: min_amount_1d, aggregation: min, field: amount, window: 1d}
-      - {name: max_items_2h, aggregation: max, field: items, window: 2h}
-      - {name: avg_amount_1d, aggregation: avg, field: amount, window: 1d, hop: 1h}
-      - {name: avg_items_life, aggregation: avg, field: items}
-      - {name: last_merchant, aggregation: last, field: merchant}
-      - {name: last_flag_6h, aggregation: last, field: flag, window: 6h}
-      - {name: last3_merchant_1d, aggregation: last_k, field: merchant, k: 3, window: 1d}
-      - {name: distinct_merchant_1d, aggregation: count_distinct, field: merchant, window: 1d}
-      - {name: stddev_amount_1d, aggregation: stddev, field: amount, window: 1d}
-      - {name: variance_items_2d, aggregation: variance, field: items, window: 2d, hop: 1h}
-`
-
+// defsFor is the shared view with every operator (internal/testdefs)
+// named view, on source: the push source tx or the Kafka source tx_kafka
+// (same schema, on topic), both defined.
 func defsFor(source, view, topic string) string {
-	r := strings.NewReplacer("SOURCE", source, "VIEW", view, "TOPIC", topic)
-	return r.Replace(testDefs)
+	return testdefs.Doc(
+		[]string{testdefs.Source("tx", "push", ""), testdefs.Source("tx_kafka", "kafka", topic)},
+		[]string{testdefs.View(view, source, "2d")})
 }
 
-// fieldKinds is the source's field order: registry sorts fields by name.
-var fieldNames = []string{"amount", "flag", "items", "merchant"}
+// fieldNames is the source's field order: registry sorts fields by name.
+var fieldNames = testdefs.FieldNames
 
 type env struct {
 	reg   *registry.Registry

@@ -153,7 +153,11 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 			VerifySkew: x.VerifySkewHandler(nil, offline.HandlerOptions{TempDir: dir}),
 		}
 	}
-	pusher, err := ingest.NewPusher(reg, store, ingest.Options{Now: clock, Logger: discard()})
+	iopts := ingest.Options{Now: clock, Logger: discard()}
+	if opts.Disk != nil {
+		iopts.Writable = opts.Disk.Check // as featured serve wires it
+	}
+	pusher, err := ingest.NewPusher(reg, store, iopts)
 	if err != nil {
 		t.Fatal(err)
 	}

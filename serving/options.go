@@ -185,13 +185,14 @@ func (o *Options) Validate() error {
 	case o.RetryAfter < 0:
 		return fmt.Errorf("serving: options: retry after: %s is negative", o.RetryAfter)
 	}
-	seen := map[string]bool{readyCheckName: true, diskCheckName: true}
+	// The server's own checks: "ready", and "disk" with Options.Disk.
+	seen := map[string]bool{readyCheckName: true, diskCheckName: o.Disk != nil}
 	for i, c := range o.ReadyChecks {
 		switch {
 		case c.Name == "" || strings.ContainsAny(c.Name, " \n[]"):
 			return fmt.Errorf("serving: options: ready checks[%d]: name %q: want a word without spaces or brackets", i, c.Name)
 		case seen[c.Name]:
-			return fmt.Errorf("serving: options: ready checks[%d]: name %q: taken (%q is the server's own)", i, c.Name, readyCheckName)
+			return fmt.Errorf("serving: options: ready checks[%d]: name %q: taken (by an earlier check or the server's own: %q, and %q with Disk)", i, c.Name, readyCheckName, diskCheckName)
 		case c.Check == nil:
 			return fmt.Errorf("serving: options: ready checks[%d] (%s): nil Check", i, c.Name)
 		}

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/internal/testdefs"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -325,43 +325,12 @@ func compiledView(t *testing.T, defs, view string) *registry.View {
 	return v
 }
 
-const viewDefs = `
-entities:
-  - {name: user, join_key: user_id, type: string}
-sources:
-  - {name: tx, kind: KIND, TOPIC entity_key: user_id, event_time: ts,
-     fields: {amount: float64, merchant: string, items: int64, flag: bool}}
-feature_views:
-  - name: spend
-    entity: user
-    source: tx
-    ttl: 2d
-    features:
-      - {name: cnt_1h, aggregation: count, window: 1h}
-      - {name: cnt_items_life, aggregation: count, field: items}
-      - {name: sum_amount_6h, aggregation: sum, field: amount, window: 6h, hop: 30m}
-      - {name: sum_items_1d, aggregation: sum, field: items, window: 1d}
-      - {name: min_amount_1d, aggregation: min, field: amount, window: 1d}
-      - {name: max_items_2h, aggregation: max, field: items, window: 2h}
-      - {name: avg_amount_1d, aggregation: avg, field: amount, window: 1d, hop: 1h}
-      - {name: last_merchant, aggregation: last, field: merchant}
-      - {name: last_flag_6h, aggregation: last, field: flag, window: 6h}
-      - {name: last3_merchant_1d, aggregation: last_k, field: merchant, k: 3, window: 1d}
-      - {name: distinct_merchant_1d, aggregation: count_distinct, field: merchant, window: 1d}
-      - {name: stddev_amount_1d, aggregation: stddev, field: amount, window: 1d}
-      - {name: variance_items_2d, aggregation: variance, field: items, window: 2d, hop: 1h}
-`
-
 func defsWith(kind, topic string) string {
-	t := ""
-	if topic != "" {
-		t = "topic: " + topic + ","
-	}
-	return strings.NewReplacer("KIND", kind, "TOPIC", t).Replace(viewDefs)
+	return testdefs.Doc([]string{testdefs.Source("tx", kind, topic)}, []string{testdefs.View("spend", "tx", "2d")})
 }
 
 // fieldNames is the source's field order (sorted by name).
-var fieldNames = []string{"amount", "flag", "items", "merchant"}
+var fieldNames = testdefs.FieldNames
 
 func streamsFor(n int, seed uint64, events int, now time.Time) map[string][]aggregatetest.Event {
 	out := map[string][]aggregatetest.Event{}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/internal/testdefs"
 )
 
 // TestServePushRestart walks the README's path on the real binary: apply,
@@ -87,8 +88,9 @@ func TestServePushRestart(t *testing.T) {
 	badFile := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(badFile, []byte(bad), 0o644)
 	_, err = s.cli(t, "apply", "-f", badFile)
-	if err == nil || !strings.Contains(err.Error(), "feature_views[0].features[12].window") {
-		t.Fatalf("bad apply: %v; want an error naming feature_views[0].features[12].window", err)
+	badPath := fmt.Sprintf("feature_views[0].features[%d].window", testdefs.Feature("variance_items_2d"))
+	if err == nil || !strings.Contains(err.Error(), badPath) {
+		t.Fatalf("bad apply: %v; want an error naming %s", err, badPath)
 	}
 	if after := s.registryJSON(t); after != before {
 		t.Fatalf("registry changed by a refused apply:\nbefore %s\nafter  %s", before, after)
