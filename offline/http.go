@@ -22,7 +22,7 @@ import (
 // DefaultMaxSpineBytes bounds an uploaded spine.
 const DefaultMaxSpineBytes = 1 << 30
 
-// StatsTrailer is the HTTP trailer in which Handler reports a complete
+// StatsTrailer is the HTTP trailer in which ExportHandler reports a complete
 // export's Stats, as JSON. It follows the stream's end-of-stream marker, so
 // a client reads it after the whole body (Go: http.Response.Trailer).
 const StatsTrailer = "Featured-Export-Stats"
@@ -33,8 +33,9 @@ type HandlerOptions struct {
 	// MaxSpineBytes bounds an uploaded spine. The default value is
 	// DefaultMaxSpineBytes (1 GiB).
 	MaxSpineBytes int64
-	// MemoryBytes is the Request.MemoryBytes of every export Handler runs,
-	// and the most a request's ?memory= may ask for (it may ask for less).
+	// MemoryBytes is the export.Request.MemoryBytes of every export
+	// ExportHandler runs, and the most a request's ?memory= may ask for
+	// (it may ask for less).
 	// The default value is export.DefaultMemoryBytes (512 MiB).
 	MemoryBytes int64
 	// TempDir holds uploaded spines, exports' spill files and
@@ -53,9 +54,9 @@ func (o *HandlerOptions) EnsureDefaults() {
 	}
 }
 
-// ExportHandler serves POST /v1/export with x: the request body is the spine (Parquet,
-// or CSV; by Content-Type application/vnd.apache.parquet or text/csv, or
-// ?format=), the query names the features:
+// ExportHandler serves POST /v1/export with x: the request body is the
+// spine (Parquet, or CSV; by Content-Type application/vnd.apache.parquet or
+// text/csv, or ?format=), the query names the features:
 //
 //	?features=view:feat,view@v2:feat | ?service=name
 //	&mode=served|event &time_column=event_timestamp &statuses=true &full_names=true
@@ -168,7 +169,7 @@ func (h *httpSink) Write(rec arrow.RecordBatch) error { return h.s.Write(rec) }
 // it: the caller's router writes it (featured serve: serving's one error
 // shape, bad input (export.ErrBadInput) as 400, anything else by serving's error
 // table). A handler that has begun its response handles its errors itself
-// (Handler cuts the connection).
+// (ExportHandler cuts the connection).
 type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // BackfillHandler serves POST /v1/backfill?view=NAME[&version=N]: Backfill

@@ -83,7 +83,7 @@ type Sink interface {
 	Write(rec arrow.RecordBatch) error
 }
 
-// Exporter runs point-in-time exports over a Log with a Registry's view
+// Exporter runs point-in-time exports over an eventlog.Log with a Registry's view
 // definitions. It is safe for concurrent use.
 type Exporter struct {
 	reg *registry.Registry
