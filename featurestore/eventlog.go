@@ -20,11 +20,43 @@ type Schema struct {
 // returns is stored in the same batch as the state the writes produced, so
 // after a crash the log and the state name the same prefix of events.
 //
-// Concurrency: Recover is called from Open, once per shard, before the
-// shard's writer starts. Append, Commit and Committed for shard i are always
-// called from shard i's writer goroutine, in that protocol order: any number
-// of Appends, then Commit, then Committed with the batch's outcome. Calls for
-// different shards run concurrently.
+// The store's duties (the caller):
+//
+//  1. Call Recover once per shard, from Open, before the shard's writer
+//     starts, with the position last committed in that shard's batch (nil
+//     when none was).
+//  2. Call Append, Commit and Committed for shard i only from shard i's
+//     writer goroutine; calls for different shards run concurrently.
+//  3. Per batch, in this order: any number of Appends (one per write
+//     applied, in fold order, with the view versions it was folded into),
+//     then Commit, then Committed with the batch's outcome, before the
+//     batch's waiters are answered.
+//  4. Store the position Commit returns in the same Pebble batch as the
+//     state, and fsync the batch when Commit asks for it (forceSync).
+//  5. Call Committed with the error when the batch fails, after which the
+//     state of the writes appended since the previous successful commit is
+//     gone; on success, with the clock read just after the batch became
+//     visible to Read.
+//  6. Run a rebuild's RebuildFunc (Store.Rebuild) on the shard's writer
+//     goroutine after committing what the shard held, and commit the
+//     rebuild's batch next: an implementation may attach a record of the
+//     rebuild to that commit (the offline log's backfill marker,
+//     eventlog.Log.MarkRebuild, called from inside the RebuildFunc).
+//
+// The implementer's duties:
+//
+//  1. Recover drops whatever it holds past the committed position, so that
+//     the log holds exactly the events the recovered state holds.
+//  2. Append does no I/O that can fail: it records the write for the next
+//     Commit and retains neither w nor folded.
+//  3. Commit makes everything appended since the last Commit at least as
+//     durable as the batch (fsynced when sync is true or when it returns
+//     forceSync) and returns the position after it. An error fails the
+//     batch.
+//  4. Committed with an error drops the record of the failed batch; with
+//     success, it may move the batch's commit time to visibleMillis, before
+//     readers can see the batch's position.
+//  5. Methods for different shards are safe to call concurrently.
 type EventLog interface {
 	// Recover tells the log the position shard last committed (nil when it
 	// never committed one): the log drops whatever it holds past it.

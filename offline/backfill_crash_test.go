@@ -13,6 +13,8 @@ import (
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -27,20 +29,37 @@ var errCrashed = errors.New("offline test: crashed before the store committed")
 // disk is what a kill -9 would leave. Without die, the store goes on after
 // a failed commit, as it does when Pebble fails one.
 type crashLog struct {
-	*Log
+	*eventlog.Log
 	shard int
 	die   bool
 	dead  atomic.Bool
+	// marked is set by MarkRebuild of shard and cleared by the Commit that
+	// writes the marker; both run on shard's writer goroutine.
+	marked bool
+}
+
+var _ BackfillLog = (*crashLog)(nil)
+
+// MarkRebuild notes the rebuild of c.shard: its next Commit is the one
+// carrying the marker.
+func (c *crashLog) MarkRebuild(shard int, view featurestore.ViewKey) {
+	if shard == c.shard {
+		c.marked = true
+	}
+	c.Log.MarkRebuild(shard, view)
 }
 
 var _ featurestore.EventLog = (*crashLog)(nil)
 
-// Commit runs on shard's writer goroutine, which also set pendingMarker.
+// Commit runs on shard's writer goroutine, which also ran MarkRebuild.
 func (c *crashLog) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error) {
 	if c.dead.Load() {
 		return nil, false, errCrashed
 	}
-	rebuild := shard == c.shard && c.Log.shard(shard).pendingMarker != nil
+	rebuild := shard == c.shard && c.marked
+	if rebuild {
+		c.marked = false
+	}
 	pos, force, err := c.Log.Commit(shard, sync, nowMillis)
 	if err != nil || !rebuild {
 		return pos, force, err
@@ -59,13 +78,13 @@ func (c *crashLog) Committed(shard int, visibleMillis int64, err error) {
 }
 
 // openWithLog opens r as rig.open does, with the store's EventLog wrapped.
-func openWithLog(r *rig, wrap func(*Log) featurestore.EventLog) {
+func openWithLog(r *rig, wrap func(*eventlog.Log) featurestore.EventLog) {
 	t := r.t
 	t.Helper()
 	lo := r.logOpt
 	lo.Now = r.now
 	var err error
-	r.log, err = Open(filepath.Join(r.dir, "offline"), lo)
+	r.log, err = eventlog.Open(filepath.Join(r.dir, "offline"), lo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +98,7 @@ func openWithLog(r *rig, wrap func(*Log) featurestore.EventLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.x = NewExporter(r.reg, r.log)
+	r.x = export.NewExporter(r.reg, r.log)
 }
 
 // TestBackfillMarkerNeedsCommit: a backfill marker counts only if the
@@ -103,7 +122,7 @@ func TestBackfillMarkerNeedsCommit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			r := newRig(t, dir, 1_800_000_000_000, Options{SegmentBytes: 8192})
+			r := newRig(t, dir, 1_800_000_000_000, eventlog.Options{SegmentBytes: 8192})
 			defer r.close()
 			ctx := context.Background()
 			samples := r.streamTo(t, 31, 8, 40)
@@ -120,19 +139,19 @@ func TestBackfillMarkerNeedsCommit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			vk := viewKeyInt(featurestore.ViewKey{ID: mirror.ID, Version: uint32(mirror.Version)})
+			vk := eventlog.ViewKeyInt(featurestore.ViewKey{ID: mirror.ID, Version: uint32(mirror.Version)})
 			samples = append(samples, r.streamTo(t, 32, 8, 20)...)
 
 			r.close()
 			crash := &crashLog{shard: 1, die: tc.die}
-			openWithLog(r, func(l *Log) featurestore.EventLog { crash.Log = l; return crash })
+			openWithLog(r, func(l *eventlog.Log) featurestore.EventLog { crash.Log = l; return crash })
 			r.clock.Add(1)
-			if _, err := Backfill(ctx, r.store, r.log, mirror); !errors.Is(err, errCrashed) {
+			if _, err := Backfill(ctx, r.store, crash, mirror); !errors.Is(err, errCrashed) {
 				t.Fatalf("backfill: %v, want the crash on shard 1", err)
 			}
 			if tc.die {
 				// The marker reached the disk before the "crash".
-				b, err := os.ReadFile(filepath.Join(dir, "offline", walDir, "shard-001", markersFile))
+				b, err := os.ReadFile(filepath.Join(dir, "offline", "wal", "shard-001", "markers"))
 				if err != nil || !strings.Contains(string(b), fmt.Sprintf(`"view":%d,`, vk)) {
 					t.Fatalf("shard 1's markers file before the restart: %q, %v; want the marker", b, err)
 				}
@@ -142,7 +161,7 @@ func TestBackfillMarkerNeedsCommit(t *testing.T) {
 
 			markers := func(when string, want ...int) {
 				t.Helper()
-				ms := r.log.markersOf(vk)
+				ms := r.log.Markers(vk)
 				for shard, n := range want {
 					if got := len(ms[int32(shard)]); got != n {
 						t.Fatalf("%s: shard %d has %d markers of mirror, want %d: %+v", when, shard, got, n, ms)
@@ -154,7 +173,7 @@ func TestBackfillMarkerNeedsCommit(t *testing.T) {
 				spine := filepath.Join(dir, "spine.parquet")
 				writeSpine(t, spine, samples)
 				var m memSink
-				if _, err := r.x.Export(ctx, spine, "", Request{Features: allRefs(r.reg), Statuses: true, FullNames: true}, &m); err != nil {
+				if _, err := r.x.Export(ctx, spine, "", export.Request{Features: allRefs(r.reg), Statuses: true, FullNames: true}, &m); err != nil {
 					t.Fatalf("%s: %v", when, err)
 				}
 				compare(t, &m, samples, true)
@@ -182,96 +201,5 @@ func TestBackfillMarkerNeedsCommit(t *testing.T) {
 			markers("restarted after the second backfill", 2, 1)
 			check("restarted after the second backfill")
 		})
-	}
-}
-
-// TestMarkerRecover: at the Log's level, a backfill marker is kept only if
-// the store committed its batch: one committed stays, live and after a
-// reopen; one whose batch failed goes at once; one whose process died
-// before the store committed goes on recovery to the previous position,
-// also when that commit sealed a segment.
-func TestMarkerRecover(t *testing.T) {
-	const (
-		view = 7<<32 | 1
-		t0   = 1_800_000_000_000
-	)
-	dir := t.TempDir()
-	now := time.UnixMilli(t0)
-	// Retention: the rows' ingest times are in 1970.
-	opts := Options{SegmentBytes: 4096, Retention: -1, Now: func() time.Time { return now }}
-	l, err := Open(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { l.Close() }()
-	if err := l.Recover(0, nil); err != nil {
-		t.Fatal(err)
-	}
-	backfill := func(stamp int64) []byte {
-		t.Helper()
-		l.shard(0).pendingMarker = &marker{View: view, LSN: l.shard(0).nextLSN}
-		return commit(t, l, 0, stamp)
-	}
-	check := func(when string, want ...int64) {
-		t.Helper()
-		var got []int64
-		for _, m := range l.markersOf(view)[0] {
-			got = append(got, m.CommitMillis)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("%s: markers at %v, want %v", when, got, want)
-		}
-	}
-	reopen := func(pos []byte) {
-		t.Helper()
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if l, err = Open(dir, opts); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Recover(0, pos); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	appendN(l, 0, 3, 100)
-	commit(t, l, 0, t0)
-	l.Committed(0, t0, nil)
-	pos := backfill(t0 + 10)
-	l.Committed(0, t0+10, nil)
-	check("committed", t0+10)
-
-	backfill(t0 + 20) // the store's batch fails
-	l.Committed(0, 0, errors.New("disk full"))
-	check("failed", t0+10)
-	reopen(pos)
-	check("failed, reopened", t0+10)
-
-	backfill(t0 + 30) // the process dies before the store commits
-	reopen(pos)
-	check("crashed, reopened", t0+10)
-
-	// Enough rows to seal the segment at the next commit, then a backfill
-	// whose commit seals it and whose process dies.
-	for i := 0; i < 100 && l.shard(0).size < opts.SegmentBytes; i++ {
-		appendN(l, 0, 10, 200+int64(10*i))
-		pos = commit(t, l, 0, t0+40)
-		l.Committed(0, t0+40, nil)
-	}
-	seg := l.shard(0).seg
-	backfill(t0 + 50)
-	if l.shard(0).seg == seg {
-		t.Fatalf("the backfill's commit did not seal segment %d", seg)
-	}
-	reopen(pos)
-	check("crashed in a rotation, reopened", t0+10)
-
-	pos = backfill(t0 + 60)
-	l.Committed(0, t0+61, nil)
-	reopen(pos)
-	check("committed again, reopened", t0+10, t0+61)
-	if got := eventTimes(t, l); len(got) < 4 || got[3] != 200 {
-		t.Fatalf("rows after the markers: %v", got[:min(len(got), 5)])
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -23,7 +25,7 @@ import (
 // online answers, bit for bit.
 func TestBackfill(t *testing.T) {
 	dir := t.TempDir()
-	r := newRig(t, dir, 1_800_000_000_000, Options{SegmentBytes: 8192})
+	r := newRig(t, dir, 1_800_000_000_000, eventlog.Options{SegmentBytes: 8192})
 	defer r.close()
 	ctx := context.Background()
 	samples := r.streamTo(t, 21, 8, 60)
@@ -93,14 +95,14 @@ func TestBackfill(t *testing.T) {
 			}
 		}
 	}
-	if files, err := listLogFiles(r.log.dir, "tx"); err != nil || len(files) == 0 {
+	if files, err := eventlog.ListFiles(r.log.Dir(), "tx"); err != nil || len(files) == 0 {
 		t.Fatalf("no Parquet log files (%v): the export must read rows from files too", err)
 	}
 
 	spine := filepath.Join(dir, "spine.parquet")
 	writeSpine(t, spine, samples)
 	var m memSink
-	if _, err := r.x.Export(ctx, spine, "", Request{Features: allRefs(r.reg), Statuses: true, FullNames: true}, &m); err != nil {
+	if _, err := r.x.Export(ctx, spine, "", export.Request{Features: allRefs(r.reg), Statuses: true, FullNames: true}, &m); err != nil {
 		t.Fatal(err)
 	}
 	compare(t, &m, samples, true)
@@ -109,7 +111,7 @@ func TestBackfill(t *testing.T) {
 	r.close()
 	r.open()
 	var m2 memSink
-	if _, err := r.x.Export(ctx, spine, "", Request{Features: allRefs(r.reg), Statuses: true, FullNames: true}, &m2); err != nil {
+	if _, err := r.x.Export(ctx, spine, "", export.Request{Features: allRefs(r.reg), Statuses: true, FullNames: true}, &m2); err != nil {
 		t.Fatal(err)
 	}
 	compare(t, &m2, samples, true)

@@ -11,6 +11,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
+	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
 // writeParquet writes one record of the given columns.
@@ -22,7 +25,7 @@ func writeParquet(t *testing.T, path string, fields []arrow.Field, fill func(b *
 	fill(b)
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	s := NewParquetFile(path)
+	s := export.NewParquetFile(path)
 	if err := s.Begin(sc); err != nil {
 		t.Fatal(err)
 	}
@@ -34,11 +37,11 @@ func writeParquet(t *testing.T, path string, fields []arrow.Field, fill func(b *
 	}
 }
 
-// TestExportBadInput: every bad input is an ErrBadInput naming what is
+// TestExportBadInput: every bad input is an export.ErrBadInput naming what is
 // wrong, and leaves nothing at the output path (nor a temporary file).
 func TestExportBadInput(t *testing.T) {
 	dir := t.TempDir()
-	r := newRig(t, dir, 1_800_000_000_000, Options{})
+	r := newRig(t, dir, 1_800_000_000_000, eventlog.Options{})
 	defer r.close()
 	r.streamTo(t, 3, 2, 10)
 	in := filepath.Join(dir, "in")
@@ -51,7 +54,7 @@ func TestExportBadInput(t *testing.T) {
 		return p
 	}
 	strKey := arrow.Field{Name: "user_id", Type: arrow.BinaryTypes.String}
-	ts := arrow.Field{Name: "event_timestamp", Type: tsMillis}
+	ts := arrow.Field{Name: "event_timestamp", Type: codec.TimestampMS}
 	intKey := filepath.Join(in, "intkey.parquet")
 	writeParquet(t, intKey, []arrow.Field{{Name: "user_id", Type: arrow.PrimitiveTypes.Int64}, ts}, func(b *array.RecordBuilder) {
 		b.Field(0).(*array.Int64Builder).Append(1)
@@ -71,33 +74,33 @@ func TestExportBadInput(t *testing.T) {
 	cases := []struct {
 		name  string
 		spine string
-		req   Request
+		req   export.Request
 		want  string
 	}{
-		{"no key column", file("nokey.csv", "user,event_timestamp\nu,1\n"), Request{Features: []string{"spend:cnt_1h"}}, `no column "user_id"`},
-		{"no time column", file("notime.csv", "user_id,ts\nu,1\n"), Request{Features: []string{"spend:cnt_1h"}}, `no column "event_timestamp"`},
-		{"bad csv time", file("badtime.csv", "user_id,event_timestamp\nu,soon\n"), Request{Features: []string{"spend:cnt_1h"}}, `line 2, column "event_timestamp"`},
-		{"int key for a string entity", intKey, Request{Features: []string{"spend:cnt_1h"}}, `column "user_id" is int64, want a string column`},
-		{"string time column", strTime, Request{Features: []string{"spend:cnt_1h"}}, `column "event_timestamp" is utf8`},
-		{"null key", nullKey, Request{Features: []string{"spend:cnt_1h"}}, `spine row 0: "user_id" is null`},
-		{"unknown feature", good, Request{Features: []string{"spend:nope"}}, `nope`},
-		{"unknown view", good, Request{Features: []string{"nope:cnt_1h"}}, `nope`},
-		{"unknown version", good, Request{Features: []string{"spend@v9:cnt_1h"}}, `v9`},
-		{"unknown service", good, Request{Service: "nope"}, `nope`},
-		{"no features", good, Request{}, `no features`},
-		{"bad mode", good, Request{Features: []string{"spend:cnt_1h"}, Mode: "later"}, `mode "later"`},
-		{"duplicate names", good, Request{Features: []string{"spend:last_merchant", "short:last_merchant"}}, `named twice`},
-		{"unreadable parquet", file("junk.parquet", "PAR1 this is not parquet"), Request{Features: []string{"spend:cnt_1h"}}, `not a readable Parquet file`},
-		{"missing file", filepath.Join(in, "missing.csv"), Request{Features: []string{"spend:cnt_1h"}}, `missing.csv`},
-		{"unknown extension", file("spine.txt", "x"), Request{Features: []string{"spend:cnt_1h"}}, `.parquet or .csv`},
+		{"no key column", file("nokey.csv", "user,event_timestamp\nu,1\n"), export.Request{Features: []string{"spend:cnt_1h"}}, `no column "user_id"`},
+		{"no time column", file("notime.csv", "user_id,ts\nu,1\n"), export.Request{Features: []string{"spend:cnt_1h"}}, `no column "event_timestamp"`},
+		{"bad csv time", file("badtime.csv", "user_id,event_timestamp\nu,soon\n"), export.Request{Features: []string{"spend:cnt_1h"}}, `line 2, column "event_timestamp"`},
+		{"int key for a string entity", intKey, export.Request{Features: []string{"spend:cnt_1h"}}, `column "user_id" is int64, want a string column`},
+		{"string time column", strTime, export.Request{Features: []string{"spend:cnt_1h"}}, `column "event_timestamp" is utf8`},
+		{"null key", nullKey, export.Request{Features: []string{"spend:cnt_1h"}}, `spine row 0: "user_id" is null`},
+		{"unknown feature", good, export.Request{Features: []string{"spend:nope"}}, `nope`},
+		{"unknown view", good, export.Request{Features: []string{"nope:cnt_1h"}}, `nope`},
+		{"unknown version", good, export.Request{Features: []string{"spend@v9:cnt_1h"}}, `v9`},
+		{"unknown service", good, export.Request{Service: "nope"}, `nope`},
+		{"no features", good, export.Request{}, `no features`},
+		{"bad mode", good, export.Request{Features: []string{"spend:cnt_1h"}, Mode: "later"}, `mode "later"`},
+		{"duplicate names", good, export.Request{Features: []string{"spend:last_merchant", "short:last_merchant"}}, `named twice`},
+		{"unreadable parquet", file("junk.parquet", "PAR1 this is not parquet"), export.Request{Features: []string{"spend:cnt_1h"}}, `not a readable Parquet file`},
+		{"missing file", filepath.Join(in, "missing.csv"), export.Request{Features: []string{"spend:cnt_1h"}}, `missing.csv`},
+		{"unknown extension", file("spine.txt", "x"), export.Request{Features: []string{"spend:cnt_1h"}}, `.parquet or .csv`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			outDir := t.TempDir()
 			out := filepath.Join(outDir, "train.parquet")
 			_, err := r.x.ExportFile(context.Background(), tc.spine, "", tc.req, out)
-			if !errors.Is(err, ErrBadInput) {
-				t.Fatalf("err = %v, want ErrBadInput", err)
+			if !errors.Is(err, export.ErrBadInput) {
+				t.Fatalf("err = %v, want export.ErrBadInput", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.want)

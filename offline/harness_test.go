@@ -19,6 +19,10 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
+	"github.com/featured-dev/featured/offline/internal/codec"
+	"github.com/featured-dev/featured/offline/skew"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -73,22 +77,22 @@ type rig struct {
 	dir    string
 	clock  atomic.Int64 // millis
 	reg    *registry.Registry
-	log    *Log
+	log    *eventlog.Log
 	store  *featurestore.Store
 	pusher *ingest.Pusher
-	x      *Exporter
-	logOpt Options
+	x      *export.Exporter
+	logOpt eventlog.Options
 	shards int
 	// rejected counts events no view admitted (too late for every TTL).
 	rejected int
 	// sampler records one store Read in sampleEvery when set before open.
-	sampler     *Sampler
+	sampler     *skew.Sampler
 	sampleEvery int
 }
 
 func (r *rig) now() time.Time { return time.UnixMilli(r.clock.Load()) }
 
-func newRig(t testing.TB, dir string, startMillis int64, logOpts Options) *rig {
+func newRig(t testing.TB, dir string, startMillis int64, logOpts eventlog.Options) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: dir, logOpt: logOpts, shards: 2}
 	r.clock.Store(startMillis)
@@ -116,7 +120,7 @@ func (r *rig) open() {
 	lo := r.logOpt
 	lo.Now = r.now
 	var err error
-	r.log, err = Open(filepath.Join(r.dir, "offline"), lo)
+	r.log, err = eventlog.Open(filepath.Join(r.dir, "offline"), lo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +139,7 @@ func (r *rig) open() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.x = NewExporter(r.reg, r.log)
+	r.x = export.NewExporter(r.reg, r.log)
 }
 
 func (r *rig) close() {
@@ -293,7 +297,7 @@ func writeSpine(t testing.TB, path string, samples []sample) {
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	sink := NewParquetFile(path)
+	sink := export.NewParquetFile(path)
 	if err := sink.Begin(sc); err != nil {
 		t.Fatal(err)
 	}
@@ -344,11 +348,11 @@ func arrowValue(a arrow.Array, i int) aggregate.Value {
 		s, e := l.ValueOffsets(i)
 		v := aggregate.Value{Kind: aggregate.KindList, L: []aggregate.Value{}}
 		for j := s; j < e; j++ {
-			v.L = append(v.L, valueAt(l.ListValues(), int(j)))
+			v.L = append(v.L, codec.ValueAt(l.ListValues(), int(j)))
 		}
 		return v
 	}
-	return valueAt(a, i)
+	return codec.ValueAt(a, i)
 }
 
 // compare checks every exported value against the online answers, bit for
@@ -408,4 +412,14 @@ func allRefs(reg *registry.Registry) []string {
 		}
 	}
 	return refs
+}
+
+// statusOf reads a "__status" column's text (export.StatusName) back.
+func statusOf(s string) aggregate.Status {
+	for _, st := range []aggregate.Status{aggregate.StatusPresent, aggregate.StatusNull, aggregate.StatusNotFound} {
+		if export.StatusName(st) == s {
+			return st
+		}
+	}
+	return aggregate.StatusNotFound
 }

@@ -15,29 +15,28 @@ import (
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/internal/bytesize"
+	"github.com/featured-dev/featured/offline/export"
+	"github.com/featured-dev/featured/offline/skew"
 )
 
 // DefaultMaxSpineBytes bounds an uploaded spine.
 const DefaultMaxSpineBytes = 1 << 30
 
-// DefaultMemoryBytes is an export's working-set budget when neither the
-// Request nor HandlerOptions gives one: Request.MemoryBytes's default.
-const DefaultMemoryBytes = 512 << 20
-
-// StatsTrailer is the HTTP trailer in which Handler reports a complete
+// StatsTrailer is the HTTP trailer in which ExportHandler reports a complete
 // export's Stats, as JSON. It follows the stream's end-of-stream marker, so
 // a client reads it after the whole body (Go: http.Response.Trailer).
 const StatsTrailer = "Featured-Export-Stats"
 
-// HandlerOptions configure the HTTP handlers of an Exporter. The zero value
+// HandlerOptions configure the HTTP handlers. The zero value
 // is usable; a field zero or negative takes its default.
 type HandlerOptions struct {
 	// MaxSpineBytes bounds an uploaded spine. The default value is
 	// DefaultMaxSpineBytes (1 GiB).
 	MaxSpineBytes int64
-	// MemoryBytes is the Request.MemoryBytes of every export Handler runs,
-	// and the most a request's ?memory= may ask for (it may ask for less).
-	// The default value is DefaultMemoryBytes (512 MiB).
+	// MemoryBytes is the export.Request.MemoryBytes of every export
+	// ExportHandler runs, and the most a request's ?memory= may ask for
+	// (it may ask for less).
+	// The default value is export.DefaultMemoryBytes (512 MiB).
 	MemoryBytes int64
 	// TempDir holds uploaded spines, exports' spill files and
 	// VerifySkewHandler's sample spines. The directory must exist. The
@@ -51,13 +50,13 @@ func (o *HandlerOptions) EnsureDefaults() {
 		o.MaxSpineBytes = DefaultMaxSpineBytes
 	}
 	if o.MemoryBytes <= 0 {
-		o.MemoryBytes = DefaultMemoryBytes
+		o.MemoryBytes = export.DefaultMemoryBytes
 	}
 }
 
-// Handler serves POST /v1/export: the request body is the spine (Parquet,
-// or CSV; by Content-Type application/vnd.apache.parquet or text/csv, or
-// ?format=), the query names the features:
+// ExportHandler serves POST /v1/export with x: the request body is the
+// spine (Parquet, or CSV; by Content-Type application/vnd.apache.parquet or
+// text/csv, or ?format=), the query names the features:
 //
 //	?features=view:feat,view@v2:feat | ?service=name
 //	&mode=served|event &time_column=event_timestamp &statuses=true &full_names=true
@@ -67,19 +66,19 @@ func (o *HandlerOptions) EnsureDefaults() {
 // or below opts.MemoryBytes for this request; it cannot raise it.
 //
 // The answer is an Arrow IPC stream (application/vnd.apache.arrow.stream)
-// followed by the StatsTrailer trailer. Bad input (ErrBadInput) and other
+// followed by the StatsTrailer trailer. Bad input (export.ErrBadInput) and other
 // failures before the stream begins are returned, for the router to answer
 // (featured serve: a 400 or 500 in serving's error shape; a bad memory value
 // before the body is read); a failure after the stream began cuts the
 // connection, so the stream has no end-of-stream marker and no reader takes
 // it for complete.
-func (x *Exporter) Handler(opts HandlerOptions) HandlerFunc {
+func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 	opts.EnsureDefaults()
 	return func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
-		req := Request{
+		req := export.Request{
 			Service:     q.Get("service"),
-			Mode:        Mode(q.Get("mode")),
+			Mode:        export.Mode(q.Get("mode")),
 			TimeColumn:  q.Get("time_column"),
 			Statuses:    q.Get("statuses") == "true" || q.Get("statuses") == "1",
 			FullNames:   q.Get("full_names") == "true" || q.Get("full_names") == "1",
@@ -151,7 +150,7 @@ func (x *Exporter) Handler(opts HandlerOptions) HandlerFunc {
 
 type httpSink struct {
 	w     http.ResponseWriter
-	s     *IPCStream
+	s     *export.IPCStream
 	begun bool
 }
 
@@ -160,7 +159,7 @@ func (h *httpSink) Begin(sc *arrow.Schema) error {
 	h.w.Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
 	h.w.Header().Set("Trailer", StatsTrailer)
 	h.w.WriteHeader(http.StatusOK)
-	h.s = NewIPCStream(h.w)
+	h.s = export.NewIPCStream(h.w)
 	return h.s.Begin(sc)
 }
 
@@ -168,16 +167,17 @@ func (h *httpSink) Write(rec arrow.RecordBatch) error { return h.s.Write(rec) }
 
 // HandlerFunc is an HTTP handler that returns its error instead of writing
 // it: the caller's router writes it (featured serve: serving's one error
-// shape, bad input (ErrBadInput) as 400, anything else by serving's error
+// shape, bad input (export.ErrBadInput) as 400, anything else by serving's error
 // table). A handler that has begun its response handles its errors itself
-// (Handler cuts the connection).
+// (ExportHandler cuts the connection).
 type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // BackfillHandler serves POST /v1/backfill?view=NAME[&version=N]: Backfill
-// of the view version (the latest when version is absent) into store. It
+// of the view version (the latest when version is absent in x's registry)
+// from x's log into store. It
 // answers {"view": ..., "version": N, "entities": n} once every shard has
 // switched.
-func (x *Exporter) BackfillHandler(store *featurestore.Store) HandlerFunc {
+func BackfillHandler(x *export.Exporter, store *featurestore.Store) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := noBody(r); err != nil {
 			return err
@@ -191,11 +191,11 @@ func (x *Exporter) BackfillHandler(store *featurestore.Store) HandlerFunc {
 			}
 			ver = n
 		}
-		v, err := x.reg.Snapshot().View(q.Get("view"), ver)
+		v, err := x.Registry().Snapshot().View(q.Get("view"), ver)
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrBadInput, err)
+			return fmt.Errorf("%w: %w", export.ErrBadInput, err)
 		}
-		n, err := Backfill(r.Context(), store, x.log, v)
+		n, err := Backfill(r.Context(), store, x.Log(), v)
 		if err != nil {
 			return err
 		}
@@ -206,10 +206,10 @@ func (x *Exporter) BackfillHandler(store *featurestore.Store) HandlerFunc {
 	}
 }
 
-// VerifySkewHandler serves POST /v1/verify-skew: VerifySkew over the
-// sampler's current samples, answered as a SkewReport in JSON. Its sample
+// VerifySkewHandler serves POST /v1/verify-skew: skew.Verify with x over
+// the sampler's current samples, answered as a skew.Report in JSON. Its sample
 // spines go to opts.TempDir.
-func (x *Exporter) VerifySkewHandler(s *Sampler, opts HandlerOptions) HandlerFunc {
+func VerifySkewHandler(x *export.Exporter, s *skew.Sampler, opts HandlerOptions) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := noBody(r); err != nil {
 			return err
@@ -217,7 +217,7 @@ func (x *Exporter) VerifySkewHandler(s *Sampler, opts HandlerOptions) HandlerFun
 		if s == nil {
 			return badInput("sampling is off: start the server with --skew-sample-every N")
 		}
-		rep, err := x.VerifySkew(r.Context(), s.Samples(), opts.TempDir)
+		rep, err := skew.Verify(r.Context(), x, s.Samples(), opts.TempDir)
 		if err != nil {
 			return err
 		}
@@ -240,4 +240,9 @@ func noBody(r *http.Request) error {
 		return nil // chunked, but empty
 	}
 	return badInput("this endpoint takes no request body; the query names what to do")
+}
+
+// badInput is an error the router answers 400 for: the request's fault.
+func badInput(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{export.ErrBadInput}, args...)...)
 }

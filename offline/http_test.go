@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
 )
 
 // TestHandlerMemory: the export handler runs every export under its
@@ -21,7 +23,7 @@ import (
 // before the body is read; the spine and spill files go to TempDir.
 func TestHandlerMemory(t *testing.T) {
 	dir := t.TempDir()
-	r := newRig(t, dir, 1_800_000_000_000, Options{})
+	r := newRig(t, dir, 1_800_000_000_000, eventlog.Options{})
 	defer r.close()
 	samples := r.streamTo(t, 7, 6, 60)
 	spine := filepath.Join(dir, "spine.parquet")
@@ -48,9 +50,9 @@ func TestHandlerMemory(t *testing.T) {
 	}
 	// export posts the spine and checks every value against the online
 	// answers; it returns the stats trailer.
-	export := func(t *testing.T, opts HandlerOptions, query string) Stats {
+	export := func(t *testing.T, opts HandlerOptions, query string) export.Stats {
 		t.Helper()
-		resp := post(t, r.x.Handler(opts), query, body)
+		resp := post(t, ExportHandler(r.x, opts), query, body)
 		if resp.StatusCode != http.StatusOK {
 			b, _ := io.ReadAll(resp.Body)
 			t.Fatalf("%d %s", resp.StatusCode, b)
@@ -69,7 +71,7 @@ func TestHandlerMemory(t *testing.T) {
 		}
 		compare(t, m, samples, true)
 		io.Copy(io.Discard, resp.Body)
-		var st Stats
+		var st export.Stats
 		tr := resp.Trailer.Get(StatsTrailer)
 		if err := json.Unmarshal([]byte(tr), &st); err != nil {
 			t.Fatalf("stats trailer %q: %v", tr, err)
@@ -82,7 +84,7 @@ func TestHandlerMemory(t *testing.T) {
 	// status posts and wants code with an error saying want.
 	status := func(t *testing.T, opts HandlerOptions, query string, spine []byte, code int, want string) {
 		t.Helper()
-		resp := post(t, r.x.Handler(opts), query, spine)
+		resp := post(t, ExportHandler(r.x, opts), query, spine)
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != code || !strings.Contains(string(b), want) {
 			t.Fatalf("%s: %d %s, want %d saying %q", query, resp.StatusCode, b, code, want)
@@ -135,8 +137,8 @@ func TestHandlerMemory(t *testing.T) {
 }
 
 func TestBackfillAndVerifySkewRefuseBodies(t *testing.T) {
-	x := &Exporter{}
-	for name, h := range map[string]HandlerFunc{"backfill": x.BackfillHandler(nil), "verify-skew": x.VerifySkewHandler(nil, HandlerOptions{})} {
+	x := &export.Exporter{}
+	for name, h := range map[string]HandlerFunc{"backfill": BackfillHandler(x, nil), "verify-skew": VerifySkewHandler(x, nil, HandlerOptions{})} {
 		rec := httptest.NewRecorder()
 		serve(h).ServeHTTP(rec, httptest.NewRequest("POST", "/v1/"+name+"?view=v", strings.NewReader("{}")))
 		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "takes no request body") {
@@ -146,13 +148,13 @@ func TestBackfillAndVerifySkewRefuseBodies(t *testing.T) {
 }
 
 // serve answers h's errors as featured serve's router does for these tests'
-// purposes: 400 for ErrBadInput, else 500, with the error's text (serving's
+// purposes: 400 for export.ErrBadInput, else 500, with the error's text (serving's
 // tests check the real error shape).
 func serve(h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			st := http.StatusInternalServerError
-			if errors.Is(err, ErrBadInput) {
+			if errors.Is(err, export.ErrBadInput) {
 				st = http.StatusBadRequest
 			}
 			http.Error(w, err.Error(), st)

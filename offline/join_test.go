@@ -13,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -61,7 +63,7 @@ func TestExportTwoEntityKeys(t *testing.T) {
 	if err := reg.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, dir, start+3_600_000, Options{SegmentBytes: 4096, RowGroupRows: 7})
+	r := newRig(t, dir, start+3_600_000, eventlog.Options{SegmentBytes: 4096, RowGroupRows: 7})
 	defer r.close()
 	// Event i (0..29) of user u<i%3> and of store 100+i%4, a minute apart;
 	// user amount i, store duration 10*i.
@@ -113,7 +115,7 @@ func TestExportTwoEntityKeys(t *testing.T) {
 	rec := b.NewRecordBatch()
 	b.Release()
 	spine := filepath.Join(dir, "spine.parquet")
-	sink := NewParquetFile(spine)
+	sink := export.NewParquetFile(spine)
 	if err := sink.Begin(sc); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestExportTwoEntityKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Expected, by event time (ModeEvent: every event with time <= T).
+	// Expected, by event time (export.ModeEvent: every event with time <= T).
 	want := func(rw row) (txCount int64, txSum float64, visits int64, durMax aggregate.Value) {
 		for i := int64(0); i < 30; i++ {
 			if start+i*60_000 > rw.t {
@@ -142,7 +144,7 @@ func TestExportTwoEntityKeys(t *testing.T) {
 		}
 		return
 	}
-	req := Request{Features: []string{"s:visit_count", "u:tx_count", "s:dur_max", "u:tx_sum"}, Mode: ModeEvent, Statuses: true}
+	req := export.Request{Features: []string{"s:visit_count", "u:tx_count", "s:dur_max", "u:tx_sum"}, Mode: export.ModeEvent, Statuses: true}
 	check := func(t *testing.T, m *memSink) {
 		t.Helper()
 		names := []string{"store_id", "user_id", "event_timestamp", "visit_count", "visit_count__status", "dur_max", "dur_max__status", "tx_count", "tx_count__status", "tx_sum", "tx_sum__status"}

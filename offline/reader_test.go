@@ -13,6 +13,8 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
 )
 
 // python returns the interpreter of the project's venv (scripts/python-env.sh)
@@ -61,7 +63,7 @@ print(json.dumps(out))
 func TestExportReadByPyarrowAndDuckDB(t *testing.T) {
 	py := python(t)
 	dir := t.TempDir()
-	r := newRig(t, dir, 1_800_000_000_000, Options{SegmentBytes: 8192})
+	r := newRig(t, dir, 1_800_000_000_000, eventlog.Options{SegmentBytes: 8192})
 	defer r.close()
 	samples := r.streamTo(t, 7, 5, 40)
 	spine := filepath.Join(dir, "spine.csv")
@@ -82,7 +84,7 @@ func TestExportReadByPyarrowAndDuckDB(t *testing.T) {
 	for _, f := range v.Features {
 		refs = append(refs, "spend:"+f.Name)
 	}
-	if _, err := r.x.ExportFile(context.Background(), spine, "", Request{Features: refs, Statuses: true}, out); err != nil {
+	if _, err := r.x.ExportFile(context.Background(), spine, "", export.Request{Features: refs, Statuses: true}, out); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(py, "-c", readScript, out)

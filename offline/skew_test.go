@@ -10,6 +10,9 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
+	"github.com/featured-dev/featured/offline/skew"
 )
 
 // TestSkew is the skew test: random streams (every operator,
@@ -22,12 +25,12 @@ import (
 func TestSkew(t *testing.T) {
 	cases := []struct {
 		name   string
-		log    Options
+		log    eventlog.Options
 		memory int64
 	}{
-		{name: "wal", log: Options{}},
-		{name: "parquet", log: Options{SegmentBytes: 4096, RowGroupRows: 50}},
-		{name: "spill", log: Options{SegmentBytes: 8192}, memory: 1},
+		{name: "wal", log: eventlog.Options{}},
+		{name: "parquet", log: eventlog.Options{SegmentBytes: 4096, RowGroupRows: 50}},
+		{name: "spill", log: eventlog.Options{SegmentBytes: 8192}, memory: 1},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,7 +41,7 @@ func TestSkew(t *testing.T) {
 			spine := filepath.Join(dir, "spine.parquet")
 			writeSpine(t, spine, samples)
 			var m memSink
-			st, err := r.x.Export(context.Background(), spine, "", Request{
+			st, err := r.x.Export(context.Background(), spine, "", export.Request{
 				Features: allRefs(r.reg), Statuses: true, FullNames: true, MemoryBytes: tc.memory,
 			}, &m)
 			if err != nil {
@@ -55,7 +58,7 @@ func TestSkew(t *testing.T) {
 				t.Fatalf("%d events rejected: the stream does not exercise the views", r.rejected)
 			}
 			if tc.log.RowGroupRows > 0 {
-				files, err := listLogFiles(r.log.dir, "tx")
+				files, err := eventlog.ListFiles(r.log.Dir(), "tx")
 				if err != nil || len(files) < 3 {
 					t.Fatalf("%d Parquet log files (%v), want several", len(files), err)
 				}
@@ -67,8 +70,8 @@ func TestSkew(t *testing.T) {
 			// The control: event-time mode must differ somewhere, since
 			// late events arrived after instants that they precede.
 			var ev memSink
-			if _, err := r.x.Export(context.Background(), spine, "", Request{
-				Features: allRefs(r.reg), Statuses: true, FullNames: true, Mode: ModeEvent,
+			if _, err := r.x.Export(context.Background(), spine, "", export.Request{
+				Features: allRefs(r.reg), Statuses: true, FullNames: true, Mode: export.ModeEvent,
 			}, &ev); err != nil {
 				t.Fatal(err)
 			}
@@ -102,14 +105,14 @@ func differs(t *testing.T, a, b *memSink) bool {
 // match. A tampered sample is reported as a mismatch naming the feature.
 func TestVerifySkew(t *testing.T) {
 	dir := t.TempDir()
-	r := newRig(t, dir, 1_800_000_000_000, Options{})
+	r := newRig(t, dir, 1_800_000_000_000, eventlog.Options{})
 	r.close()
-	r.sampler, r.sampleEvery = NewSampler(0), 2
+	r.sampler, r.sampleEvery = skew.NewSampler(0), 2
 	r.open()
 	defer r.close()
 	r.streamTo(t, 31, 6, 60)
 	samples := r.sampler.Samples()
-	rep, err := r.x.VerifySkew(context.Background(), samples, "")
+	rep, err := skew.Verify(context.Background(), r.x, samples, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +124,7 @@ func TestVerifySkew(t *testing.T) {
 		if res := samples[i].Results[0]; res.Status == aggregate.StatusPresent && res.Value.Kind == aggregate.KindInt64 {
 			samples[i].Results = append([]aggregate.Result(nil), samples[i].Results...)
 			samples[i].Results[0].Value.I++
-			rep, err := r.x.VerifySkew(context.Background(), samples, "")
+			rep, err := skew.Verify(context.Background(), r.x, samples, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +172,7 @@ func TestVerifySkewSameMillis(t *testing.T) {
 		steps  []string
 		fresh  bool // no event of the entity before T
 		tamper bool // add 100 to the sampled cnt_1h
-		// wantResolved is SkewReport.ResolvedSameMillis; wantExact, when
+		// wantResolved is skew.Report.ResolvedSameMillis; wantExact, when
 		// set, the features reported, else wantReported says whether any
 		// is (cnt_1h among them when tampered).
 		wantResolved int
@@ -188,9 +191,9 @@ func TestVerifySkewSameMillis(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, t.TempDir(), base, Options{})
+			r := newRig(t, t.TempDir(), base, eventlog.Options{})
 			r.close()
-			r.sampler, r.sampleEvery = NewSampler(0), 1
+			r.sampler, r.sampleEvery = skew.NewSampler(0), 1
 			r.open()
 			defer r.close()
 			spend, err := r.reg.Snapshot().View("spend", 1)
@@ -217,7 +220,7 @@ func TestVerifySkewSameMillis(t *testing.T) {
 			if tc.tamper {
 				samples[0].Results[0].Value.I += 100 // cnt_1h
 			}
-			rep, err := r.x.VerifySkew(context.Background(), samples, "")
+			rep, err := skew.Verify(context.Background(), r.x, samples, "")
 			if err != nil {
 				t.Fatal(err)
 			}

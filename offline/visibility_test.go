@@ -3,7 +3,6 @@ package offline
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,13 +12,16 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
+	"github.com/featured-dev/featured/offline/skew"
 	"github.com/featured-dev/featured/registry"
 )
 
 // hookLog is the offline log with a hook that runs after Commit has
 // written a batch's frame and before the store commits the batch.
 type hookLog struct {
-	*Log
+	*eventlog.Log
 	afterCommit func()
 }
 
@@ -44,7 +46,7 @@ func (h *hookLog) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, e
 func TestCommitTimeIsVisibility(t *testing.T) {
 	const base = 1_800_000_000_000
 	dir := t.TempDir()
-	r := newRig(t, dir, base, Options{})
+	r := newRig(t, dir, base, eventlog.Options{})
 	r.close()
 	storeNow := func() time.Time { return time.UnixMilli(r.clock.Add(5)) }
 	views := r.reg.Snapshot().Views()
@@ -68,12 +70,12 @@ func TestCommitTimeIsVisibility(t *testing.T) {
 		var err error
 		// Segments never age out: the frames stay in the WAL for
 		// checkWAL (TestLogRestamp converts restamped frames).
-		r.log, err = Open(filepath.Join(dir, "offline"), Options{Now: r.now, SegmentAge: 365 * 24 * time.Hour})
+		r.log, err = eventlog.Open(filepath.Join(dir, "offline"), eventlog.Options{Now: r.now, SegmentAge: 365 * 24 * time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
 		log = &hookLog{Log: r.log}
-		r.sampler = NewSampler(0)
+		r.sampler = skew.NewSampler(0)
 		r.store, err = featurestore.Open(filepath.Join(dir, "store1"), featurestore.Options{
 			Shards: 1, CommitInterval: time.Hour, GCInterval: -1, EventLog: log, Now: storeNow,
 			ReadSampler: r.sampler.Record, ReadSampleEvery: 1,
@@ -85,7 +87,7 @@ func TestCommitTimeIsVisibility(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.x = NewExporter(r.reg, r.log)
+		r.x = export.NewExporter(r.reg, r.log)
 	}
 	open()
 	defer r.close()
@@ -130,7 +132,7 @@ func TestCommitTimeIsVisibility(t *testing.T) {
 	checkLog := func(when string) {
 		t.Helper()
 		var got []int64
-		if err := r.log.Events(ctx, "tx", func(e Event) error {
+		if err := r.log.Events(ctx, "tx", func(e eventlog.Event) error {
 			for int64(len(got)) <= e.LSN {
 				got = append(got, 0)
 			}
@@ -150,11 +152,11 @@ func TestCommitTimeIsVisibility(t *testing.T) {
 	spine := filepath.Join(dir, "spine.parquet")
 	writeSpine(t, spine, samples)
 	var m memSink
-	if _, err := r.x.Export(ctx, spine, "", Request{Features: allRefs(r.reg), Statuses: true, FullNames: true}, &m); err != nil {
+	if _, err := r.x.Export(ctx, spine, "", export.Request{Features: allRefs(r.reg), Statuses: true, FullNames: true}, &m); err != nil {
 		t.Fatal(err)
 	}
 	compare(t, &m, samples, true)
-	rep, err := r.x.VerifySkew(ctx, r.sampler.Samples(), "")
+	rep, err := skew.Verify(ctx, r.x, r.sampler.Samples(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,43 +169,10 @@ func TestCommitTimeIsVisibility(t *testing.T) {
 	// committed position, and keep the visible times.
 	r.close()
 	open()
-	checkWAL(t, r.log, 0, len(visible))
+	if rows, err := r.log.CheckWAL(0); err != nil || rows != len(visible) {
+		t.Fatalf("reopened WAL: %d rows, %v; want %d rows", rows, err, len(visible))
+	}
 	checkLog("reopened")
-}
-
-// checkWAL reads every frame of shard's WAL segments up to the committed
-// position, where a checksum mismatch is corruption, and checks the row
-// count.
-func checkWAL(t *testing.T, l *Log, shard, wantRows int) {
-	t.Helper()
-	sl := l.shard(shard)
-	sl.mu.Lock()
-	cseg, coff := sl.mu.seg, sl.mu.off
-	sl.mu.Unlock()
-	segs, err := listSegments(sl.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := 0
-	for _, seg := range segs {
-		limit := int64(-1)
-		switch {
-		case seg > cseg:
-			t.Fatalf("segment %d past the committed %d", seg, cseg)
-		case seg == cseg:
-			limit = coff
-		}
-		err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
-			rows += fr.nrows
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("segment %d: %v", seg, err)
-		}
-	}
-	if rows != wantRows {
-		t.Fatalf("%d rows in the WAL, want %d", rows, wantRows)
-	}
 }
 
 // lookupAt reads every feature of v for user at instant at, as serving
@@ -217,195 +186,4 @@ func lookupAt(s *featurestore.Store, v *registry.View, user string, at int64) (s
 	out := make([]aggregate.Result, len(feats))
 	err := s.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, ent, feats, at, out)
 	return sample{user: user, at: at, view: v, results: out}, err
-}
-
-// TestLogRestamp: Committed restamps the frame Commit wrote when the batch
-// became visible later and the new time has the varint length of the old
-// one; otherwise the frame keeps its stamp. Restamped frames pass their
-// checksums after a reopen, in the WAL and once converted to Parquet.
-func TestLogRestamp(t *testing.T) {
-	const t0 = 1_800_000_000_000
-	cases := []struct {
-		name           string
-		stamp, visible int64
-		want           int64
-	}{
-		{name: "later", stamp: t0, visible: t0 + 7, want: t0 + 7},
-		{name: "same millisecond", stamp: t0 + 10, visible: t0 + 10, want: t0 + 10},
-		{name: "clock went back", stamp: t0 + 20, visible: t0 + 15, want: t0 + 20},
-		{name: "longer varint", stamp: 63, visible: 64, want: 63},
-		{name: "shorter varint", stamp: -65, visible: -64, want: -65},
-		{name: "small, same length", stamp: 64, visible: 100, want: 100},
-		{name: "after a failed commit", stamp: t0 + 30, visible: t0 + 31, want: t0 + 31},
-	}
-	dir := t.TempDir()
-	l, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Recover(0, nil); err != nil {
-		t.Fatal(err)
-	}
-	var want []int64 // commit time by LSN
-	var pos []byte
-	for i, tc := range cases {
-		if tc.name == "after a failed commit" {
-			appendN(l, 0, 2, 900)
-			commit(t, l, 0, tc.stamp-1)
-			l.Committed(0, 0, fmt.Errorf("disk full"))
-		}
-		// Rows of varied sizes, so frames start at varied offsets.
-		appendN(l, 0, 1+i%3, int64(100*i))
-		pos = commit(t, l, 0, tc.stamp)
-		l.Committed(0, tc.visible, nil)
-		for range 1 + i%3 {
-			want = append(want, tc.want)
-		}
-	}
-	byLSN := func(when string) {
-		t.Helper()
-		got := make([]int64, len(want))
-		if err := l.Events(context.Background(), "", func(e Event) error {
-			got[e.LSN] = e.CommitMillis
-			return nil
-		}); err != nil {
-			t.Fatalf("%s: %v", when, err)
-		}
-		for lsn := range want {
-			if got[lsn] != want[lsn] {
-				t.Errorf("%s: LSN %d (%s): commit time %d, want %d", when, lsn, caseOf(cases, lsn), got[lsn], want[lsn])
-			}
-		}
-	}
-	byLSN("live")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	l, err = Open(dir, Options{SegmentBytes: 4096, Retention: -1}) // ingest times in 1970
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Recover(0, pos); err != nil {
-		t.Fatal(err)
-	}
-	checkWAL(t, l, 0, len(want))
-	byLSN("reopened")
-
-	// Many restamped frames through segment rotations into Parquet.
-	stamp := int64(t0 + 1000)
-	for i := 0; i < 200; i++ {
-		appendN(l, 0, 1+i%5, stamp)
-		commit(t, l, 0, stamp)
-		l.Committed(0, stamp+3, nil)
-		for range 1 + i%5 {
-			want = append(want, stamp+3)
-		}
-		stamp += 5
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		files, err := listLogFiles(dir, "tx")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(files) >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10s: %d Parquet files, want 3", len(files))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	byLSN("converted")
-}
-
-// caseOf names the case that wrote LSN lsn in TestLogRestamp's first part.
-func caseOf(cases []struct {
-	name           string
-	stamp, visible int64
-	want           int64
-}, lsn int) string {
-	n := 0
-	for i, tc := range cases {
-		n += 1 + i%3
-		if lsn < n {
-			return tc.name
-		}
-	}
-	return "rotated"
-}
-
-// TestMarkerRestamp: a backfill marker committed in a batch that became
-// visible later takes the visible time, live and after a reopen; a torn
-// restamp line leaves the marker as stamped.
-func TestMarkerRestamp(t *testing.T) {
-	const (
-		view = 7<<32 | 1
-		t0   = 1_800_000_000_000
-	)
-	dir := t.TempDir()
-	l, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Recover(0, nil); err != nil {
-		t.Fatal(err)
-	}
-	appendN(l, 0, 3, 100)
-	commit(t, l, 0, t0)
-	l.Committed(0, t0+2, nil)
-	backfill := func(stamp, visible int64) []byte {
-		l.shard(0).pendingMarker = &marker{View: view, LSN: l.shard(0).nextLSN}
-		pos := commit(t, l, 0, stamp)
-		l.Committed(0, visible, nil)
-		return pos
-	}
-	backfill(t0+10, t0+14) // restamped
-	backfill(t0+20, t0+20) // visible in the millisecond it was stamped
-	appendN(l, 0, 1, 200)
-	pos := commit(t, l, 0, t0+30)
-	l.Committed(0, t0+31, nil)
-	check := func(when string, want ...int64) {
-		t.Helper()
-		var got []int64
-		for _, m := range l.markersOf(view)[0] {
-			got = append(got, m.CommitMillis)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("%s: markers at %v, want %v", when, got, want)
-		}
-	}
-	check("live", t0+14, t0+20)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	reopen := func() {
-		t.Helper()
-		l, err = Open(dir, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Recover(0, pos); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reopen()
-	check("reopened", t0+14, t0+20)
-
-	// A restamp line of the second marker, torn by a crash.
-	path := filepath.Join(dir, walDir, "shard-000", markersFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fmt.Fprintf(f, `{"view":%d,"lsn":3,"commit_ms":%d,"Seg":1,"Off":`, view, t0+20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	l.Close()
-	reopen()
-	defer l.Close()
-	check("torn restamp", t0+14, t0+20)
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/diskguard"
-	"github.com/featured-dev/featured/offline"
+	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -68,7 +68,7 @@ var errorTable = []struct {
 
 	// Before the registry rows: an export naming an unknown feature is bad
 	// input (400), as a lookup naming one is.
-	{offline.ErrBadInput, http.StatusBadRequest, codes.InvalidArgument},
+	{export.ErrBadInput, http.StatusBadRequest, codes.InvalidArgument},
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
 	{ingest.ErrUnknownSource, http.StatusNotFound, codes.NotFound},

@@ -25,6 +25,8 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/offline"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
 	"github.com/featured-dev/featured/serving"
 )
@@ -120,9 +122,9 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 		t.Fatal(err)
 	}
 	sopts := featurestore.Options{Shards: 2, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
-	var olog *offline.Log
+	var olog *eventlog.Log
 	if withLog {
-		olog, err = offline.Open(filepath.Join(dir, "offline"), offline.Options{Retention: -1, Now: clock, Logger: discard()})
+		olog, err = eventlog.Open(filepath.Join(dir, "offline"), eventlog.Options{Retention: -1, Now: clock, Logger: discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,11 +148,11 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	if withLog && opts.Offline.Export == nil && opts.Offline.Backfill == nil && opts.Offline.VerifySkew == nil {
 		// The offline routes as featured serve mounts them (without a
 		// sampler: verify-skew answers that sampling is off).
-		x := offline.NewExporter(reg, olog)
+		x := export.NewExporter(reg, olog)
 		opts.Offline = serving.OfflineRoutes{
-			Export:     x.Handler(offline.HandlerOptions{TempDir: dir}),
-			Backfill:   x.BackfillHandler(store),
-			VerifySkew: x.VerifySkewHandler(nil, offline.HandlerOptions{TempDir: dir}),
+			Export:     offline.ExportHandler(x, offline.HandlerOptions{TempDir: dir}),
+			Backfill:   offline.BackfillHandler(x, store),
+			VerifySkew: offline.VerifySkewHandler(x, nil, offline.HandlerOptions{TempDir: dir}),
 		}
 	}
 	iopts := ingest.Options{Now: clock, Logger: discard()}

@@ -35,7 +35,7 @@ type Middleware struct {
 }
 
 // OfflineRoutes are the handlers of the offline routes, which package
-// offline provides (offline.Exporter's Handler, BackfillHandler and
+// offline provides (offline.ExportHandler, BackfillHandler and
 // VerifySkewHandler). A handler returns its error instead of writing it:
 // the router writes it in the one error shape, with the status from
 // errors.go. A handler that has begun its response handles its own errors

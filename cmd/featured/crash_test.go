@@ -17,7 +17,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/featured-dev/featured/internal/kafkatest"
-	"github.com/featured-dev/featured/offline"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
 )
 
 var crashLong = flag.Bool("crash.long", false, "run the long kill -9 test (more events, more kills)")
@@ -109,10 +110,10 @@ func TestCrashKafkaExactlyOnce(t *testing.T) {
 // total in all.
 func auditOffsets(t *testing.T, data, source string, partitions int, total int64) {
 	t.Helper()
-	err := withLocalExporter(data, func(x *offline.Exporter) error {
+	err := withLocalExporter(data, func(x *export.Exporter) error {
 		seen := map[[2]int64]int{}
 		lsns := map[[2]int64]bool{}
-		err := x.Log().Events(context.Background(), source, func(e offline.Event) error {
+		err := x.Log().Events(context.Background(), source, func(e eventlog.Event) error {
 			if lsns[[2]int64{int64(e.Shard), e.LSN}] {
 				return nil // a re-converted segment: the same row twice
 			}
@@ -249,9 +250,9 @@ func TestCrashPushLog(t *testing.T) {
 	checkExport(t, train, view, online)
 	s.stop(t)
 	logged := 0
-	if err := withLocalExporter(data, func(x *offline.Exporter) error {
+	if err := withLocalExporter(data, func(x *export.Exporter) error {
 		lsns := map[[2]int64]bool{}
-		return x.Log().Events(context.Background(), "tx", func(e offline.Event) error {
+		return x.Log().Events(context.Background(), "tx", func(e eventlog.Event) error {
 			if !lsns[[2]int64{int64(e.Shard), e.LSN}] {
 				lsns[[2]int64{int64(e.Shard), e.LSN}] = true
 				logged++

@@ -20,6 +20,9 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/internal/bytesize"
 	"github.com/featured-dev/featured/offline"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
+	"github.com/featured-dev/featured/offline/skew"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -37,7 +40,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	service := fs.String("service", "", "feature service instead of --features")
 	out := fs.String("out", "", "output Parquet file")
 	mode := fs.String("mode", "served", "served (what online answered at each instant) or event (event time <= T)")
-	timeCol := fs.String("time-column", offline.DefaultTimeColumn, "the spine's time column")
+	timeCol := fs.String("time-column", export.DefaultTimeColumn, "the spine's time column")
 	statuses := fs.Bool("statuses", false, "add a <feature>__status column per feature")
 	fullNames := fs.Bool("full-names", false, "name columns view__feature")
 	var memory bytesize.Size
@@ -50,7 +53,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *spine == "" || *out == "" {
 		return errors.New("export: --spine and --out are required")
 	}
-	req := offline.Request{Service: *service, Mode: offline.Mode(*mode), TimeColumn: *timeCol, Statuses: *statuses, FullNames: *fullNames,
+	req := export.Request{Service: *service, Mode: export.Mode(*mode), TimeColumn: *timeCol, Statuses: *statuses, FullNames: *fullNames,
 		MemoryBytes: int64(memory), TempDir: *tempDir}
 	if *features != "" {
 		req.Features = strings.Split(*features, ",")
@@ -73,7 +76,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			ctx, cancel = context.WithTimeout(ctx, *timeout)
 			defer cancel()
 		}
-		return withLocalExporter(*dataDir, func(x *offline.Exporter) error {
+		return withLocalExporter(*dataDir, func(x *export.Exporter) error {
 			st, err := x.ExportFile(ctx, *spine, "", req, *out)
 			if err != nil {
 				return fmt.Errorf("export: %w", err)
@@ -88,7 +91,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // withLocalExporter opens a stopped server's data dir (registry, offline
 // log, and the store, whose open cuts the log back to what the store
 // committed) and runs fn.
-func withLocalExporter(dataDir string, fn func(*offline.Exporter) error) error {
+func withLocalExporter(dataDir string, fn func(*export.Exporter) error) error {
 	reg, err := registry.Open(filepath.Join(dataDir, "registry.json"))
 	if err != nil {
 		return fmt.Errorf("open %s (is a server running on it? use --server): %w", dataDir, err)
@@ -102,7 +105,7 @@ func withLocalExporter(dataDir string, fn func(*offline.Exporter) error) error {
 	if err != nil {
 		return fmt.Errorf("data dir %s: bad SHARDS file", dataDir)
 	}
-	olog, err := offline.Open(filepath.Join(dataDir, "offline"), offline.Options{Retention: -1})
+	olog, err := eventlog.Open(filepath.Join(dataDir, "offline"), eventlog.Options{Retention: -1})
 	if err != nil {
 		return err
 	}
@@ -112,12 +115,12 @@ func withLocalExporter(dataDir string, fn func(*offline.Exporter) error) error {
 		return fmt.Errorf("open %s (is a server running on it? use --server): %w", dataDir, err)
 	}
 	defer store.Close()
-	return fn(offline.NewExporter(reg, olog))
+	return fn(export.NewExporter(reg, olog))
 }
 
 // remoteExport posts the spine to the server's /v1/export and writes the
 // Arrow stream it answers into a Parquet file, atomically.
-func remoteExport(ctx context.Context, c *client, spine string, req offline.Request, out string, stdout io.Writer) error {
+func remoteExport(ctx context.Context, c *client, spine string, req export.Request, out string, stdout io.Writer) error {
 	f, err := os.Open(spine)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -160,7 +163,7 @@ func remoteExport(ctx context.Context, c *client, spine string, req offline.Requ
 		return fmt.Errorf("export: read answer: %w", err)
 	}
 	defer rd.Release()
-	sink := offline.NewParquetFile(out)
+	sink := export.NewParquetFile(out)
 	if err := sink.Begin(rd.Schema()); err != nil {
 		return err
 	}
@@ -182,7 +185,7 @@ func remoteExport(ctx context.Context, c *client, spine string, req offline.Requ
 	}
 	// The stats trailer follows the end-of-stream marker.
 	io.Copy(io.Discard, resp.Body)
-	var st offline.Stats
+	var st export.Stats
 	if s := resp.Trailer.Get(offline.StatsTrailer); s != "" {
 		json.Unmarshal([]byte(s), &st) // a server without the trailer: no note
 	}
@@ -191,7 +194,7 @@ func remoteExport(ctx context.Context, c *client, spine string, req offline.Requ
 }
 
 // spillNote says that an export spilled, and into how many buckets.
-func spillNote(st offline.Stats) string {
+func spillNote(st export.Stats) string {
 	if !st.SpillUsed {
 		return ""
 	}
@@ -250,7 +253,7 @@ func verifySkewCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	var rep offline.SkewReport
+	var rep skew.Report
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return fmt.Errorf("verify-skew: answer %q: %w", out, err)
 	}

@@ -24,6 +24,9 @@ import (
 	"github.com/featured-dev/featured/internal/bytesize"
 	"github.com/featured-dev/featured/internal/diskguard"
 	"github.com/featured-dev/featured/offline"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
+	"github.com/featured-dev/featured/offline/skew"
 	"github.com/featured-dev/featured/registry"
 	"github.com/featured-dev/featured/serving"
 )
@@ -100,7 +103,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.offlineRetain, "offline-retention", 30*24*time.Hour, "how long the offline log keeps events (by ingest day), independent of view TTLs; negative keeps all")
 	fs.IntVar(&c.skewEvery, "skew-sample-every", 100, "keep one lookup read in N for verify-skew; 0: none")
 	fs.IntVar(&c.skewSamples, "skew-samples", 10000, "how many sampled reads verify-skew keeps (the latest)")
-	c.exportMemory = offline.DefaultMemoryBytes
+	c.exportMemory = export.DefaultMemoryBytes
 	fs.Var(&c.exportMemory, "export-memory", "working set of one export (bytes, KiB, MiB or GiB); bigger exports spill to disk; a request's ?memory= may lower it, not raise it")
 	fs.StringVar(&c.exportTempDir, "export-temp-dir", "", "existing directory for exports' spill files, uploaded spines and verify-skew's scratch files; empty: the OS temp dir")
 	fs.IntVar(&c.maxCells, "max-cells", serving.DefaultMaxCells, "most values one lookup returns: entity rows x features, a last_k feature counting k")
@@ -175,7 +178,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	views := &liveViews{reg: reg}
-	olog, err := offline.Open(paths.offline, offline.Options{Retention: c.offlineRetain, Logger: log})
+	olog, err := eventlog.Open(paths.offline, eventlog.Options{Retention: c.offlineRetain, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -184,10 +187,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("close offline log", "err", err)
 		}
 	}()
-	var sampler *offline.Sampler
+	var sampler *skew.Sampler
 	var sampleFn func(featurestore.ViewKey, []byte, []int, int64, []aggregate.Result)
 	if c.skewEvery > 0 {
-		sampler = offline.NewSampler(c.skewSamples)
+		sampler = skew.NewSampler(c.skewSamples)
 		sampleFn = sampler.Record
 	}
 	store, err := featurestore.Open(paths.store, featurestore.Options{
@@ -241,12 +244,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return offline.Backfill(ctx, store, olog, v)
 		},
 	}
-	exporter := offline.NewExporter(reg, olog)
+	exporter := export.NewExporter(reg, olog)
 	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir}
 	sopts.Offline = serving.OfflineRoutes{
-		Export:     exporter.Handler(hopts),
-		Backfill:   exporter.BackfillHandler(store),
-		VerifySkew: exporter.VerifySkewHandler(sampler, hopts),
+		Export:     offline.ExportHandler(exporter, hopts),
+		Backfill:   offline.BackfillHandler(exporter, store),
+		VerifySkew: offline.VerifySkewHandler(exporter, sampler, hopts),
 	}
 	sopts.Pprof = c.pprofOnHTTP
 	sopts.Disk = disk

@@ -1,4 +1,4 @@
-package offline
+package codec
 
 import (
 	"github.com/apache/arrow-go/v18/parquet/compress"

@@ -1,4 +1,4 @@
-package offline
+package export
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
 // spillBytes is how much of a bucket is buffered before it goes to its
@@ -26,7 +28,7 @@ type buckets struct {
 	n       int
 	bufs    [][]byte
 	files   []*os.File
-	schemas []*schema // log buckets: the schemas rows refer to
+	schemas []*eventlog.Schema // log buckets: the schemas rows refer to
 }
 
 func newBuckets(prefix string, n int) *buckets {
@@ -220,12 +222,12 @@ func (m *runMerger) next(row int64) ([]aggregate.Result, error) {
 		return nil, fmt.Errorf("offline: internal error: no result for spine row %d", row)
 	}
 	h := m.h[0]
-	d := decoder{b: h.rec}
+	d := codec.NewDecoder(h.rec)
 	for i := range m.cols {
-		m.vals[i].Status = aggregate.Status(d.byte1())
-		m.vals[i].Value = d.value(0)
+		m.vals[i].Status = aggregate.Status(d.Byte())
+		m.vals[i].Value = d.Value(0)
 	}
-	if d.err != nil {
+	if d.Err() != nil {
 		return nil, corruptf("result of row %d", row)
 	}
 	ok, err := h.advance()
@@ -253,4 +255,13 @@ func (m *runMerger) arrays(lo int64, n int) ([]arrow.Array, error) {
 		}
 	}
 	return res.columns(0, n), nil
+}
+
+// ErrCorrupt marks a spill file (or a result run) that does not read back
+// as written: a disk or filesystem fault under the export's temporary
+// directory. Errors wrap it with the bucket and record.
+var ErrCorrupt = errors.New("export: corrupt spill data")
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }

@@ -1,4 +1,4 @@
-package offline
+package export
 
 import (
 	"cmp"
@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
 // results are a group's feature values for a run of entries (the spine's
@@ -117,7 +119,7 @@ func (r *results) columns(lo, n int) []arrow.Array {
 		switch c.kind {
 		case aggregate.KindInt64, aggregate.KindFloat64:
 			vals := bits[col*n : (col+1)*n]
-			data := array.NewData(arrowType(c.kind, c.elem), n, []*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(vals))}, nil, nulls, 0)
+			data := array.NewData(codec.ArrowType(c.kind, c.elem), n, []*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(vals))}, nil, nulls, 0)
 			out = append(out, array.MakeFromData(data))
 			data.Release()
 		case aggregate.KindBool:
@@ -131,11 +133,11 @@ func (r *results) columns(lo, n int) []arrow.Array {
 			out = append(out, array.MakeFromData(data))
 			data.Release()
 		default:
-			b := array.NewBuilder(memory.DefaultAllocator, arrowType(c.kind, c.elem))
+			b := array.NewBuilder(memory.DefaultAllocator, codec.ArrowType(c.kind, c.elem))
 			b.Reserve(n)
 			for j, st := range status {
 				if st == aggregate.StatusPresent {
-					appendValueTo(b, r.vals[col][slots[j]])
+					codec.AppendArrow(b, r.vals[col][slots[j]])
 				} else {
 					b.AppendNull()
 				}
@@ -147,7 +149,7 @@ func (r *results) columns(lo, n int) []arrow.Array {
 			b := array.NewStringBuilder(memory.DefaultAllocator)
 			b.Reserve(n)
 			for _, st := range status {
-				b.Append(statusName(st))
+				b.Append(StatusName(st))
 			}
 			out = append(out, b.NewArray())
 			b.Release()
@@ -267,8 +269,8 @@ func (x *Exporter) newJoiner(g *group, mode Mode, sp *spineSet, lt *logTable, re
 		src := make([]bool, len(lt.schemas))
 		key := make([]bool, len(lt.schemas))
 		for si, s := range lt.schemas {
-			src[si] = s.source == ev.view.Source.Name
-			key[si] = src[si] && s.keyKind == ev.view.Entity.Type
+			src[si] = s.Source() == ev.view.Source.Name
+			key[si] = src[si] && s.KeyKind() == ev.view.Entity.Type
 		}
 		j.source = append(j.source, src)
 		j.keyOK = append(j.keyOK, key)
@@ -320,7 +322,7 @@ func (j *joiner) entity(e int32) {
 	for vi, ev := range j.g.views {
 		lay := ev.view.Layout
 		st := j.states[vi]
-		var ms []marker
+		var ms []eventlog.Marker
 		if j.mode == ModeServed && len(j.rows) > 0 {
 			ms = lt.markers[vi][lt.shard[j.rows[0].row]]
 		}
@@ -331,7 +333,7 @@ func (j *joiner) entity(e int32) {
 				c := ms[phase].CommitMillis
 				end = start + sort.Search(len(j.entries)-start, func(i int) bool { return j.entries[start+i].t >= c })
 			}
-			var m *marker
+			var m *eventlog.Marker
 			if phase > 0 {
 				m = &ms[phase-1]
 			}
@@ -366,7 +368,7 @@ func (j *joiner) entity(e int32) {
 // the rows before m.LSN are folded if the view admits them (its TTL at the
 // row's ingest time), visible at the switch. In event mode a row is
 // visible from its event time and always folded.
-func (j *joiner) eventsFor(vi int, m *marker) {
+func (j *joiner) eventsFor(vi int, m *eventlog.Marker) {
 	lt := j.lt
 	src, keyOK := j.source[vi], j.keyOK[vi]
 	ttl := j.g.views[vi].view.TTL.Milliseconds()

@@ -1,4 +1,4 @@
-package offline
+package export
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
 // ErrBadInput is matched (errors.Is) by every error caused by the export's
@@ -278,7 +279,7 @@ func openCSVSpine(path string, keys map[string]aggregate.Kind, timeCol string) (
 			t, kind = arrow.PrimitiveTypes.Int64, aggregate.KindInt64
 		}
 		if h == timeCol {
-			t, isT = tsMillis, true
+			t, isT = codec.TimestampMS, true
 		}
 		fields = append(fields, arrow.Field{Name: h, Type: t, Nullable: true})
 		s.kinds = append(s.kinds, kind)

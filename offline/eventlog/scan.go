@@ -1,4 +1,4 @@
-package offline
+package eventlog
 
 import (
 	"context"
@@ -17,14 +17,15 @@ import (
 // come in LSN order within a file; across files the caller orders by
 // (shard, LSN), and drops a repeated (shard, LSN) (a crash between a
 // conversion's rename and its WAL delete leaves both until the converter
-// runs again). Conversions and retention wait while Scan runs.
-func (l *Log) scan(ctx context.Context, sources map[string]bool, fn func(r *row) error) error {
-	return l.scanSplit(ctx, sources, func(files []logFile) error {
+// runs again). Conversions and retention wait while Scan runs. r is reused:
+// it and its slices are valid only during the call.
+func (l *Log) Scan(ctx context.Context, sources map[string]bool, fn func(r *Row) error) error {
+	return l.ScanFiles(ctx, sources, func(files []File) error {
 		for _, f := range files {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := readLogFile(ctx, f.path, fn); err != nil {
+			if err := readLogFile(ctx, f.Path, fn); err != nil {
 				return err
 			}
 		}
@@ -32,22 +33,22 @@ func (l *Log) scan(ctx context.Context, sources map[string]bool, fn func(r *row)
 	}, fn)
 }
 
-// scanSplit is scan with the Parquet files handed over as a list (sorted
+// ScanFiles is Scan with the Parquet files handed over as a list (sorted
 // by source, shard and first LSN), for readers that decode them column-wise
 // and in parallel; WAL rows still come one by one, after the files.
-func (l *Log) scanSplit(ctx context.Context, sources map[string]bool, filesFn func([]logFile) error, fn func(r *row) error) error {
+func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn func([]File) error, fn func(r *Row) error) error {
 	l.files.RLock()
 	defer l.files.RUnlock()
 	srcs, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
-	var all []logFile
+	var all []File
 	for _, s := range srcs {
 		if !s.IsDir() || s.Name() == walDir || (sources != nil && !sources[s.Name()]) {
 			continue
 		}
-		files, err := listLogFiles(l.dir, s.Name())
+		files, err := ListFiles(l.dir, s.Name())
 		if err != nil {
 			return err
 		}
@@ -83,7 +84,7 @@ func (l *Log) scanSplit(ctx context.Context, sources map[string]bool, filesFn fu
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				return fr.rows(sl.id, func(r *row) error {
+				return fr.rows(sl.id, func(r *Row) error {
 					if sources != nil && !sources[r.schema.source] {
 						return nil
 					}
@@ -98,20 +99,22 @@ func (l *Log) scanSplit(ctx context.Context, sources map[string]bool, filesFn fu
 	return nil
 }
 
-// scanShard calls fn for every committed row of source in shard, in LSN
-// order (a repeated LSN may follow a crash during a conversion).
-func (l *Log) scanShard(ctx context.Context, shard int, source string, fn func(r *row) error) error {
+// ScanShard calls fn for every committed row of source in shard, in LSN
+// order (a repeated LSN may follow a crash during a conversion). Backfill
+// calls it from the shard's writer goroutine while the shard is paused, so
+// the committed position cannot move under it.
+func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r *Row) error) error {
 	l.files.RLock()
 	defer l.files.RUnlock()
-	files, err := listLogFiles(l.dir, source)
+	files, err := ListFiles(l.dir, source)
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
-		if f.shard != shard {
+		if f.Shard != shard {
 			continue
 		}
-		if err := readLogFile(ctx, f.path, fn); err != nil {
+		if err := readLogFile(ctx, f.Path, fn); err != nil {
 			return err
 		}
 	}
@@ -135,7 +138,7 @@ func (l *Log) scanShard(ctx context.Context, shard int, source string, fn func(r
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			return fr.rows(shard, func(r *row) error {
+			return fr.rows(shard, func(r *Row) error {
 				if r.schema.source != source {
 					return nil
 				}
@@ -177,7 +180,7 @@ func (l *Log) Events(ctx context.Context, source string, fn func(Event) error) e
 	if source != "" {
 		sources = map[string]bool{source: true}
 	}
-	return l.scan(ctx, sources, func(r *row) error {
+	return l.Scan(ctx, sources, func(r *Row) error {
 		e := Event{
 			Source: r.schema.source, Shard: int(r.shard), LSN: r.lsn, IngestMillis: r.ingestMillis,
 			CommitMillis: r.commitMillis, EventMillis: r.eventMillis, Entity: append([]byte(nil), r.entity...),
@@ -193,4 +196,23 @@ func (l *Log) Events(ctx context.Context, source string, fn func(Event) error) e
 		}
 		return fn(e)
 	})
+}
+
+// Bytes estimates the log's size on disk for sources: their Parquet files
+// and the whole WAL. Exports size their memory budget by it.
+func (l *Log) Bytes(sources map[string]bool) int64 {
+	var n int64
+	walk := func(dir string) {
+		filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				n += fi.Size()
+			}
+			return nil
+		})
+	}
+	for src := range sources {
+		walk(filepath.Join(l.dir, src))
+	}
+	walk(filepath.Join(l.dir, walDir))
+	return n
 }

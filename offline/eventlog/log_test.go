@@ -1,4 +1,4 @@
-package offline
+package eventlog
 
 import (
 	"context"
@@ -140,7 +140,7 @@ func TestLogConvertAndRetain(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		files, _ := listLogFiles(dir, "tx")
+		files, _ := ListFiles(dir, "tx")
 		if len(files) >= 5 {
 			if _, err := os.Stat(old); os.IsNotExist(err) {
 				break

@@ -1,4 +1,4 @@
-package offline
+package export
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
 const maxFuzzSpine = 64 << 10
@@ -228,7 +229,7 @@ func parquetSeeds() []parquetSeed {
 	str := arrow.BinaryTypes.String
 	us := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 	return []parquetSeed{
-		{arrow.NewSchema([]arrow.Field{{Name: "user_id", Type: str, Nullable: true}, {Name: DefaultTimeColumn, Type: tsMillis, Nullable: true}, {Name: "label", Type: arrow.PrimitiveTypes.Float64}}, nil),
+		{arrow.NewSchema([]arrow.Field{{Name: "user_id", Type: str, Nullable: true}, {Name: DefaultTimeColumn, Type: codec.TimestampMS, Nullable: true}, {Name: "label", Type: arrow.PrimitiveTypes.Float64}}, nil),
 			func(b *array.RecordBuilder) {
 				b.Field(0).(*array.StringBuilder).AppendValues([]string{"u1", "u2", "\x00"}, nil)
 				b.Field(1).(*array.TimestampBuilder).AppendValues([]arrow.Timestamp{1_764_000_000_000, -1, 0}, nil)

@@ -1,4 +1,4 @@
-package offline
+package export
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
 // TestColumnParallelWriter writes the same batches of every flat type
@@ -41,7 +42,7 @@ func TestColumnParallelWriter(t *testing.T) {
 		{Name: "bin", Type: arrow.BinaryTypes.Binary, Nullable: true},
 		{Name: "lbin", Type: arrow.BinaryTypes.LargeBinary, Nullable: true},
 		{Name: "d32", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
-		{Name: "ts_ms", Type: tsMillis, Nullable: true},
+		{Name: "ts_ms", Type: codec.TimestampMS, Nullable: true},
 		{Name: "ts_us", Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
 	}, &md)
 	if !flatSchema(sc) {

@@ -1,4 +1,4 @@
-package offline
+package skew
 
 import (
 	"cmp"
@@ -18,6 +18,9 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
+	"github.com/featured-dev/featured/offline/internal/codec"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -79,8 +82,8 @@ func (s *Sampler) Samples() []Sample {
 	return append([]Sample(nil), s.ring...)
 }
 
-// SkewReport is verify-skew's answer.
-type SkewReport struct {
+// Report is verify-skew's answer: Verify's result.
+type Report struct {
 	Samples   int     `json:"samples"`
 	Values    int     `json:"values"`
 	Matches   int     `json:"matches"`
@@ -88,7 +91,7 @@ type SkewReport struct {
 	// ResolvedSameMillis counts the samples that differ from served mode at
 	// their instant T but were read in a millisecond in which a commit of
 	// their entity landed, and match in full the state before that
-	// millisecond's commits (see VerifySkew). Their values count in Matches.
+	// millisecond's commits (see Verify). Their values count in Matches.
 	ResolvedSameMillis int        `json:"resolved_same_ms"`
 	Skipped            int        `json:"skipped"` // samples of view versions no longer in the registry
 	Mismatches         []Mismatch `json:"mismatches"`
@@ -105,9 +108,9 @@ type Mismatch struct {
 
 func describe(r aggregate.Result) string {
 	if r.Status != aggregate.StatusPresent {
-		return statusName(r.Status)
+		return export.StatusName(r.Status)
 	}
-	return fmt.Sprintf("%s %v", statusName(r.Status), valueString(r.Value))
+	return fmt.Sprintf("%s %v", export.StatusName(r.Status), valueString(r.Value))
 }
 
 func valueString(v aggregate.Value) any {
@@ -130,7 +133,7 @@ func valueString(v aggregate.Value) any {
 	return nil
 }
 
-// VerifySkew recomputes samples offline, in served mode through the same
+// Verify recomputes samples offline with x, in served mode through the same
 // export path users run, and compares every sampled value bit for bit with
 // what the store answered.
 //
@@ -141,7 +144,7 @@ func valueString(v aggregate.Value) any {
 // view's source whose visibility (its commit time, made monotone along the
 // log as the export makes it) is exactly T: it is recomputed at T-1, which
 // sees every commit before millisecond T and none in it, and counts as
-// matching if all its values match there (SkewReport.ResolvedSameMillis).
+// matching if all its values match there (Report.ResolvedSameMillis).
 // Otherwise, and for every other sample, the mismatches at T are reported.
 // The second pass is one export per view version of only those samples.
 //
@@ -153,14 +156,14 @@ func valueString(v aggregate.Value) any {
 // exactly at T, or an event stamped T or later starting a tile at T. Nor
 // does a read in the millisecond a backfill switched its view version get
 // a second chance.
-func (x *Exporter) VerifySkew(ctx context.Context, samples []Sample, tempDir string) (SkewReport, error) {
-	rep := SkewReport{Samples: len(samples), Mismatches: []Mismatch{}}
+func Verify(ctx context.Context, x *export.Exporter, samples []Sample, tempDir string) (Report, error) {
+	rep := Report{Samples: len(samples), Mismatches: []Mismatch{}}
 	byView := map[featurestore.ViewKey][]int{}
 	for i, s := range samples {
 		byView[s.View] = append(byView[s.View], i)
 	}
 	views := map[featurestore.ViewKey]*registry.View{}
-	for _, v := range x.reg.Snapshot().Views() {
+	for _, v := range x.Registry().Snapshot().Views() {
 		views[featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}] = v
 	}
 	keys := make([]featurestore.ViewKey, 0, len(byView))
@@ -186,7 +189,7 @@ func (x *Exporter) VerifySkew(ctx context.Context, samples []Sample, tempDir str
 			rep.Skipped += len(idx)
 			continue
 		}
-		m, err := x.recompute(ctx, dir, v, samples, idx, 0)
+		m, err := recompute(ctx, x, dir, v, samples, idx, 0)
 		if err != nil {
 			return rep, err
 		}
@@ -204,7 +207,7 @@ func (x *Exporter) VerifySkew(ctx context.Context, samples []Sample, tempDir str
 	// The samples that differ and were read in the millisecond of a commit
 	// of their entity, at T-1.
 	if len(differ) > 0 {
-		amb, err := x.sameMillisCommits(ctx, samples, differ, views)
+		amb, err := sameMillisCommits(ctx, x.Log(), samples, differ, views)
 		if err != nil {
 			return rep, err
 		}
@@ -218,7 +221,7 @@ func (x *Exporter) VerifySkew(ctx context.Context, samples []Sample, tempDir str
 				continue
 			}
 			v := views[vk]
-			m, err := x.recompute(ctx, dir, v, samples, idx, -1)
+			m, err := recompute(ctx, x, dir, v, samples, idx, -1)
 			if err != nil {
 				return rep, err
 			}
@@ -246,7 +249,7 @@ func (x *Exporter) VerifySkew(ctx context.Context, samples []Sample, tempDir str
 // recompute exports every feature of view v for the samples idx, each at
 // its AtMillis plus shiftMillis, in served mode; row i of the result is
 // sample idx[i].
-func (x *Exporter) recompute(ctx context.Context, dir string, v *registry.View, samples []Sample, idx []int, shiftMillis int64) (*collectSink, error) {
+func recompute(ctx context.Context, x *export.Exporter, dir string, v *registry.View, samples []Sample, idx []int, shiftMillis int64) (*collectSink, error) {
 	name := fmt.Sprintf("spine-%d-%d", v.ID, v.Version)
 	if shiftMillis != 0 {
 		name += fmt.Sprintf("-shift%d", shiftMillis)
@@ -260,7 +263,7 @@ func (x *Exporter) recompute(ctx context.Context, dir string, v *registry.View, 
 		refs = append(refs, fmt.Sprintf("%s@v%d:%s", v.Name, v.Version, f.Name))
 	}
 	m := &collectSink{}
-	if _, err := x.Export(ctx, spine, "parquet", Request{Features: refs, Statuses: true, FullNames: true, TimeColumn: "t", TempDir: dir}, m); err != nil {
+	if _, err := x.Export(ctx, spine, "parquet", export.Request{Features: refs, Statuses: true, FullNames: true, TimeColumn: "t", TempDir: dir}, m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -294,7 +297,7 @@ func compareSample(v *registry.View, s *Sample, m *collectSink, row int) []Misma
 // Visibility is computed as served mode does it (the running maximum of
 // commit times over the entity's rows of the source in LSN order, a
 // repeated LSN dropped). One scan of the log, keeping only those entities.
-func (x *Exporter) sameMillisCommits(ctx context.Context, samples []Sample, idx []int, views map[featurestore.ViewKey]*registry.View) ([]int, error) {
+func sameMillisCommits(ctx context.Context, log *eventlog.Log, samples []Sample, idx []int, views map[featurestore.ViewKey]*registry.View) ([]int, error) {
 	type logRow struct{ lsn, commitMillis int64 }
 	rows := map[string]map[string][]logRow{} // source -> entity -> its rows
 	sources := map[string]bool{}
@@ -306,13 +309,13 @@ func (x *Exporter) sameMillisCommits(ctx context.Context, samples []Sample, idx 
 		rows[src][string(samples[si].Entity)] = nil
 		sources[src] = true
 	}
-	err := x.log.scan(ctx, sources, func(r *row) error {
-		ents := rows[r.schema.source]
-		rs, ok := ents[string(r.entity)]
+	err := log.Scan(ctx, sources, func(r *eventlog.Row) error {
+		ents := rows[r.Schema().Source()]
+		rs, ok := ents[string(r.Entity())]
 		if !ok {
 			return nil
 		}
-		ents[string(r.entity)] = append(rs, logRow{lsn: r.lsn, commitMillis: r.commitMillis})
+		ents[string(r.Entity())] = append(rs, logRow{lsn: r.LSN(), commitMillis: r.CommitMillis()})
 		return nil
 	})
 	if err != nil {
@@ -396,7 +399,7 @@ func writeSampleSpine(path string, v *registry.View, samples []Sample, idx []int
 	if v.Entity.Type == aggregate.KindInt64 {
 		key.Type = arrow.PrimitiveTypes.Int64
 	}
-	sc := arrow.NewSchema([]arrow.Field{key, {Name: "t", Type: tsMillis}}, nil)
+	sc := arrow.NewSchema([]arrow.Field{key, {Name: "t", Type: codec.TimestampMS}}, nil)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 	defer b.Release()
 	for _, i := range idx {
@@ -411,7 +414,7 @@ func writeSampleSpine(path string, v *registry.View, samples []Sample, idx []int
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	sink := NewParquetFile(path)
+	sink := export.NewParquetFile(path)
 	if err := sink.Begin(sc); err != nil {
 		return err
 	}
@@ -453,11 +456,11 @@ func (c *collectSink) value(name string, row int) aggregate.Value {
 		s, e := l.ValueOffsets(i)
 		v := aggregate.Value{Kind: aggregate.KindList, L: []aggregate.Value{}}
 		for j := s; j < e; j++ {
-			v.L = append(v.L, valueAt(l.ListValues(), int(j)))
+			v.L = append(v.L, codec.ValueAt(l.ListValues(), int(j)))
 		}
 		return v
 	}
-	return valueAt(a, i)
+	return codec.ValueAt(a, i)
 }
 
 func mathBits(f float64) uint64 { return math.Float64bits(f) }

@@ -1,4 +1,4 @@
-package offline
+package export
 
 import (
 	"context"
@@ -22,6 +22,8 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/internal/codec"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -58,7 +60,7 @@ feature_views:
 // order, ingest time = event time, unique times per entity, amount never
 // null, items null one time in ten) and a spine whose instants fall after
 // each entity's first event.
-func benchData(b *testing.B, dir string) (reg *registry.Registry, log *Log, spine string) {
+func benchData(b *testing.B, dir string) (reg *registry.Registry, log *eventlog.Log, spine string) {
 	b.Helper()
 	reg, err := registry.Open(filepath.Join(dir, "registry.json"))
 	if err != nil {
@@ -69,8 +71,8 @@ func benchData(b *testing.B, dir string) (reg *registry.Registry, log *Log, spin
 		b.Fatal(err)
 	}
 	v, _ := reg.Snapshot().View("b", 0)
-	vk := viewKeyInt(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)})
-	sc := newSchema("tx", aggregate.KindString, []string{"amount", "items"}, []aggregate.Kind{aggregate.KindFloat64, aggregate.KindInt64})
+	vk := eventlog.ViewKeyInt(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)})
+	sc := eventlog.NewSchema("tx", aggregate.KindString, []string{"amount", "items"}, []aggregate.Kind{aggregate.KindFloat64, aggregate.KindInt64})
 	rng := rand.New(rand.NewPCG(1, 2))
 	const start = int64(1_800_000_000_000)
 	nE, nV := *benchEntities, *benchEvents
@@ -97,7 +99,7 @@ func benchData(b *testing.B, dir string) (reg *registry.Registry, log *Log, spin
 		}
 	}
 	sort.Slice(evs, func(i, j int) bool { return evs[i].t < evs[j].t })
-	log, err = Open(filepath.Join(dir, "offline"), Options{Retention: -1})
+	log, err = eventlog.Open(filepath.Join(dir, "offline"), eventlog.Options{Retention: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,39 +107,27 @@ func benchData(b *testing.B, dir string) (reg *registry.Registry, log *Log, spin
 	for shard := 0; shard < 2; shard++ {
 		path := filepath.Join(dir, "offline", "tx", "2027-01-15", fmt.Sprintf("s%03d-%020d.parquet", shard, 0))
 		os.MkdirAll(filepath.Dir(path), 0o755)
-		f, err := os.Create(path)
+		w, err := eventlog.CreateFile(path, sc, 65536)
 		if err != nil {
 			b.Fatal(err)
 		}
-		as := logArrowSchema(sc)
-		w, err := pqarrow.NewFileWriter(as, f, writerProps(65536), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		bld := array.NewRecordBuilder(memory.DefaultAllocator, as)
 		var lsn int64
-		r := row{schema: sc, shard: int32(shard), views: []int64{vk}, fields: make([]aggregate.Value, 2)}
-		n := 0
+		var ent []byte
+		r := eventlog.NewRow(sc)
+		views := []int64{vk}
 		for _, e := range evs {
-			r.entity = fmt.Appendf(r.entity[:0], "u%05d", e.ent)
-			if featurestore.ShardOf(r.entity, 2) != shard {
+			ent = fmt.Appendf(ent[:0], "u%05d", e.ent)
+			if featurestore.ShardOf(ent, 2) != shard {
 				continue
 			}
-			r.lsn, r.ingestMillis, r.commitMillis, r.eventMillis = lsn, e.t, e.t, e.t
+			r.Set(int32(shard), lsn, e.t, e.t, e.t, ent, views)
 			lsn++
-			r.fields[0] = aggregate.Value{Kind: aggregate.KindFloat64, F: e.amt}
-			r.fields[1] = e.items
-			appendLogRow(bld, &r)
-			if n++; n == 65536 {
-				rec := bld.NewRecordBatch()
-				w.Write(rec)
-				rec.Release()
-				n = 0
+			r.Fields()[0] = aggregate.Value{Kind: aggregate.KindFloat64, F: e.amt}
+			r.Fields()[1] = e.items
+			if err := w.Append(r); err != nil {
+				b.Fatal(err)
 			}
 		}
-		rec := bld.NewRecordBatch()
-		w.Write(rec)
-		rec.Release()
 		if err := w.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -146,7 +136,7 @@ func benchData(b *testing.B, dir string) (reg *registry.Registry, log *Log, spin
 	spine = filepath.Join(dir, "spine.parquet")
 	ssc := arrow.NewSchema([]arrow.Field{
 		{Name: "user_id", Type: arrow.BinaryTypes.String},
-		{Name: "event_timestamp", Type: tsMillis},
+		{Name: "event_timestamp", Type: codec.TimestampMS},
 		{Name: "label", Type: arrow.PrimitiveTypes.Int64},
 	}, nil)
 	sink := NewParquetFile(spine)

@@ -1,4 +1,4 @@
-package offline
+package eventlog
 
 import (
 	"encoding/binary"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
 // Options configures a Log. The zero value is usable.
@@ -124,7 +125,7 @@ type shardLog struct {
 	nrows     int
 	firstLSN  int64
 	ids       map[*featurestore.Schema]uint64
-	defs      []*schema
+	defs      []*Schema
 	views     []int64
 	frame     []byte   // the pending frame, as written at prevSize
 	prevSize  int64    // size before the pending frame
@@ -132,8 +133,8 @@ type shardLog struct {
 	needSync  bool     // the next commit must be synced (a rotation is pending)
 	lastWrite int64    // commit clock of the pending frame
 	synced    bool     // the pending frame was fsynced by Commit
-	// pendingMarker is a backfill's marker, written with the next commit
-	// (after a frame of that commit's own; see Commit).
+	// pendingMarker is a backfill's marker (MarkRebuild), written with the
+	// next commit (after a frame of that commit's own; see Commit).
 	pendingMarker *marker
 	markerWritten bool
 
@@ -321,7 +322,7 @@ func (l *Log) Append(shard int, w *featurestore.Write, folded []featurestore.Vie
 	}
 	sl.views = sl.views[:0]
 	for _, vk := range folded {
-		sl.views = append(sl.views, viewKeyInt(vk))
+		sl.views = append(sl.views, ViewKeyInt(vk))
 	}
 	sl.rows = binary.AppendUvarint(sl.rows, id)
 	sl.rows = appendRowBody(sl.rows, w.IngestMillis, w.EventMillis, w.Entity, w.Position, sl.views, w.Fields, len(fs.Names))
@@ -574,7 +575,7 @@ func syncDir(dir string) error {
 type walFrame struct {
 	firstLSN     int64
 	commitMillis int64
-	defs         []*schema
+	defs         []*Schema
 	nrows        int
 	body         []byte // the rows
 }
@@ -621,17 +622,17 @@ func readFrames(path string, limit int64, fn func(*walFrame) error) error {
 			}
 			return corruptf("%s: frame at %d: checksum mismatch", path, off)
 		}
-		d := decoder{b: buf}
-		fr := &walFrame{firstLSN: int64(d.uvarint()), commitMillis: d.varint()}
-		nd := d.uvarint()
-		for i := uint64(0); i < nd && d.err == nil; i++ {
-			fr.defs = append(fr.defs, d.schemaDef())
+		d := codec.NewDecoder(buf)
+		fr := &walFrame{firstLSN: int64(d.Uvarint()), commitMillis: d.Varint()}
+		nd := d.Uvarint()
+		for i := uint64(0); i < nd && d.Err() == nil; i++ {
+			fr.defs = append(fr.defs, decodeSchema(&d))
 		}
-		fr.nrows = int(d.uvarint())
-		if d.err != nil {
+		fr.nrows = int(d.Uvarint())
+		if d.Err() != nil {
 			return corruptf("%s: frame at %d: header", path, off)
 		}
-		fr.body = d.b
+		fr.body = d.Rest()
 		if err := fn(fr); err != nil {
 			return err
 		}
@@ -641,20 +642,20 @@ func readFrames(path string, limit int64, fn func(*walFrame) error) error {
 }
 
 // rows decodes a frame's rows, calling fn with each (r is reused).
-func (fr *walFrame) rows(shard int, fn func(r *row) error) error {
-	d := decoder{b: fr.body}
-	var r row
+func (fr *walFrame) rows(shard int, fn func(r *Row) error) error {
+	d := codec.NewDecoder(fr.body)
+	var r Row
 	for i := 0; i < fr.nrows; i++ {
-		id := d.uvarint()
-		if d.err != nil || id >= uint64(len(fr.defs)) {
+		id := d.Uvarint()
+		if d.Err() != nil || id >= uint64(len(fr.defs)) {
 			return corruptf("row %d: schema %d", i, id)
 		}
 		r.schema = fr.defs[id]
 		r.shard = int32(shard)
 		r.lsn = fr.firstLSN + int64(i)
 		r.commitMillis = fr.commitMillis
-		d.rowBody(&r)
-		if d.err != nil {
+		decodeRowBody(&d, &r)
+		if d.Err() != nil {
 			return corruptf("row %d", i)
 		}
 		if err := fn(&r); err != nil {
@@ -662,4 +663,36 @@ func (fr *walFrame) rows(shard int, fn func(r *row) error) error {
 		}
 	}
 	return nil
+}
+
+// CheckWAL reads every frame of shard's WAL segments up to the committed
+// position, where a bad checksum is corruption (ErrCorrupt), and returns
+// the rows they hold: a consistency check for tests and tools. Call it
+// while the shard's writer is idle.
+func (l *Log) CheckWAL(shard int) (rows int, err error) {
+	sl := l.shard(shard)
+	sl.mu.Lock()
+	cseg, coff := sl.mu.seg, sl.mu.off
+	sl.mu.Unlock()
+	segs, err := listSegments(sl.dir)
+	if err != nil {
+		return 0, fmt.Errorf("eventlog: check WAL: %w", err)
+	}
+	for _, seg := range segs {
+		limit := int64(-1)
+		switch {
+		case seg > cseg:
+			return rows, corruptf("segment %d past the committed %d", seg, cseg)
+		case seg == cseg:
+			limit = coff
+		}
+		err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+			rows += fr.nrows
+			return nil
+		})
+		if err != nil {
+			return rows, fmt.Errorf("segment %d: %w", seg, err)
+		}
+	}
+	return rows, nil
 }

@@ -1,4 +1,4 @@
-package offline
+package eventlog
 
 import (
 	"context"
@@ -21,68 +21,50 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
-// Log file columns. The source's fields are the children of the struct
+// Log file columns, in this order. The source's fields are the children of the struct
 // column "fields", so no field name can collide with these.
 const (
-	colShard     = "shard"
-	colLSN       = "lsn"
-	colIngest    = "ingest_time"
-	colCommit    = "commit_time"
-	colEvent     = "event_time"
-	colEntity    = "entity"
-	colPartition = "kafka_partition"
-	colOffset    = "kafka_offset"
-	colViews     = "views"
-	colFields    = "fields"
+	ColShard     = "shard"
+	ColLSN       = "lsn"
+	ColIngest    = "ingest_time"
+	ColCommit    = "commit_time"
+	ColEvent     = "event_time"
+	ColEntity    = "entity"
+	ColPartition = "kafka_partition"
+	ColOffset    = "kafka_offset"
+	ColViews     = "views"
+	ColFields    = "fields"
 
 	metaSource  = "featured.source"
 	metaKeyKind = "featured.key_kind"
 	metaFormat  = "featured.offline_log"
 )
 
-var tsMillis = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
-
-// arrowType is the Arrow type of a value kind (lists are last_k results).
-func arrowType(k, elem aggregate.Kind) arrow.DataType {
-	switch k {
-	case aggregate.KindInt64:
-		return arrow.PrimitiveTypes.Int64
-	case aggregate.KindFloat64:
-		return arrow.PrimitiveTypes.Float64
-	case aggregate.KindString:
-		return arrow.BinaryTypes.String
-	case aggregate.KindBool:
-		return arrow.FixedWidthTypes.Boolean
-	case aggregate.KindList:
-		return arrow.ListOf(arrowType(elem, aggregate.KindNull))
-	}
-	return arrow.Null
-}
-
-func logArrowSchema(s *schema) *arrow.Schema {
-	key := arrowType(s.keyKind, 0)
+func logArrowSchema(s *Schema) *arrow.Schema {
+	key := codec.ArrowType(s.keyKind, 0)
 	if s.keyKind != aggregate.KindInt64 && s.keyKind != aggregate.KindString {
 		key = arrow.BinaryTypes.Binary
 	}
 	fields := []arrow.Field{
-		{Name: colShard, Type: arrow.PrimitiveTypes.Int32},
-		{Name: colLSN, Type: arrow.PrimitiveTypes.Int64},
-		{Name: colIngest, Type: tsMillis},
-		{Name: colCommit, Type: tsMillis},
-		{Name: colEvent, Type: tsMillis},
-		{Name: colEntity, Type: key},
-		{Name: colPartition, Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-		{Name: colOffset, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-		{Name: colViews, Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)},
+		{Name: ColShard, Type: arrow.PrimitiveTypes.Int32},
+		{Name: ColLSN, Type: arrow.PrimitiveTypes.Int64},
+		{Name: ColIngest, Type: codec.TimestampMS},
+		{Name: ColCommit, Type: codec.TimestampMS},
+		{Name: ColEvent, Type: codec.TimestampMS},
+		{Name: ColEntity, Type: key},
+		{Name: ColPartition, Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+		{Name: ColOffset, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: ColViews, Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)},
 	}
 	if len(s.names) > 0 {
 		var children []arrow.Field
 		for i, n := range s.names {
-			children = append(children, arrow.Field{Name: n, Type: arrowType(s.kinds[i], 0), Nullable: true})
+			children = append(children, arrow.Field{Name: n, Type: codec.ArrowType(s.kinds[i], 0), Nullable: true})
 		}
-		fields = append(fields, arrow.Field{Name: colFields, Type: arrow.StructOf(children...)})
+		fields = append(fields, arrow.Field{Name: ColFields, Type: arrow.StructOf(children...)})
 	}
 	md := arrow.NewMetadata(
 		[]string{metaFormat, metaSource, metaKeyKind},
@@ -91,44 +73,8 @@ func logArrowSchema(s *schema) *arrow.Schema {
 	return arrow.NewSchema(fields, &md)
 }
 
-// appendValueTo appends v to b (an Arrow builder of v's declared kind); a
-// value of another kind is null.
-func appendValueTo(b array.Builder, v aggregate.Value) {
-	switch b := b.(type) {
-	case *array.Int64Builder:
-		if v.Kind == aggregate.KindInt64 {
-			b.Append(v.I)
-			return
-		}
-	case *array.Float64Builder:
-		if v.Kind == aggregate.KindFloat64 {
-			b.Append(v.F)
-			return
-		}
-	case *array.StringBuilder:
-		if v.Kind == aggregate.KindString {
-			b.Append(v.S)
-			return
-		}
-	case *array.BooleanBuilder:
-		if v.Kind == aggregate.KindBool {
-			b.Append(v.I != 0)
-			return
-		}
-	case *array.ListBuilder:
-		if v.Kind == aggregate.KindList {
-			b.Append(true)
-			for _, e := range v.L {
-				appendValueTo(b.ValueBuilder(), e)
-			}
-			return
-		}
-	}
-	b.AppendNull()
-}
-
 // appendLogRow appends r to a builder of logArrowSchema(r.schema).
-func appendLogRow(b *array.RecordBuilder, r *row) {
+func appendLogRow(b *array.RecordBuilder, r *Row) {
 	b.Field(0).(*array.Int32Builder).Append(r.shard)
 	b.Field(1).(*array.Int64Builder).Append(r.lsn)
 	b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(r.ingestMillis))
@@ -159,7 +105,7 @@ func appendLogRow(b *array.RecordBuilder, r *row) {
 		sb := b.Field(9).(*array.StructBuilder)
 		sb.Append(true)
 		for i := range r.schema.names {
-			appendValueTo(sb.FieldBuilder(i), r.fields[i])
+			codec.AppendArrow(sb.FieldBuilder(i), r.fields[i])
 		}
 	}
 }
@@ -200,6 +146,60 @@ func (g *logFileWriter) flush() error {
 	defer rec.Release()
 	g.n = 0
 	return g.w.Write(rec)
+}
+
+// FileWriter writes a log file of one source schema directly, for tools and
+// benchmarks that make a log without a store; the converter writes its own
+// (to a temporary name, renamed once complete).
+type FileWriter struct {
+	g   logFileWriter
+	max int
+}
+
+// CreateFile creates a log file at path for rows of schema s, in row groups
+// of rowGroupRows. The name must follow File's pattern for scans to find it.
+func CreateFile(path string, s *Schema, rowGroupRows int) (*FileWriter, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: create %s: %w", path, err)
+	}
+	sc := logArrowSchema(s)
+	w, err := pqarrow.NewFileWriter(sc, syncCloser{f}, writerProps(rowGroupRows), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("eventlog: create %s: %w", path, err)
+	}
+	return &FileWriter{g: logFileWriter{final: path, w: w, b: array.NewRecordBuilder(memory.DefaultAllocator, sc)}, max: rowGroupRows}, nil
+}
+
+// NewRow returns a row of schema s to fill and Append; its Fields are
+// len(s.Names()) nulls.
+func NewRow(s *Schema) *Row { return &Row{schema: s, fields: make([]aggregate.Value, len(s.names))} }
+
+// Set sets the row's position, times, entity and views (kept, not copied);
+// Fields() is filled in place.
+func (r *Row) Set(shard int32, lsn, ingestMillis, commitMillis, eventMillis int64, entity []byte, views []int64) {
+	r.shard, r.lsn, r.ingestMillis, r.commitMillis, r.eventMillis, r.entity, r.views = shard, lsn, ingestMillis, commitMillis, eventMillis, entity, views
+}
+
+// Append adds r, whose schema must be the file's.
+func (w *FileWriter) Append(r *Row) error {
+	appendLogRow(w.g.b, r)
+	w.g.n++
+	if w.g.n >= w.max {
+		return w.g.flush()
+	}
+	return nil
+}
+
+// Close writes the last row group and the footer, and fsyncs the file.
+func (w *FileWriter) Close() error {
+	defer w.g.b.Release()
+	if err := w.g.flush(); err != nil {
+		w.g.w.Close()
+		return err
+	}
+	return w.g.w.Close()
 }
 
 // convert is the converter goroutine: it turns sealed WAL segments into
@@ -254,7 +254,7 @@ func (l *Log) convertSegment(shard int, seg uint64) error {
 	}()
 	props := writerProps(l.opts.RowGroupRows)
 	err := readFrames(walPath, -1, func(fr *walFrame) error {
-		return fr.rows(shard, func(r *row) error {
+		return fr.rows(shard, func(r *Row) error {
 			day := time.UnixMilli(r.ingestMillis).UTC().Format(time.DateOnly)
 			key := strconv.FormatUint(r.schema.fp, 16) + "/" + day
 			g := groups[key]
@@ -357,16 +357,19 @@ func (l *Log) retain() {
 	}
 }
 
-// logFile is one Parquet file of the log.
-type logFile struct {
-	path  string
-	shard int
-	lsn   int64 // first LSN
+// File is one Parquet file of the log: <dir>/<source>/<yyyy-mm-dd>/
+// sNNN-<first LSN>.parquet.
+type File struct {
+	Path  string
+	Shard int
+	LSN   int64 // the first row's
 }
 
-// listLogFiles returns the Parquet files of source under dir, by shard and
-// first LSN. Temporary files of an interrupted conversion are skipped.
-func listLogFiles(dir, source string) ([]logFile, error) {
+// ListFiles returns the Parquet files of source in the log under dir, by
+// shard and first LSN. Temporary files of an interrupted conversion are
+// skipped. Unless the caller holds off the converter and retention (as the
+// Scan methods do), a file listed may be gone when it is opened.
+func ListFiles(dir, source string) ([]File, error) {
 	days, err := os.ReadDir(filepath.Join(dir, source))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -374,7 +377,7 @@ func listLogFiles(dir, source string) ([]logFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("offline: %w", err)
 	}
-	var out []logFile
+	var out []File
 	for _, d := range days {
 		if !d.IsDir() {
 			continue
@@ -389,26 +392,27 @@ func listLogFiles(dir, source string) ([]logFile, error) {
 			if _, err := fmt.Sscanf(e.Name(), "s%03d-%020d.parquet", &shard, &lsn); err != nil || !strings.HasSuffix(e.Name(), ".parquet") {
 				continue
 			}
-			out = append(out, logFile{path: filepath.Join(dir, source, d.Name(), e.Name()), shard: shard, lsn: lsn})
+			out = append(out, File{Path: filepath.Join(dir, source, d.Name(), e.Name()), Shard: shard, LSN: lsn})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].shard != out[j].shard {
-			return out[i].shard < out[j].shard
+		if out[i].Shard != out[j].Shard {
+			return out[i].Shard < out[j].Shard
 		}
-		return out[i].lsn < out[j].lsn
+		return out[i].LSN < out[j].LSN
 	})
 	return out, nil
 }
 
-// openLogFile opens a log file for reading in batches of 64k rows and
-// returns its source schema; the caller closes pf.
-func openLogFile(path string) (pf *file.Reader, fr *pqarrow.FileReader, s *schema, err error) {
+// OpenFile opens a log file for reading in batches of 64k rows and
+// returns its source schema; the caller closes pf. For readers that decode
+// the columns (Col*) themselves.
+func OpenFile(path string) (pf *file.Reader, fr *pqarrow.FileReader, s *Schema, err error) {
 	pf, err = file.OpenParquetFile(path, false)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("offline: open %s: %w", path, err)
 	}
-	fail := func(err error) (*file.Reader, *pqarrow.FileReader, *schema, error) {
+	fail := func(err error) (*file.Reader, *pqarrow.FileReader, *Schema, error) {
 		pf.Close()
 		return nil, nil, nil, err
 	}
@@ -427,8 +431,8 @@ func openLogFile(path string) (pf *file.Reader, fr *pqarrow.FileReader, s *schem
 }
 
 // readLogFile calls fn for each row of a log file (r is reused).
-func readLogFile(ctx context.Context, path string, fn func(r *row) error) error {
-	pf, fr, s, err := openLogFile(path)
+func readLogFile(ctx context.Context, path string, fn func(r *Row) error) error {
+	pf, fr, s, err := OpenFile(path)
 	if err != nil {
 		return err
 	}
@@ -438,7 +442,7 @@ func readLogFile(ctx context.Context, path string, fn func(r *row) error) error 
 		return fmt.Errorf("offline: read %s: %w", path, err)
 	}
 	defer rr.Release()
-	r := row{schema: s, fields: make([]aggregate.Value, len(s.names))}
+	r := Row{schema: s, fields: make([]aggregate.Value, len(s.names))}
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		if err := recordRows(rec, &r, fn); err != nil {
@@ -451,7 +455,7 @@ func readLogFile(ctx context.Context, path string, fn func(r *row) error) error 
 	return nil
 }
 
-func schemaFromArrow(sc *arrow.Schema) (*schema, error) {
+func schemaFromArrow(sc *arrow.Schema) (*Schema, error) {
 	md := sc.Metadata()
 	if md.FindKey(metaFormat) < 0 {
 		return nil, corruptf("not a featured offline log file (no %s metadata)", metaFormat)
@@ -460,14 +464,14 @@ func schemaFromArrow(sc *arrow.Schema) (*schema, error) {
 	kk, _ := strconv.Atoi(md.Values()[md.FindKey(metaKeyKind)])
 	var names []string
 	var kinds []aggregate.Kind
-	if idx := sc.FieldIndices(colFields); len(idx) == 1 {
+	if idx := sc.FieldIndices(ColFields); len(idx) == 1 {
 		st := sc.Field(idx[0]).Type.(*arrow.StructType)
 		for _, f := range st.Fields() {
 			names = append(names, f.Name)
 			kinds = append(kinds, kindOfArrow(f.Type))
 		}
 	}
-	return newSchema(src, aggregate.Kind(kk), names, kinds), nil
+	return NewSchema(src, aggregate.Kind(kk), names, kinds), nil
 }
 
 func kindOfArrow(t arrow.DataType) aggregate.Kind {
@@ -485,7 +489,7 @@ func kindOfArrow(t arrow.DataType) aggregate.Kind {
 }
 
 // recordRows decodes the rows of one record batch of a log file.
-func recordRows(rec arrow.RecordBatch, r *row, fn func(r *row) error) error {
+func recordRows(rec arrow.RecordBatch, r *Row, fn func(r *Row) error) error {
 	shard := rec.Column(0).(*array.Int32)
 	lsn := rec.Column(1).(*array.Int64)
 	ing := rec.Column(2).(*array.Timestamp)
@@ -525,7 +529,7 @@ func recordRows(rec arrow.RecordBatch, r *row, fn func(r *row) error) error {
 		}
 		if fields != nil {
 			for f := range r.fields {
-				r.fields[f] = valueAt(fields.Field(f), i)
+				r.fields[f] = codec.ValueAt(fields.Field(f), i)
 			}
 		}
 		if err := fn(r); err != nil {
@@ -533,26 +537,4 @@ func recordRows(rec arrow.RecordBatch, r *row, fn func(r *row) error) error {
 		}
 	}
 	return nil
-}
-
-// valueAt reads element i of a primitive Arrow array as a Value.
-func valueAt(a arrow.Array, i int) aggregate.Value {
-	if a.IsNull(i) {
-		return aggregate.Value{}
-	}
-	switch a := a.(type) {
-	case *array.Int64:
-		return aggregate.Value{Kind: aggregate.KindInt64, I: a.Value(i)}
-	case *array.Float64:
-		return aggregate.Value{Kind: aggregate.KindFloat64, F: a.Value(i)}
-	case *array.String:
-		return aggregate.Value{Kind: aggregate.KindString, S: a.Value(i)}
-	case *array.Boolean:
-		v := aggregate.Value{Kind: aggregate.KindBool}
-		if a.Value(i) {
-			v.I = 1
-		}
-		return v
-	}
-	return aggregate.Value{}
 }

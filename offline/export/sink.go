@@ -1,4 +1,4 @@
-package offline
+package export
 
 import (
 	"context"
@@ -140,4 +140,29 @@ func (x *Exporter) ExportFile(ctx context.Context, spinePath, format string, req
 		return st, err
 	}
 	return st, nil
+}
+
+// syncCloser fsyncs a file before closing it (the Parquet writer closes its
+// sink when it writes the footer). The log's converter has its own: the
+// two packages share no file handling.
+type syncCloser struct{ *os.File }
+
+func (s syncCloser) Close() error {
+	if err := s.File.Sync(); err != nil {
+		s.File.Close()
+		return err
+	}
+	return s.File.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("export: sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("export: sync dir %s: %w", dir, err)
+	}
+	return nil
 }

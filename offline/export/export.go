@@ -1,16 +1,13 @@
-package offline
+package export
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -18,6 +15,8 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/internal/codec"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -64,6 +63,10 @@ type Request struct {
 	TempDir string
 }
 
+// DefaultMemoryBytes is an export's working-set budget when the Request
+// gives none: Request.MemoryBytes's default (512 MiB).
+const DefaultMemoryBytes = 512 << 20
+
 // Stats reports an export.
 type Stats struct {
 	Rows      int64 `json:"rows"`
@@ -80,15 +83,20 @@ type Sink interface {
 	Write(rec arrow.RecordBatch) error
 }
 
-// Exporter runs point-in-time exports over a Log with a Registry's view
+// Exporter runs point-in-time exports over an eventlog.Log with a Registry's view
 // definitions. It is safe for concurrent use.
 type Exporter struct {
 	reg *registry.Registry
-	log *Log
+	log *eventlog.Log
 }
 
 // NewExporter returns an Exporter.
-func NewExporter(reg *registry.Registry, log *Log) *Exporter { return &Exporter{reg: reg, log: log} }
+func NewExporter(reg *registry.Registry, log *eventlog.Log) *Exporter {
+	return &Exporter{reg: reg, log: log}
+}
+
+// Registry returns the registry whose definitions the exporter reads.
+func (x *Exporter) Registry() *registry.Registry { return x.reg }
 
 // column is one output feature column.
 type column struct {
@@ -105,12 +113,6 @@ type exportView struct {
 	vk       int64
 	features []int // feature indexes
 	cols     []int // output column of each, within the group
-	// fieldMap maps the view's Source.Fields to the fields of rows of
-	// schema mapped; scratch receives them.
-	mapped   *schema
-	fieldMap []int
-	identity bool
-	scratch  []aggregate.Value
 }
 
 // group is the views of one entity join key.
@@ -163,7 +165,7 @@ func (x *Exporter) plan(req *Request) ([]*group, []column, error) {
 			return nil, nil, badInput("output column %q named twice (%s and %s); use full names", name, prev, r.Ref)
 		}
 		seen[name] = r.Ref
-		vk := viewKeyInt(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)})
+		vk := eventlog.ViewKeyInt(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)})
 		var ev *exportView
 		for _, e := range g.views {
 			if e.vk == vk {
@@ -433,24 +435,13 @@ func (m *memSpine) close() {
 
 // logBytes estimates the log's size for the groups' sources.
 func (x *Exporter) logBytes(groups []*group) int64 {
-	var n int64
+	sources := map[string]bool{}
 	for _, g := range groups {
 		for src := range g.sources {
-			filepath.Walk(filepath.Join(x.log.dir, src), func(_ string, fi os.FileInfo, err error) error {
-				if err == nil && !fi.IsDir() {
-					n += fi.Size()
-				}
-				return nil
-			})
+			sources[src] = true
 		}
 	}
-	filepath.Walk(filepath.Join(x.log.dir, walDir), func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
-			n += fi.Size()
-		}
-		return nil
-	})
-	return n
+	return x.log.Bytes(sources)
 }
 
 func outputSchema(spine *arrow.Schema, cols []column) (*arrow.Schema, error) {
@@ -468,7 +459,7 @@ func outputSchema(spine *arrow.Schema, cols []column) (*arrow.Schema, error) {
 			fields = append(fields, arrow.Field{Name: name, Type: t, Nullable: true})
 			return nil
 		}
-		if err := add(c.name, arrowType(c.kind, c.elem)); err != nil {
+		if err := add(c.name, codec.ArrowType(c.kind, c.elem)); err != nil {
 			return nil, err
 		}
 		if c.status {
@@ -544,173 +535,6 @@ func (x *Exporter) readSpine(path, format string, keys map[string]aggregate.Kind
 	}
 }
 
-// splitSpine reads the spine once, writing (row, key, T) of every row to
-// each group's buckets. It returns the row count.
-func (x *Exporter) splitSpine(path, format string, keys map[string]aggregate.Kind, timeCol string, groups []*group, spines []*buckets) (int64, error) {
-	var buf []byte
-	var err error
-	_, rows, rerr := x.readSpine(path, format, keys, timeCol, groups, false, func(gi int, key []byte, row, t int64) {
-		if err != nil {
-			return
-		}
-		buf = binary.AppendUvarint(buf[:0], uint64(row))
-		buf = binary.AppendUvarint(buf, uint64(len(key)))
-		buf = append(buf, key...)
-		buf = binary.AppendVarint(buf, t)
-		err = spines[gi].add(bucketOf(key, spines[gi].n), buf)
-	})
-	if rerr != nil {
-		return 0, rerr
-	}
-	return rows, err
-}
-
-// bucketOf is the bucket of an encoded entity key (FNV-1a, like the
-// store's shard hash but mixed, so buckets do not align with shards).
-func bucketOf(key []byte, n int) int {
-	if n == 1 {
-		return 0
-	}
-	h := uint64(14695981039346656037)
-	for _, c := range key {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	h ^= h >> 29
-	return int(h % uint64(n))
-}
-
-// splitLog scans the log rows of the group's sources into buckets, keeping
-// only keys in keyset when it is not nil.
-func (x *Exporter) splitLog(ctx context.Context, g *group, logs *buckets, keyset map[string]bool) (int64, error) {
-	var n int64
-	var buf []byte
-	schemas := map[uint64]int{}
-	err := x.log.scan(ctx, g.sources, func(r *row) error {
-		if keyset != nil && !keyset[string(r.entity)] {
-			return nil
-		}
-		id, ok := schemas[r.schema.fp]
-		if !ok {
-			id = len(logs.schemas)
-			schemas[r.schema.fp] = id
-			logs.schemas = append(logs.schemas, r.schema)
-		}
-		buf = binary.AppendUvarint(buf[:0], uint64(id))
-		buf = binary.AppendVarint(buf, int64(r.shard))
-		buf = binary.AppendVarint(buf, r.lsn)
-		buf = binary.AppendVarint(buf, r.commitMillis)
-		buf = appendRowBody(buf, r.ingestMillis, r.eventMillis, r.entity, nil, r.views, r.fields, len(r.schema.names))
-		n++
-		return logs.add(bucketOf(r.entity, logs.n), buf)
-	})
-	return n, err
-}
-
-// spillJoins is how many buckets are joined at once: a bucket's decoding
-// and encoding are serial, and overlap with the other's join. The bucket
-// count is sized so that this many fit in the memory budget together.
-const spillJoins = 2
-
-// joinBuckets runs joinBucket over every bucket, spillJoins at a time
-// (each bucket's files and run are its own).
-func (x *Exporter) joinBuckets(ctx context.Context, g *group, req *Request, spines, logs, runs *buckets) error {
-	var next atomic.Int32
-	errs := make([]error, spillJoins)
-	var wg sync.WaitGroup
-	for w := range spillJoins {
-		wg.Go(func() {
-			for b := int(next.Add(1)) - 1; b < spines.n; b = int(next.Add(1)) - 1 {
-				if errs[w] = ctx.Err(); errs[w] != nil {
-					return
-				}
-				if errs[w] = x.joinBucket(g, req, spines, logs, b, runs); errs[w] != nil {
-					next.Store(int32(spines.n)) // the others stop at their next bucket
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// joinBucket computes every result of bucket b of group g and adds them,
-// sorted by spine row, to run b: per row a uvarint row, then per column a
-// status byte and the value.
-func (x *Exporter) joinBucket(g *group, req *Request, spines, logs *buckets, b int, runs *buckets) error {
-	ents := newEntityIndex()
-	sp := &spineSet{}
-	err := spines.each(b, func(rec []byte) error {
-		d := decoder{b: rec}
-		idx := int64(d.uvarint())
-		key := d.bytes()
-		t := d.varint()
-		if d.err != nil {
-			return corruptf("spill: spine entry")
-		}
-		sp.add(ents.add(key), idx, t)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	lt := x.newLogTable(g)
-	chunk := lt.newChunk()
-	fmaps := map[*schema][]int{}
-	var r row
-	err = logs.each(b, func(rec []byte) error {
-		d := decoder{b: rec}
-		id := d.uvarint()
-		if d.err != nil || id >= uint64(len(logs.schemas)) {
-			return corruptf("spill: log row schema")
-		}
-		r.schema = logs.schemas[id]
-		r.shard = int32(d.varint())
-		r.lsn = d.varint()
-		r.commitMillis = d.varint()
-		d.rowBody(&r)
-		if d.err != nil {
-			return corruptf("spill: log row")
-		}
-		e, ok := ents.ord[string(r.entity)]
-		if !ok {
-			return nil
-		}
-		fm := fmaps[r.schema]
-		if fm == nil {
-			fm = lt.fieldMap(r.schema)
-			fmaps[r.schema] = fm
-		}
-		return lt.appendRow(&r, e, chunk, fm)
-	})
-	if err != nil {
-		return err
-	}
-	lt.byEnt.group(lt.ent, ents.len())
-	sp.group(sp.ent, ents.len())
-	res := newResults(g.cols, len(sp.ent))
-	x.join(g, req.Mode, sp, lt, ents.len(), res)
-	order := make([]int32, len(sp.row))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortStableFunc(order, func(a, b int32) int { return cmpInt(sp.row[a], sp.row[b]) })
-	var buf []byte
-	for _, slot := range order {
-		buf = binary.AppendUvarint(buf[:0], uint64(sp.row[slot]))
-		for c := range g.cols {
-			v := res.get(int(slot), c)
-			buf = append(buf, byte(v.Status))
-			buf = appendValue(buf, v.Value)
-		}
-		if err := runs.add(b, buf); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func cmpInt(a, b int64) int {
 	switch {
 	case a < b:
@@ -721,39 +545,11 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-func commitFloor(m *marker) int64 {
+func commitFloor(m *eventlog.Marker) int64 {
 	if m == nil {
 		return 0
 	}
 	return m.CommitMillis
-}
-
-// fieldsOf maps a row's fields (its schema's order) to the view's
-// Source.Fields order, by name and kind: a field the row's schema lacks, or
-// has with another kind, is null, as the decoder would have made it.
-func (ev *exportView) fieldsOf(r *row) []aggregate.Value {
-	if ev.mapped != r.schema {
-		ev.mapped = r.schema
-		ev.fieldMap = ev.fieldMap[:0]
-		ev.identity = len(r.schema.names) == len(ev.view.Source.Fields)
-		for i, f := range ev.view.Source.Fields {
-			j := r.schema.field(f.Name, f.Kind)
-			ev.fieldMap = append(ev.fieldMap, j)
-			ev.identity = ev.identity && j == i
-		}
-		ev.scratch = make([]aggregate.Value, len(ev.view.Source.Fields))
-	}
-	if ev.identity {
-		return r.fields // the row's schema is the view's source as it reads it
-	}
-	for i, j := range ev.fieldMap {
-		if j < 0 {
-			ev.scratch[i] = aggregate.Value{}
-		} else {
-			ev.scratch[i] = r.fields[j]
-		}
-	}
-	return ev.scratch
 }
 
 // batchSource yields spine batches in order (a spineReader, or a spine
@@ -846,7 +642,9 @@ func release(arrs []arrow.Array) {
 	}
 }
 
-func statusName(s aggregate.Status) string {
+// StatusName is the text of a status in an export's "<feature>__status"
+// columns: PRESENT, NULL_VALUE or NOT_FOUND.
+func StatusName(s aggregate.Status) string {
 	switch s {
 	case aggregate.StatusPresent:
 		return "PRESENT"
@@ -857,7 +655,7 @@ func statusName(s aggregate.Status) string {
 }
 
 // Log returns the log the exporter reads.
-func (x *Exporter) Log() *Log { return x.log }
+func (x *Exporter) Log() *eventlog.Log { return x.log }
 
 // resultSource yields each group's feature columns in spine order.
 type resultSource interface {

@@ -1,4 +1,4 @@
-package offline
+package export
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/offline/eventlog"
 )
 
 // This file holds an export's working set in columns: the entities of the
@@ -127,7 +128,7 @@ type field struct {
 // chunk<<32 | index into strs[chunk]).
 type logTable struct {
 	fields  []field
-	schemas []*schema
+	schemas []*eventlog.Schema
 	ent     []int32 // entity ordinal (-1: none, or not in the spine)
 	sch     []uint16
 	shard   []int32
@@ -145,7 +146,7 @@ type logTable struct {
 	// markers are the group's views' backfill markers, by view and shard,
 	// taken before the log is read; without any, ingest times go unread
 	// (only a backfill's admission replay needs them).
-	markers []map[int32][]marker
+	markers []map[int32][]eventlog.Marker
 	ranges  []entRange // until bind: how rows number their entities
 	byEnt   csr
 }
@@ -153,7 +154,7 @@ type logTable struct {
 func (x *Exporter) newLogTable(g *group) *logTable {
 	t := &logTable{words: (len(g.views) + 63) / 64}
 	for _, ev := range g.views {
-		t.markers = append(t.markers, x.log.markersOf(ev.vk))
+		t.markers = append(t.markers, x.log.Markers(ev.vk))
 	}
 	seen := map[field]bool{}
 	for _, ev := range g.views {
@@ -172,11 +173,11 @@ func (x *Exporter) newLogTable(g *group) *logTable {
 func (t *logTable) len() int { return len(t.ent) }
 
 // schemaID registers s and returns its number.
-func (t *logTable) schemaID(s *schema) (uint16, error) {
+func (t *logTable) schemaID(s *eventlog.Schema) (uint16, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i, have := range t.schemas {
-		if have == s || have.fp == s.fp {
+		if have == s || have.Fingerprint() == s.Fingerprint() {
 			return uint16(i), nil
 		}
 	}
@@ -230,30 +231,30 @@ func (t *logTable) isFolded(i, view int) bool {
 }
 
 // fieldMap maps the group's fields to the fields of schema s (-1: absent).
-func (t *logTable) fieldMap(s *schema) []int {
+func (t *logTable) fieldMap(s *eventlog.Schema) []int {
 	m := make([]int, len(t.fields))
 	for u, f := range t.fields {
-		m[u] = s.field(f.name, f.kind)
+		m[u] = s.Field(f.name, f.kind)
 	}
 	return m
 }
 
 // appendRow adds one decoded row (WAL and spill rows) of entity ent; fmap
-// is t.fieldMap(r.schema).
-func (t *logTable) appendRow(r *row, ent int32, chunk int, fmap []int) error {
-	sid, err := t.schemaID(r.schema)
+// is t.fieldMap(r.Schema()).
+func (t *logTable) appendRow(r *eventlog.Row, ent int32, chunk int, fmap []int) error {
+	sid, err := t.schemaID(r.Schema())
 	if err != nil {
 		return err
 	}
 	i := t.grow(1)
-	t.ent[i], t.sch[i], t.shard[i], t.lsn[i] = ent, sid, r.shard, r.lsn
-	t.ingest[i], t.commit[i], t.event[i] = r.ingestMillis, r.commitMillis, r.eventMillis
-	t.setFolded(i, r.views)
+	t.ent[i], t.sch[i], t.shard[i], t.lsn[i] = ent, sid, r.Shard(), r.LSN()
+	t.ingest[i], t.commit[i], t.event[i] = r.IngestMillis(), r.CommitMillis(), r.EventMillis()
+	t.setFolded(i, r.Views())
 	nu := len(t.fields)
 	for u, j := range fmap {
 		v := aggregate.Value{}
 		if j >= 0 {
-			v = r.fields[j]
+			v = r.Fields()[j]
 		}
 		t.kinds[i*nu+u] = v.Kind
 		switch v.Kind {
@@ -277,21 +278,21 @@ func (t *logTable) appendRow(r *row, ent int32, chunk int, fmap []int) error {
 func (x *Exporter) loadLogTable(ctx context.Context, g *group) (*logTable, error) {
 	t := x.newLogTable(g)
 	var wal *entityIndex
-	fmaps := map[*schema][]int{}
-	err := x.log.scanSplit(ctx, g.sources, func(files []logFile) error {
+	fmaps := map[*eventlog.Schema][]int{}
+	err := x.log.ScanFiles(ctx, g.sources, func(files []eventlog.File) error {
 		return t.readFiles(ctx, files)
-	}, func(r *row) error {
+	}, func(r *eventlog.Row) error {
 		if wal == nil {
 			wal = newEntityIndex()
 			t.ranges = append(t.ranges, entRange{lo: t.len(), ents: wal})
 			t.newChunk()
 		}
-		fm := fmaps[r.schema]
+		fm := fmaps[r.Schema()]
 		if fm == nil {
-			fm = t.fieldMap(r.schema)
-			fmaps[r.schema] = fm
+			fm = t.fieldMap(r.Schema())
+			fmaps[r.Schema()] = fm
 		}
-		if err := t.appendRow(r, wal.add(r.entity), len(t.strs)-1, fm); err != nil {
+		if err := t.appendRow(r, wal.add(r.Entity()), len(t.strs)-1, fm); err != nil {
 			return err
 		}
 		t.ranges[len(t.ranges)-1].hi = t.len()
@@ -346,17 +347,17 @@ func (t *logTable) bind(spine *entityIndex) int64 {
 
 // readFiles reads log files into t, each into its own range of rows
 // (sized from the files' metadata), GOMAXPROCS at a time.
-func (t *logTable) readFiles(ctx context.Context, files []logFile) error {
+func (t *logTable) readFiles(ctx context.Context, files []eventlog.File) error {
 	type job struct {
-		f    logFile
+		f    eventlog.File
 		base int
 		rows int
 	}
 	var jobs []job
 	for _, f := range files {
-		pf, err := file.OpenParquetFile(f.path, false)
+		pf, err := file.OpenParquetFile(f.Path, false)
 		if err != nil {
-			return fmt.Errorf("offline: open %s: %w", f.path, err)
+			return fmt.Errorf("offline: open %s: %w", f.Path, err)
 		}
 		rows := int(pf.NumRows())
 		pf.Close()
@@ -391,7 +392,7 @@ func (t *logTable) readFiles(ctx context.Context, files []logFile) error {
 				}
 				lo := base + jobs[j].base
 				ranges[j] = entRange{lo: lo, hi: lo + jobs[j].rows, ents: newEntityIndex()}
-				errs[j] = t.readFile(ctx, jobs[j].f.path, lo, jobs[j].rows, ranges[j].ents)
+				errs[j] = t.readFile(ctx, jobs[j].f.Path, lo, jobs[j].rows, ranges[j].ents)
 				if errs[j] != nil {
 					return
 				}
@@ -409,7 +410,7 @@ func (t *logTable) readFiles(ctx context.Context, files []logFile) error {
 // readFile decodes one log file into rows [base, base+rows) of t, reading
 // only the columns the join needs, numbering its entities in ents.
 func (t *logTable) readFile(ctx context.Context, path string, base, rows int, ents *entityIndex) error {
-	pf, fr, s, err := openLogFile(path)
+	pf, fr, s, err := eventlog.OpenFile(path)
 	if err != nil {
 		return err
 	}
@@ -424,7 +425,7 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 	want := map[string]bool{}
 	for _, j := range fmap {
 		if j >= 0 {
-			want[s.names[j]] = true
+			want[s.Names()[j]] = true
 		}
 	}
 	psc := pf.MetaData().Schema
@@ -432,13 +433,13 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 	for i := 0; i < psc.NumColumns(); i++ {
 		p := psc.Column(i).ColumnPath()
 		switch p[0] {
-		case colPartition, colOffset:
+		case eventlog.ColPartition, eventlog.ColOffset:
 			continue
-		case colIngest:
+		case eventlog.ColIngest:
 			if !t.needIngest() {
 				continue
 			}
-		case colFields:
+		case eventlog.ColFields:
 			if len(p) < 2 || !want[p[1]] {
 				continue
 			}
@@ -464,31 +465,31 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		if i+int(rec.NumRows()) > base+rows {
-			return corruptf("%s: more rows than its metadata says", path)
+			return fmt.Errorf("%w: %s: more rows than its metadata says", eventlog.ErrCorrupt, path)
 		}
 		sc := rec.Schema()
 		col := func(name string) arrow.Array { return rec.Column(sc.FieldIndices(name)[0]) }
-		shard := col(colShard).(*array.Int32).Int32Values()
-		lsn := col(colLSN).(*array.Int64).Int64Values()
+		shard := col(eventlog.ColShard).(*array.Int32).Int32Values()
+		lsn := col(eventlog.ColLSN).(*array.Int64).Int64Values()
 		var ing []arrow.Timestamp
 		if t.needIngest() {
-			ing = col(colIngest).(*array.Timestamp).TimestampValues()
+			ing = col(eventlog.ColIngest).(*array.Timestamp).TimestampValues()
 		}
-		com := col(colCommit).(*array.Timestamp).TimestampValues()
-		ev := col(colEvent).(*array.Timestamp).TimestampValues()
-		views := col(colViews).(*array.List)
+		com := col(eventlog.ColCommit).(*array.Timestamp).TimestampValues()
+		ev := col(eventlog.ColEvent).(*array.Timestamp).TimestampValues()
+		views := col(eventlog.ColViews).(*array.List)
 		vvals := views.ListValues().(*array.Int64).Int64Values()
-		ent := col(colEntity)
+		ent := col(eventlog.ColEntity)
 		// The group's fields in this batch (nil: absent from the file).
 		fcols := make([]arrow.Array, nu)
-		if idx := sc.FieldIndices(colFields); len(idx) == 1 {
+		if idx := sc.FieldIndices(eventlog.ColFields); len(idx) == 1 {
 			st := rec.Column(idx[0]).(*array.Struct)
 			stt := st.DataType().(*arrow.StructType)
 			for u, j := range fmap {
 				if j < 0 {
 					continue
 				}
-				if k, ok := stt.FieldIdx(s.names[j]); ok {
+				if k, ok := stt.FieldIdx(s.Names()[j]); ok {
 					fcols[u] = st.Field(k)
 				}
 			}
@@ -505,7 +506,7 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 			case *array.Binary:
 				e = ents.add(a.Value(r))
 			default:
-				return corruptf("%s: entity column of type %s", path, ent.DataType())
+				return fmt.Errorf("%w: %s: entity column of type %s", eventlog.ErrCorrupt, path, ent.DataType())
 			}
 			t.ent[i], t.sch[i], t.shard[i], t.lsn[i] = e, sid, shard[r], lsn[r]
 			t.commit[i], t.event[i] = int64(com[r]), int64(ev[r])
