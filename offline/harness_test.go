@@ -19,6 +19,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/internal/testdefs"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/offline/internal/codec"
@@ -26,39 +27,11 @@ import (
 	"github.com/featured-dev/featured/registry"
 )
 
-// testDefs has every operator over several windows in two views of one push
-// source; "short" has a TTL shorter than the stream's late events, so the
-// per-view admission matters.
-const testDefs = `
-entities:
-  - {name: user, join_key: user_id, type: string}
-sources:
-  - {name: tx, kind: push, entity_key: user_id, event_time: ts,
-     fields: {amount: float64, merchant: string, items: int64, flag: bool}}
-feature_views:
-  - name: spend
-    entity: user
-    source: tx
-    ttl: 2d
-    features:
-      - {name: cnt_1h, aggregation: count, window: 1h}
-      - {name: cnt_items_life, aggregation: count, field: items}
-      - {name: sum_amount_6h, aggregation: sum, field: amount, window: 6h, hop: 30m}
-      - {name: sum_items_1d, aggregation: sum, field: items, window: 1d}
-      - {name: min_amount_1d, aggregation: min, field: amount, window: 1d}
-      - {name: max_items_2h, aggregation: max, field: items, window: 2h}
-      - {name: avg_amount_1d, aggregation: avg, field: amount, window: 1d, hop: 1h}
-      - {name: avg_items_6h, aggregation: avg, field: items, window: 6h}
-      - {name: last_merchant, aggregation: last, field: merchant}
-      - {name: last_amount_2h, aggregation: last, field: amount, window: 2h}
-      - {name: last_flag_6h, aggregation: last, field: flag, window: 6h}
-      - {name: last3_merchant_1d, aggregation: last_k, field: merchant, k: 3, window: 1d}
-      - {name: last2_items_life, aggregation: last_k, field: items, k: 2}
-      - {name: distinct_merchant_1d, aggregation: count_distinct, field: merchant, window: 1d}
-      - {name: distinct_items_2h, aggregation: count_distinct, field: items, window: 2h, k: 3}
-      - {name: stddev_amount_1d, aggregation: stddev, field: amount, window: 1d}
-      - {name: variance_items_2d, aggregation: variance, field: items, window: 2d, hop: 1h}
-  - name: short
+// testDefs has every operator over several windows (the shared view of
+// internal/testdefs) and a second view, "short", of one push source;
+// "short" has a TTL shorter than the stream's late events, so the per-view
+// admission matters.
+var testDefs = testdefs.Doc([]string{testdefs.Source("tx", "push", "")}, []string{testdefs.View("spend", "tx", "2d"), `  - name: short
     entity: user
     source: tx
     ttl: 90m
@@ -66,9 +39,9 @@ feature_views:
       - {name: cnt_30m, aggregation: count, window: 30m}
       - {name: sum_amount_1h, aggregation: sum, field: amount, window: 1h, hop: 5m}
       - {name: last_merchant, aggregation: last, field: merchant}
-`
+`})
 
-var testFieldNames = []string{"amount", "flag", "items", "merchant"} // sorted, the source's order
+var testFieldNames = testdefs.FieldNames // sorted, the source's order
 
 // rig is a real registry, store, ingest and offline log on a temp dir, all
 // on one injected clock.
