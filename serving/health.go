@@ -23,8 +23,13 @@ type Check struct {
 	Warn bool
 }
 
-// readyCheckName is the name of the check that SetReady drives.
-const readyCheckName = "ready"
+// readyCheckName is the name of the check that SetReady drives;
+// storeCheckName the server's other own check, featurestore.Store.Ready: a
+// shard in which Pebble found on-disk corruption fails it, named.
+const (
+	readyCheckName = "ready"
+	storeCheckName = "store"
+)
 
 // handleReadyz answers GET /readyz: 200 "ok" when every check passes, else
 // 503 listing the failed checks. With ?verbose (any value), every check has
@@ -51,6 +56,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	line(readyCheckName, s.checkReady(), false)
+	line(storeCheckName, s.store.Ready(), false)
 	for _, c := range s.opts.ReadyChecks {
 		line(c.Name, c.Check(), c.Warn)
 	}
