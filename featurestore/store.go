@@ -164,7 +164,7 @@ func (s *Store) Shards() int { return len(s.shards) }
 // write was applied to none of its targets. Every other write is committed.
 func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
 	var rej []Rejection
-	err := s.submitReport(ctx, ws, nil, true, &rej)
+	err := s.submit(ctx, ws, nil, true, &rej)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
 // marks are the next offsets to read per partition after ws; every shard
 // records them (see request.marks). It blocks while a shard's queue is full.
 func (s *Store) Enqueue(ctx context.Context, ws []Write, marks []Position) error {
-	return s.submitReport(ctx, ws, marks, false, nil)
+	return s.submit(ctx, ws, marks, false, nil)
 }
 
 // Flush commits everything handed to the writers before it, synced.
@@ -197,9 +197,9 @@ func (s *Store) DropView(ctx context.Context, vk ViewKey) error {
 	return s.send(ctx, reqs)
 }
 
-// submitReport hands ws to the writers; with wait it waits for their
+// submit hands ws to the writers; with wait it waits for their
 // commits and, when rej is set, collects the writes they refused.
-func (s *Store) submitReport(ctx context.Context, ws []Write, marks []Position, wait bool, rej *[]Rejection) error {
+func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, wait bool, rej *[]Rejection) error {
 	n := len(s.shards)
 	reqs := make([]*request, n)
 	if n == 1 {
