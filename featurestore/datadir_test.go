@@ -21,7 +21,7 @@ func TestDamagedDirRefused(t *testing.T) {
 	populated := func(t *testing.T) string {
 		dir := t.TempDir()
 		s := openStore(t, dir, Options{Shards: 3, GCInterval: -1, Now: newClock(now).Now})
-		if err := s.Write(context.Background(), ws); err != nil {
+		if _, err := s.Write(context.Background(), ws); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {

@@ -32,4 +32,45 @@
 // scan per shard finds expired states and states of views that are no longer
 // live (Options.Views) and the writer deletes them, rechecking each first;
 // the scan runs on an iterator, paced, so lookups do not stall.
+//
+// # Corruption
+//
+// Damaged data is an error of the read that meets it, never a process exit
+// and never a silent skip (damage.go):
+//
+//  1. A Pebble block whose checksum does not match: Pebble reports it to the
+//     shard's EventListener.DataCorruption, whose default would call
+//     Logger.Fatalf and end the process on the first lookup of any key in
+//     the block. The store records it against the shard instead (counted in
+//     ShardStats.CorruptionReports, logged at error) and Pebble returns a
+//     corruption error to that read, which Read wraps in ErrCorrupt naming
+//     the shard. Every key in intact blocks, and every other shard, keeps
+//     serving; Store.Ready fails naming the shard until the process is
+//     restarted on repaired data, so a replica with a damaged shard leaves
+//     the load balancer. The writer refuses writes whose state it cannot
+//     read (below), without quarantining the key: the block may be repaired.
+//  2. Logger.Fatalf still ends the process. With the listener set, what
+//     reaches it in the pinned Pebble (v2.1.7) is a broken invariant or a
+//     failed MANIFEST, WAL or commit-pipeline write (and sstable ingestion
+//     corruption, a path the store never takes); Pebble's code goes on after
+//     those calls as if they had not returned, so its memory no longer
+//     matches the disk and serving on would answer from that. The writer's
+//     failed WAL sync after a visible commit (shard.commitBatch) stays fatal
+//     for the same reason.
+//  3. A stored state that does not decode (aggregate.ErrCorrupt) in the
+//     writer: its raw bytes are copied under a quarantine key in the same
+//     Pebble (docs/format.md), counted (ShardStats.QuarantinedStates) and
+//     logged, and every later write to it is refused until the view
+//     version is rebuilt (Rebuild) or dropped (DropView), which lifts the
+//     quarantine. Restarting the state empty was rejected: its windows
+//     would silently lose their history and serve wrong values with no
+//     error. Read of such a state returns ErrCorrupt.
+//  4. A refused write is applied to none of its targets (all or nothing, so
+//     that publishing it again after the repair counts it once in every
+//     view), not logged to the EventLog and not counted as applied
+//     (ShardStats.WritesRejected). A pushed write comes back from Write as a
+//     Rejection. A Kafka write's offset advances as usual and the writer
+//     records a DeadLetter in the same batch, so a crash cannot lose it;
+//     ingest publishes the records (DeadLetters, DeadLetterNotify) and then
+//     deletes them (DeleteDeadLetters).
 package featurestore

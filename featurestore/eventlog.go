@@ -62,9 +62,9 @@ type EventLog interface {
 	// never committed one): the log drops whatever it holds past it.
 	Recover(shard int, committed []byte) error
 	// Append records one write as the shard applied it. folded lists the
-	// view versions the event was folded into (a subset of w.Targets: a
-	// target whose state is corrupt is skipped). Neither w nor folded may be
-	// retained after the call.
+	// view versions the event was folded into (its Targets: a write one of
+	// whose target states is corrupt is refused, not appended; see
+	// DeadLetter). Neither w nor folded may be retained after the call.
 	Append(shard int, w *Write, folded []ViewKey)
 	// Commit makes the writes appended since the last Commit at least as
 	// durable as the batch about to be committed (sync: the batch is

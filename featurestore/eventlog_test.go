@@ -92,7 +92,7 @@ func TestEventLogVisibleMillis(t *testing.T) {
 		}}
 	}
 	for i := 0; i < 3; i++ {
-		if err := s.Write(ctx, write(2*i)); err != nil { // synced
+		if _, err := s.Write(ctx, write(2*i)); err != nil { // synced
 			t.Fatal(err)
 		}
 		if err := s.Enqueue(ctx, write(2*i+1), nil); err != nil { // committed unsynced at once

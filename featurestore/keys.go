@@ -9,6 +9,10 @@ const (
 	prefixState  = 's'
 	prefixOffset = 'o'
 	prefixMeta   = 'm'
+	// prefixQuarantine holds copies of states that do not decode, and
+	// prefixDeadLetter the Kafka writes refused for them (damage.go).
+	prefixQuarantine = 'q'
+	prefixDeadLetter = 'd'
 )
 
 // stateKeyLen is the length of a state key before the entity bytes.

@@ -35,8 +35,13 @@ type request struct {
 	marks []Position
 	sync  bool
 	done  chan error
-	view  ViewKey  // reqDrop
-	keys  [][]byte // reqGC: candidate state keys
+	// index is, for a Write split over shards, each write's index in the
+	// caller's slice; nil when writes is that slice. rejected lists the
+	// pushed writes the writer refused; the caller reads it after done.
+	index    []int
+	rejected []Rejection
+	view     ViewKey  // reqDrop
+	keys     [][]byte // reqGC: candidate state keys
 	// reqRebuild
 	layout *aggregate.Layout
 	build  RebuildFunc
@@ -65,12 +70,14 @@ func (cs *cachedState) memBytes() int {
 
 // shard is one Pebble database and its writer goroutine.
 type shard struct {
-	id    int
-	db    *pebble.DB
-	opts  *Options
-	reqs  chan *request
-	stopc chan struct{}
-	donec chan struct{}
+	id     int
+	db     *pebble.DB
+	opts   *Options
+	damage *damage
+	deadc  chan struct{} // Store.deadc
+	reqs   chan *request
+	stopc  chan struct{}
+	donec  chan struct{}
 
 	// Owned by the writer goroutine.
 	batch   *pebble.Batch
@@ -85,7 +92,13 @@ type shard struct {
 	changed    map[topicPartition]bool  // offsets to write in the next commit
 	keyBuf     []byte
 	valBuf     []byte
-	folded     []ViewKey // scratch for EventLog.Append
+	folded     []ViewKey      // scratch for EventLog.Append
+	loaded     []*cachedState // scratch: a write's target states
+	// quarantined holds the state keys whose stored bytes do not decode
+	// (damage.go); loaded at open from their copies.
+	quarantined map[string]struct{}
+	deadSeq     uint64 // next dead letter's key
+	deadPending bool   // dead letters recorded since the last commit
 
 	mu struct {
 		sync.Mutex
@@ -102,26 +115,48 @@ type ShardStats struct {
 	WritesApplied uint64 `json:"writes_applied"`
 	WritesSkipped uint64 `json:"writes_skipped"` // Kafka events at offsets the shard had already applied
 	StatesDeleted uint64 `json:"states_deleted"` // by the TTL scan
-	CachedStates  int    `json:"cached_states"`
+	// WritesRejected counts writes refused because a target state is
+	// corrupt: pushes report them per event, Kafka dead-letters them.
+	WritesRejected uint64 `json:"writes_rejected"`
+	// QuarantinedStates is the number of states set aside because they do
+	// not decode, including those found before this Open (damage.go).
+	QuarantinedStates int `json:"quarantined_states"`
+	// CorruptionReports counts Pebble's reports of on-disk corruption
+	// (block checksum mismatches, found by lookups or compactions);
+	// Damaged is the first. A shard with a report fails Store.Ready.
+	CorruptionReports uint64 `json:"corruption_reports"`
+	Damaged           string `json:"damaged,omitempty"`
+	// CorruptReads counts Reads answered with ErrCorrupt.
+	CorruptReads uint64 `json:"corrupt_reads"`
+	CachedStates int    `json:"cached_states"`
 	// CachedStateBytes is the writer cache's memory (Options.CachedStateBytes).
 	CachedStateBytes int64 `json:"cached_state_bytes"`
 }
 
-func newShard(id int, db *pebble.DB, opts *Options) (*shard, error) {
+func newShard(id int, db *pebble.DB, opts *Options, dmg *damage, deadc chan struct{}) (*shard, error) {
 	s := &shard{
-		id:      id,
-		db:      db,
-		opts:    opts,
-		reqs:    make(chan *request, opts.QueueLength),
-		stopc:   make(chan struct{}),
-		donec:   make(chan struct{}),
-		batch:   db.NewBatch(),
-		states:  make(map[string]*cachedState),
-		applied: make(map[topicPartition]int64),
-		changed: make(map[topicPartition]bool),
+		id:          id,
+		db:          db,
+		opts:        opts,
+		damage:      dmg,
+		deadc:       deadc,
+		quarantined: make(map[string]struct{}),
+		reqs:        make(chan *request, opts.QueueLength),
+		stopc:       make(chan struct{}),
+		donec:       make(chan struct{}),
+		batch:       db.NewBatch(),
+		states:      make(map[string]*cachedState),
+		applied:     make(map[topicPartition]int64),
+		changed:     make(map[topicPartition]bool),
 	}
 	s.mu.committed = make(map[topicPartition]int64)
 	if err := s.loadOffsets(); err != nil {
+		return nil, err
+	}
+	if err := s.loadQuarantine(); err != nil {
+		return nil, err
+	}
+	if err := s.loadDeadLetterSeq(); err != nil {
 		return nil, err
 	}
 	if l := opts.EventLog; l != nil {
@@ -212,7 +247,7 @@ func (s *shard) drain() {
 func (s *shard) handle(r *request) {
 	switch r.kind {
 	case reqWrite:
-		s.applyWrites(r.writes)
+		s.applyWrites(r)
 		for _, m := range r.marks {
 			tp := topicPartition{m.Topic, m.Partition}
 			if m.Offset > s.applied[tp] || !s.has(tp) {
@@ -269,7 +304,8 @@ func (s *shard) has(tp topicPartition) bool {
 	return ok
 }
 
-func (s *shard) applyWrites(ws []Write) {
+func (s *shard) applyWrites(r *request) {
+	ws := r.writes
 	for i := range ws {
 		w := &ws[i]
 		if p := w.Position; p != nil {
@@ -283,16 +319,24 @@ func (s *shard) applyWrites(ws []Write) {
 			s.applied[tp] = p.Offset + 1
 			s.changed[tp] = true
 		}
+		// Every target's state first: a write one of whose states is
+		// corrupt is applied to none (reject), so that publishing it again
+		// once the state is repaired counts it once everywhere.
+		s.loaded = s.loaded[:0]
+		var err error
 		for _, t := range w.Targets {
-			cs, err := s.state(t, w.Entity)
-			if err != nil {
-				// A state that does not decode is corrupt on disk. Folding
-				// into a fresh state would silently drop history, so the
-				// event is not applied and the error is logged; the key is
-				// left for an operator to inspect.
-				s.opts.Logger.Error("skip event for corrupt state", "shard", s.id, "view", t.Key, "err", err)
-				continue
+			var cs *cachedState
+			if cs, err = s.state(t, w.Entity); err != nil {
+				break
 			}
+			s.loaded = append(s.loaded, cs)
+		}
+		if err != nil {
+			s.reject(r, i, w, err)
+			continue
+		}
+		for j, t := range w.Targets {
+			cs := s.loaded[j]
 			t.Layout.Fold(cs.state, w.EventMillis, w.Fields)
 			cs.layout = t.Layout
 			if !cs.dirty {
@@ -303,6 +347,7 @@ func (s *shard) applyWrites(ws []Write) {
 				s.folded = append(s.folded, t.Key)
 			}
 		}
+		clear(s.loaded)
 		if l := s.opts.EventLog; l != nil {
 			l.Append(s.id, w, s.folded)
 			s.folded = s.folded[:0]
@@ -318,18 +363,28 @@ func (s *shard) state(t Target, entity []byte) (*cachedState, error) {
 	if cs, ok := s.states[string(s.keyBuf)]; ok {
 		return cs, nil
 	}
+	if _, ok := s.quarantined[string(s.keyBuf)]; ok {
+		return nil, fmt.Errorf("shard %d: state %x: %w", s.id, s.keyBuf, ErrQuarantined)
+	}
 	cs := &cachedState{key: append([]byte(nil), s.keyBuf...), layout: t.Layout, state: t.Layout.NewState()}
 	v, closer, err := s.db.Get(cs.key)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
+	case pebble.IsCorruptionError(err):
+		// Pebble recorded the damage (damage.corruption); the block may be
+		// repaired by an operator, so the key is not quarantined.
+		return nil, fmt.Errorf("shard %d: get state %x: %w: %w", s.id, cs.key, ErrCorrupt, err)
 	case err != nil:
 		return nil, fmt.Errorf("shard %d: get state: %w", s.id, err)
 	default:
 		err = t.Layout.Decode(cs.state, v)
-		closer.Close()
 		if err != nil {
-			return nil, fmt.Errorf("shard %d: decode state %x: %w", s.id, cs.key, err)
+			// Folding into a fresh state would silently drop history.
+			err = s.quarantine(cs.key, v, err)
+			closer.Close()
+			return nil, err
 		}
+		closer.Close()
 	}
 	cs.bytes = cs.memBytes()
 	s.cacheBytes += int64(cs.bytes)
@@ -417,6 +472,7 @@ func (s *shard) commit() {
 	s.mu.stats.Commits++
 	s.mu.stats.WritesApplied += uint64(applied)
 	s.mu.Unlock()
+	s.notifyDeadLetters()
 	clear(s.changed)
 	s.evict()
 	s.answer(nil)
@@ -501,6 +557,7 @@ func (s *shard) recordCache() {
 func (s *shard) dropView(vk ViewKey) {
 	start, end := viewBounds(vk)
 	_ = s.batch.DeleteRange(start, end, nil)
+	s.unquarantineView(vk)
 	for k, cs := range s.states {
 		if got, _, _ := parseStateKey(cs.key); got == vk {
 			s.uncache(k, cs)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,6 +38,8 @@ type Store struct {
 	scratch sync.Pool
 	reads   atomic.Uint64 // Reads, for ReadSampler's period
 	keyPool sync.Pool
+	// deadc wakes the consumer of DeadLetters (DeadLetterNotify).
+	deadc chan struct{}
 }
 
 const shardsFile = "SHARDS"
@@ -56,13 +58,17 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
-	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{})}
+	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{}), deadc: make(chan struct{}, 1)}
 	s.keyPool.New = func() any { b := make([]byte, 0, 64); return &b }
 	s.scratch.New = func() any { return new(aggregate.State) }
 	for i := 0; i < opts.Shards; i++ {
+		dmg := newDamage(i, opts.Logger)
 		po := &pebble.Options{
 			Cache:  cache,
 			Logger: pebbleLogger{opts.Logger.With("shard", i)},
+			// Corruption is recorded against the shard and returned to
+			// the read that found it, not fatal (damage.go).
+			EventListener: dmg.eventListener(),
 			// Lookups are point Gets of keys that often do not exist (an
 			// entity never seen): filters skip those sstables.
 			Levels: [7]pebble.LevelOptions{{FilterPolicy: bloom.FilterPolicy(10)}},
@@ -83,7 +89,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			cache.Unref()
 			return nil, fmt.Errorf("featurestore: open shard %d: %w", i, err)
 		}
-		sh, err := newShard(i, db, &s.opts)
+		sh, err := newShard(i, db, &s.opts, dmg, s.deadc)
 		if err != nil {
 			db.Close()
 			s.closeShards()
@@ -152,16 +158,25 @@ func (s *Store) Close() error {
 func (s *Store) Shards() int { return len(s.shards) }
 
 // Write folds ws and returns once they are committed and synced. If ctx ends
-// first, Write returns its error; the writes may still be committed.
-func (s *Store) Write(ctx context.Context, ws []Write) error {
-	return s.submit(ctx, ws, nil, true)
+// first, Write returns its error; the writes may still be committed. The
+// writes it refused are listed, by index in ws, with an error matching
+// ErrQuarantined: their entity's state in a target view is corrupt, and the
+// write was applied to none of its targets. Every other write is committed.
+func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
+	var rej []Rejection
+	err := s.submit(ctx, ws, nil, true, &rej)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(rej, func(a, b Rejection) int { return a.Index - b.Index })
+	return rej, nil
 }
 
 // Enqueue hands ws to the writers and returns without waiting for a commit.
 // marks are the next offsets to read per partition after ws; every shard
 // records them (see request.marks). It blocks while a shard's queue is full.
 func (s *Store) Enqueue(ctx context.Context, ws []Write, marks []Position) error {
-	return s.submit(ctx, ws, marks, false)
+	return s.submit(ctx, ws, marks, false, nil)
 }
 
 // Flush commits everything handed to the writers before it, synced.
@@ -182,7 +197,9 @@ func (s *Store) DropView(ctx context.Context, vk ViewKey) error {
 	return s.send(ctx, reqs)
 }
 
-func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, wait bool) error {
+// submit hands ws to the writers; with wait it waits for their
+// commits and, when rej is set, collects the writes they refused.
+func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, wait bool, rej *[]Rejection) error {
 	n := len(s.shards)
 	reqs := make([]*request, n)
 	if n == 1 {
@@ -194,6 +211,9 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, wait b
 				reqs[j] = &request{kind: reqWrite}
 			}
 			reqs[j].writes = append(reqs[j].writes, ws[i])
+			if rej != nil {
+				reqs[j].index = append(reqs[j].index, i)
+			}
 		}
 	}
 	for i := range reqs {
@@ -209,7 +229,18 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, wait b
 			reqs[i].done = make(chan error, 1)
 		}
 	}
-	return s.send(ctx, reqs)
+	if err := s.send(ctx, reqs); err != nil {
+		return err
+	}
+	if rej != nil {
+		// send received every done: the writers are finished with reqs.
+		for _, r := range reqs {
+			if r != nil {
+				*rej = append(*rej, r.rejected...)
+			}
+		}
+	}
+	return nil
 }
 
 // send queues reqs[i] on shard i (nil entries are skipped) and waits for the
@@ -279,6 +310,7 @@ func (s *Store) Stats() []ShardStats {
 		sh.mu.Lock()
 		out[i] = sh.mu.stats
 		sh.mu.Unlock()
+		sh.damage.fill(&out[i])
 	}
 	return out
 }
@@ -301,29 +333,14 @@ func (s *Store) read(vk ViewKey, l *aggregate.Layout, entity []byte, features []
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("featurestore: read view %d@v%d: %w", vk.ID, vk.Version, err)
+		return sh.readError(vk, err)
 	}
 	scratch := s.scratch.Get().(*aggregate.State)
 	err = l.ReadEncoded(scratch, v, features, atMillis, out)
 	closer.Close()
 	s.scratch.Put(scratch)
 	if err != nil {
-		return fmt.Errorf("featurestore: read view %d@v%d: %w", vk.ID, vk.Version, err)
+		return sh.readError(vk, err)
 	}
 	return nil
-}
-
-// pebbleLogger sends Pebble's logs to slog.
-// Pebble's info lines (flushes, compactions) go to debug.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
-}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error("pebble: fatal: " + fmt.Sprintf(format, args...))
-	os.Exit(1)
 }

@@ -124,7 +124,7 @@ func TestWriteReadRestart(t *testing.T) {
 
 	s := openStore(t, dir, Options{Shards: 3, Now: newClock(now).Now, GCInterval: -1})
 	for i := 0; i < len(ws); i += 250 {
-		if err := s.Write(context.Background(), ws[i:min(i+250, len(ws))]); err != nil {
+		if _, err := s.Write(context.Background(), ws[i:min(i+250, len(ws))]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -262,7 +262,7 @@ func TestTTLExpiryAndCollection(t *testing.T) {
 	w := func(key string, vk ViewKey, ts int64) Write {
 		return Write{Entity: []byte(key), EventMillis: ts, Fields: f, Targets: []Target{{Key: vk, Layout: l}}}
 	}
-	if err := s.Write(context.Background(), []Write{w("old", live, now), w("fresh", live, now), w("x", dropped, now)}); err != nil {
+	if _, err := s.Write(context.Background(), []Write{w("old", live, now), w("fresh", live, now), w("x", dropped, now)}); err != nil {
 		t.Fatal(err)
 	}
 	read := func(key string, vk ViewKey, at int64) aggregate.Result {
@@ -279,7 +279,7 @@ func TestTTLExpiryAndCollection(t *testing.T) {
 	// Keep "fresh" fresh, move the clock past 2×TTL of "old", and stop
 	// reporting the dropped view as live.
 	later := now + 2*testTTL + hour
-	if err := s.Write(context.Background(), []Write{w("fresh", live, later)}); err != nil {
+	if _, err := s.Write(context.Background(), []Write{w("fresh", live, later)}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Set(later)
@@ -314,7 +314,7 @@ func TestDropView(t *testing.T) {
 	a, b := ViewKey{ID: 3, Version: 1}, ViewKey{ID: 3, Version: 2}
 	keys, events := stream(200, 10, now)
 	ws := append(writesOf(l, a, keys, events), writesOf(l, b, keys, events)...)
-	if err := s.Write(context.Background(), ws); err != nil {
+	if _, err := s.Write(context.Background(), ws); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DropView(context.Background(), a); err != nil {
@@ -373,7 +373,7 @@ func TestConcurrentReadsDuringWrites(t *testing.T) {
 				ws := []Write{{Entity: []byte("hot"), EventMillis: now - int64(i), Fields: f, Targets: []Target{{Key: vk, Layout: l}}}}
 				var err error
 				if i%2 == 0 {
-					err = s.Write(context.Background(), ws)
+					_, err = s.Write(context.Background(), ws)
 				} else {
 					err = s.Enqueue(context.Background(), ws, nil)
 				}
@@ -412,7 +412,7 @@ func TestDropViewThenWrite(t *testing.T) {
 	w := Write{Entity: []byte("e"), EventMillis: now, Fields: f, Targets: []Target{{Key: vk, Layout: l}}}
 	out := make([]aggregate.Result, 1)
 	for i := 0; i < 50; i++ {
-		if err := s.Write(context.Background(), []Write{w, w, w}); err != nil {
+		if _, err := s.Write(context.Background(), []Write{w, w, w}); err != nil {
 			t.Fatal(err)
 		}
 		drop := &request{kind: reqDrop, view: vk, sync: true, done: make(chan error, 1)}
@@ -452,7 +452,7 @@ func TestWriterCacheBoundedInBytes(t *testing.T) {
 	defer s.Close()
 	var peak int64
 	for i := 0; i < len(ws); i += 200 {
-		if err := s.Write(context.Background(), ws[i:min(i+200, len(ws))]); err != nil {
+		if _, err := s.Write(context.Background(), ws[i:min(i+200, len(ws))]); err != nil {
 			t.Fatal(err)
 		}
 		for _, st := range s.Stats() {
@@ -470,7 +470,7 @@ func TestWriterCacheBoundedInBytes(t *testing.T) {
 	// The same stream with room for everything ends with more cached.
 	all := openStore(t, t.TempDir(), Options{Shards: shards, Now: newClock(now).Now, GCInterval: -1})
 	defer all.Close()
-	if err := all.Write(context.Background(), ws); err != nil {
+	if _, err := all.Write(context.Background(), ws); err != nil {
 		t.Fatal(err)
 	}
 	var total int64

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/internal/jsoncheck"
 	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/registry"
@@ -28,6 +29,10 @@ const (
 	ReasonFuture  = "too_far_in_future" // beyond the accepted clock skew
 	ReasonBadKey  = "bad_key"           // entity key breaks internal/keyenc's rule (empty, NUL, too long, not UTF-8)
 	ReasonTooLong = "too_long"          // a string field value longer than MaxStringBytes
+	// ReasonCorruptState: the store refused the event because the entity's
+	// state in a target view is corrupt on disk (featurestore.ErrQuarantined);
+	// it was applied to no view.
+	ReasonCorruptState = featurestore.ReasonCorruptState
 )
 
 // MaxStringBytes bounds one string field value of an event, on every

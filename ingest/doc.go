@@ -12,6 +12,11 @@
 // into no view) and no online state changes, and counted as history, not
 // rejected. Rejections are counted per source and reason (Stats).
 //
+// The store may refuse an event after validation, when the entity's state in
+// a target view is corrupt on disk (featurestore.ErrQuarantined): a push
+// answers it rejected corrupt_state; a Kafka event is recorded by the store
+// with its offset and published to the dead-letter topic (deadletter.go).
+//
 // A Pusher is safe for concurrent use. Push calls return once their events
 // are durable (synced to every shard they touch).
 package ingest

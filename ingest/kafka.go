@@ -178,12 +178,15 @@ func NewKafka(reg *registry.Registry, store *featurestore.Store, opts KafkaOptio
 // Run reconciles consumers with the registry until ctx ends, then stops
 // them and flushes what they handed to the store.
 func (k *Kafka) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { k.publishStoreDeadLetters(ctx) })
 	for {
 		changed := k.reg.Changed()
 		k.reconcile(ctx)
 		select {
 		case <-ctx.Done():
 			k.stopAll()
+			wg.Wait()
 			flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := k.store.Flush(flushCtx)

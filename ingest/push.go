@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/valyala/fastjson"
@@ -141,6 +142,7 @@ func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, de
 	nf := len(rt.src.Fields)
 	fields := make([]aggregate.Value, n*nf)
 	writes := make([]featurestore.Write, 0, n)
+	index := make([]int, 0, n) // writes[j] is event index[j]
 	var keys []byte
 	var rec Record
 	for i := 0; i < n; i++ {
@@ -174,6 +176,7 @@ func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, de
 			IngestMillis: now.UnixMilli(),
 			Schema:       rt.schema,
 		})
+		index = append(index, i)
 	}
 	for _, r := range res.Rejected {
 		st.reject(r.Code)
@@ -182,8 +185,27 @@ func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, de
 		return res, ErrAtomicRejected
 	}
 	if len(writes) > 0 {
-		if err := p.store.Write(ctx, writes); err != nil {
+		refused, err := p.store.Write(ctx, writes)
+		if err != nil {
 			return PushResult{}, fmt.Errorf("ingest: push to %q: %w", source, err)
+		}
+		// The store refused these (a target state is corrupt): they were
+		// applied to no view, even in an atomic push, whose atomicity
+		// covers validation only; the others are committed.
+		if len(refused) > 0 {
+			kept := writes[:0]
+			next := 0
+			for j := range writes {
+				if next < len(refused) && refused[next].Index == j {
+					res.Rejected = append(res.Rejected, RowError{Index: index[j], Code: ReasonCorruptState, Reason: refused[next].Err.Error()})
+					st.reject(ReasonCorruptState)
+					next++
+					continue
+				}
+				kept = append(kept, writes[j])
+			}
+			writes = kept
+			slices.SortFunc(res.Rejected, func(a, b RowError) int { return a.Index - b.Index })
 		}
 	}
 	for i := range writes {

@@ -39,6 +39,16 @@ func (s *sourceStats) add(rt *route, writes []featurestore.Write) {
 	s.history.Add(history)
 }
 
+// unapply takes back one applied event the store then refused.
+func (s *sourceStats) unapply() {
+	for {
+		cur := s.applied.Load()
+		if cur == 0 || s.applied.CompareAndSwap(cur, cur-1) {
+			return
+		}
+	}
+}
+
 func (s *sourceStats) observe(eventMillis int64) {
 	for {
 		cur := s.maxEventMillis.Load()

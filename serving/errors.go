@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/diskguard"
 	"github.com/featured-dev/featured/offline/export"
@@ -69,6 +70,11 @@ var errorTable = []struct {
 	// Before the registry rows: an export naming an unknown feature is bad
 	// input (400), as a lookup naming one is.
 	{export.ErrBadInput, http.StatusBadRequest, codes.InvalidArgument},
+
+	// A lookup whose entity's data is damaged on disk (the error names the
+	// shard): DataLoss says what happened; the shard fails readiness too
+	// (the "store" check), so the load balancer moves traffic elsewhere.
+	{featurestore.ErrCorrupt, http.StatusInternalServerError, codes.DataLoss},
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
 	{ingest.ErrUnknownSource, http.StatusNotFound, codes.NotFound},

@@ -45,9 +45,12 @@ func (s *Server) checkWritable() error {
 }
 
 // readyCheckName is the name of the check that SetReady drives;
+// storeCheckName the server's other own check, featurestore.Store.Ready: a
+// shard in which Pebble found on-disk corruption fails it, named;
 // diskCheckName the warn-only check of Options.Disk.
 const (
 	readyCheckName = "ready"
+	storeCheckName = "store"
 	diskCheckName  = "disk"
 )
 
@@ -76,6 +79,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	line(readyCheckName, s.checkReady(), false)
+	line(storeCheckName, s.store.Ready(), false)
 	if s.opts.Disk != nil {
 		line(diskCheckName, s.opts.Disk.Check(), true)
 	}

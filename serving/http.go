@@ -63,7 +63,7 @@ type OfflineRoutes struct {
 //	POST   /v1/export, /v1/backfill, /v1/verify-skew   Options.Offline
 //	GET    /v1/status                  ingest, Kafka lag, freshness, store counters
 //	GET    /livez, /healthz            the process is up
-//	GET    /readyz[?verbose]           ready to serve (SetReady, Options.ReadyChecks)
+//	GET    /readyz[?verbose]           ready to serve (SetReady, Store.Ready, Options.ReadyChecks)
 //	GET    /debug/pprof/...            net/http/pprof, when Options.Pprof
 //
 // Every route runs behind the one middleware stack (Middleware). Errors,

@@ -63,7 +63,8 @@ type Options struct {
 	// Logger receives internal errors (500s). The default discards.
 	Logger *slog.Logger
 	// ReadyChecks are asked, in order, by every GET /readyz after the
-	// server's own "ready" check (SetReady): a failing check makes /readyz
+	// server's own checks, "ready" (SetReady) and "store" (a shard with
+	// on-disk corruption, featurestore.Store.Ready): a failing check makes /readyz
 	// answer 503 naming it, unless the check is Warn; /readyz?verbose lists
 	// every check (health.go). Lookups are not refused for a failing check:
 	// the store still serves what it holds. Nil means none.
@@ -185,14 +186,14 @@ func (o *Options) Validate() error {
 	case o.RetryAfter < 0:
 		return fmt.Errorf("serving: options: retry after: %s is negative", o.RetryAfter)
 	}
-	// The server's own checks: "ready", and "disk" with Options.Disk.
-	seen := map[string]bool{readyCheckName: true, diskCheckName: o.Disk != nil}
+	// The server's own checks: "ready", "store", and "disk" with Options.Disk.
+	seen := map[string]bool{readyCheckName: true, storeCheckName: true, diskCheckName: o.Disk != nil}
 	for i, c := range o.ReadyChecks {
 		switch {
 		case c.Name == "" || strings.ContainsAny(c.Name, " \n[]"):
 			return fmt.Errorf("serving: options: ready checks[%d]: name %q: want a word without spaces or brackets", i, c.Name)
 		case seen[c.Name]:
-			return fmt.Errorf("serving: options: ready checks[%d]: name %q: taken (by an earlier check or the server's own: %q, and %q with Disk)", i, c.Name, readyCheckName, diskCheckName)
+			return fmt.Errorf("serving: options: ready checks[%d]: name %q: taken (by an earlier check or the server's own: %q, %q, and %q with Disk)", i, c.Name, readyCheckName, storeCheckName, diskCheckName)
 		case c.Check == nil:
 			return fmt.Errorf("serving: options: ready checks[%d] (%s): nil Check", i, c.Name)
 		}

@@ -1014,17 +1014,17 @@ func TestReadyChecks(t *testing.T) {
 		}
 	}
 	readyz("", http.StatusOK, "ok\n")
-	readyz("?verbose", http.StatusOK, "[+]ready ok\n[+]kafka ok\n[+]disk ok\nreadyz check passed\n")
+	readyz("?verbose", http.StatusOK, "[+]ready ok\n[+]store ok\n[+]kafka ok\n[+]disk ok\nreadyz check passed\n")
 
 	warn := errors.New("disk 91% full")
 	warning.Store(&warn)
 	readyz("", http.StatusOK, "ok\n")
-	readyz("?verbose", http.StatusOK, "[+]ready ok\n[+]kafka ok\n[!]disk warn: disk 91% full\nreadyz check passed\n")
+	readyz("?verbose", http.StatusOK, "[+]ready ok\n[+]store ok\n[+]kafka ok\n[!]disk warn: disk 91% full\nreadyz check passed\n")
 
 	err := errors.New(`kafka source "tx" (topic "t"): topic does not exist`)
 	problem.Store(&err)
 	readyz("", http.StatusServiceUnavailable, "[-]kafka failed: kafka source \"tx\" (topic \"t\"): topic does not exist\nreadyz check failed\n")
-	readyz("?verbose=1", http.StatusServiceUnavailable, "[+]ready ok\n[-]kafka failed: kafka source \"tx\" (topic \"t\"): topic does not exist\n"+
+	readyz("?verbose=1", http.StatusServiceUnavailable, "[+]ready ok\n[+]store ok\n[-]kafka failed: kafka source \"tx\" (topic \"t\"): topic does not exist\n"+
 		"[!]disk warn: disk 91% full\nreadyz check failed\n")
 	h.srv.SetReady(false)
 	readyz("", http.StatusServiceUnavailable, "[-]ready failed: serving: not ready\n[-]kafka failed: kafka source \"tx\" (topic \"t\"): topic does not exist\nreadyz check failed\n")

@@ -85,7 +85,7 @@ func TestFrontDoor(t *testing.T) {
 	if err := json.Unmarshal(body, &st); resp.StatusCode != 200 || err != nil || len(st.Shards) != 2 || !st.Ready {
 		t.Errorf("GET /v1/status: %d %s (%v), want 2 shards and kafka ready", resp.StatusCode, body, err)
 	}
-	if _, body := send("GET", "/readyz?verbose", "", ""); string(body) != "[+]ready ok\n[+]disk ok\n[+]kafka ok\nreadyz check passed\n" {
+	if _, body := send("GET", "/readyz?verbose", "", ""); string(body) != "[+]ready ok\n[+]store ok\n[+]disk ok\n[+]kafka ok\nreadyz check passed\n" {
 		t.Errorf("GET /readyz?verbose: %q", body)
 	}
 	if resp, body := send("GET", "/livez", "", ""); resp.StatusCode != 200 || string(body) != "ok\n" {

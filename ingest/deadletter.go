@@ -1,0 +1,186 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/featured-dev/featured/featurestore"
+)
+
+// HeaderEntity is the hex of the entity key (internal/keyenc) on a dead
+// letter the store refused (ReasonCorruptState).
+const HeaderEntity = "featured-entity"
+
+// storeDeadLetterBatch bounds the dead letters published at once.
+const storeDeadLetterBatch = 256
+
+// publishStoreDeadLetters publishes, until ctx ends, the dead letters the
+// store recorded: Kafka events it refused after they were handed to it
+// because a target state is corrupt (featurestore.DeadLetter). The store
+// recorded each in the batch that moved the partition's offset past it, so
+// none is lost to a crash; one is deleted only once published, so a crash
+// in between publishes it twice, as for decode failures (apply).
+func (k *Kafka) publishStoreDeadLetters(ctx context.Context) {
+	backoff := newBackoff(k.opts.RetryMin, k.opts.RetryMax)
+	for {
+		if err := k.publishStoreDeadLettersOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			k.opts.Logger.Error("publish dead letters of refused writes; retrying", "err", err)
+			if !backoff.wait(ctx) {
+				return
+			}
+			continue
+		}
+		backoff.reset()
+		select {
+		case <-ctx.Done():
+			return
+		case <-k.store.DeadLetterNotify():
+		}
+	}
+}
+
+func (k *Kafka) publishStoreDeadLettersOnce(ctx context.Context) error {
+	for {
+		dls, err := k.store.DeadLetters(storeDeadLetterBatch)
+		if err != nil {
+			return err
+		}
+		if len(dls) == 0 {
+			return nil
+		}
+		msgs := make([]kafka.Message, len(dls))
+		for i := range dls {
+			msgs[i] = k.storeDeadLetter(ctx, &dls[i])
+		}
+		if err := k.dlq.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("write dead letters: %w", err)
+		}
+		if err := k.store.DeleteDeadLetters(dls); err != nil {
+			return err
+		}
+		for i := range dls {
+			k.countRefused(&dls[i])
+		}
+	}
+}
+
+// splitOffsetName splits a store offset name, "<source>/<topic>[#epoch]"
+// (topicConsumer.offsetName).
+func splitOffsetName(name string) (source, topic string) {
+	source, topic, _ = strings.Cut(name, "/")
+	if i := strings.LastIndexByte(topic, '#'); i >= 0 {
+		topic = topic[:i]
+	}
+	return source, topic
+}
+
+// storeDeadLetter builds the dead-letter message of dl: the original
+// message, fetched again from its partition (the store keeps its position,
+// not its bytes), with the usual headers. A message the topic no longer
+// holds is dead-lettered with an empty value and the reason saying so.
+func (k *Kafka) storeDeadLetter(ctx context.Context, dl *featurestore.DeadLetter) kafka.Message {
+	source, topic := splitOffsetName(dl.Position.Topic)
+	if dl.Source != "" {
+		source = dl.Source
+	}
+	dlqTopic := topic + ".dlq"
+	if src, ok := k.reg.Snapshot().Source(source); ok && src.Kind == "kafka" && src.DeadLetterTopic != "" {
+		dlqTopic = src.DeadLetterTopic
+	}
+	reason := dl.Err
+	key, value, err := k.fetchOne(ctx, topic, int(dl.Position.Partition), dl.Position.Offset)
+	if err != nil {
+		reason += fmt.Sprintf(" (the original message could not be read again: %v)", err)
+	}
+	return kafka.Message{
+		Topic: dlqTopic,
+		Key:   key,
+		Value: value,
+		Headers: []kafka.Header{
+			{Key: HeaderReason, Value: []byte(dl.Reason)},
+			{Key: HeaderError, Value: []byte(reason)},
+			{Key: HeaderSource, Value: []byte(source)},
+			{Key: HeaderTopic, Value: []byte(topic)},
+			{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(dl.Position.Partition)))},
+			{Key: HeaderOffset, Value: []byte(strconv.FormatInt(dl.Position.Offset, 10))},
+			{Key: HeaderEntity, Value: fmt.Appendf(nil, "%x", dl.Entity)},
+		},
+	}
+}
+
+// errGone is a message the partition no longer holds.
+var errGone = errors.New("ingest: message no longer in the topic")
+
+// fetchOne reads the message at offset of a partition.
+func (k *Kafka) fetchOne(ctx context.Context, topic string, partition int, offset int64) (key, value []byte, err error) {
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := k.client.Fetch(fctx, &kafka.FetchRequest{
+		Topic: topic, Partition: partition, Offset: offset,
+		MinBytes: 1, MaxBytes: int64(k.opts.MaxBytes), MaxWait: k.opts.MaxWait,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Error != nil {
+		return nil, nil, res.Error
+	}
+	if res.Records == nil {
+		return nil, nil, errGone
+	}
+	for {
+		r, err := res.Records.ReadRecord()
+		if err != nil {
+			return nil, nil, errGone
+		}
+		if r.Offset < offset {
+			continue // a fetch starts at its record batch's first offset
+		}
+		if r.Offset > offset {
+			return nil, nil, errGone
+		}
+		if r.Key != nil {
+			if key, err = kafka.ReadAll(r.Key); err != nil {
+				return nil, nil, err
+			}
+		}
+		if r.Value != nil {
+			if value, err = kafka.ReadAll(r.Value); err != nil {
+				return nil, nil, err
+			}
+		}
+		return key, value, nil
+	}
+}
+
+// countRefused moves a published dead letter's event from applied to
+// rejected (ReasonCorruptState) in its source's and partition's counters:
+// apply counted it as applied when it handed it to the store.
+func (k *Kafka) countRefused(dl *featurestore.DeadLetter) {
+	source, _ := splitOffsetName(dl.Position.Topic)
+	st := k.stats.source(source)
+	st.reject(ReasonCorruptState)
+	st.unapply()
+	k.mu.Lock()
+	c := k.mu.consumers[source]
+	k.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	pc := c.mu.parts[int(dl.Position.Partition)]
+	c.mu.Unlock()
+	if pc != nil {
+		pc.applied.Add(^uint64(0))
+		pc.rejected.Add(1)
+	}
+}
