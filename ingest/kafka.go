@@ -120,6 +120,16 @@ func (o *KafkaOptions) Validate() error {
 // Offsets alone cannot tell a recreated topic that has already grown past
 // the stored offset from normal progress: that case is not detected
 // (docs/kafka.md).
+//
+// A store commit that fails (the offline log's write or fsync, Pebble, a
+// full disk) drops events a partition's consumer had already handed over
+// with featurestore.Store.EnqueueFenced. The store moves the partition's
+// fence; the consumer sees it (ErrFenced from the next batch, or the
+// fence's Moved while it waits for messages), waits with its backoff,
+// takes a new fence, reads the stored offset again and reads the partition
+// from there. Shards that did commit skip what they already hold, so
+// nothing is applied twice. Rewinds are counted in PartitionStatus.Rewinds
+// and logged as errors; dead letters of a replayed batch are written again.
 type Kafka struct {
 	store  *featurestore.Store
 	reg    *registry.Registry
@@ -236,9 +246,14 @@ type PartitionStatus struct {
 	// recreated or truncated) and reading started again at its first
 	// offset. OffsetEpoch is how many resets the stored offsets have been
 	// through, ever: they are kept as "<source>/<topic>#<epoch>".
-	OffsetResets int64  `json:"offset_resets"`
-	OffsetEpoch  int32  `json:"offset_epoch"`
-	LastError    string `json:"last_error,omitempty"`
+	OffsetResets int64 `json:"offset_resets"`
+	OffsetEpoch  int32 `json:"offset_epoch"`
+	// Rewinds counts, since the process started, the times a failed store
+	// commit dropped events of the partition and reading started again at
+	// the offset the store committed (see Kafka). Applied and Rejected
+	// count the replayed events again.
+	Rewinds   int64  `json:"rewinds"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // ConsumerStatus is one Kafka source's state.

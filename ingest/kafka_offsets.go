@@ -36,13 +36,20 @@ func (pc *partitionConsumer) startOffset(ctx context.Context, log *slog.Logger) 
 		pc.probed = true
 	}
 	epoch := pc.epoch.Load()
+	// The fence first: a commit that fails after it moves it, whether or
+	// not the offsets read next already saw the failure.
+	pc.fence = c.k.store.Fence(c.offsetName(epoch), int32(pc.partition))
 	stored, ok := c.k.store.Offsets(c.offsetName(epoch))[int32(pc.partition)]
 	switch {
 	case !ok && epoch > 0:
 		// A reset whose first batch is not committed yet: read from the
 		// start again; shards skip the events they already applied.
 		return first, nil
+	case !ok && pc.began.set:
+		// Rewound before the first commit: back to where reading began.
+		return max(pc.began.offset, first), nil
 	case !ok && c.startOffset == kafka.LastOffset:
+		pc.began.offset, pc.began.set = end, true
 		return end, nil
 	case !ok:
 		return first, nil
@@ -78,6 +85,7 @@ func (pc *partitionConsumer) storedEpoch() int32 {
 func (pc *partitionConsumer) reset(log *slog.Logger, next, first, end int64) {
 	epoch := pc.epoch.Add(1)
 	pc.resets.Add(1)
+	pc.fence = pc.c.k.store.Fence(pc.c.offsetName(epoch), int32(pc.partition))
 	pc.setErr(fmt.Errorf("offset %d is past the partition's end offset %d (topic recreated or truncated): reading again from its earliest offset %d, offsets kept as %q",
 		next, end, first, pc.c.offsetName(epoch)))
 	log.Error("stored offset is past the partition's end offset: the topic was recreated or truncated; resuming at the earliest offset",

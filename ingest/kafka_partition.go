@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/valyala/fastjson"
@@ -15,8 +17,9 @@ import (
 	"github.com/featured-dev/featured/internal/keyenc"
 )
 
-// partitionConsumer reads one partition. Its run goroutine owns probed and
-// is the only writer of the counters, next, high and epoch; the reader's
+// partitionConsumer reads one partition. Its run goroutine owns probed,
+// fence and began and is the only writer of the counters, next, high and
+// epoch; the reader's
 // error logger (kafka-go's goroutines) sets lastErr and outOfRange and calls
 // wake; status reads the atomics from any goroutine.
 type partitionConsumer struct {
@@ -29,11 +32,24 @@ type partitionConsumer struct {
 	rejected atomic.Uint64
 	skipped  atomic.Int64
 	resets   atomic.Int64
+	rewinds  atomic.Int64
 	lastErr  atomic.Pointer[string]
 	// epoch names the offsets (offsetName); probed says it has been read
 	// from the store (once, at the first start).
 	epoch  atomic.Int32
 	probed bool
+	// fence is the store's fence of the partition's offsets, taken before
+	// the start offset was read from the store: a failed commit moves it,
+	// and the consumer rewinds (see Kafka).
+	fence featurestore.Fence
+	// began is the offset the partition was first read from when the store
+	// had no record of it (start_offset latest: the end then), so that a
+	// rewind before the first commit goes back there rather than to a later
+	// end; set says it is known.
+	began struct {
+		offset int64
+		set    bool
+	}
 
 	// outOfRange is set by the reader's error logger when kafka-go reports
 	// an out-of-range offset; wake cancels the current wait for a message
@@ -47,7 +63,7 @@ func (pc *partitionConsumer) status() PartitionStatus {
 		Source: pc.c.source, Topic: pc.c.topic, Partition: pc.partition,
 		NextOffset: pc.next.Load(), HighWatermark: pc.high.Load(),
 		Applied: pc.applied.Load(), Rejected: pc.rejected.Load(), Skipped: pc.skipped.Load(),
-		OffsetResets: pc.resets.Load(), OffsetEpoch: pc.epoch.Load(),
+		OffsetResets: pc.resets.Load(), OffsetEpoch: pc.epoch.Load(), Rewinds: pc.rewinds.Load(),
 	}
 	s.Lag = max(0, s.HighWatermark-s.NextOffset)
 	if e := pc.lastErr.Load(); e != nil {
@@ -69,15 +85,30 @@ func (pc *partitionConsumer) run(ctx context.Context) {
 	backoff := newBackoff(k.opts.RetryMin, k.opts.RetryMax)
 	for {
 		before := pc.applied.Load() + pc.rejected.Load()
+		started := time.Now()
 		err := pc.consume(ctx, log)
 		if ctx.Err() != nil {
 			return
 		}
-		if pc.applied.Load()+pc.rejected.Load() != before {
-			backoff.reset() // it made progress: this is a new failure, not the same one
+		progress := pc.applied.Load()+pc.rejected.Load() != before
+		if errors.Is(err, featurestore.ErrFenced) {
+			// A store commit failed and dropped events this consumer had
+			// handed over. Batches enqueued before the commit ran count as
+			// progress, so only a consumer that ran for a while resets the
+			// backoff: a disk that fails every commit is retried at
+			// RetryMax, not at RetryMin.
+			progress = time.Since(started) > k.opts.RetryMax
+			pc.rewinds.Add(1)
+			pc.setErr(err)
+			log.Error("a store commit failed and dropped events of this partition; rewinding to the stored offsets",
+				"next", pc.next.Load(), "rewinds", pc.rewinds.Load(), "err", err)
+		} else {
+			pc.setErr(err)
+			log.Warn("partition consumer stopped; restarting from stored offsets", "err", err)
 		}
-		pc.setErr(err)
-		log.Warn("partition consumer stopped; restarting from stored offsets", "err", err)
+		if progress {
+			backoff.reset() // a new failure, not the same one
+		}
 		if !backoff.wait(ctx) {
 			return
 		}
@@ -126,12 +157,30 @@ func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start i
 	}
 	pc.next.Store(start)
 
+	// Fetches end when the fence moves, so that an idle partition rewinds
+	// at once rather than at its next message.
+	rctx, cancel := context.WithCancel(ctx)
+	moved := pc.fence.Moved()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		select {
+		case <-moved:
+			cancel()
+		case <-rctx.Done():
+		}
+	})
+
 	var parser fastjson.Parser
 	batch := make([]kafka.Message, 0, k.opts.BatchSize)
 	for {
 		batch = batch[:0]
-		msg, err := pc.fetchFirst(ctx, r)
+		msg, err := pc.fetchFirst(rctx, r)
 		if err != nil {
+			if ctx.Err() == nil && pc.fenced() {
+				return 0, fmt.Errorf("fetch at offset %d: %w", pc.next.Load(), featurestore.ErrFenced)
+			}
 			if ctx.Err() != nil || !(errors.Is(err, errOffsetCheck) || errors.Is(err, kafka.OffsetOutOfRange)) {
 				return 0, fmt.Errorf("fetch: %w", err)
 			}
@@ -150,7 +199,7 @@ func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start i
 		batch = append(batch, msg)
 		// Fill the batch from what the reader has buffered, waiting at most
 		// Linger for the rest.
-		lctx, cancel := context.WithTimeout(ctx, k.opts.Linger)
+		lctx, cancel := context.WithTimeout(rctx, k.opts.Linger)
 		for len(batch) < k.opts.BatchSize {
 			msg, err := r.FetchMessage(lctx)
 			if err != nil {
@@ -160,9 +209,10 @@ func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start i
 		}
 		cancel()
 		if err := pc.apply(ctx, &parser, batch); err != nil {
-			// The store refused the batch (closing, or a disk error): it
-			// was not applied and its offsets were not recorded.
-			return 0, fmt.Errorf("apply batch: %w", err)
+			// The store refused the batch (closing, or a failed commit
+			// fenced the partition: ErrFenced): it was not applied and its
+			// offsets were not recorded.
+			return 0, fmt.Errorf("apply batch at offset %d: %w", batch[0].Offset, err)
 		}
 	}
 }
@@ -187,6 +237,17 @@ func (pc *partitionConsumer) fetchFirst(ctx context.Context, r *kafka.Reader) (k
 		return msg, errOffsetCheck
 	}
 	return msg, err
+}
+
+// fenced reports whether a failed commit has moved the partition's fence
+// since the consumer took it.
+func (pc *partitionConsumer) fenced() bool {
+	select {
+	case <-pc.fence.Moved():
+		return true
+	default:
+		return false
+	}
 }
 
 // wakeOffsetCheck makes the fetch loop check the partition's offsets now.
@@ -264,8 +325,8 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		}
 	}
 	last := batch[len(batch)-1]
-	mark := []featurestore.Position{{Topic: name, Partition: int32(pc.partition), Offset: last.Offset + 1}}
-	if err := k.store.Enqueue(ctx, writes, mark); err != nil {
+	mark := featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: last.Offset + 1}
+	if err := k.store.EnqueueFenced(ctx, writes, mark, pc.fence); err != nil {
 		return err
 	}
 	pc.next.Store(last.Offset + 1)
