@@ -12,8 +12,8 @@
 // every view of one entity lives in one shard. Each shard has exactly one
 // writer goroutine, the only code that mutates the shard; it owns a cache of
 // decoded states so that a hot entity is read from Pebble once, not on every
-// event. Write, Enqueue, Flush and DropView hand requests to the writers and
-// may be called from any goroutine. Read goes straight to Pebble and never
+// event. Write, Enqueue, EnqueueFenced, Flush and DropView hand requests to
+// the writers; they and Fence may be called from any goroutine. Read goes straight to Pebble and never
 // waits for a writer; it sees what the writers have committed.
 //
 // # Durability
@@ -24,6 +24,24 @@
 // writes. A process crash loses nothing acknowledged by Write and, for
 // Enqueue, at most the uncommitted tail, whose offsets are lost with it, so
 // the consumer reads those events again: state and offsets never disagree.
+//
+// # Failed commits
+//
+// A commit can fail (the EventLog's write or fsync, Pebble, a full disk).
+// The shard then drops everything it had not committed, states and
+// offsets, and answers Write's waiters with the error. Enqueue has no
+// waiter, and requests with later offsets of the same partitions may
+// already be queued behind the failed batch: applied on top of it, they
+// would record offsets past events that were never applied. So each
+// (offset name, partition) has a fence (Store.Fence). A failed commit moves
+// the fence of every partition it dropped writes or marks of, before the
+// shard handles its next request; shards drop requests queued under an old
+// fence, EnqueueFenced refuses them with ErrFenced, and Fence.Moved wakes
+// an idle consumer. The consumer takes a new fence, reads Offsets again
+// (the committed minimum over shards) and re-reads from there; shards that
+// did commit skip the replayed offsets they already hold, so nothing is
+// applied twice. The fence is per partition rather than per store so that
+// one partition's failure does not rewind the others.
 //
 // # TTL
 //

@@ -33,6 +33,10 @@ type request struct {
 	// shard receives them, including shards that got no event of the batch, so
 	// that the minimum over shards always advances.
 	marks []Position
+	// fence, when set (EnqueueFenced), is the fence of the one partition
+	// of writes and marks: the request is dropped if a failed commit has
+	// moved it.
+	fence *Fence
 	sync  bool
 	done  chan error
 	// index is, for a Write split over shards, each write's index in the
@@ -75,6 +79,7 @@ type shard struct {
 	opts   *Options
 	damage *damage
 	deadc  chan struct{} // Store.deadc
+	fences *fences       // the Store's; moved by commit when it fails
 	reqs   chan *request
 	stopc  chan struct{}
 	donec  chan struct{}
@@ -114,6 +119,12 @@ type ShardStats struct {
 	Commits       uint64 `json:"commits"`
 	WritesApplied uint64 `json:"writes_applied"`
 	WritesSkipped uint64 `json:"writes_skipped"` // Kafka events at offsets the shard had already applied
+	// CommitsFailed counts commits that failed; their uncommitted state was
+	// dropped and the fences of its partitions moved (see Fence).
+	CommitsFailed uint64 `json:"commits_failed"`
+	// WritesFenced counts Kafka events dropped unapplied because a failed
+	// commit had moved their partition's fence; the consumer reads them again.
+	WritesFenced  uint64 `json:"writes_fenced"`
 	StatesDeleted uint64 `json:"states_deleted"` // by the TTL scan
 	// WritesRejected counts writes refused because a target state is
 	// corrupt: pushes report them per event, Kafka dead-letters them.
@@ -133,13 +144,14 @@ type ShardStats struct {
 	CachedStateBytes int64 `json:"cached_state_bytes"`
 }
 
-func newShard(id int, db *pebble.DB, opts *Options, dmg *damage, deadc chan struct{}) (*shard, error) {
+func newShard(id int, db *pebble.DB, opts *Options, dmg *damage, deadc chan struct{}, fs *fences) (*shard, error) {
 	s := &shard{
 		id:          id,
 		db:          db,
 		opts:        opts,
 		damage:      dmg,
 		deadc:       deadc,
+		fences:      fs,
 		quarantined: make(map[string]struct{}),
 		reqs:        make(chan *request, opts.QueueLength),
 		stopc:       make(chan struct{}),
@@ -247,6 +259,14 @@ func (s *shard) drain() {
 func (s *shard) handle(r *request) {
 	switch r.kind {
 	case reqWrite:
+		if f := r.fence; f != nil && !s.fences.current(f.tp, f.gen) {
+			// Queued before a failed commit dropped the events before it:
+			// applying it would leave a gap. The consumer rewinds.
+			s.mu.Lock()
+			s.mu.stats.WritesFenced += uint64(len(r.writes))
+			s.mu.Unlock()
+			return
+		}
 		s.applyWrites(r)
 		for _, m := range r.marks {
 			tp := topicPartition{m.Topic, m.Partition}
@@ -401,11 +421,16 @@ func (s *shard) commit() {
 		s.answer(nil)
 		return
 	}
+	// A failed Set fails the commit like a failed Commit: the batch would
+	// otherwise commit offsets past state it does not hold.
+	var err error
 	horizon := s.opts.Now().Add(-s.opts.PruneSlack).UnixMilli()
 	for _, cs := range s.dirty {
 		cs.layout.Prune(cs.state, horizon)
 		s.valBuf = cs.layout.AppendEncode(s.valBuf[:0], cs.state)
-		_ = s.batch.Set(cs.key, s.valBuf, nil)
+		if serr := s.batch.Set(cs.key, s.valBuf, nil); serr != nil && err == nil {
+			err = fmt.Errorf("set state: %w", serr)
+		}
 		cs.dirty = false
 		b := cs.memBytes()
 		s.cacheBytes += int64(b - cs.bytes)
@@ -414,25 +439,30 @@ func (s *shard) commit() {
 	var offBuf [8]byte
 	for tp := range s.changed {
 		binary.BigEndian.PutUint64(offBuf[:], uint64(s.applied[tp]))
-		_ = s.batch.Set(offsetKey(tp.topic, tp.partition), offBuf[:], nil)
+		if serr := s.batch.Set(offsetKey(tp.topic, tp.partition), offBuf[:], nil); serr != nil && err == nil {
+			err = fmt.Errorf("set offset: %w", serr)
+		}
 	}
 	opts := pebble.NoSync
 	if s.syncReq {
 		opts = pebble.Sync
 	}
-	var err error
 	l := s.opts.EventLog
 	if l != nil {
-		var pos []byte
-		var force bool
-		pos, force, err = l.Commit(s.id, s.syncReq, s.opts.Now().UnixMilli())
+		// Commit is called even after a failed Set: the log's protocol is
+		// Appends, Commit, Committed, and Committed with the error cuts
+		// what Commit wrote.
+		pos, force, lerr := l.Commit(s.id, s.syncReq, s.opts.Now().UnixMilli())
 		if force {
 			opts = pebble.Sync
 		}
-		if err == nil {
-			_ = s.batch.Set(metaLogKey, pos, nil)
-		} else {
-			err = fmt.Errorf("event log: %w", err)
+		switch {
+		case lerr != nil:
+			err = errors.Join(err, fmt.Errorf("event log: %w", lerr))
+		case err == nil:
+			if serr := s.batch.Set(metaLogKey, pos, nil); serr != nil {
+				err = fmt.Errorf("set event log position: %w", serr)
+			}
 		}
 	}
 	var visibleMillis int64
@@ -455,13 +485,24 @@ func (s *shard) commit() {
 		}
 		clear(s.states)
 		s.cacheBytes = 0
+		// Requests queued behind this commit carry later offsets of the same
+		// partitions: applied on top of what was just dropped they would
+		// leave a gap for good. Move those partitions' fences, before the
+		// next request is handled, so the shards drop them and the
+		// consumers rewind to the committed offsets.
+		moved := make([]topicPartition, 0, len(s.changed))
+		for tp := range s.changed {
+			moved = append(moved, tp)
+		}
 		clear(s.changed)
 		s.mu.Lock()
 		clear(s.applied)
 		for tp, off := range s.mu.committed {
 			s.applied[tp] = off
 		}
+		s.mu.stats.CommitsFailed++
 		s.mu.Unlock()
+		s.fences.move(moved)
 		s.answer(err)
 		return
 	}

@@ -28,6 +28,7 @@ type Store struct {
 	cache  interface{ Unref() }
 	shards []*shard
 	gc     *gcRunner
+	fences fences
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -89,7 +90,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			cache.Unref()
 			return nil, fmt.Errorf("featurestore: open shard %d: %w", i, err)
 		}
-		sh, err := newShard(i, db, &s.opts, dmg, s.deadc)
+		sh, err := newShard(i, db, &s.opts, dmg, s.deadc, &s.fences)
 		if err != nil {
 			db.Close()
 			s.closeShards()
@@ -164,7 +165,7 @@ func (s *Store) Shards() int { return len(s.shards) }
 // write was applied to none of its targets. Every other write is committed.
 func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
 	var rej []Rejection
-	err := s.submit(ctx, ws, nil, true, &rej)
+	err := s.submit(ctx, ws, nil, nil, true, &rej)
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +176,39 @@ func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
 // Enqueue hands ws to the writers and returns without waiting for a commit.
 // marks are the next offsets to read per partition after ws; every shard
 // records them (see request.marks). It blocks while a shard's queue is full.
+//
+// Enqueue is not fenced: if a commit fails, the writes it dropped are gone
+// and later ones are applied anyway. A consumer that must not lose events
+// to a failed commit (Kafka ingest) calls EnqueueFenced.
 func (s *Store) Enqueue(ctx context.Context, ws []Write, marks []Position) error {
-	return s.submit(ctx, ws, marks, false, nil)
+	return s.submit(ctx, ws, marks, nil, false, nil)
+}
+
+// Fence returns the partition's current fence. A consumer takes it before
+// it reads its start offset from Offsets, and hands it to every
+// EnqueueFenced of what it reads from there (see Fence).
+func (s *Store) Fence(topic string, partition int32) Fence {
+	return s.fences.take(topicPartition{topic, partition})
+}
+
+// EnqueueFenced is Enqueue for the consumer of one partition: mark is the
+// partition's next offset after ws, every write in ws has a Position in
+// that partition, and f is the partition's Fence the consumer took before
+// reading its start offset. It returns ErrFenced, and queues nothing, when
+// a failed commit has moved the fence past f. A request queued under f
+// before the fence moved is dropped unapplied by the shards that have not
+// handled it yet; f.Moved tells the consumer.
+func (s *Store) EnqueueFenced(ctx context.Context, ws []Write, mark Position, f Fence) error {
+	if f.moved == nil {
+		return errors.New("featurestore: enqueue: zero Fence (take one with Store.Fence)")
+	}
+	if tp := (topicPartition{mark.Topic, mark.Partition}); tp != f.tp {
+		return fmt.Errorf("featurestore: enqueue: mark for %s/%d under the fence of %s/%d", mark.Topic, mark.Partition, f.tp.topic, f.tp.partition)
+	}
+	if !s.fences.current(f.tp, f.gen) {
+		return ErrFenced
+	}
+	return s.submit(ctx, ws, []Position{mark}, &f, false, nil)
 }
 
 // Flush commits everything handed to the writers before it, synced.
@@ -197,9 +229,10 @@ func (s *Store) DropView(ctx context.Context, vk ViewKey) error {
 	return s.send(ctx, reqs)
 }
 
-// submit hands ws to the writers; with wait it waits for their
-// commits and, when rej is set, collects the writes they refused.
-func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, wait bool, rej *[]Rejection) error {
+// submit hands ws to the writers, under fence f when set; with wait it
+// waits for their commits and, when rej is set, collects the writes they
+// refused.
+func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fence, wait bool, rej *[]Rejection) error {
 	n := len(s.shards)
 	reqs := make([]*request, n)
 	if n == 1 {
@@ -224,6 +257,7 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, wait b
 			continue
 		}
 		reqs[i].marks = marks
+		reqs[i].fence = f
 		if wait {
 			reqs[i].sync = true
 			reqs[i].done = make(chan error, 1)

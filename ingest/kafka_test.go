@@ -23,13 +23,23 @@ type kafkaRun struct {
 
 func (e *env) runKafka(t *testing.T, brokers []string) *kafkaRun {
 	t.Helper()
-	k, err := NewKafka(e.reg, e.store, KafkaOptions{
+	return e.runKafkaWith(t, brokers, nil)
+}
+
+// runKafkaWith is runKafka with the test's options changed by edit.
+func (e *env) runKafkaWith(t *testing.T, brokers []string, edit func(*KafkaOptions)) *kafkaRun {
+	t.Helper()
+	opts := KafkaOptions{
 		Options: Options{Now: func() time.Time { return e.now }},
 		Brokers: brokers, RetryMin: 50 * time.Millisecond, RetryMax: time.Second, PartitionCheck: time.Second,
 		// Idle partitions check their offsets often, so every test also
 		// checks that a healthy partition is never taken for a reset one.
 		OffsetCheck: 200 * time.Millisecond,
-	})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	k, err := NewKafka(e.reg, e.store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
