@@ -208,6 +208,9 @@ func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start i
 			batch = append(batch, msg)
 		}
 		cancel()
+		if err := pc.waitWritable(ctx, log); err != nil {
+			return 0, err
+		}
 		if err := pc.apply(ctx, &parser, batch); err != nil {
 			// The store refused the batch (closing, or a failed commit
 			// fenced the partition: ErrFenced): it was not applied and its
@@ -220,6 +223,30 @@ func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start i
 // fetchFirst waits for the first message of a batch. It returns
 // errOffsetCheck after OffsetCheck without a message, or at once when the
 // reader's error logger reported an out-of-range offset.
+// waitWritable holds a fetched batch while the store may not take writes
+// (Options.Writable: the disk is full), polling with backoff up to a second
+// so that ingest resumes soon after space is freed. Nothing is lost: the
+// batch is applied once writes resume, or read again from the stored
+// offsets if the consumer stops first.
+func (pc *partitionConsumer) waitWritable(ctx context.Context, log *slog.Logger) error {
+	writable := pc.c.k.opts.Writable
+	err := writable()
+	if err == nil {
+		return nil
+	}
+	log.Warn("kafka ingest paused: the store takes no writes", "partition", pc.partition, "err", err)
+	b := newBackoff(pc.c.k.opts.RetryMin, min(pc.c.k.opts.RetryMax, time.Second))
+	for err != nil {
+		pc.setErr(fmt.Errorf("paused: %w", err))
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+		err = writable()
+	}
+	log.Info("kafka ingest resumed", "partition", pc.partition)
+	return nil
+}
+
 func (pc *partitionConsumer) fetchFirst(ctx context.Context, r *kafka.Reader) (kafka.Message, error) {
 	if pc.outOfRange.Swap(false) {
 		return kafka.Message{}, errOffsetCheck
