@@ -337,7 +337,9 @@ func compare(t testing.TB, m *memSink, samples []sample, fullNames bool) {
 		for fi, f := range v.Features {
 			name := f.Name
 			if fullNames {
-				name = v.Name + "__" + f.Name
+				// allRefs pins every reference, and a pinned full name
+				// keeps its pin, as lookups name it.
+				name = fmt.Sprintf("%s@v%d__%s", v.Name, v.Version, f.Name)
 			}
 			vals := m.column(t, name, 0)
 			stats := m.column(t, name+"__status", 0)

@@ -210,3 +210,16 @@ type Resolved struct {
 	// Feature indexes View.Features (and View.Layout's specs).
 	Feature int
 }
+
+// FullName is the column name of r under Feast's full feature names:
+// view__feature; a pinned reference keeps its pin (view@v2__feature), so
+// that two versions of one feature can stand side by side. Lookups and
+// exports both name columns with it.
+func (r Resolved) FullName() string {
+	if at := strings.IndexByte(r.Ref, '@'); at >= 0 {
+		if colon := strings.IndexByte(r.Ref[at:], ':'); colon >= 0 {
+			return r.Ref[:at+colon] + "__" + r.Name
+		}
+	}
+	return r.View.Name + "__" + r.Name
+}

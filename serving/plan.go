@@ -212,7 +212,7 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		}
 		name := r.Name
 		if req.fullNames {
-			name = fullName(r.Ref, v.Name, r.Name)
+			name = r.FullName()
 		}
 		if j, dup := seen[name]; dup {
 			reason := "column name " + strconv.Quote(name) + " is also produced by " + field(j)
@@ -254,18 +254,6 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 	p.feastHeader = appendFeastHeader(nil, p)
 	p.nativeHeader = appendNativeHeader(nil, p)
 	return p, nil
-}
-
-// fullName is the column name under full_feature_names: view__feature, as
-// Feast names it; a pinned reference keeps its pin (view@v2__feature) so that
-// two versions of one feature can be served side by side.
-func fullName(ref, view, feature string) string {
-	if at := strings.IndexByte(ref, '@'); at >= 0 {
-		if colon := strings.IndexByte(ref[at:], ':'); colon >= 0 {
-			return ref[:at+colon] + "__" + feature
-		}
-	}
-	return view + "__" + feature
 }
 
 // causeText is the reason of a registry error without its package prefix.

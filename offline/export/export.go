@@ -53,7 +53,10 @@ type Request struct {
 	// NULL_VALUE or NOT_FOUND.
 	Statuses bool
 	// FullNames names feature columns "view__feature" (Feast's
-	// full_feature_names) instead of "feature".
+	// full_feature_names) instead of "feature"; a pinned reference keeps
+	// its pin, "view@v2__feature", as lookups name it
+	// (registry.Resolved.FullName), so two versions of one feature can be
+	// exported side by side.
 	FullNames bool
 	// MemoryBytes bounds the export's working set (spine keys, the log rows
 	// of one bucket, results); larger inputs are partitioned by entity hash
@@ -159,7 +162,7 @@ func (x *Exporter) plan(req *Request) ([]*group, []column, error) {
 		}
 		name := r.Name
 		if req.FullNames {
-			name = v.Name + "__" + r.Name
+			name = r.FullName()
 		}
 		if prev, dup := seen[name]; dup {
 			return nil, nil, badInput("output column %q named twice (%s and %s); use full names", name, prev, r.Ref)

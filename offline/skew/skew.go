@@ -274,7 +274,9 @@ func recompute(ctx context.Context, x *export.Exporter, dir string, v *registry.
 func compareSample(v *registry.View, s *Sample, m *collectSink, row int) []Mismatch {
 	var out []Mismatch
 	for k, f := range s.Features {
-		name := v.Name + "__" + v.Features[f].Name
+		ref := fmt.Sprintf("%s@v%d:%s", v.Name, v.Version, v.Features[f].Name)
+		// The column of the pinned ref the export was asked for (exportView).
+		name := registry.Resolved{Ref: ref, Name: v.Features[f].Name, View: v}.FullName()
 		off := aggregate.Result{Value: m.value(name, row), Status: statusOf(m.value(name+"__status", row).S)}
 		on := s.Results[k]
 		if on.Status != aggregate.StatusPresent {
@@ -284,7 +286,7 @@ func compareSample(v *registry.View, s *Sample, m *collectSink, row int) []Misma
 			continue
 		}
 		out = append(out, Mismatch{
-			Feature: fmt.Sprintf("%s@v%d:%s", v.Name, v.Version, v.Features[f].Name), Entity: entityString(v.Entity.Type, s.Entity),
+			Feature: ref, Entity: entityString(v.Entity.Type, s.Entity),
 			AtMillis: s.AtMillis, Online: describe(on), Offline: describe(off),
 		})
 	}
