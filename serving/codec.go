@@ -1,13 +1,17 @@
 package serving
 
 import (
+	"encoding/binary"
 	"math"
+	"reflect"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
@@ -41,13 +45,20 @@ func (codec) Name() string { return protocodec.Name }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(*featuredv1.GetOnlineFeaturesResponse); ok && m != nil {
-		if size, ok := responseSize(m); ok {
+		// The vectors' sizes, computed once by the checking pass and used by
+		// the writing pass; on the stack for up to 63 features.
+		var stack [64]int
+		sizes := stack[:0]
+		if len(m.Results) > len(stack) {
+			sizes = make([]int, 0, len(m.Results))
+		}
+		if size, names, sizes, ok := responseSize(m, sizes); ok {
 			if mem.IsBelowBufferPoolingThreshold(size) {
-				return mem.BufferSlice{mem.SliceBuffer(appendResponse(make([]byte, 0, size), m))}, nil
+				return mem.BufferSlice{mem.SliceBuffer(appendResponse(make([]byte, 0, size), m, names, sizes))}, nil
 			}
 			pool := mem.DefaultBufferPool()
 			buf := pool.Get(size)
-			*buf = appendResponse((*buf)[:0], m)
+			*buf = appendResponse((*buf)[:0], m, names, sizes)
 			return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 		}
 	}
@@ -77,88 +88,92 @@ const (
 	fValueList        = 5
 )
 
-// The sizes below return ok=false for what appendResponse does not write
-// exactly as proto.Marshal would: unknown fields (only a message decoded
-// from a newer peer has them), nil elements of repeated message fields and
-// strings that are not valid UTF-8 (which proto.Marshal refuses for a proto3
-// string). The caller then falls back to proto.Marshal.
+// Tag bytes of the fields written most (all field numbers are below 16, so
+// every tag is one byte).
+const (
+	tagResponseResults  = fResponseResults<<3 | byte(protowire.BytesType)
+	tagVectorValues     = fVectorValues<<3 | byte(protowire.BytesType) // also ValueList.val
+	tagVectorStatuses   = fVectorStatuses<<3 | byte(protowire.BytesType)
+	tagVectorTimestamps = fVectorTimestamps<<3 | byte(protowire.BytesType)
+	tagTimestampSeconds = fTimestampSeconds<<3 | byte(protowire.VarintType)
+	tagTimestampNanos   = fTimestampNanos<<3 | byte(protowire.VarintType)
+	tagValueInt64       = fValueInt64<<3 | byte(protowire.VarintType)
+	tagValueDouble      = fValueDouble<<3 | byte(protowire.Fixed64Type)
+	tagValueString      = fValueString<<3 | byte(protowire.BytesType)
+	tagValueBool        = fValueBool<<3 | byte(protowire.VarintType)
+	tagValueList        = fValueList<<3 | byte(protowire.BytesType)
+)
 
-func responseSize(m *featuredv1.GetOnlineFeaturesResponse) (int, bool) {
-	if len(m.ProtoReflect().GetUnknown()) > 0 {
-		return 0, false
+// The checking pass, responseSize, returns ok=false for what appendResponse
+// does not write exactly as proto.Marshal would: unknown fields (only a
+// message decoded from a newer peer has them), nil elements of repeated
+// message fields, strings that are not valid UTF-8 (which proto.Marshal
+// refuses for a proto3 string) and a Value kind this file does not know.
+// The caller then falls back to proto.Marshal. It looks at every message
+// each time, whoever built it, so that a message changed after newResponse
+// (by an interceptor, say) is still written right or not at all. The
+// writing pass, appendResponse, trusts it and takes the vectors' sizes from
+// it.
+
+// responseSize returns the size of the feature names' list and appends the
+// size of each of m.Results to sizes.
+func responseSize(m *featuredv1.GetOnlineFeaturesResponse, sizes []int) (size, names int, _ []int, ok bool) {
+	if hasUnknown(m, offResponse) {
+		return 0, 0, nil, false
 	}
-	size := 0
 	if md := m.Metadata; md != nil {
-		s, ok := metadataSize(md)
-		if !ok {
-			return 0, false
+		if hasUnknown(md, offMetadata) {
+			return 0, 0, nil, false
 		}
-		size += protowire.SizeTag(fResponseMetadata) + protowire.SizeBytes(s)
+		s := 0
+		if l := md.FeatureNames; l != nil {
+			if hasUnknown(l, offFeatureList) {
+				return 0, 0, nil, false
+			}
+			for _, name := range l.Val {
+				if !utf8.ValidString(name) {
+					return 0, 0, nil, false
+				}
+				names += 1 + protowire.SizeBytes(len(name))
+			}
+			s = 1 + protowire.SizeBytes(names)
+		}
+		size += 1 + protowire.SizeBytes(s)
 	}
 	for _, v := range m.Results {
 		if v == nil {
-			return 0, false
+			return 0, 0, nil, false
 		}
 		s, ok := vectorSize(v)
 		if !ok {
-			return 0, false
+			return 0, 0, nil, false
 		}
-		size += protowire.SizeTag(fResponseResults) + protowire.SizeBytes(s)
+		sizes = append(sizes, s)
+		size += 1 + protowire.SizeBytes(s)
 	}
-	return size, true
+	return size, names, sizes, true
 }
 
-func metadataSize(md *featuredv1.GetOnlineFeaturesResponseMetadata) (int, bool) {
-	if len(md.ProtoReflect().GetUnknown()) > 0 {
-		return 0, false
-	}
-	if md.FeatureNames == nil {
-		return 0, true
-	}
-	if len(md.FeatureNames.ProtoReflect().GetUnknown()) > 0 {
-		return 0, false
-	}
-	for _, name := range md.FeatureNames.Val {
-		if !utf8.ValidString(name) {
-			return 0, false
-		}
-	}
-	return protowire.SizeTag(fMetadataNames) + protowire.SizeBytes(namesSize(md.FeatureNames)), true
-}
-
-func namesSize(l *featuredv1.FeatureList) int {
-	s := 0
-	for _, name := range l.Val {
-		s += protowire.SizeTag(fListVal) + protowire.SizeBytes(len(name))
-	}
-	return s
-}
-
-// vectorSize checks v's values and timestamps for unknown fields, once per
-// message; appendVector, which sizes them again, need not.
 func vectorSize(v *featuredv1.FeatureVector) (int, bool) {
-	if len(v.ProtoReflect().GetUnknown()) > 0 {
+	if hasUnknown(v, offVector) {
 		return 0, false
 	}
 	size := 0
 	for _, x := range v.Values {
-		if x == nil {
-			return 0, false
-		}
-		s, ok := valueSize(x, true)
+		s, ok := checkedValueSize(x)
 		if !ok {
 			return 0, false
 		}
-		size += protowire.SizeTag(fVectorValues) + protowire.SizeBytes(s)
+		size += 1 + protowire.SizeBytes(s)
 	}
 	if len(v.Statuses) > 0 { // proto3 omits an empty packed field
-		size += protowire.SizeTag(fVectorStatuses) + protowire.SizeBytes(statusesSize(v.Statuses))
+		size += 1 + protowire.SizeBytes(statusesSize(v.Statuses))
 	}
 	for _, ts := range v.EventTimestamps {
-		if ts == nil || len(ts.ProtoReflect().GetUnknown()) > 0 {
+		if ts == nil || hasUnknown(ts, offTimestamp) {
 			return 0, false
 		}
-		size += protowire.SizeTag(fVectorTimestamps) + protowire.SizeBytes(timestampSize(ts))
+		size += 2 + timestampSize(ts) // a Timestamp is under 128 bytes: a one-byte length
 	}
 	return size, true
 }
@@ -166,7 +181,11 @@ func vectorSize(v *featuredv1.FeatureVector) (int, bool) {
 func statusesSize(sts []featuredv1.FieldStatus) int {
 	s := 0
 	for _, st := range sts {
-		s += protowire.SizeVarint(uint64(int64(st)))
+		if uint32(st) < 0x80 {
+			s++
+		} else {
+			s += protowire.SizeVarint(uint64(int64(st)))
+		}
 	}
 	return s
 }
@@ -174,147 +193,188 @@ func statusesSize(sts []featuredv1.FieldStatus) int {
 func timestampSize(ts *timestamppb.Timestamp) int {
 	s := 0
 	if ts.Seconds != 0 {
-		s += protowire.SizeTag(fTimestampSeconds) + protowire.SizeVarint(uint64(ts.Seconds))
+		s += 1 + protowire.SizeVarint(uint64(ts.Seconds))
 	}
 	if ts.Nanos != 0 {
-		s += protowire.SizeTag(fTimestampNanos) + protowire.SizeVarint(uint64(int64(ts.Nanos)))
+		s += 1 + protowire.SizeVarint(uint64(int64(ts.Nanos)))
 	}
 	return s
 }
 
-// valueSize is the size of v's fields. check asks for the unknown-field
-// and nil checks (the first, sizing pass).
-func valueSize(v *featuredv1.Value, check bool) (int, bool) {
+// checkedValueSize is the size of v's fields, with the checks.
+func checkedValueSize(v *featuredv1.Value) (int, bool) {
+	if v == nil || hasUnknown(v, offValue) {
+		return 0, false
+	}
 	switch k := v.Kind.(type) {
-	case nil:
-	case *featuredv1.Value_Int64Val:
-		return protowire.SizeTag(fValueInt64) + protowire.SizeVarint(uint64(k.Int64Val)), !check || len(v.ProtoReflect().GetUnknown()) == 0
-	case *featuredv1.Value_DoubleVal:
-		return protowire.SizeTag(fValueDouble) + protowire.SizeFixed64(), !check || len(v.ProtoReflect().GetUnknown()) == 0
+	case nil, *featuredv1.Value_Int64Val, *featuredv1.Value_DoubleVal, *featuredv1.Value_BoolVal:
+		return valueSize(v), true
 	case *featuredv1.Value_StringVal:
-		return protowire.SizeTag(fValueString) + protowire.SizeBytes(len(k.StringVal)),
-			!check || (utf8.ValidString(k.StringVal) && len(v.ProtoReflect().GetUnknown()) == 0)
-	case *featuredv1.Value_BoolVal:
-		return protowire.SizeTag(fValueBool) + protowire.SizeVarint(protowire.EncodeBool(k.BoolVal)), !check || len(v.ProtoReflect().GetUnknown()) == 0
+		return valueSize(v), utf8.ValidString(k.StringVal)
 	case *featuredv1.Value_ListVal:
-		if k.ListVal == nil || (check && len(k.ListVal.ProtoReflect().GetUnknown()) > 0) {
+		l := k.ListVal
+		if l == nil || hasUnknown(l, offValueList) {
 			return 0, false
 		}
-		s, ok := listSize(k.ListVal, check)
-		return protowire.SizeTag(fValueList) + protowire.SizeBytes(s), ok && (!check || len(v.ProtoReflect().GetUnknown()) == 0)
-	default:
-		return 0, false // a kind added to value.proto that this file does not know
+		s := 0
+		for _, e := range l.Val {
+			es, ok := checkedValueSize(e)
+			if !ok {
+				return 0, false
+			}
+			s += 1 + protowire.SizeBytes(es)
+		}
+		return 1 + protowire.SizeBytes(s), true
 	}
-	return 0, !check || len(v.ProtoReflect().GetUnknown()) == 0
+	return 0, false // a kind added to value.proto that this file does not know
 }
 
-func listSize(l *featuredv1.ValueList, check bool) (int, bool) {
+// valueSize is the size of v's fields; checkedValueSize(v) returned ok.
+func valueSize(v *featuredv1.Value) int {
+	switch k := v.Kind.(type) {
+	case *featuredv1.Value_Int64Val:
+		return 1 + protowire.SizeVarint(uint64(k.Int64Val))
+	case *featuredv1.Value_DoubleVal:
+		return 1 + 8
+	case *featuredv1.Value_StringVal:
+		return 1 + protowire.SizeBytes(len(k.StringVal))
+	case *featuredv1.Value_BoolVal:
+		return 1 + 1
+	case *featuredv1.Value_ListVal:
+		return 1 + protowire.SizeBytes(listSize(k.ListVal))
+	}
+	return 0
+}
+
+func listSize(l *featuredv1.ValueList) int {
 	s := 0
 	for _, e := range l.Val {
-		if e == nil {
-			return 0, false
-		}
-		es, ok := valueSize(e, check)
-		if !ok {
-			return 0, false
-		}
-		s += protowire.SizeTag(fListVal) + protowire.SizeBytes(es)
+		s += 1 + protowire.SizeBytes(valueSize(e))
 	}
-	return s, true
+	return s
 }
 
 // appendResponse appends m's wire encoding; responseSize(m) must have
-// returned ok.
-func appendResponse(b []byte, m *featuredv1.GetOnlineFeaturesResponse) []byte {
+// returned ok, names and sizes.
+func appendResponse(b []byte, m *featuredv1.GetOnlineFeaturesResponse, names int, sizes []int) []byte {
 	if md := m.Metadata; md != nil {
-		s, _ := metadataSize(md)
-		b = protowire.AppendTag(b, fResponseMetadata, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(s))
+		b = append(b, fResponseMetadata<<3|byte(protowire.BytesType))
 		if l := md.FeatureNames; l != nil {
-			b = protowire.AppendTag(b, fMetadataNames, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(namesSize(l)))
+			b = protowire.AppendVarint(b, uint64(1+protowire.SizeBytes(names)))
+			b = append(b, fMetadataNames<<3|byte(protowire.BytesType))
+			b = protowire.AppendVarint(b, uint64(names))
 			for _, name := range l.Val {
-				b = protowire.AppendTag(b, fListVal, protowire.BytesType)
+				b = append(b, fListVal<<3|byte(protowire.BytesType))
 				b = protowire.AppendString(b, name)
 			}
+		} else {
+			b = append(b, 0)
 		}
 	}
-	for _, v := range m.Results {
+	for i, v := range m.Results {
+		b = append(b, tagResponseResults)
+		b = protowire.AppendVarint(b, uint64(sizes[i]))
 		b = appendVector(b, v)
 	}
 	return b
 }
 
 func appendVector(b []byte, v *featuredv1.FeatureVector) []byte {
-	// The vector's size, as vectorSize computes it, without its checks.
-	size, stSize := 0, 0
 	for _, x := range v.Values {
-		s, _ := valueSize(x, false)
-		size += protowire.SizeTag(fVectorValues) + protowire.SizeBytes(s)
-	}
-	if len(v.Statuses) > 0 {
-		stSize = statusesSize(v.Statuses)
-		size += protowire.SizeTag(fVectorStatuses) + protowire.SizeBytes(stSize)
-	}
-	for _, ts := range v.EventTimestamps {
-		size += protowire.SizeTag(fVectorTimestamps) + protowire.SizeBytes(timestampSize(ts))
-	}
-
-	b = protowire.AppendTag(b, fResponseResults, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(size))
-	for _, x := range v.Values {
-		s, _ := valueSize(x, false)
-		b = protowire.AppendTag(b, fVectorValues, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(s))
 		b = appendWireValue(b, x)
 	}
 	if len(v.Statuses) > 0 {
-		b = protowire.AppendTag(b, fVectorStatuses, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(stSize))
+		b = append(b, tagVectorStatuses)
+		b = protowire.AppendVarint(b, uint64(statusesSize(v.Statuses)))
 		for _, st := range v.Statuses {
-			b = protowire.AppendVarint(b, uint64(int64(st)))
+			if uint32(st) < 0x80 {
+				b = append(b, byte(st))
+			} else {
+				b = protowire.AppendVarint(b, uint64(int64(st)))
+			}
 		}
 	}
 	for _, ts := range v.EventTimestamps {
-		b = protowire.AppendTag(b, fVectorTimestamps, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(timestampSize(ts)))
+		b = append(b, tagVectorTimestamps, byte(timestampSize(ts)))
 		if ts.Seconds != 0 {
-			b = protowire.AppendTag(b, fTimestampSeconds, protowire.VarintType)
+			b = append(b, tagTimestampSeconds)
 			b = protowire.AppendVarint(b, uint64(ts.Seconds))
 		}
 		if ts.Nanos != 0 {
-			b = protowire.AppendTag(b, fTimestampNanos, protowire.VarintType)
+			b = append(b, tagTimestampNanos)
 			b = protowire.AppendVarint(b, uint64(int64(ts.Nanos)))
 		}
 	}
 	return b
 }
 
-// appendWireValue appends the fields of v (nothing for an unset kind).
+// appendWireValue appends v as field 1 (FeatureVector.values, ValueList.val):
+// its tag, its length and its fields (none for an unset kind).
 func appendWireValue(b []byte, v *featuredv1.Value) []byte {
 	switch k := v.Kind.(type) {
 	case *featuredv1.Value_Int64Val:
-		b = protowire.AppendTag(b, fValueInt64, protowire.VarintType)
-		return protowire.AppendVarint(b, uint64(k.Int64Val))
+		u := uint64(k.Int64Val)
+		b = append(b, tagVectorValues, byte(1+protowire.SizeVarint(u)), tagValueInt64)
+		return protowire.AppendVarint(b, u)
 	case *featuredv1.Value_DoubleVal:
-		b = protowire.AppendTag(b, fValueDouble, protowire.Fixed64Type)
-		return protowire.AppendFixed64(b, math.Float64bits(k.DoubleVal))
+		b = append(b, tagVectorValues, 1+8, tagValueDouble)
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(k.DoubleVal))
 	case *featuredv1.Value_StringVal:
-		b = protowire.AppendTag(b, fValueString, protowire.BytesType)
+		b = append(b, tagVectorValues)
+		b = protowire.AppendVarint(b, uint64(1+protowire.SizeBytes(len(k.StringVal))))
+		b = append(b, tagValueString)
 		return protowire.AppendString(b, k.StringVal)
 	case *featuredv1.Value_BoolVal:
-		b = protowire.AppendTag(b, fValueBool, protowire.VarintType)
-		return protowire.AppendVarint(b, protowire.EncodeBool(k.BoolVal))
+		return append(b, tagVectorValues, 1+1, tagValueBool, byte(protowire.EncodeBool(k.BoolVal)))
 	case *featuredv1.Value_ListVal:
-		s, _ := listSize(k.ListVal, false)
-		b = protowire.AppendTag(b, fValueList, protowire.BytesType)
+		s := listSize(k.ListVal)
+		b = append(b, tagVectorValues)
+		b = protowire.AppendVarint(b, uint64(1+protowire.SizeBytes(s)))
+		b = append(b, tagValueList)
 		b = protowire.AppendVarint(b, uint64(s))
 		for _, e := range k.ListVal.Val {
-			es, _ := valueSize(e, false)
-			b = protowire.AppendTag(b, fListVal, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(es))
 			b = appendWireValue(b, e)
 		}
+		return b
 	}
-	return b
+	return append(b, tagVectorValues, 0)
+}
+
+// hasUnknown says whether m has unknown fields. It is asked once per
+// message, so once per cell: it reads the generated struct's unknownFields
+// field directly, at the offset off that reflection found when the package
+// was loaded. m.ProtoReflect().GetUnknown() would cost an atomic pointer
+// store (a message's first ProtoReflect caches its type there) with its GC
+// write barrier, and a call through a function pointer. If the field is not
+// where expected (off is 0: a protobuf-go whose generated code lays
+// messages out otherwise), it asks ProtoReflect.
+func hasUnknown[T any, M interface {
+	*T
+	protoreflect.ProtoMessage
+}](m M, off uintptr) bool {
+	if off == 0 {
+		return len(m.ProtoReflect().GetUnknown()) > 0
+	}
+	return len(*(*[]byte)(unsafe.Add(unsafe.Pointer(m), off))) > 0
+}
+
+var (
+	offResponse    = unknownFieldsOffset[featuredv1.GetOnlineFeaturesResponse]()
+	offMetadata    = unknownFieldsOffset[featuredv1.GetOnlineFeaturesResponseMetadata]()
+	offFeatureList = unknownFieldsOffset[featuredv1.FeatureList]()
+	offVector      = unknownFieldsOffset[featuredv1.FeatureVector]()
+	offValue       = unknownFieldsOffset[featuredv1.Value]()
+	offValueList   = unknownFieldsOffset[featuredv1.ValueList]()
+	offTimestamp   = unknownFieldsOffset[timestamppb.Timestamp]()
+)
+
+// unknownFieldsOffset is the offset of the unknownFields field of a
+// generated message struct, or 0 if it has no such field of type []byte.
+// (It is never at offset 0: the message state comes first.)
+func unknownFieldsOffset[T any]() uintptr {
+	f, ok := reflect.TypeFor[T]().FieldByName("unknownFields")
+	if !ok || f.Type != reflect.TypeFor[[]byte]() {
+		return 0
+	}
+	return f.Offset
 }
