@@ -55,17 +55,25 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 	head.md.FeatureNames = &head.names
 	resp.Metadata = &head.md
 	resp.Results = make([]*featuredv1.FeatureVector, nf+1)
-	set := 0 // the cells that hold a value: the keys and the present values
-	for i := range out {
-		if statusOf(&out[i]) == statusPresent {
-			set++
+	// The statuses first, column by column: their count of present values
+	// sizes the Value array.
+	statuses := make([]featuredv1.FieldStatus, cells)
+	set := 0 // the present values
+	for e := 0; e < n; e++ {
+		statuses[e] = featuredv1.FieldStatus_PRESENT // the key
+		row := out[e*nf : (e+1)*nf]
+		for c := range row {
+			st := statusOf(&row[c])
+			if st == statusPresent {
+				set++
+			}
+			statuses[(c+1)*n+e] = featuredv1.FieldStatus(st)
 		}
 	}
 	vectors := make([]featuredv1.FeatureVector, nf+1)
 	values := make([]featuredv1.Value, n+set+1) // the last one is the shared empty Value
 	valuePtrs := make([]*featuredv1.Value, cells)
 	stampPtrs := make([]*timestamppb.Timestamp, cells)
-	statuses := make([]featuredv1.FieldStatus, cells)
 	unset := &values[len(values)-1]
 	for c := range vectors {
 		v := &vectors[c]
@@ -88,18 +96,17 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 			x.Kind = kinds.string(string(req.str(ev.s)), n+set)
 			bound += len(req.str(ev.s))
 		}
-		keys.Values[e], keys.Statuses[e], keys.EventTimestamps[e] = x, featuredv1.FieldStatus_PRESENT, empty
+		keys.Values[e], keys.EventTimestamps[e] = x, empty
 	}
 	next := n // the next free element of values
 	for c := 0; c < nf; c++ {
 		col := &vectors[c+1]
 		for e := 0; e < n; e++ {
 			r := &out[e*nf+c]
-			st := statusOf(r)
 			// Each pointer is stored once: while the GC marks, every store
 			// of a pointer costs a write barrier.
 			x := unset
-			if st == statusPresent {
+			if col.Statuses[e] == featuredv1.FieldStatus_PRESENT {
 				x = &values[next]
 				next++
 				kinds.set(x, &r.Value, n+set)
@@ -114,7 +121,7 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 			if r.Status != aggregate.StatusNotFound && r.EventMillis != 0 {
 				ts = stamps.at(r.EventMillis)
 			}
-			col.Values[e], col.Statuses[e], col.EventTimestamps[e] = x, featuredv1.FieldStatus(st), ts
+			col.Values[e], col.EventTimestamps[e] = x, ts
 		}
 	}
 	return resp, bound
