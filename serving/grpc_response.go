@@ -55,25 +55,34 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 	head.md.FeatureNames = &head.names
 	resp.Metadata = &head.md
 	resp.Results = make([]*featuredv1.FeatureVector, nf+1)
-	// The statuses first, column by column: their count of present values
-	// sizes the Value array.
+	// The statuses and the timestamps first, reading the results in their
+	// row-major order; the count of present values sizes the Value array.
+	// Each pointer is stored once: while the GC marks, every store of a
+	// pointer costs a write barrier.
 	statuses := make([]featuredv1.FieldStatus, cells)
+	stampPtrs := make([]*timestamppb.Timestamp, cells)
+	stamps := stampArena{left: 1 + n*nf}
+	empty := stamps.empty()
 	set := 0 // the present values
 	for e := 0; e < n; e++ {
-		statuses[e] = featuredv1.FieldStatus_PRESENT // the key
+		statuses[e], stampPtrs[e] = featuredv1.FieldStatus_PRESENT, empty // the key
 		row := out[e*nf : (e+1)*nf]
 		for c := range row {
-			st := statusOf(&row[c])
+			r := &row[c]
+			st := statusOf(r)
 			if st == statusPresent {
 				set++
 			}
-			statuses[(c+1)*n+e] = featuredv1.FieldStatus(st)
+			ts := empty
+			if r.Status != aggregate.StatusNotFound && r.EventMillis != 0 {
+				ts = stamps.at(r.EventMillis)
+			}
+			statuses[(c+1)*n+e], stampPtrs[(c+1)*n+e] = featuredv1.FieldStatus(st), ts
 		}
 	}
 	vectors := make([]featuredv1.FeatureVector, nf+1)
 	values := make([]featuredv1.Value, n+set+1) // the last one is the shared empty Value
 	valuePtrs := make([]*featuredv1.Value, cells)
-	stampPtrs := make([]*timestamppb.Timestamp, cells)
 	unset := &values[len(values)-1]
 	for c := range vectors {
 		v := &vectors[c]
@@ -84,9 +93,7 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 	}
 
 	var kinds oneofs
-	stamps := stampArena{left: 1 + n*nf}
 	keys := &vectors[0]
-	empty := stamps.empty()
 	for e := range req.values {
 		ev := &req.values[e]
 		x := &values[e]
@@ -96,17 +103,15 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 			x.Kind = kinds.string(string(req.str(ev.s)), n+set)
 			bound += len(req.str(ev.s))
 		}
-		keys.Values[e], keys.EventTimestamps[e] = x, empty
+		keys.Values[e] = x
 	}
 	next := n // the next free element of values
 	for c := 0; c < nf; c++ {
 		col := &vectors[c+1]
 		for e := 0; e < n; e++ {
-			r := &out[e*nf+c]
-			// Each pointer is stored once: while the GC marks, every store
-			// of a pointer costs a write barrier.
 			x := unset
 			if col.Statuses[e] == featuredv1.FieldStatus_PRESENT {
+				r := &out[e*nf+c]
 				x = &values[next]
 				next++
 				kinds.set(x, &r.Value, n+set)
@@ -117,11 +122,7 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 					bound += proto.Size(x) + 6
 				}
 			}
-			ts := empty
-			if r.Status != aggregate.StatusNotFound && r.EventMillis != 0 {
-				ts = stamps.at(r.EventMillis)
-			}
-			col.Values[e], col.EventTimestamps[e] = x, ts
+			col.Values[e] = x
 		}
 	}
 	return resp, bound
@@ -133,13 +134,17 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 // for the common case, the second, if that fills, for every request left.
 type stampArena struct {
 	free  []timestamppb.Timestamp
-	left  int // the calls of empty and at still to come, the current one included
-	cache [64]*timestamppb.Timestamp
+	left  int // the calls of empty and at still to come after the current one
+	cache [64]struct {
+		millis int64
+		ts     *timestamppb.Timestamp
+	}
 }
 
+// new is a zero Timestamp for the current call of empty or at.
 func (a *stampArena) new() *timestamppb.Timestamp {
 	if len(a.free) == cap(a.free) {
-		size := a.left
+		size := a.left + 1 // this call and those to come
 		if a.free == nil {
 			size = min(size, 16)
 		}
@@ -151,26 +156,24 @@ func (a *stampArena) new() *timestamppb.Timestamp {
 
 // empty is the response's one empty Timestamp.
 func (a *stampArena) empty() *timestamppb.Timestamp {
-	ts := a.new()
 	a.left--
-	return ts
+	return a.new()
 }
 
-// at is the Timestamp of a time in Unix milliseconds.
+// at is the Timestamp of a time in Unix milliseconds (not 0).
 func (a *stampArena) at(millis int64) *timestamppb.Timestamp {
-	sec, nanos := millis/1000, int32(millis%1000)*1e6
-	if nanos < 0 {
-		sec--
-		nanos += 1e9
-	}
-	slot := &a.cache[uint64(millis)*0x9e3779b97f4a7c15>>58]
-	ts := *slot
-	if ts == nil || ts.Seconds != sec || ts.Nanos != nanos {
-		ts = a.new()
-		ts.Seconds, ts.Nanos = sec, nanos
-		*slot = ts
-	}
 	a.left--
+	slot := &a.cache[uint64(millis)*0x9e3779b97f4a7c15>>58]
+	if slot.millis == millis && slot.ts != nil {
+		return slot.ts
+	}
+	ts := a.new()
+	ts.Seconds, ts.Nanos = millis/1000, int32(millis%1000)*1e6
+	if ts.Nanos < 0 {
+		ts.Seconds--
+		ts.Nanos += 1e9
+	}
+	slot.millis, slot.ts = millis, ts
 	return ts
 }
 
