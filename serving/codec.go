@@ -19,12 +19,12 @@ import (
 
 // codec is grpc-go's "proto" codec with one fast path: a
 // GetOnlineFeaturesResponse, the only large message featured sends, is
-// written by the hand-written encoder below (no reflection, sizes computed
-// in one pass over plain fields) instead of proto.Marshal. Its output is
-// byte for byte what proto.Marshal writes (TestCodecMatchesProtoMarshal);
-// a message the encoder does not handle exactly (unknown fields, nil
-// elements in a repeated field) and every other message, and every
-// Unmarshal, go to grpc-go's codec.
+// written by the hand-written encoder below (no reflection, one pass over
+// plain fields) instead of proto.Marshal. Its output is byte for byte what
+// proto.Marshal writes (TestCodecMatchesProtoMarshal); a message the encoder
+// does not handle exactly (unknown fields, nil elements in a repeated field,
+// invalid UTF-8) and every other message, and every Unmarshal, go to
+// grpc-go's codec.
 //
 // It is registered under grpc-go's name, "proto", when the package is
 // loaded, so that it applies to every gRPC server and client in the process
@@ -45,22 +45,11 @@ func (codec) Name() string { return protocodec.Name }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(*featuredv1.GetOnlineFeaturesResponse); ok && m != nil {
-		// The vectors' sizes, computed once by the checking pass and used by
-		// the writing pass; on the stack for up to 63 features.
-		var stack [64]int
-		sizes := stack[:0]
-		if len(m.Results) > len(stack) {
-			sizes = make([]int, 0, len(m.Results))
+		w := responseWriter{pool: mem.DefaultBufferPool()}
+		if w.response(m) {
+			return w.bufferSlice(), nil
 		}
-		if size, names, sizes, ok := responseSize(m, sizes); ok {
-			if mem.IsBelowBufferPoolingThreshold(size) {
-				return mem.BufferSlice{mem.SliceBuffer(appendResponse(make([]byte, 0, size), m, names, sizes))}, nil
-			}
-			pool := mem.DefaultBufferPool()
-			buf := pool.Get(size)
-			*buf = appendResponse((*buf)[:0], m, names, sizes)
-			return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
-		}
+		w.release()
 	}
 	return c.base.Marshal(v)
 }
@@ -104,78 +93,213 @@ const (
 	tagValueList        = fValueList<<3 | byte(protowire.BytesType)
 )
 
-// The checking pass, responseSize, returns ok=false for what appendResponse
-// does not write exactly as proto.Marshal would: unknown fields (only a
-// message decoded from a newer peer has them), nil elements of repeated
-// message fields, strings that are not valid UTF-8 (which proto.Marshal
-// refuses for a proto3 string) and a Value kind this file does not know.
-// The caller then falls back to proto.Marshal. It looks at every message
-// each time, whoever built it, so that a message changed after newResponse
-// (by an interceptor, say) is still written right or not at all. The
-// writing pass, appendResponse, trusts it and takes the vectors' sizes from
-// it.
+// responseWriter writes a GetOnlineFeaturesResponse in one pass that also
+// checks it, returning false for what it does not write exactly as
+// proto.Marshal would: unknown fields (only a message decoded from a newer
+// peer has them), nil elements of repeated message fields, strings that are
+// not valid UTF-8 (which proto.Marshal refuses for a proto3 string) and a
+// Value kind this file does not know. The caller then falls back to
+// proto.Marshal. It looks at every message each time, whoever built it, so
+// that a message changed after newResponse (by an interceptor, say) is
+// still written right or not at all.
+//
+// Its buffer comes from grpc-go's pool, sized from the shape of the message
+// (the cells' worst cases without their strings); strings and lists may
+// move it to a larger one.
+type responseWriter struct {
+	pool mem.BufferPool
+	b    []byte
+	buf  *[]byte // the pool's buffer that b starts (b is a prefix of *buf)
+}
 
-// responseSize returns the size of the feature names' list and appends the
-// size of each of m.Results to sizes.
-func responseSize(m *featuredv1.GetOnlineFeaturesResponse, sizes []int) (size, names int, _ []int, ok bool) {
-	if hasUnknown(m, offResponse) {
-		return 0, 0, nil, false
+// Worst cases of one cell's encoding, with tag and length, without a
+// string's or list's bytes: a Value of a 10-byte varint, a Timestamp of
+// two 10-byte varints (nanos is an int32 but a negative one takes 10), a
+// status varint.
+const (
+	maxWireValue  = 2 + 1 + 10
+	maxWireStamp  = 2 + 1 + 10 + 1 + 10
+	maxWireStatus = 10
+)
+
+// reserve makes room for n more bytes, moving b to a larger buffer. Small
+// buffers come from the pool too: the first one is sized by a guess that
+// may be several times too large, and a pooled one costs no garbage.
+func (w *responseWriter) reserve(n int) {
+	if cap(w.b)-len(w.b) >= n {
+		return
 	}
+	buf := w.pool.Get(max(2*cap(w.b), len(w.b)+n))
+	b := append((*buf)[:0], w.b...)
+	w.release()
+	w.b, w.buf = b, buf
+}
+
+// release returns the pool's buffer, if any.
+func (w *responseWriter) release() {
+	if w.buf != nil {
+		w.pool.Put(w.buf)
+		w.buf = nil
+	}
+}
+
+// bufferSlice hands the buffer over; mem.NewBuffer gives one too small to
+// be worth returning to the pool to the garbage collector instead.
+func (w *responseWriter) bufferSlice() mem.BufferSlice {
+	*w.buf = w.b
+	return mem.BufferSlice{mem.NewBuffer(w.buf, w.pool)}
+}
+
+func (w *responseWriter) response(m *featuredv1.GetOnlineFeaturesResponse) bool {
+	if hasUnknown(m, offResponse) {
+		return false
+	}
+	// The first buffer holds the whole message unless strings or lists
+	// overflow it.
+	size := 16
+	names := 0
 	if md := m.Metadata; md != nil {
 		if hasUnknown(md, offMetadata) {
-			return 0, 0, nil, false
+			return false
 		}
-		s := 0
 		if l := md.FeatureNames; l != nil {
 			if hasUnknown(l, offFeatureList) {
-				return 0, 0, nil, false
+				return false
 			}
 			for _, name := range l.Val {
 				if !utf8.ValidString(name) {
-					return 0, 0, nil, false
+					return false
 				}
 				names += 1 + protowire.SizeBytes(len(name))
 			}
-			s = 1 + protowire.SizeBytes(names)
+			size += names
 		}
-		size += 1 + protowire.SizeBytes(s)
 	}
 	for _, v := range m.Results {
-		if v == nil {
-			return 0, 0, nil, false
+		if v != nil {
+			size += vectorGuess(v)
 		}
-		s, ok := vectorSize(v)
-		if !ok {
-			return 0, 0, nil, false
-		}
-		sizes = append(sizes, s)
-		size += 1 + protowire.SizeBytes(s)
 	}
-	return size, names, sizes, true
+	w.reserve(size)
+
+	if md := m.Metadata; md != nil {
+		w.b = append(w.b, fResponseMetadata<<3|byte(protowire.BytesType))
+		if l := md.FeatureNames; l != nil {
+			w.b = protowire.AppendVarint(w.b, uint64(1+protowire.SizeBytes(names)))
+			w.b = append(w.b, fMetadataNames<<3|byte(protowire.BytesType))
+			w.b = protowire.AppendVarint(w.b, uint64(names))
+			for _, name := range l.Val {
+				w.b = append(w.b, fListVal<<3|byte(protowire.BytesType))
+				w.b = protowire.AppendString(w.b, name)
+			}
+		} else {
+			w.b = append(w.b, 0)
+		}
+	}
+	for _, v := range m.Results {
+		if v == nil || !w.vector(v) {
+			return false
+		}
+	}
+	return true
 }
 
-func vectorSize(v *featuredv1.FeatureVector) (int, bool) {
+// vectorGuess is the size of v's encoding if its values hold no strings or
+// lists, at most.
+func vectorGuess(v *featuredv1.FeatureVector) int {
+	return 1 + 5 + len(v.Values)*maxWireValue + 1 + 5 + len(v.Statuses)*maxWireStatus + len(v.EventTimestamps)*maxWireStamp
+}
+
+// vector writes one FeatureVector. Its length comes first, so it saves as
+// many bytes for it as the guess of its size needs and, if the true size
+// needs fewer or more, moves the vector's fields once.
+func (w *responseWriter) vector(v *featuredv1.FeatureVector) bool {
 	if hasUnknown(v, offVector) {
-		return 0, false
+		return false
 	}
-	size := 0
+	guess := vectorGuess(v)
+	w.reserve(guess)
+	w.b = append(w.b, tagResponseResults)
+	at := len(w.b)
+	saved := protowire.SizeVarint(uint64(guess))
+	w.b = w.b[:at+saved]
 	for _, x := range v.Values {
-		s, ok := checkedValueSize(x)
-		if !ok {
-			return 0, false
+		if !w.value(x) {
+			return false
 		}
-		size += 1 + protowire.SizeBytes(s)
 	}
 	if len(v.Statuses) > 0 { // proto3 omits an empty packed field
-		size += 1 + protowire.SizeBytes(statusesSize(v.Statuses))
+		w.b = append(w.b, tagVectorStatuses)
+		w.b = protowire.AppendVarint(w.b, uint64(statusesSize(v.Statuses)))
+		for _, st := range v.Statuses {
+			if uint32(st) < 0x80 {
+				w.b = append(w.b, byte(st))
+			} else {
+				w.b = protowire.AppendVarint(w.b, uint64(int64(st)))
+			}
+		}
 	}
 	for _, ts := range v.EventTimestamps {
 		if ts == nil || hasUnknown(ts, offTimestamp) {
-			return 0, false
+			return false
 		}
-		size += 2 + timestampSize(ts) // a Timestamp is under 128 bytes: a one-byte length
+		// A Timestamp is under 128 bytes: a one-byte length.
+		w.b = append(w.b, tagVectorTimestamps, byte(timestampSize(ts)))
+		if ts.Seconds != 0 {
+			w.b = append(w.b, tagTimestampSeconds)
+			w.b = protowire.AppendVarint(w.b, uint64(ts.Seconds))
+		}
+		if ts.Nanos != 0 {
+			w.b = append(w.b, tagTimestampNanos)
+			w.b = protowire.AppendVarint(w.b, uint64(int64(ts.Nanos)))
+		}
 	}
-	return size, true
+	size := len(w.b) - at - saved
+	if need := protowire.SizeVarint(uint64(size)); need != saved {
+		w.reserve(need - saved)
+		body := w.b[at+saved:]
+		w.b = w.b[:at+need+size]
+		copy(w.b[at+need:], body)
+	}
+	protowire.AppendVarint(w.b[at:at], uint64(size))
+	return true
+}
+
+// value writes v as field 1 (FeatureVector.values): its tag, its length and
+// its fields (none for an unset kind).
+func (w *responseWriter) value(v *featuredv1.Value) bool {
+	if v == nil || hasUnknown(v, offValue) {
+		return false
+	}
+	switch k := v.Kind.(type) {
+	case nil:
+		w.b = append(w.b, tagVectorValues, 0)
+	case *featuredv1.Value_Int64Val:
+		u := uint64(k.Int64Val)
+		w.b = append(w.b, tagVectorValues, byte(1+protowire.SizeVarint(u)), tagValueInt64)
+		w.b = protowire.AppendVarint(w.b, u)
+	case *featuredv1.Value_DoubleVal:
+		w.b = append(w.b, tagVectorValues, 1+8, tagValueDouble)
+		w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(k.DoubleVal))
+	case *featuredv1.Value_BoolVal:
+		w.b = append(w.b, tagVectorValues, 1+1, tagValueBool, byte(protowire.EncodeBool(k.BoolVal)))
+	case *featuredv1.Value_StringVal:
+		if !utf8.ValidString(k.StringVal) {
+			return false
+		}
+		w.reserve(len(k.StringVal))
+		w.b = appendWireValue(w.b, v)
+	case *featuredv1.Value_ListVal:
+		s, ok := checkedValueSize(v)
+		if !ok {
+			return false
+		}
+		w.reserve(s)
+		w.b = appendWireValue(w.b, v)
+	default:
+		return false // a kind added to value.proto that this file does not know
+	}
+	return true
 }
 
 func statusesSize(sts []featuredv1.FieldStatus) int {
@@ -252,60 +376,6 @@ func listSize(l *featuredv1.ValueList) int {
 		s += 1 + protowire.SizeBytes(valueSize(e))
 	}
 	return s
-}
-
-// appendResponse appends m's wire encoding; responseSize(m) must have
-// returned ok, names and sizes.
-func appendResponse(b []byte, m *featuredv1.GetOnlineFeaturesResponse, names int, sizes []int) []byte {
-	if md := m.Metadata; md != nil {
-		b = append(b, fResponseMetadata<<3|byte(protowire.BytesType))
-		if l := md.FeatureNames; l != nil {
-			b = protowire.AppendVarint(b, uint64(1+protowire.SizeBytes(names)))
-			b = append(b, fMetadataNames<<3|byte(protowire.BytesType))
-			b = protowire.AppendVarint(b, uint64(names))
-			for _, name := range l.Val {
-				b = append(b, fListVal<<3|byte(protowire.BytesType))
-				b = protowire.AppendString(b, name)
-			}
-		} else {
-			b = append(b, 0)
-		}
-	}
-	for i, v := range m.Results {
-		b = append(b, tagResponseResults)
-		b = protowire.AppendVarint(b, uint64(sizes[i]))
-		b = appendVector(b, v)
-	}
-	return b
-}
-
-func appendVector(b []byte, v *featuredv1.FeatureVector) []byte {
-	for _, x := range v.Values {
-		b = appendWireValue(b, x)
-	}
-	if len(v.Statuses) > 0 {
-		b = append(b, tagVectorStatuses)
-		b = protowire.AppendVarint(b, uint64(statusesSize(v.Statuses)))
-		for _, st := range v.Statuses {
-			if uint32(st) < 0x80 {
-				b = append(b, byte(st))
-			} else {
-				b = protowire.AppendVarint(b, uint64(int64(st)))
-			}
-		}
-	}
-	for _, ts := range v.EventTimestamps {
-		b = append(b, tagVectorTimestamps, byte(timestampSize(ts)))
-		if ts.Seconds != 0 {
-			b = append(b, tagTimestampSeconds)
-			b = protowire.AppendVarint(b, uint64(ts.Seconds))
-		}
-		if ts.Nanos != 0 {
-			b = append(b, tagTimestampNanos)
-			b = protowire.AppendVarint(b, uint64(int64(ts.Nanos)))
-		}
-	}
-	return b
 }
 
 // appendWireValue appends v as field 1 (FeatureVector.values, ValueList.val):

@@ -211,6 +211,11 @@ func TestCodecMutatedResponse(t *testing.T) {
 		"value changed": func(r *featuredv1.GetOnlineFeaturesResponse) {
 			r.Results[2].Values[1].Kind = &featuredv1.Value_StringVal{StringVal: strings.Repeat("x", 300)}
 		},
+		"long string": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			// Longer than the writer's guess of the vector's size by far:
+			// its length takes more bytes than the writer saved for it.
+			r.Results[2].Values[2].Kind = &featuredv1.Value_StringVal{StringVal: strings.Repeat("y", 40_000)}
+		},
 		"invalid utf-8": func(r *featuredv1.GetOnlineFeaturesResponse) {
 			r.Results[2].Values[1].Kind = &featuredv1.Value_StringVal{StringVal: "\xff"}
 		},
