@@ -9,6 +9,7 @@ const (
 	prefixState  = 's'
 	prefixOffset = 'o'
 	prefixMeta   = 'm'
+	prefixMarker = 'b' // batch markers of pushes with a batch ID (dedupe.go)
 )
 
 // stateKeyLen is the length of a state key before the entity bytes.

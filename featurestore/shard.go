@@ -41,6 +41,9 @@ type request struct {
 	layout *aggregate.Layout
 	build  RebuildFunc
 	ctx    context.Context
+	// mark, when set on a reqWrite, makes the writes one part of a push
+	// with a batch ID (dedupe.go).
+	mark *batchMark
 }
 
 type topicPartition struct {
@@ -86,6 +89,10 @@ type shard struct {
 	keyBuf     []byte
 	valBuf     []byte
 	folded     []ViewKey // scratch for EventLog.Append
+	// pendingMarks are the batch markers in s.batch, by batch ID; cleared
+	// by every commit, whatever its outcome (dedupe.go).
+	pendingMarks  map[string]marker
+	markersGCHour uint32 // markers of buckets before it are deleted
 
 	mu struct {
 		sync.Mutex
@@ -212,6 +219,9 @@ func (s *shard) drain() {
 func (s *shard) handle(r *request) {
 	switch r.kind {
 	case reqWrite:
+		if r.mark != nil && !s.admitMarked(r) {
+			return
+		}
 		s.applyWrites(r.writes)
 		for _, m := range r.marks {
 			tp := topicPartition{m.Topic, m.Partition}
@@ -388,6 +398,7 @@ func (s *shard) commit() {
 		l.Committed(s.id, visibleMillis, err)
 	}
 	s.batch.Reset()
+	clear(s.pendingMarks)
 	applied := s.pending
 	s.pending = 0
 	s.dirty = s.dirty[:0]
