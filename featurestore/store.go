@@ -28,6 +28,12 @@ type Store struct {
 	cache  interface{ Unref() }
 	shards []*shard
 	gc     *gcRunner
+	// journal holds atomic pushes until every shard committed them
+	// (journal.go).
+	journal *journal
+	// testPart, in tests, lets applyParts send shard i its part only if it
+	// returns true: the others are lost as in a crash.
+	testPart func(shard int) bool
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -95,6 +101,28 @@ func Open(dir string, opts Options) (*Store, error) {
 	for _, sh := range s.shards {
 		go sh.run()
 	}
+	var j *journal
+	err = checkJournalDir(dir)
+	if err == nil {
+		j, err = openJournal(dir, &s.opts, cache)
+	}
+	if err == nil {
+		s.journal = j
+		err = s.replayJournal()
+	}
+	if err != nil {
+		for _, sh := range s.shards {
+			close(sh.stopc)
+			<-sh.donec
+		}
+		s.closeShards()
+		if j != nil {
+			j.db.Close()
+		}
+		cache.Unref()
+		return nil, err
+	}
+	s.startRetrier()
 	s.gc = startGC(s)
 	return s, nil
 }
@@ -132,6 +160,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.gc.stop()
+		s.journal.stop()
 		for _, sh := range s.shards {
 			close(sh.stopc)
 		}
@@ -141,6 +170,9 @@ func (s *Store) Close() error {
 			if err := sh.db.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("featurestore: close shard %d: %w", sh.id, err))
 			}
+		}
+		if err := s.journal.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("featurestore: close push journal: %w", err))
 		}
 		s.cache.Unref()
 		s.closeErr = errors.Join(errs...)
