@@ -95,18 +95,21 @@ func CheckBatchID(id string) error {
 // durable outcome, not snapshot isolation. Without ID and Atomic,
 // WriteBatch is Write.
 func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
+	if b.ID != "" {
+		if err := CheckBatchID(b.ID); err != nil {
+			return BatchResult{}, err
+		}
+	}
+	if len(b.Writes) == 0 {
+		return BatchResult{ID: b.ID}, nil
+	}
 	if b.ID == "" && !b.Atomic {
 		return BatchResult{Accepted: len(b.Writes)}, s.Write(ctx, b.Writes)
 	}
 	if b.ID == "" {
 		b.ID = newBatchID()
-	} else if err := CheckBatchID(b.ID); err != nil {
-		return BatchResult{}, err
 	}
 	res := BatchResult{ID: b.ID, Accepted: len(b.Writes)}
-	if len(b.Writes) == 0 {
-		return res, nil
-	}
 	now := s.opts.Now().UnixMilli()
 	if !b.Atomic {
 		dup, err := s.applyParts(ctx, b.ID, b.Writes, len(b.Writes), now-s.opts.DedupeWindow.Milliseconds(), nil)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/registry"
@@ -65,6 +66,10 @@ var errorTable = []struct {
 	{offline.ErrBadInput, http.StatusBadRequest, codes.InvalidArgument},
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
+	{ingest.ErrBadBatchID, http.StatusBadRequest, codes.InvalidArgument},
+	// Before the context rows: a push journaled when its context ended is
+	// applied all the same, and the client must hear so.
+	{featurestore.ErrJournaled, http.StatusServiceUnavailable, codes.Unavailable},
 	{ingest.ErrUnknownSource, http.StatusNotFound, codes.NotFound},
 	{ingest.ErrNotPushSource, http.StatusBadRequest, codes.FailedPrecondition},
 	{ingest.ErrBatchTooLarge, http.StatusRequestEntityTooLarge, codes.InvalidArgument},
