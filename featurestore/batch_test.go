@@ -343,6 +343,21 @@ func TestJournalEntryRoundTrip(t *testing.T) {
 	}
 }
 
+// TestWriteBatchAfterClose: a push racing Close fails with ErrClosed
+// instead of writing to a closed journal.
+func TestWriteBatchAfterClose(t *testing.T) {
+	f := newBatchFixture(t)
+	s := openStore(t, t.TempDir(), Options{Shards: 2, Now: newClock(f.now).Now, GCInterval: -1})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, atomic := range []bool{false, true} {
+		if _, err := s.WriteBatch(context.Background(), Batch{ID: "late", Atomic: atomic, Writes: f.ws}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("atomic %v: %v, want ErrClosed", atomic, err)
+		}
+	}
+}
+
 func TestCheckBatchID(t *testing.T) {
 	f := func(id string, ok bool) {
 		t.Helper()

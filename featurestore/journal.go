@@ -40,6 +40,13 @@ type journal struct {
 	db   *pebble.DB
 	kick chan struct{} // wakes the retrier; capacity 1, sends never block
 
+	// dbMu guards db against Close: Set and Delete hold it shared (so that
+	// concurrent pushes still share the journal's fsync), close holds it
+	// exclusively. A push racing Close gets ErrClosed, not a Pebble panic.
+	// Lock order: mu before dbMu (finish).
+	dbMu     sync.RWMutex
+	dbClosed bool
+
 	stopRetrier context.CancelFunc
 	donec       chan struct{} // closed when the retrier returns
 
@@ -131,7 +138,7 @@ func (j *journal) begin(ctx context.Context, id string, ws []Write, nowMillis in
 
 	val, err := appendEntry(nil, e)
 	if err == nil {
-		err = j.db.Set([]byte(id), val, pebble.Sync)
+		err = j.write(func(db *pebble.DB) error { return db.Set([]byte(id), val, pebble.Sync) })
 	}
 	if err != nil {
 		e.err = fmt.Errorf("featurestore: journal push %q: %w", id, err)
@@ -155,9 +162,30 @@ func (j *journal) finish(e *journalEntry, logger interface{ Error(string, ...any
 		return
 	}
 	delete(j.mu.pending, e.id)
-	if err := j.db.Delete([]byte(e.id), pebble.NoSync); err != nil {
+	if err := j.write(func(db *pebble.DB) error { return db.Delete([]byte(e.id), pebble.NoSync) }); err != nil {
 		logger.Error("delete applied push from journal; it is replayed as a duplicate on the next open", "batch_id", e.id, "err", err)
 	}
+}
+
+// write runs fn on the journal's database unless it is closed.
+func (j *journal) write(fn func(*pebble.DB) error) error {
+	j.dbMu.RLock()
+	defer j.dbMu.RUnlock()
+	if j.dbClosed {
+		return ErrClosed
+	}
+	return fn(j.db)
+}
+
+// close closes the journal's database once no write is under way.
+func (j *journal) close() error {
+	j.dbMu.Lock()
+	defer j.dbMu.Unlock()
+	if j.dbClosed {
+		return nil
+	}
+	j.dbClosed = true
+	return j.db.Close()
 }
 
 // retryLater hands e to the retrier.

@@ -117,7 +117,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		s.closeShards()
 		if j != nil {
-			j.db.Close()
+			j.close()
 		}
 		cache.Unref()
 		return nil, err
@@ -171,7 +171,7 @@ func (s *Store) Close() error {
 				errs = append(errs, fmt.Errorf("featurestore: close shard %d: %w", sh.id, err))
 			}
 		}
-		if err := s.journal.db.Close(); err != nil {
+		if err := s.journal.close(); err != nil {
 			errs = append(errs, fmt.Errorf("featurestore: close push journal: %w", err))
 		}
 		s.cache.Unref()
@@ -260,17 +260,26 @@ func (s *Store) send(ctx context.Context, reqs []*request) error {
 		}
 	}
 	var errs []error
-	for _, r := range reqs {
+	for i, r := range reqs {
 		if r == nil || r.done == nil {
 			continue
 		}
+		var err error
 		select {
-		case err := <-r.done:
-			if err != nil {
-				errs = append(errs, err)
+		case err = <-r.done:
+		case <-s.shards[i].donec:
+			// The writer answers what it took before it stopped; a
+			// request queued after its last drain is never taken.
+			select {
+			case err = <-r.done:
+			default:
+				err = ErrClosed
 			}
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
