@@ -13,6 +13,7 @@ const (
 	// prefixDeadLetter the Kafka writes refused for them (damage.go).
 	prefixQuarantine = 'q'
 	prefixDeadLetter = 'd'
+	prefixMarker     = 'b' // batch markers of pushes with a batch ID (dedupe.go)
 )
 
 // stateKeyLen is the length of a state key before the entity bytes.

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/featured-dev/featured/aggregate"
 )
 
 // Options configures a Store. The zero value is usable.
@@ -50,6 +52,16 @@ type Options struct {
 	// commits its position with each shard's batch (see EventLog). Nil: no
 	// log.
 	EventLog EventLog
+	// DedupeWindow is how long a shard keeps the marker of a push with a
+	// batch ID, and so how long a retry of the push is recognised and
+	// skipped (WriteBatch). Markers are reclaimed by the hour, so one lives
+	// up to an hour longer. The default value is 24h.
+	DedupeWindow time.Duration
+	// Layouts resolves the view versions of journaled pushes when Open
+	// applies what a previous process left in the push journal: nil for a
+	// view version that no longer exists (its part is dropped). Open fails
+	// if the journal holds pushes and Layouts is nil.
+	Layouts func(ViewKey) *aggregate.Layout
 	// ReadSampler, when set, is told about one Read in ReadSampleEvery
 	// (the answers verify-skew recomputes offline), under ReadSampler's
 	// contract. Nil: no sampling.
@@ -97,6 +109,9 @@ func (o *Options) EnsureDefaults() {
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute
 	}
+	if o.DedupeWindow == 0 {
+		o.DedupeWindow = 24 * time.Hour
+	}
 	if o.ReadSampleEvery == 0 {
 		o.ReadSampleEvery = 100
 	}
@@ -134,6 +149,9 @@ func (o *Options) Validate() error {
 	}
 	if o.PruneSlack < 0 {
 		errs = append(errs, fmt.Errorf("featurestore: prune slack: %s is negative", o.PruneSlack))
+	}
+	if o.DedupeWindow < 0 {
+		errs = append(errs, fmt.Errorf("featurestore: dedupe window: %s is negative", o.DedupeWindow))
 	}
 	return errors.Join(errs...)
 }

@@ -50,6 +50,9 @@ type request struct {
 	layout *aggregate.Layout
 	build  RebuildFunc
 	ctx    context.Context
+	// mark, when set on a reqWrite, makes the writes one part of a push
+	// with a batch ID (dedupe.go).
+	mark *batchMark
 }
 
 type topicPartition struct {
@@ -104,6 +107,10 @@ type shard struct {
 	quarantined map[string]struct{}
 	deadSeq     uint64 // next dead letter's key
 	deadPending bool   // dead letters recorded since the last commit
+	// pendingMarks are the batch markers in s.batch, by batch ID; cleared
+	// by every commit, whatever its outcome (dedupe.go).
+	pendingMarks  map[string]marker
+	markersGCHour uint32 // markers of buckets before it are deleted
 
 	mu struct {
 		sync.Mutex
@@ -265,6 +272,9 @@ func (s *shard) handle(r *request) {
 			s.mu.Lock()
 			s.mu.stats.WritesFenced += uint64(len(r.writes))
 			s.mu.Unlock()
+			return
+		}
+		if r.mark != nil && !s.admitMarked(r) {
 			return
 		}
 		s.applyWrites(r)
@@ -473,6 +483,7 @@ func (s *shard) commit() {
 		l.Committed(s.id, visibleMillis, err)
 	}
 	s.batch.Reset()
+	clear(s.pendingMarks)
 	applied := s.pending
 	s.pending = 0
 	s.dirty = s.dirty[:0]

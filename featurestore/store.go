@@ -29,6 +29,12 @@ type Store struct {
 	shards []*shard
 	gc     *gcRunner
 	fences fences
+	// journal holds atomic pushes until every shard committed them
+	// (journal.go).
+	journal *journal
+	// testPart, in tests, lets applyParts send shard i its part only if it
+	// returns true: the others are lost as in a crash.
+	testPart func(shard int) bool
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -102,6 +108,28 @@ func Open(dir string, opts Options) (*Store, error) {
 	for _, sh := range s.shards {
 		go sh.run()
 	}
+	var j *journal
+	err = checkJournalDir(dir)
+	if err == nil {
+		j, err = openJournal(dir, &s.opts, cache)
+	}
+	if err == nil {
+		s.journal = j
+		err = s.replayJournal()
+	}
+	if err != nil {
+		for _, sh := range s.shards {
+			close(sh.stopc)
+			<-sh.donec
+		}
+		s.closeShards()
+		if j != nil {
+			j.close()
+		}
+		cache.Unref()
+		return nil, err
+	}
+	s.startRetrier()
 	s.gc = startGC(s)
 	return s, nil
 }
@@ -139,6 +167,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.gc.stop()
+		s.journal.stop()
 		for _, sh := range s.shards {
 			close(sh.stopc)
 		}
@@ -148,6 +177,9 @@ func (s *Store) Close() error {
 			if err := sh.db.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("featurestore: close shard %d: %w", sh.id, err))
 			}
+		}
+		if err := s.journal.close(); err != nil {
+			errs = append(errs, fmt.Errorf("featurestore: close push journal: %w", err))
 		}
 		s.cache.Unref()
 		s.closeErr = errors.Join(errs...)
@@ -293,17 +325,26 @@ func (s *Store) send(ctx context.Context, reqs []*request) error {
 		}
 	}
 	var errs []error
-	for _, r := range reqs {
+	for i, r := range reqs {
 		if r == nil || r.done == nil {
 			continue
 		}
+		var err error
 		select {
-		case err := <-r.done:
-			if err != nil {
-				errs = append(errs, err)
+		case err = <-r.done:
+		case <-s.shards[i].donec:
+			// The writer answers what it took before it stopped; a
+			// request queued after its last drain is never taken.
+			select {
+			case err = <-r.done:
+			default:
+				err = ErrClosed
 			}
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -77,6 +77,10 @@ var errorTable = []struct {
 	{featurestore.ErrCorrupt, http.StatusInternalServerError, codes.DataLoss},
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
+	{ingest.ErrBadBatchID, http.StatusBadRequest, codes.InvalidArgument},
+	// Before the context rows: a push journaled when its context ended is
+	// applied all the same, and the client must hear so.
+	{featurestore.ErrJournaled, http.StatusServiceUnavailable, codes.Unavailable},
 	{ingest.ErrUnknownSource, http.StatusNotFound, codes.NotFound},
 	{ingest.ErrNotPushSource, http.StatusBadRequest, codes.FailedPrecondition},
 	{ingest.ErrBatchTooLarge, http.StatusRequestEntityTooLarge, codes.InvalidArgument},

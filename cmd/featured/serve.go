@@ -44,6 +44,7 @@ type serveConfig struct {
 	minFreeDisk     bytesize.Size
 	commitInterval  time.Duration
 	gcInterval      time.Duration
+	dedupeWindow    time.Duration
 	maxFutureSkew   time.Duration
 	maxEntities     int
 	maxBodyBytes    int64
@@ -90,6 +91,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.Var(&c.minFreeDisk, "min-free-disk", "free space under --data-dir below which pushes, applies and Kafka ingest pause (a size); 0: 5% of the volume, at most 1GiB")
 	fs.DurationVar(&c.commitInterval, "commit-interval", 10*time.Millisecond, "longest a Kafka event waits for its shard's commit")
 	fs.DurationVar(&c.gcInterval, "gc-interval", time.Minute, "pause between TTL scans of the store")
+	fs.DurationVar(&c.dedupeWindow, "push-dedupe-window", 24*time.Hour, "how long a push's batch_id is remembered, so that a retry of it is applied once")
 	fs.DurationVar(&c.maxFutureSkew, "max-future-skew", 15*time.Minute, "how far past the clock an event time may be")
 	fs.IntVar(&c.maxEntities, "max-entities", serving.DefaultMaxEntities, "most entities in one lookup")
 	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", serving.DefaultMaxBodyBytes, "largest HTTP request body")
@@ -202,8 +204,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		CachedStateBytes: int64(c.writerCache),
 		CommitInterval:   c.commitInterval,
 		GCInterval:       c.gcInterval,
+		DedupeWindow:     c.dedupeWindow,
 		PruneSlack:       max(time.Hour, c.maxFutureSkew),
 		Views:            views.lookup,
+		Layouts:          layoutsOf(reg),
 		Logger:           log,
 		CommitFailed:     func(_ int, err error) { disk.Observe(err) },
 	})
@@ -381,6 +385,19 @@ func applyAtStartup(reg *registry.Registry, path string, log *slog.Logger) error
 	}
 	log.Info("applied definitions", "file", path, "plan", plan.String())
 	return nil
+}
+
+// layoutsOf resolves the view versions of pushes the store's journal
+// replays at open, from the registry as it is then.
+func layoutsOf(reg *registry.Registry) func(featurestore.ViewKey) *aggregate.Layout {
+	return func(vk featurestore.ViewKey) *aggregate.Layout {
+		for _, v := range reg.Snapshot().Views() {
+			if v.ID == vk.ID && uint32(v.Version) == vk.Version {
+				return v.Layout
+			}
+		}
+		return nil
+	}
 }
 
 // liveViews answers the store's TTL scan: is a view version live, and its
