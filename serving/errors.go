@@ -15,6 +15,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/diskguard"
+	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
 )
@@ -75,6 +76,11 @@ var errorTable = []struct {
 	// shard): DataLoss says what happened; the shard fails readiness too
 	// (the "store" check), so the load balancer moves traffic elsewhere.
 	{featurestore.ErrCorrupt, http.StatusInternalServerError, codes.DataLoss},
+	// An export or backfill that needs offline log data that is damaged
+	// (the error names the file and the way out; /v1/status
+	// offline_log[i].damaged lists quarantined WAL files).
+	{eventlog.ErrDamaged, http.StatusInternalServerError, codes.DataLoss},
+	{eventlog.ErrCorrupt, http.StatusInternalServerError, codes.DataLoss},
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
 	{ingest.ErrUnknownSource, http.StatusNotFound, codes.NotFound},
