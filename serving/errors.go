@@ -15,6 +15,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/diskguard"
+	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
@@ -69,7 +70,9 @@ var errorTable = []struct {
 	{errMethod, http.StatusMethodNotAllowed, codes.Unimplemented},
 
 	// Before the registry rows: an export naming an unknown feature is bad
-	// input (400), as a lookup naming one is.
+	// input (400), as a lookup naming one is; a spine over the size limit
+	// is a body too large (413), as a lookup's is.
+	{offline.ErrSpineTooLarge, http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	{export.ErrBadInput, http.StatusBadRequest, codes.InvalidArgument},
 
 	// A lookup whose entity's data is damaged on disk (the error names the
