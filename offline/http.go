@@ -114,28 +114,26 @@ func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 				return badInput("spine format: send Content-Type application/vnd.apache.parquet or text/csv, or ?format=parquet|csv")
 			}
 		}
-		f, err := os.CreateTemp(opts.TempDir, "featured-spine-*")
-		if err != nil {
-			return fmt.Errorf("offline: spine file: %w", err)
+		if r.ContentLength > opts.MaxSpineBytes {
+			return spineTooLarge(opts.MaxSpineBytes)
 		}
-		defer os.Remove(f.Name())
-		n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, opts.MaxSpineBytes))
-		f.Close()
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return badInput("spine over %d bytes", opts.MaxSpineBytes)
-			}
-			return badInput("read spine: %v", err)
-		}
-		if n == 0 {
-			return badInput("empty spine")
-		}
+		body := http.MaxBytesReader(w, r.Body, opts.MaxSpineBytes)
 		sink := &httpSink{w: w}
-		st, err := x.Export(r.Context(), f.Name(), format, req, sink)
+		var st export.Stats
+		var err error
+		if format == "csv" && r.ContentLength > 0 {
+			// Read as it arrives: the export keeps the rows it needs
+			// (spilling ones copy the spine for their second pass).
+			st, err = x.ExportCSV(r.Context(), body, r.ContentLength, req, sink)
+		} else {
+			// A Parquet spine is read from its footer, at the end: it
+			// needs a file (so does a CSV body of unknown length, to
+			// size the export's buckets).
+			st, err = exportFromFile(r, x, body, format, req, sink, opts)
+		}
 		if err != nil {
 			if !sink.begun {
-				return err
+				return spineReadErr(err, opts.MaxSpineBytes)
 			}
 			panic(http.ErrAbortHandler) // cut the stream: no end-of-stream marker
 		}
@@ -146,6 +144,50 @@ func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 		w.Header().Set(StatsTrailer, string(stats))
 		return nil
 	}
+}
+
+// exportFromFile copies the spine into a file under opts.TempDir, removed
+// after the export.
+func exportFromFile(r *http.Request, x *export.Exporter, body io.Reader, format string, req export.Request, sink export.Sink, opts HandlerOptions) (export.Stats, error) {
+	f, err := os.CreateTemp(opts.TempDir, "featured-spine-*")
+	if err != nil {
+		return export.Stats{}, fmt.Errorf("offline: spine file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	n, err := io.Copy(f, body)
+	f.Close()
+	if err != nil {
+		return export.Stats{}, fmt.Errorf("offline: read spine: %w", err)
+	}
+	if n == 0 {
+		return export.Stats{}, badInput("empty spine")
+	}
+	return x.Export(r.Context(), f.Name(), format, req, sink)
+}
+
+// ErrSpineTooLarge is an export spine over HandlerOptions.MaxSpineBytes
+// (featured serve answers 413); it matches export.ErrBadInput too.
+var ErrSpineTooLarge = fmt.Errorf("%w: spine too large", export.ErrBadInput)
+
+func spineTooLarge(limit int64) error {
+	return fmt.Errorf("%w: over %d bytes (the server's spine size limit)", ErrSpineTooLarge, limit)
+}
+
+// spineReadErr tells a body over the size limit from other errors. A body
+// that came too slowly keeps its read error (os.ErrDeadlineExceeded), which
+// the router maps (featured serve: 408); any other read error is the
+// client's (400).
+func spineReadErr(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return spineTooLarge(limit)
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, export.ErrBadInput):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badInput("read spine: %v", err)
+	}
+	return err
 }
 
 type httpSink struct {

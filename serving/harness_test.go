@@ -155,6 +155,9 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 			VerifySkew: offline.VerifySkewHandler(x, nil, offline.HandlerOptions{TempDir: dir}),
 		}
 	}
+	if withLog && opts.OfflineLog == nil {
+		opts.OfflineLog = olog
+	}
 	iopts := ingest.Options{Now: clock, Logger: discard()}
 	if opts.Disk != nil {
 		iopts.Writable = opts.Disk.Check // as featured serve wires it

@@ -94,7 +94,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 	offline := func(path string, c Class, h func(http.ResponseWriter, *http.Request) error) {
 		if h != nil {
-			r.With(s.Limit(c)).Post(path, s.handleErr(h))
+			r.With(s.Limit(c)).Post(path, s.handleErr(spineDeadline(h)))
 		}
 	}
 	offline("/v1/export", ClassExport, s.opts.Offline.Export)
@@ -405,4 +405,17 @@ func parseVersion(s string) (int, error) {
 		return 0, &RequestError{Problems: []Problem{{Field: "version", Value: s, Reason: "not a version number (1, 2, ...)"}}}
 	}
 	return v, nil
+}
+
+// spineDeadline names the error of an offline handler whose request body
+// (a spine) did not arrive before --spine-body-timeout: the handler sees
+// only the read's os.ErrDeadlineExceeded.
+func spineDeadline(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		err := h(w, r)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%w: the spine did not arrive before the body deadline (--spine-body-timeout): %w", ErrBodyTimeout, err)
+		}
+		return err
+	}
 }

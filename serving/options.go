@@ -89,6 +89,10 @@ type Options struct {
 	// Kafka, when set, adds the Kafka consumers to GET /v1/status. Nil
 	// means push ingest only.
 	Kafka KafkaStatus
+	// OfflineLog, when set, adds the offline log's WAL counters and
+	// quarantined files to GET /v1/status ("offline_log"). featured serve
+	// sets it to its *eventlog.Log.
+	OfflineLog OfflineLogStatus
 	// Pprof mounts net/http/pprof under /debug/pprof/ on the router, behind
 	// the same middleware (featured serve --pprof-on-http). The default is
 	// off: profiles expose internals.

@@ -257,6 +257,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	sopts.Pprof = c.pprofOnHTTP
 	sopts.Disk = disk
+	sopts.OfflineLog = olog
 	if kafkaIngest != nil {
 		sopts.Kafka = kafkaIngest
 		sopts.ReadyChecks = append(sopts.ReadyChecks, serving.Check{Name: "kafka", Check: kafkaIngest.Ready})

@@ -32,7 +32,7 @@ var allowed = map[string][]string{
 	"offline/export":         {"aggregate", "featurestore", "registry", "internal/keyenc", "offline/eventlog", "offline/internal/codec"},
 	"offline/skew":           {"aggregate", "featurestore", "registry", "offline/eventlog", "offline/export", "offline/internal/codec"},
 	"offline":                {"aggregate", "featurestore", "registry", "internal/bytesize", "offline/eventlog", "offline/export", "offline/skew"},
-	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "api/featured/v1"},
+	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "api/featured/v1"},
 	"cmd/featured":           {"*"},
 	"loadtest":               {"*"},
 	"internal/kafkatest":     {},

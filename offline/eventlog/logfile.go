@@ -218,7 +218,15 @@ func (l *Log) convert() {
 			if failed[j.shard] {
 				continue // keep log order: later segments wait for the next Open too
 			}
-			if err := l.convertSegment(j.shard, j.seg); err != nil {
+			err := l.convertSegment(j.shard, j.seg)
+			if errors.Is(err, ErrCorrupt) {
+				qerr := l.quarantineSealed(j.shard, j.seg, err)
+				if qerr == nil {
+					continue
+				}
+				err = errors.Join(err, qerr)
+			}
+			if err != nil {
 				failed[j.shard] = true
 				l.opts.Logger.Error("offline: convert WAL segment to Parquet; it stays in the WAL and is retried on the next open",
 					"shard", j.shard, "segment", j.seg, "err", err)
@@ -253,7 +261,7 @@ func (l *Log) convertSegment(shard int, seg uint64) error {
 		}
 	}()
 	props := writerProps(l.opts.RowGroupRows)
-	err := readFrames(walPath, -1, func(fr *walFrame) error {
+	_, err := readFrames(walPath, -1, false, func(fr *walFrame) error {
 		return fr.rows(shard, func(r *Row) error {
 			day := time.UnixMilli(r.ingestMillis).UTC().Format(time.DateOnly)
 			key := strconv.FormatUint(r.schema.fp, 16) + "/" + day

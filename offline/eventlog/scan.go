@@ -39,6 +39,16 @@ func (l *Log) Scan(ctx context.Context, sources map[string]bool, fn func(r *Row)
 func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn func([]File) error, fn func(r *Row) error) error {
 	l.files.RLock()
 	defer l.files.RUnlock()
+	l.mu.Lock()
+	shards := make([]*shardLog, 0, len(l.shards))
+	for _, sl := range l.shards {
+		shards = append(shards, sl)
+	}
+	l.mu.Unlock()
+	sort.Slice(shards, func(i, j int) bool { return shards[i].id < shards[j].id })
+	if err := damageErr(shards); err != nil {
+		return err
+	}
 	srcs, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
@@ -57,13 +67,6 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 	if err := filesFn(all); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	shards := make([]*shardLog, 0, len(l.shards))
-	for _, sl := range l.shards {
-		shards = append(shards, sl)
-	}
-	l.mu.Unlock()
-	sort.Slice(shards, func(i, j int) bool { return shards[i].id < shards[j].id })
 	for _, sl := range shards {
 		sl.mu.Lock()
 		cseg, coff := sl.mu.seg, sl.mu.off
@@ -80,7 +83,7 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 			if seg == cseg {
 				limit = coff
 			}
-			err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+			_, err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, false, func(fr *walFrame) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -106,6 +109,10 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r *Row) error) error {
 	l.files.RLock()
 	defer l.files.RUnlock()
+	sl := l.shard(shard)
+	if err := damageErr([]*shardLog{sl}); err != nil {
+		return err
+	}
 	files, err := ListFiles(l.dir, source)
 	if err != nil {
 		return err
@@ -118,7 +125,6 @@ func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r
 			return err
 		}
 	}
-	sl := l.shard(shard)
 	sl.mu.Lock()
 	cseg, coff := sl.mu.seg, sl.mu.off
 	sl.mu.Unlock()
@@ -134,7 +140,7 @@ func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r
 		if seg == cseg {
 			limit = coff
 		}
-		err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+		_, err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, false, func(fr *walFrame) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
