@@ -97,6 +97,14 @@ type Log struct {
 	files sync.RWMutex
 
 	jobs      chan convJob
+	// held counts, by shard, the HoldConversion calls not yet released;
+	// the converter defers those shards' segments. wake tells it of a
+	// release.
+	held struct {
+		sync.Mutex
+		n map[int]int
+	}
+	wake chan struct{}
 	stopc     chan struct{}
 	donec     chan struct{}
 	closeOnce sync.Once
@@ -173,7 +181,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		jobs:   make(chan convJob, 1024),
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
+		wake:   make(chan struct{}, 1),
 	}
+	l.held.n = map[int]int{}
 	go l.convert()
 	return l, nil
 }
@@ -584,12 +594,22 @@ type walFrame struct {
 // limit bytes (-1: the whole file). A torn frame at the end (a crash while
 // writing it) ends the segment; a bad checksum before limit is corruption.
 func readFrames(path string, limit int64, fn func(*walFrame) error) error {
+	return readFramesFrom(path, 0, limit, fn)
+}
+
+// readFramesFrom is readFrames starting at offset from, a frame boundary.
+func readFramesFrom(path string, from, limit int64, fn func(*walFrame) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
 	defer f.Close()
-	var off int64
+	off := from
+	if from > 0 {
+		if _, err := f.Seek(from, io.SeekStart); err != nil {
+			return fmt.Errorf("offline: seek %s: %w", path, err)
+		}
+	}
 	head := make([]byte, frameHead)
 	var buf []byte
 	for limit < 0 || off < limit {
