@@ -96,7 +96,7 @@ type Log struct {
 	// from, and retention while it deletes days.
 	files sync.RWMutex
 
-	jobs      chan convJob
+	jobs chan convJob
 	// held counts, by shard, the HoldConversion calls not yet released;
 	// the converter defers those shards' segments. wake tells it of a
 	// release.
@@ -104,7 +104,7 @@ type Log struct {
 		sync.Mutex
 		n map[int]int
 	}
-	wake chan struct{}
+	wake      chan struct{}
 	stopc     chan struct{}
 	donec     chan struct{}
 	closeOnce sync.Once
