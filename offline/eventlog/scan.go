@@ -126,6 +126,10 @@ func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r
 // cursor to after this one. It may run concurrently with the shard's
 // writer (rows committed meanwhile are left for the next call).
 func (l *Log) ScanShardFrom(ctx context.Context, shard int, source string, from ShardCursor, fn func(r *Row) error) (ShardCursor, error) {
+	sl := l.shard(shard)
+	sl.mu.Lock()
+	to := ShardCursor{seg: sl.mu.seg, off: sl.mu.off, valid: true}
+	sl.mu.Unlock()
 	if !from.valid {
 		l.files.RLock()
 		defer l.files.RUnlock()
@@ -142,10 +146,6 @@ func (l *Log) ScanShardFrom(ctx context.Context, shard int, source string, from 
 			}
 		}
 	}
-	sl := l.shard(shard)
-	sl.mu.Lock()
-	to := ShardCursor{seg: sl.mu.seg, off: sl.mu.off, valid: true}
-	sl.mu.Unlock()
 	segs, err := listSegments(sl.dir)
 	if err != nil {
 		return from, fmt.Errorf("offline: %w", err)
