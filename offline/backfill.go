@@ -101,8 +101,10 @@ type backfillSource struct {
 	fm      *fieldMapper
 	scanned func(shard int)
 
-	// Of the shard being rebuilt.
-	hold   func() // releases its conversion
+	// Of the shard being rebuilt. hold releases its conversion; it is
+	// idempotent and only read once set, so Tail on the writer and
+	// Backfill's return (a cancelled wait) may both call it.
+	hold   func()
 	cursor eventlog.ShardCursor
 	maxLSN int64
 }
@@ -112,7 +114,6 @@ var _ featurestore.RebuildSource = (*backfillSource)(nil)
 func (b *backfillSource) release() {
 	if b.hold != nil {
 		b.hold()
-		b.hold = nil
 	}
 }
 
