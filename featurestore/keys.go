@@ -78,3 +78,36 @@ func ShardOf(entity []byte, n int) int {
 	}
 	return int(h % uint64(n))
 }
+
+// prefixStaging holds a rebuild's states until its swap (rebuild.go): the
+// same layout as state keys, under another prefix.
+const prefixStaging = 'r'
+
+func appendStagingKey(dst []byte, vk ViewKey, entity []byte) []byte {
+	n := len(dst)
+	dst = appendStateKey(dst, vk, entity)
+	dst[n] = prefixStaging
+	return dst
+}
+
+// stagingBounds returns the key range [start, end) of vk's staging keys.
+func stagingBounds(vk ViewKey) (start, end []byte) {
+	start, end = viewBounds(vk)
+	start[0] = prefixStaging
+	if end[0] == prefixState {
+		end[0] = prefixStaging
+	} else {
+		end[0] = prefixStaging + 1
+	}
+	return start, end
+}
+
+// swapKeyPrefix | view id | version records that a rebuild's staged states
+// replace the view's live states: the rebuild's commit point.
+var swapKeyPrefix = []byte{prefixMeta, 's', 'w', 'a', 'p'}
+
+func swapKey(vk ViewKey) []byte {
+	k := append([]byte(nil), swapKeyPrefix...)
+	k = binary.BigEndian.AppendUint32(k, vk.ID)
+	return binary.BigEndian.AppendUint32(k, vk.Version)
+}

@@ -47,9 +47,10 @@ type request struct {
 	view     ViewKey  // reqDrop
 	keys     [][]byte // reqGC: candidate state keys
 	// reqRebuild
-	layout *aggregate.Layout
-	build  RebuildFunc
-	ctx    context.Context
+	layout  *aggregate.Layout
+	builder *builder
+	src     RebuildSource
+	ctx     context.Context
 	// mark, when set on a reqWrite, makes the writes one part of a push
 	// with a batch ID (dedupe.go).
 	mark *batchMark
@@ -111,6 +112,10 @@ type shard struct {
 	// by every commit, whatever its outcome (dedupe.go).
 	pendingMarks  map[string]marker
 	markersGCHour uint32 // markers of buckets before it are deleted
+	// afterCommit, when set, runs once the next batch is committed and
+	// before the EventLog hears of it (Committed) and the waiters are
+	// answered: a rebuild's swap (rebuild.go).
+	afterCommit func()
 
 	mu struct {
 		sync.Mutex
@@ -176,6 +181,9 @@ func newShard(id int, db *pebble.DB, opts *Options, dmg *damage, deadc chan stru
 		return nil, err
 	}
 	if err := s.loadDeadLetterSeq(); err != nil {
+		return nil, err
+	}
+	if err := s.recoverRebuilds(); err != nil {
 		return nil, err
 	}
 	if l := opts.EventLog; l != nil {
@@ -297,16 +305,9 @@ func (s *shard) handle(r *request) {
 		s.commit()
 		return
 	case reqRebuild:
-		if err := s.rebuild(r); err != nil {
-			r.done <- err
-			return
-		}
-		// Commit now: a write handled before the commit would load the
-		// view's old state from Pebble (the new one is only in the batch)
-		// and write it back over the rebuilt one.
-		s.syncReq = true
-		s.waiters = append(s.waiters, r.done)
-		s.commit()
+		// rebuild commits the switch itself, before any later write is
+		// handled: a write handled first would fold into the old state.
+		r.done <- s.rebuild(r)
 		return
 	case reqGC:
 		// The candidates were chosen on a snapshot; decide again on current
@@ -423,13 +424,14 @@ func (s *shard) state(t Target, entity []byte) (*cachedState, error) {
 }
 
 // commit writes every dirty state and changed offset in one batch, then
-// answers the waiters. On failure the writer's cache and offsets are rolled
-// back to what Pebble holds, so nothing uncommitted is served or committed
-// later as if it had been applied.
-func (s *shard) commit() {
+// answers the waiters, and returns the batch's error. On failure the
+// writer's cache and offsets are rolled back to what Pebble holds, so
+// nothing uncommitted is served or committed later as if it had been
+// applied.
+func (s *shard) commit() error {
 	if s.pending == 0 && len(s.dirty) == 0 && len(s.changed) == 0 && s.batch.Empty() {
 		s.answer(nil)
-		return
+		return nil
 	}
 	// A failed Set fails the commit like a failed Commit: the batch would
 	// otherwise commit offsets past state it does not hold.
@@ -479,6 +481,13 @@ func (s *shard) commit() {
 	if err == nil {
 		visibleMillis, err = s.commitBatch(opts, l != nil)
 	}
+	if err == nil && s.afterCommit != nil {
+		s.afterCommit()
+		if l != nil {
+			// What afterCommit wrote became visible just now.
+			visibleMillis = s.opts.Now().UnixMilli()
+		}
+	}
 	if l != nil {
 		l.Committed(s.id, visibleMillis, err)
 	}
@@ -515,7 +524,7 @@ func (s *shard) commit() {
 		s.mu.Unlock()
 		s.fences.move(moved)
 		s.answer(err)
-		return
+		return err
 	}
 	s.mu.Lock()
 	for tp := range s.changed {
@@ -528,6 +537,7 @@ func (s *shard) commit() {
 	clear(s.changed)
 	s.evict()
 	s.answer(nil)
+	return nil
 }
 
 // commitBatch commits s.batch. With stamp, it returns the clock read just

@@ -47,6 +47,9 @@ type Store struct {
 	keyPool sync.Pool
 	// deadc wakes the consumer of DeadLetters (DeadLetterNotify).
 	deadc chan struct{}
+
+	rebuildMu  sync.Mutex
+	rebuilding map[ViewKey]bool // guarded by rebuildMu: the running Rebuilds
 }
 
 const shardsFile = "SHARDS"
@@ -65,7 +68,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
-	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{}), deadc: make(chan struct{}, 1)}
+	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{}), deadc: make(chan struct{}, 1), rebuilding: map[ViewKey]bool{}}
 	s.keyPool.New = func() any { b := make([]byte, 0, 64); return &b }
 	s.scratch.New = func() any { return new(aggregate.State) }
 	for i := 0; i < opts.Shards; i++ {

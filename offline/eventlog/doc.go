@@ -80,9 +80,12 @@
 // # Concurrency
 //
 // A Log's EventLog methods follow featurestore.EventLog's rules (one
-// shard's calls from its writer goroutine); so does MarkRebuild, and
-// ScanShard when a backfill calls it. Scan, ScanFiles, ScanShard, Events,
-// Markers and Bytes may run concurrently with ingestion and with each
-// other; scans read under a read lock that holds off the converter's
-// renames and deletes and the retention. Close the Log after the store.
+// shard's calls from its writer goroutine); so does MarkRebuild. Scan,
+// ScanFiles, ScanShard, ScanShardFrom, HoldConversion, Events, Markers and
+// Bytes may run concurrently with ingestion and with each other (a
+// backfill's tail calls ScanShardFrom on the paused writer: from a cursor
+// it reads only the WAL, under the shard's HoldConversion, and takes no
+// lock the converter holds); other scans read under a read lock that
+// holds off the converter's renames and deletes and the retention. Close
+// the Log after the store.
 package eventlog

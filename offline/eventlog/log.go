@@ -96,7 +96,15 @@ type Log struct {
 	// from, and retention while it deletes days.
 	files sync.RWMutex
 
-	jobs      chan convJob
+	jobs chan convJob
+	// held counts, by shard, the HoldConversion calls not yet released;
+	// the converter defers those shards' segments. wake tells it of a
+	// release.
+	held struct {
+		sync.Mutex
+		n map[int]int
+	}
+	wake      chan struct{}
 	stopc     chan struct{}
 	donec     chan struct{}
 	closeOnce sync.Once
@@ -178,7 +186,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		jobs:   make(chan convJob, 1024),
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
+		wake:   make(chan struct{}, 1),
 	}
+	l.held.n = map[int]int{}
 	go l.convert()
 	return l, nil
 }
@@ -612,12 +622,24 @@ type walFrame struct {
 // than its committed position: a power loss before unsynced commits reached
 // the disk) lets a torn or unreadable frame end the read quietly.
 func readFrames(path string, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
+	return readFramesFrom(path, 0, limit, tornOK, fn)
+}
+
+// readFramesFrom is readFrames starting at offset from, a frame boundary
+// (a position the log committed); limit and the offsets it returns stay
+// offsets in the file.
+func readFramesFrom(path string, from, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("offline: %w", err)
 	}
 	defer f.Close()
-	var off int64
+	off := from
+	if from > 0 {
+		if _, err := f.Seek(from, io.SeekStart); err != nil {
+			return 0, fmt.Errorf("offline: seek %s: %w", path, err)
+		}
+	}
 	head := make([]byte, frameHead)
 	var buf []byte
 	for limit < 0 || off < limit {
