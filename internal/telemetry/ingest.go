@@ -85,17 +85,18 @@ func (t *Telemetry) ObserveIngest(reg *registry.Registry, pusher *ingest.Pusher,
 		now := time.Now()
 		latest := map[string]int64{}
 		stats := pusher.Stats()
+		pushed := len(stats)
 		if kafka != nil {
 			stats = append(stats, kafka.Stats()...)
 		}
-		for _, s := range stats {
+		for i, s := range stats {
 			src := attribute.String("source", s.Source)
 			o.ObserveInt64(events, int64(s.Applied), metric.WithAttributes(src, attribute.String("result", "applied")))
 			o.ObserveInt64(events, int64(s.History), metric.WithAttributes(src, attribute.String("result", "history")))
 			for reason, n := range s.Rejected {
 				o.ObserveInt64(rejected, int64(n), metric.WithAttributes(src, attribute.String("reason", reason)))
 			}
-			if kafka != nil {
+			if i >= pushed {
 				o.ObserveInt64(dead, int64(s.DeadLetters), metric.WithAttributes(src))
 			}
 			latest[s.Source] = max(latest[s.Source], s.LatestEventMillis)
