@@ -85,7 +85,8 @@ func TestMetricsScrape(t *testing.T) {
 	if err := os.WriteFile(defsFile, []byte(defs), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, filepath.Join(dir, "data"), "--apply", defsFile, "--kafka-brokers", strings.Join(brokers, ","))
+	s := startServer(t, filepath.Join(dir, "data"), "--apply", defsFile, "--kafka-brokers", strings.Join(brokers, ","),
+		"--kafka-commit-group", "metrics-test-")
 	before := scrape(t, s.url)
 
 	now := time.Now().Add(-time.Minute).UnixMilli()
@@ -187,6 +188,29 @@ func TestMetricsScrape(t *testing.T) {
 		if _, ok := family(after, name); !ok {
 			t.Errorf("%s missing from /metrics", name)
 		}
+	}
+	// Lag tools see the applied offsets in the informational group:
+	// together the partitions hold the 11 messages produced.
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: "metrics-test-ktx",
+			Topics: map[string][]int{topic: {0, 1}}})
+		var total int64
+		if err == nil {
+			for _, p := range resp.Topics[topic] {
+				if p.CommittedOffset > 0 {
+					total += p.CommittedOffset
+				}
+			}
+		}
+		if total == int64(len(msgs)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group metrics-test-ktx: committed offsets sum to %d (%v), want %d", total, err, len(msgs))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	// No entity key is a label value.
 	for k := range after {

@@ -81,6 +81,7 @@ type serveConfig struct {
 	metricsAddr      string
 	otlpEndpoint     string
 	traceSampleRatio float64
+	kafkaGroupPrefix string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -130,6 +131,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on GET /metrics at this address; empty: on --http-addr")
 	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "also push metrics, and spans when --trace-sample-ratio > 0, to this OTLP gRPC collector (host:port, no TLS); empty: no OTLP")
 	fs.Float64Var(&c.traceSampleRatio, "trace-sample-ratio", 0, "fraction of traces started here that are recorded (a sampled caller's trace always is); needs --otlp-endpoint; 0: no tracing")
+	fs.StringVar(&c.kafkaGroupPrefix, "kafka-commit-group", "featured-", "commit each Kafka source's applied offsets to the consumer group <this><source>, for lag tools only (featured keeps its offsets in the store); empty: off")
 	return c
 }
 
@@ -255,7 +257,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var kafkaIngest *ingest.Kafka
 	if c.kafkaBrokers != "" {
-		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ",")})
+		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ","), GroupPrefix: c.kafkaGroupPrefix})
 		if err != nil {
 			return err
 		}
