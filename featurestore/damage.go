@@ -45,6 +45,7 @@ type damage struct {
 		reports      uint64 // Pebble DataCorruption events
 		corruptReads uint64 // Reads answered with ErrCorrupt
 		first        string // the first report, for Ready
+		writeStalls  uint64 // Pebble WriteStallBegin events (metrics only)
 	}
 }
 
@@ -94,17 +95,25 @@ func (d *damage) fill(st *ShardStats) {
 	st.CorruptionReports = d.mu.reports
 	st.CorruptReads = d.mu.corruptReads
 	st.Damaged = d.mu.first
+	st.WriteStalls = d.mu.writeStalls
 	d.mu.Unlock()
 }
 
 // eventListener routes Pebble's corruption reports to d instead of Pebble's
 // default, which calls Logger.Fatalf and so ends the process on the first
-// lookup that reads a bad block.
+// lookup that reads a bad block. It also counts write stalls, the shard's
+// one other event worth a metric; they live here because this is the
+// shard's only listener.
 func (d *damage) eventListener() *pebble.EventListener {
 	return &pebble.EventListener{
 		DataCorruption: d.corruption,
 		BackgroundError: func(err error) {
 			d.log.Error("pebble: background error", "err", err)
+		},
+		WriteStallBegin: func(pebble.WriteStallBeginInfo) {
+			d.mu.Lock()
+			d.mu.writeStalls++
+			d.mu.Unlock()
 		},
 	}
 }

@@ -75,6 +75,12 @@ type Options struct {
 	// that shard's writer goroutine; it must not block. featured serve
 	// hands ENOSPC to its disk guard this way. Nil: not called.
 	CommitFailed func(shard int, err error)
+	// Committed, when set, is told of every successful shard commit that
+	// wrote something: how many writes it applied and how long the batch
+	// took to build and commit. It is called from the shard's writer
+	// goroutine and must not block (featured serve records it in metrics).
+	// Nil: not called.
+	Committed func(shard, writes int, took time.Duration)
 	// Logger receives the store's and Pebble's logs. The default value is
 	// slog.Default().
 	Logger *slog.Logger

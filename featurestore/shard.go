@@ -154,6 +154,11 @@ type ShardStats struct {
 	CachedStates int    `json:"cached_states"`
 	// CachedStateBytes is the writer cache's memory (Options.CachedStateBytes).
 	CachedStateBytes int64 `json:"cached_state_bytes"`
+	// WriteStalls counts Pebble's write stalls (memtables or L0 full).
+	WriteStalls uint64 `json:"write_stalls"`
+	// QueueDepth is the number of requests waiting for the shard's writer
+	// when Stats was called.
+	QueueDepth int `json:"queue_depth"`
 }
 
 func newShard(id int, db *pebble.DB, opts *Options, dmg *damage, deadc chan struct{}, fs *fences) (*shard, error) {
@@ -435,6 +440,7 @@ func (s *shard) commit() error {
 	}
 	// A failed Set fails the commit like a failed Commit: the batch would
 	// otherwise commit offsets past state it does not hold.
+	start := time.Now()
 	var err error
 	horizon := s.opts.Now().Add(-s.opts.PruneSlack).UnixMilli()
 	for _, cs := range s.dirty {
@@ -533,6 +539,9 @@ func (s *shard) commit() error {
 	s.mu.stats.Commits++
 	s.mu.stats.WritesApplied += uint64(applied)
 	s.mu.Unlock()
+	if f := s.opts.Committed; f != nil {
+		f(s.id, applied, time.Since(start))
+	}
 	s.notifyDeadLetters()
 	clear(s.changed)
 	s.evict()

@@ -388,6 +388,7 @@ func (s *Store) Stats() []ShardStats {
 		sh.mu.Lock()
 		out[i] = sh.mu.stats
 		sh.mu.Unlock()
+		out[i].QueueDepth = len(sh.reqs)
 		sh.damage.fill(&out[i])
 	}
 	return out
@@ -421,4 +422,15 @@ func (s *Store) read(vk ViewKey, l *aggregate.Layout, entity []byte, features []
 		return sh.readError(vk, err)
 	}
 	return nil
+}
+
+// PebbleMetrics returns each shard's Pebble metrics, in shard order. Each
+// call asks every shard's DB once (pebble.DB.Metrics takes the DB's locks and
+// walks its levels): call it once per metrics scrape, not per metric.
+func (s *Store) PebbleMetrics() []*pebble.Metrics {
+	out := make([]*pebble.Metrics, len(s.shards))
+	for i, sh := range s.shards {
+		out[i] = sh.db.Metrics()
+	}
+	return out
 }

@@ -45,6 +45,19 @@ type Options struct {
 	// anything is decoded, and pauses Kafka consumers until it clears.
 	// The default value always allows.
 	Writable func() error
+	// PushBatch, when set, is told the size of every push that passed the
+	// batch checks (a source, a count of events), on the pushing goroutine;
+	// it must not block. featured serve records it in metrics. Nil: not
+	// called.
+	PushBatch func(source string, events int)
+	// Applied, when set, is told of every batch of events handed to the
+	// store: its source, how many events and the newest event time (Unix
+	// milliseconds). A push's events are visible to lookups when it is
+	// called; a Kafka batch's once its shards commit, within the store's
+	// CommitInterval. It runs on the ingesting goroutine and must not
+	// block. featured serve records end-to-end ingest latency with it. Nil:
+	// not called.
+	Applied func(source string, events int, newestEventMillis int64)
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -164,6 +177,9 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 	if err := p.opts.Writable(); err != nil {
 		return res, err
 	}
+	if f := p.opts.PushBatch; f != nil {
+		f(source, n)
+	}
 	st := p.stats.source(source)
 	now := p.opts.Now()
 	nf := len(rt.src.Fields)
@@ -238,9 +254,14 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 		writes = kept
 		slices.SortFunc(res.Rejected, func(a, b RowError) int { return a.Index - b.Index })
 	}
+	newest := int64(0)
 	for i := range writes {
 		st.observe(writes[i].EventMillis)
+		newest = max(newest, writes[i].EventMillis)
 	}
 	st.add(rt, writes)
+	if f := p.opts.Applied; f != nil && len(writes) > 0 {
+		f(source, len(writes), newest)
+	}
 	return res, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -42,6 +43,33 @@ type HandlerOptions struct {
 	// VerifySkewHandler's sample spines. The directory must exist. The
 	// default is os.TempDir().
 	TempDir string
+	// Done, when set, is told of every export, backfill and verify-skew
+	// run that got past its request checks, when it ends, on the request's
+	// goroutine; it must not block. featured serve records it in metrics.
+	// Nil: not called.
+	Done func(Job)
+}
+
+// Job reports one finished offline run to HandlerOptions.Done.
+type Job struct {
+	Kind string // "export", "backfill" or "verify_skew"
+	Err  error  // nil when it succeeded
+	Took time.Duration
+	// Rows is what the run produced: an export's rows, a backfill's
+	// entities, a verify-skew's values compared.
+	Rows int64
+	// Spilled is set when an export spilled to disk (its working set went
+	// past its memory).
+	Spilled bool
+	// MatchRate is a verify-skew's match rate in percent; 0 otherwise.
+	MatchRate float64
+}
+
+func (o *HandlerOptions) done(j Job, start time.Time) {
+	if o.Done != nil {
+		j.Took = time.Since(start)
+		o.Done(j)
+	}
 }
 
 // EnsureDefaults fills zero or negative fields with their defaults.
@@ -121,6 +149,7 @@ func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 		sink := &httpSink{w: w}
 		var st export.Stats
 		var err error
+		start := time.Now()
 		if format == "csv" && r.ContentLength > 0 {
 			// Read as it arrives: the export keeps the rows it needs
 			// (spilling ones copy the spine for their second pass).
@@ -131,6 +160,7 @@ func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 			// size the export's buckets).
 			st, err = exportFromFile(r, x, body, format, req, sink, opts)
 		}
+		opts.done(Job{Kind: "export", Err: err, Rows: st.Rows, Spilled: st.SpillUsed}, start)
 		if err != nil {
 			if !sink.begun {
 				return spineReadErr(err, opts.MaxSpineBytes)
@@ -219,7 +249,7 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 // from x's log into store. It
 // answers {"view": ..., "version": N, "entities": n} once every shard has
 // switched.
-func BackfillHandler(x *export.Exporter, store *featurestore.Store) HandlerFunc {
+func BackfillHandler(x *export.Exporter, store *featurestore.Store, opts HandlerOptions) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := noBody(r); err != nil {
 			return err
@@ -237,7 +267,9 @@ func BackfillHandler(x *export.Exporter, store *featurestore.Store) HandlerFunc 
 		if err != nil {
 			return fmt.Errorf("%w: %w", export.ErrBadInput, err)
 		}
+		start := time.Now()
 		n, err := Backfill(r.Context(), store, x.Log(), v)
+		opts.done(Job{Kind: "backfill", Err: err, Rows: int64(n)}, start)
 		if err != nil {
 			return err
 		}
@@ -259,7 +291,13 @@ func VerifySkewHandler(x *export.Exporter, s *skew.Sampler, opts HandlerOptions)
 		if s == nil {
 			return badInput("sampling is off: start the server with --skew-sample-every N")
 		}
+		start := time.Now()
 		rep, err := skew.Verify(r.Context(), x, s.Samples(), opts.TempDir)
+		j := Job{Kind: "verify_skew", Err: err}
+		if err == nil {
+			j.Rows, j.MatchRate = int64(rep.Values), rep.MatchRate
+		}
+		opts.done(j, start)
 		if err != nil {
 			return err
 		}

@@ -111,6 +111,7 @@ func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.Ge
 	if lerr != nil {
 		return nil, toGRPC(lerr)
 	}
+	s.observe(ctx, APIGRPC, l, p)
 	// A real message (codec.go writes it without reflection). It outlives
 	// the handler, so it is not pooled. bound is cheap and never below the
 	// encoded size; only a response near the limit is sized exactly.

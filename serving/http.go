@@ -252,6 +252,11 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool)
 		s.writeError(w, r, err)
 		return
 	}
+	api := APINative
+	if feast {
+		api = APIFeast
+	}
+	s.observe(r.Context(), api, l, p)
 	var ok bool
 	if feast {
 		l.buf, ok = appendFeastResponseLimit(l.buf[:0], p, &l.req, l.out, s.opts.MaxResponseBytes)

@@ -79,6 +79,10 @@ type Options struct {
 	// Middleware fills the router's hook slots (http.go); nil fields are
 	// empty slots.
 	Middleware Middleware
+	// Observer, when set, is told of every lookup that read the store, over
+	// HTTP and gRPC (observe.go); featured serve records it in metrics. Nil:
+	// lookups are not observed.
+	Observer LookupObserver
 	// Interceptors fill the same slots of the gRPC chain
 	// (GRPCServerOptions); nil fields are empty slots.
 	Interceptors Interceptors
