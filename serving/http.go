@@ -356,7 +356,9 @@ type errorDetail struct {
 // it names no secret and helps the operator.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	st := httpStatus(err)
-	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout {
+	// 503, 504 and 507 are states the server reports elsewhere (readiness,
+	// the client's deadline, the disk guard's own log line), not faults.
+	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout && st != http.StatusInsufficientStorage {
 		s.opts.Logger.Error("serving: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: clipMessage(err.Error()), Problems: boundProblems(problemsOf(err))}})
