@@ -38,6 +38,14 @@ func withHistory(cur, next *Snapshot, e HistoryEntry) {
 	if len(h) >= MaxHistory {
 		h = h[len(h)-MaxHistory+1:]
 	}
+	// Only what changed: an apply's plan lists every object it names.
+	var changed []Change
+	for _, c := range e.Changes {
+		if c.Action != ActionUnchanged {
+			changed = append(changed, c)
+		}
+	}
+	e.Changes = changed
 	// A fresh array: cur's is shared with its readers.
 	next.history = append(append(make([]HistoryEntry, 0, len(h)+1), h...), e)
 }
