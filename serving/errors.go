@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/featured-dev/featured/featurestore"
-	"github.com/featured-dev/featured/internal/auth"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/internal/auth"
 	"github.com/featured-dev/featured/internal/diskguard"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
