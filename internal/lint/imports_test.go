@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"internal/bytesize":             {},
 	"internal/auth":                 {},
 	"internal/certs":                {},
+	"internal/certs/certstest":      {},
 	"internal/diskguard":            {},
 	"internal/jsoncheck":            {},
 	"internal/jsonedge":             {"internal/jsoncheck"},
