@@ -25,6 +25,9 @@ type fileState struct {
 	Sources    []sourceRec  `json:"sources"`
 	Views      []viewRec    `json:"views"`
 	Services   []serviceRec `json:"services"`
+	// History is who changed the registry (history.go); files written
+	// before it have none and load with an empty history.
+	History []HistoryEntry `json:"history,omitempty"`
 }
 
 type entityRec struct {
@@ -109,6 +112,7 @@ func encodeSnapshot(s *Snapshot) ([]byte, error) {
 		Sources:    []sourceRec{},
 		Views:      []viewRec{},
 		Services:   []serviceRec{},
+		History:    s.history,
 	}
 	for _, e := range s.Entities() {
 		fs.Entities = append(fs.Entities, entityToRec(e))
@@ -193,6 +197,10 @@ func decodeSnapshot(data []byte) (*Snapshot, error) {
 	}
 	s := emptySnapshot()
 	s.gen, s.nextViewID = fs.Generation, fs.NextViewID
+	s.history = fs.History
+	if len(s.history) > MaxHistory {
+		s.history = s.history[len(s.history)-MaxHistory:]
+	}
 	for _, r := range fs.Entities {
 		e, err := entityFromRec(r)
 		if err != nil {

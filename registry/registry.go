@@ -132,6 +132,11 @@ func (r *Registry) Plan(d *Definitions) (*Plan, error) {
 // changes nothing neither writes nor publishes. Validation errors are
 // *ValidationErrors joined (errors.Is ErrInvalid).
 func (r *Registry) Apply(d *Definitions) (*Plan, error) {
+	return r.ApplyBy(d, Caller{})
+}
+
+// ApplyBy is Apply that records the caller in the history.
+func (r *Registry) ApplyBy(d *Definitions, by Caller) (*Plan, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.mu.closed {
@@ -143,6 +148,7 @@ func (r *Registry) Apply(d *Definitions) (*Plan, error) {
 		return nil, err
 	}
 	if next != cur {
+		withHistory(cur, next, HistoryEntry{Generation: next.gen, Time: r.now(), By: by.Name, Remote: by.Remote, Action: "apply", Changes: plan.Changes})
 		if err := r.publishLocked(cur, next); err != nil {
 			return nil, err
 		}
@@ -157,6 +163,11 @@ func (r *Registry) Apply(d *Definitions) (*Plan, error) {
 // a feature service references. A deleted view keeps its ID and its
 // version numbers reserved: recreating it continues after the last one.
 func (r *Registry) Delete(kind, name string, version int) (*Plan, error) {
+	return r.DeleteBy(kind, name, version, Caller{})
+}
+
+// DeleteBy is Delete that records the caller in the history.
+func (r *Registry) DeleteBy(kind, name string, version int, by Caller) (*Plan, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.mu.closed {
@@ -167,6 +178,7 @@ func (r *Registry) Delete(kind, name string, version int) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	withHistory(cur, next, HistoryEntry{Generation: next.gen, Time: r.now(), By: by.Name, Remote: by.Remote, Action: "delete", Changes: plan.Changes})
 	if err := r.publishLocked(cur, next); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,9 @@ type Snapshot struct {
 	// ref on the lookup path.
 	refs map[string]Resolved
 
+	// history is who changed the registry, oldest first (history.go).
+	history []HistoryEntry
+
 	// changed is closed when a newer Snapshot is published.
 	changed chan struct{}
 }

@@ -48,7 +48,12 @@ func benchDefinitions() string {
 
 func newBenchHarness(b *testing.B) *harness {
 	b.Helper()
-	h := newHarness(b, serving.Options{})
+	return newBenchHarnessOpts(b, serving.Options{})
+}
+
+func newBenchHarnessOpts(b *testing.B, opts serving.Options) *harness {
+	b.Helper()
+	h := newHarness(b, opts)
 	h.apply(benchDefinitions())
 	events := make([]map[string]aggregate.Value, benchEntities)
 	for e := range events {

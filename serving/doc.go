@@ -57,9 +57,24 @@
 // # Middleware
 //
 // Every HTTP route runs behind one stack, in this order: panic recovery ->
-// Options.Middleware.Metrics -> Options.Middleware.Auth -> the route's class
-// limit (limits.go) -> handler. The gRPC chain (GRPCServerOptions) is the
-// same: recovery -> Options.Interceptors.Metrics -> .Auth -> limits.
+// Options.Middleware.Metrics -> Options.Middleware.Auth -> the route's scope
+// check -> the route's class limit (limits.go) -> handler. The gRPC chain
+// (GRPCServerOptions) is the same: recovery -> Options.Interceptors.Metrics
+// -> .Auth -> the method's scope -> limits.
+//
+// # Auth
+//
+// AuthMiddleware and AuthInterceptor fill the Auth slots from an
+// internal/auth Keyring: they say who calls (401 / Unauthenticated) and
+// apply the caller's rate and concurrency (429 / ResourceExhausted). The
+// scope each route and method needs is this package's (auth.go): lookups
+// and registry reads need read, pushes write, everything else admin, the
+// probes nothing; a lookup by a view-limited token is checked after its
+// refs resolve, naming the view refused (403 / PermissionDenied). With the
+// slots empty, requests carry no identity and nothing is checked. Registry
+// changes and offline jobs are logged as "audit" lines naming the caller,
+// and applies and deletes are kept in the registry's history (GET
+// /v1/registry/history).
 //
 // # Concurrency
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/internal/auth"
 	"github.com/featured-dev/featured/internal/diskguard"
 	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/offline/eventlog"
@@ -41,6 +42,14 @@ var (
 	// ErrNotReady is returned while the server is not ready (SetReady(false)).
 	ErrNotReady = errors.New("serving: not ready")
 
+	// ErrUnauthenticated is a request without a valid token (or client
+	// certificate) when auth is on; ErrPermissionDenied one whose token
+	// lacks the scope or view it needs (the error names it);
+	// ErrRateLimited one over its token's rate or concurrency.
+	ErrUnauthenticated  = auth.ErrUnauthenticated
+	ErrPermissionDenied = auth.ErrPermissionDenied
+	ErrRateLimited      = auth.ErrRateLimited
+
 	errNoRoute = errors.New("serving: not found")
 	errMethod  = errors.New("serving: method not allowed")
 )
@@ -55,6 +64,9 @@ var errorTable = []struct {
 	httpCode int
 	grpcCode codes.Code
 }{
+	{ErrUnauthenticated, http.StatusUnauthorized, codes.Unauthenticated},
+	{ErrPermissionDenied, http.StatusForbidden, codes.PermissionDenied},
+	{ErrRateLimited, http.StatusTooManyRequests, codes.ResourceExhausted},
 	{ErrBadRequest, http.StatusBadRequest, codes.InvalidArgument},
 	{ErrLimit, http.StatusBadRequest, codes.InvalidArgument},
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, codes.ResourceExhausted},

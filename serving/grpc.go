@@ -37,7 +37,7 @@ var healthServices = []string{
 // Interceptors are the gRPC chain's hook slots, the same as Middleware's
 // over HTTP. GRPCServerOptions chains them in a fixed order:
 //
-//	recovery -> Metrics -> Auth -> the method's class limit -> method
+//	recovery -> Metrics -> Auth -> the method's scope -> class limit -> method
 //
 // A nil field of a slot is empty; Unary wraps every unary method, Stream
 // every streaming one (health Watch, reflection).
@@ -68,7 +68,7 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 			stream = append(stream, slot.Stream)
 		}
 	}
-	unary = append(unary, s.unaryLimit())
+	unary = append(unary, s.unaryScope, s.unaryLimit())
 	return []grpc.ServerOption{
 		grpc.InTapHandle(s.callDeadline),
 		grpc.ChainUnaryInterceptor(unary...),

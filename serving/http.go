@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/featured-dev/featured/internal/auth"
 	"github.com/featured-dev/featured/internal/jsoncheck"
 )
 
@@ -58,6 +59,7 @@ type OfflineRoutes struct {
 //	                                   from the offline log (Options.Backfill)
 //	POST   /v1/plan                    what apply would change
 //	GET    /v1/registry                every live definition and view version
+//	GET    /v1/registry/history        who applied and deleted what (admin)
 //	DELETE /v1/views/{name}[?version=N]
 //	DELETE /v1/sources/{name}, /v1/entities/{name}, /v1/services/{name}
 //	POST   /v1/export, /v1/backfill, /v1/verify-skew   Options.Offline
@@ -66,7 +68,9 @@ type OfflineRoutes struct {
 //	GET    /readyz[?verbose]           ready to serve (SetReady, Store.Ready, Options.ReadyChecks)
 //	GET    /debug/pprof/...            net/http/pprof, when Options.Pprof
 //
-// Every route runs behind the one middleware stack (Middleware). Errors,
+// Every route runs behind the one middleware stack (Middleware) and names
+// the scope it needs (auth.go): lookups and GET /v1/registry read, push
+// write, everything else admin; the probes none. Errors,
 // 404 and 405 included, are JSON: {"error":{"status":400,"message":"...",
 // "problems":[{"field":"features[1]","value":"user_spend:nope","reason":"unknown feature"}]}}.
 func (s *Server) HTTPHandler() http.Handler {
@@ -80,12 +84,15 @@ func (s *Server) HTTPHandler() http.Handler {
 	}
 	// Concurrency limits and deadlines per class (limits.go); routes of no
 	// class clear the deadlines an earlier request on the connection set.
-	r.With(s.Limit(ClassLookup)).Post("/get-online-features", s.handleFeastLookup)
-	r.With(s.Limit(ClassLookup)).Post("/v1/features", s.handleNativeLookup)
-	r.With(s.Limit(ClassPush)).Post("/v1/push", s.handlePush)
-	r.Post("/v1/apply", s.limitBy(applyClass, http.HandlerFunc(s.handleApply)).ServeHTTP)
+	// Each route names the scope it needs (need) before its class limit,
+	// so a refused request takes no slot.
+	read, write, admin := s.need(auth.ScopeRead), s.need(auth.ScopeWrite), s.need(auth.ScopeAdmin)
+	r.With(read, s.Limit(ClassLookup)).Post("/get-online-features", s.handleFeastLookup)
+	r.With(read, s.Limit(ClassLookup)).Post("/v1/features", s.handleNativeLookup)
+	r.With(write, s.Limit(ClassPush)).Post("/v1/push", s.handlePush)
+	r.With(admin).Post("/v1/apply", s.limitBy(applyClass, http.HandlerFunc(s.handleApply)).ServeHTTP)
 	r.Group(func(r chi.Router) {
-		r.Use(s.Limit(ClassRegistry))
+		r.Use(admin, s.Limit(ClassRegistry))
 		r.Post("/v1/plan", s.handlePlan)
 		r.Delete("/v1/views/{name}", s.handleDelete(kindView))
 		r.Delete("/v1/sources/{name}", s.handleDelete(kindSource))
@@ -94,7 +101,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 	offline := func(path string, c Class, h func(http.ResponseWriter, *http.Request) error) {
 		if h != nil {
-			r.With(s.Limit(c)).Post(path, s.handleErr(spineDeadline(h)))
+			r.With(admin, s.Limit(c)).Post(path, s.handleErr(spineDeadline(s.audited(h))))
 		}
 	}
 	offline("/v1/export", ClassExport, s.opts.Offline.Export)
@@ -102,13 +109,14 @@ func (s *Server) HTTPHandler() http.Handler {
 	offline("/v1/verify-skew", ClassBackfill, s.opts.Offline.VerifySkew)
 	r.Group(func(r chi.Router) {
 		r.Use(clearDeadlines)
-		r.Get("/v1/registry", s.handleRegistry)
-		r.Get("/v1/status", s.handleStatus)
+		r.With(read).Get("/v1/registry", s.handleRegistry)
+		r.With(admin).Get("/v1/registry/history", s.handleHistory)
+		r.With(admin).Get("/v1/status", s.handleStatus)
 		r.Get("/healthz", s.handleLivez)
 		r.Get("/livez", s.handleLivez)
 		r.Get("/readyz", s.handleReadyz)
 		if s.opts.Pprof {
-			r.Mount("/debug/pprof", pprofHandler())
+			r.With(admin).Mount("/debug/pprof", pprofHandler())
 		}
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -361,6 +369,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout && st != http.StatusInsufficientStorage {
 		s.opts.Logger.Error("serving: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	writeErrorBody(w, err)
+}
+
+// writeErrorBody writes err in the one error shape, without logging.
+func writeErrorBody(w http.ResponseWriter, err error) {
+	st := httpStatus(err)
 	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: clipMessage(err.Error()), Problems: boundProblems(problemsOf(err))}})
 	writeJSON(w, st, body)
 }

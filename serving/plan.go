@@ -3,6 +3,7 @@ package serving
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,9 @@ type plan struct {
 	// rowValues is the most values one entity row returns: one per
 	// feature, k per last_k feature (Options.MaxCells).
 	rowValues int
+	// views are the names of the views read, each once, for a
+	// view-limited token's check (authorizeLookup).
+	views []string
 	// groups holds one read per view version, in order of first use.
 	groups []readGroup
 	// feastHeader is the start of the Feast response, through `"results":[`;
@@ -243,6 +247,9 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 			g = len(p.groups)
 			groupOf[vk] = g
 			p.groups = append(p.groups, readGroup{vk: vk, view: v.Name, version: v.Version, layout: v.Layout})
+			if !slices.Contains(p.views, v.Name) {
+				p.views = append(p.views, v.Name)
+			}
 		}
 		p.groups[g].features = append(p.groups[g].features, r.Feature)
 		p.groups[g].cols = append(p.groups[g].cols, i)

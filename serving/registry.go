@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -89,14 +90,16 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	p, err := s.reg.Apply(defs)
+	p, err := s.reg.ApplyBy(defs, registry.Caller{Name: caller(r.Context()), Remote: r.RemoteAddr})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	s.audit(r.Context(), r.RemoteAddr, "apply", "generation", s.reg.Snapshot().Generation(), "changes", p.String())
 	resp := applyResponse{planResponse: newPlanResponse(p)}
 	if backfill {
 		resp.Backfills, err = s.backfillCreated(r.Context(), p)
+		s.audit(r.Context(), r.RemoteAddr, "backfill", "after", "apply", "backfills", resp.Backfills, "err", err)
 		if err != nil {
 			st := backfillStatus(err)
 			if st == http.StatusInternalServerError {
@@ -154,7 +157,7 @@ func (s *Server) handleDelete(kind string) http.HandlerFunc {
 			s.writeError(w, r, &RequestError{Problems: []Problem{{Field: "version", Value: r.URL.Query().Get("version"), Reason: "only views have versions"}}})
 			return
 		}
-		p, err := s.delete(r.Context(), kind, chi.URLParam(r, "name"), version)
+		p, err := s.delete(r.Context(), r.RemoteAddr, kind, chi.URLParam(r, "name"), version)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -168,11 +171,12 @@ func (s *Server) handleDelete(kind string) http.HandlerFunc {
 // lookup or ingest addresses those versions, so dropping their state races
 // with nothing. A failed drop is reported, and the state is left to expire by
 // its TTL.
-func (s *Server) delete(ctx context.Context, kind, name string, version int) (*registry.Plan, error) {
-	p, err := s.reg.Delete(kind, name, version)
+func (s *Server) delete(ctx context.Context, remote, kind, name string, version int) (*registry.Plan, error) {
+	p, err := s.reg.DeleteBy(kind, name, version, registry.Caller{Name: caller(ctx), Remote: remote})
 	if err != nil {
 		return nil, err
 	}
+	s.audit(ctx, remote, "delete", "kind", kind, "name", name, "version", version, "changes", p.String())
 	for _, c := range p.Changes {
 		if c.Kind != registry.KindView || c.Action != registry.ActionDelete {
 			continue
@@ -257,7 +261,7 @@ func changesToProto(p *registry.Plan) []*featuredv1.Change {
 	return out
 }
 
-func (g registryService) Apply(_ context.Context, in *featuredv1.ApplyRequest) (_ *featuredv1.ApplyResponse, err error) {
+func (g registryService) Apply(ctx context.Context, in *featuredv1.ApplyRequest) (_ *featuredv1.ApplyResponse, err error) {
 	if err := g.s.checkReady(); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -268,10 +272,12 @@ func (g registryService) Apply(_ context.Context, in *featuredv1.ApplyRequest) (
 	if err != nil {
 		return nil, toGRPC(err)
 	}
-	p, err := g.s.reg.Apply(defs)
+	remote := grpcRemote(ctx)
+	p, err := g.s.reg.ApplyBy(defs, registry.Caller{Name: caller(ctx), Remote: remote})
 	if err != nil {
 		return nil, toGRPC(err)
 	}
+	g.s.audit(ctx, remote, "apply", "generation", g.s.reg.Snapshot().Generation(), "changes", p.String())
 	return &featuredv1.ApplyResponse{Changes: changesToProto(p), Text: p.String()}, nil
 }
 
@@ -299,7 +305,7 @@ func (g registryService) Delete(ctx context.Context, in *featuredv1.DeleteReques
 	default:
 		return nil, toGRPC(&RequestError{Problems: []Problem{{Field: "kind", Value: in.GetKind(), Reason: "want view, source, entity or service"}}})
 	}
-	if _, err := g.s.delete(ctx, in.GetKind(), in.GetName(), int(in.GetVersion())); err != nil {
+	if _, err := g.s.delete(ctx, grpcRemote(ctx), in.GetKind(), in.GetName(), int(in.GetVersion())); err != nil {
 		return nil, toGRPC(err)
 	}
 	return &featuredv1.DeleteResponse{}, nil
@@ -357,4 +363,34 @@ func (g registryService) GetRegistry(context.Context, *featuredv1.GetRegistryReq
 		out.Services = append(out.Services, &featuredv1.FeatureService{Name: svc.Name, Features: append([]string(nil), svc.Features...)})
 	}
 	return out, nil
+}
+
+// historyJSON is GET /v1/registry/history.
+type historyJSON struct {
+	History []registry.HistoryEntry `json:"history"`
+}
+
+// handleHistory is GET /v1/registry/history: who applied and deleted what,
+// oldest first (the last registry.MaxHistory changes).
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkReady(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := historyJSON{History: s.reg.Snapshot().History()}
+	if out.History == nil {
+		out.History = []registry.HistoryEntry{}
+	}
+	s.writeValue(w, r, http.StatusOK, out)
+}
+
+// audited logs an offline route's run (export, backfill, verify-skew) as an
+// audit line once it ends: its path and query (what was exported or
+// rebuilt) and its error.
+func (s *Server) audited(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		err := h(w, r)
+		s.audit(r.Context(), r.RemoteAddr, strings.TrimPrefix(r.URL.Path, "/v1/"), "query", r.URL.RawQuery, "err", err)
+		return err
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/internal/auth"
 	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/registry"
 )
@@ -187,6 +188,13 @@ func (s *Server) lookupDecoded(ctx context.Context, l *lookup) (*plan, int64, er
 	p, err := s.resolve(l)
 	if err != nil {
 		return nil, 0, err
+	}
+	// Plans are cached for every caller alike; what this caller may read
+	// is checked on each lookup, after the refs are resolved.
+	if id := auth.FromContext(ctx); id != nil && !id.ReadsAll() {
+		if err := authorizeLookup(id, p, &l.req); err != nil {
+			return nil, 0, err
+		}
 	}
 	if err := checkEntities(p, &l.req); err != nil {
 		return nil, 0, err

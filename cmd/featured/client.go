@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/featured-dev/featured/internal/certs"
 )
 
 const defaultServer = "http://127.0.0.1:8080"
@@ -43,10 +46,39 @@ var transport = func() *http.Transport {
 type client struct {
 	server string
 	http   *http.Client
+	token  string
+	err    error // from reading --token-file or --ca-file; every request fails with it
 }
 
-func clientFlags(fs *flag.FlagSet) *string {
-	return fs.String("server", defaultServer, "URL of a running featured server")
+// clientConf is what every client command reads from its flags and the
+// environment: the server, the bearer token (FEATURED_TOKEN, or
+// --token-file; never a flag's value, which ps would show) and the CA of an
+// https server.
+type clientConf struct {
+	url       string
+	tokenFile string
+	caFile    string
+}
+
+func clientFlags(fs *flag.FlagSet) *clientConf {
+	c := &clientConf{}
+	fs.StringVar(&c.url, "server", defaultServer, "URL of a running featured server (https://... with TLS)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the bearer token (default: $FEATURED_TOKEN)")
+	fs.StringVar(&c.caFile, "ca-file", "", "PEM CA certificate to trust besides the system roots (a server with --tls-cert)")
+	return c
+}
+
+// token returns the bearer token: --token-file's contents, else
+// FEATURED_TOKEN, else "" (a server without auth).
+func (c *clientConf) token() (string, error) {
+	if c.tokenFile != "" {
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return os.Getenv("FEATURED_TOKEN"), nil
 }
 
 // timeoutFlag is the --timeout of a long command.
@@ -56,14 +88,39 @@ func timeoutFlag(fs *flag.FlagSet) *time.Duration {
 
 // newClient returns a client of server whose requests are bounded as a
 // whole by timeout, 0 meaning no bound (long operations).
-func newClient(server string, timeout time.Duration) *client {
-	return &client{server: strings.TrimRight(server, "/"), http: &http.Client{Transport: transport, Timeout: timeout}}
+func newClient(conf *clientConf, timeout time.Duration) *client {
+	c := &client{server: strings.TrimRight(conf.url, "/"), http: &http.Client{Transport: transport, Timeout: timeout}}
+	c.token, c.err = conf.token()
+	if conf.caFile != "" && c.err == nil {
+		var cfg *tls.Config
+		if cfg, c.err = certs.ClientConfig(conf.caFile); c.err == nil {
+			t := transport.Clone()
+			t.TLSClientConfig = cfg
+			c.http.Transport = t
+		}
+	}
+	return c
+}
+
+// newRequest is http.NewRequestWithContext with the bearer token.
+func (c *client) newRequest(ctx context.Context, method, url string, body io.Reader) (*http.Request, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
 }
 
 // do sends a request and returns the body of a 2xx answer; any other answer
 // becomes an error carrying the server's message.
 func (c *client) do(ctx context.Context, method, path, contentType string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.server+path, bytes.NewReader(body))
+	req, err := c.newRequest(ctx, method, c.server+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +196,7 @@ func applyCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.
 	if *backfill {
 		path, timeout = path+"?backfill=true", 0
 	}
-	out, err := newClient(*server, timeout).do(ctx, http.MethodPost, path, ct, body)
+	out, err := newClient(server, timeout).do(ctx, http.MethodPost, path, ct, body)
 	var ans struct {
 		Error *struct {
 			Message string `json:"message"`
@@ -181,7 +238,7 @@ func applyCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		return err
 	case *backfill && ans.Backfills == nil:
 		// A server from before ?backfill= ignores it.
-		return fmt.Errorf("%s: applied, but the server at %s did not backfill (it does not know ?backfill=true); run `featured backfill VIEW@vN` for each version created", cmd, *server)
+		return fmt.Errorf("%s: applied, but the server at %s did not backfill (it does not know ?backfill=true); run `featured backfill VIEW@vN` for each version created", cmd, server.url)
 	}
 	return nil
 }
@@ -206,7 +263,7 @@ func deleteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *ver != 0 {
 		path += "?version=" + strconv.Itoa(*ver)
 	}
-	out, err := newClient(*server, quickTimeout).do(ctx, http.MethodDelete, path, "", nil)
+	out, err := newClient(server, quickTimeout).do(ctx, http.MethodDelete, path, "", nil)
 	if err != nil {
 		return err
 	}
@@ -223,6 +280,7 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	entity := fs.String("entity", "", "join key and values: user_id=u1,u2 (integers are sent as numbers)")
 	feast := fs.Bool("feast", false, "use the Feast-compatible /get-online-features endpoint")
 	grpcAddr := fs.String("grpc", "", "look up over gRPC at this address (host:port) instead of HTTP")
+	grpcTLS := fs.Bool("grpc-tls", false, "with --grpc: connect with TLS (implied by --ca-file or an https --server)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -246,7 +304,7 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if *features != "" {
 			refs = strings.Split(*features, ",")
 		}
-		out, err := grpcGet(ctx, *grpcAddr, refs, *service, key, values)
+		out, err := grpcGet(ctx, server, *grpcAddr, *grpcTLS, refs, *service, key, values)
 		if err != nil {
 			return err
 		}
@@ -267,7 +325,7 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *feast {
 		path = "/get-online-features"
 	}
-	out, err := newClient(*server, quickTimeout).do(ctx, http.MethodPost, path, "application/json", body)
+	out, err := newClient(server, quickTimeout).do(ctx, http.MethodPost, path, "application/json", body)
 	if err != nil {
 		return err
 	}
@@ -303,7 +361,7 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("push: %s: want a JSON array of event objects: %w", *file, err)
 	}
 	body, _ := json.Marshal(map[string]any{"source": *source, "events": events, "atomic": *atomic})
-	out, err := newClient(*server, quickTimeout).do(ctx, http.MethodPost, "/v1/push", "application/json", body)
+	out, err := newClient(server, quickTimeout).do(ctx, http.MethodPost, "/v1/push", "application/json", body)
 	printJSON(stdout, out)
 	return err
 }
@@ -315,7 +373,7 @@ func showCmd(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	out, err := newClient(*server, quickTimeout).do(ctx, http.MethodGet, "/v1/"+cmd, "", nil)
+	out, err := newClient(server, quickTimeout).do(ctx, http.MethodGet, "/v1/"+cmd, "", nil)
 	if err != nil {
 		return err
 	}

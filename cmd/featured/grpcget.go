@@ -3,20 +3,39 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
+	"github.com/featured-dev/featured/internal/certs"
 )
 
 // grpcGet is `featured get --grpc ADDR`: the same lookup through
 // featured.v1.ServingService/GetOnlineFeatures, printed as protojson (what
 // grpcurl would print).
-func grpcGet(ctx context.Context, addr string, refs []string, service, joinKey string, values []any) ([]byte, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func grpcGet(ctx context.Context, conf *clientConf, addr string, useTLS bool, refs []string, service, joinKey string, values []any) ([]byte, error) {
+	creds := insecure.NewCredentials()
+	if useTLS || conf.caFile != "" || strings.HasPrefix(conf.url, "https://") {
+		cfg, err := certs.ClientConfig(conf.caFile)
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	token, err := conf.token()
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("grpc %s: %w", addr, err)
 	}

@@ -85,7 +85,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return nil
 		})
 	}
-	return remoteExport(ctx, newClient(*server, *timeout), *spine, req, *out, stdout)
+	return remoteExport(ctx, newClient(server, *timeout), *spine, req, *out, stdout)
 }
 
 // withLocalExporter opens a stopped server's data dir (registry, offline
@@ -144,7 +144,7 @@ func remoteExport(ctx context.Context, c *client, spine string, req export.Reque
 	if strings.HasSuffix(strings.ToLower(spine), ".csv") {
 		ct = "text/csv"
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.server+"/v1/export?"+q.Encode(), f)
+	hr, err := c.newRequest(ctx, http.MethodPost, c.server+"/v1/export?"+q.Encode(), f)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func backfillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if ver != "" {
 		q.Set("version", ver)
 	}
-	out, err := newClient(*server, *timeout).do(ctx, http.MethodPost, "/v1/backfill?"+q.Encode(), "", nil)
+	out, err := newClient(server, *timeout).do(ctx, http.MethodPost, "/v1/backfill?"+q.Encode(), "", nil)
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func verifySkewCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	out, err := newClient(*server, *timeout).do(ctx, http.MethodPost, "/v1/verify-skew", "", nil)
+	out, err := newClient(server, *timeout).do(ctx, http.MethodPost, "/v1/verify-skew", "", nil)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,12 @@ Usage:
   featured verify-skew                   recompute sampled online answers offline; report the match rate
   featured registry                      print the registry
   featured status                        print ingest and store status
+  featured token --name N --scopes read[,write,admin] [--views a,b] [--services s]
+                                         make a random token; print it and its --auth-file entry
   featured version
+
+Client commands send the bearer token of FEATURED_TOKEN or --token-file, and
+trust the system roots plus --ca-file for an https:// --server.
 
 Every flag can also be set by the environment: --data-dir is FEATURED_DATA_DIR.
 Quick commands give up after 60s; export, backfill, verify-skew and apply --backfill
@@ -71,6 +76,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return verifySkewCmd(ctx, rest, stdout, stderr)
 	case "registry", "status":
 		return showCmd(ctx, cmd, rest, stdout, stderr)
+	case "token":
+		return tokenCmd(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "featured", version)
 		return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,11 +18,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
+	"github.com/featured-dev/featured/internal/auth"
 	"github.com/featured-dev/featured/internal/bytesize"
+	"github.com/featured-dev/featured/internal/certs"
 	"github.com/featured-dev/featured/internal/diskguard"
 	"github.com/featured-dev/featured/internal/telemetry"
 	"github.com/featured-dev/featured/offline"
@@ -83,6 +87,12 @@ type serveConfig struct {
 	otlpEndpoint     string
 	traceSampleRatio float64
 	kafkaGroupPrefix string
+	// Security (docs/config.md "Security").
+	authFile             string
+	metricsTokenRequired bool
+	insecure             bool
+	tlsCert, tlsKey      string
+	tlsClientCA          string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -134,7 +144,58 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "also push metrics, and spans when --trace-sample-ratio > 0, to this OTLP gRPC collector (host:port, no TLS); empty: no OTLP")
 	fs.Float64Var(&c.traceSampleRatio, "trace-sample-ratio", 0, "fraction of traces started here that are recorded (a sampled caller's trace always is); needs --otlp-endpoint; 0: no tracing")
 	fs.StringVar(&c.kafkaGroupPrefix, "kafka-commit-group", "featured-", "commit each Kafka source's applied offsets to the consumer group <this><source>, for lag tools only (featured keeps its offsets in the store); empty: off")
+	fs.StringVar(&c.authFile, "auth-file", "", "token file (YAML: tokens with sha256, scopes, views, limits); empty: no auth, loopback addresses only")
+	fs.BoolVar(&c.metricsTokenRequired, "metrics-token-required", false, "with --auth-file: GET /metrics needs a valid token too")
+	fs.BoolVar(&c.insecure, "insecure", false, "allow non-loopback listen addresses without --auth-file, and a non-loopback --pprof-addr")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) for HTTP and gRPC; reloaded when it changes")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "PEM CA of client certificates; a verified certificate's subject may stand for a token (subject: in --auth-file)")
 	return c
+}
+
+// isLoopback reports whether a listen address binds only the loopback
+// interface: an IP that is loopback, or localhost. "" and 0.0.0.0 bind
+// every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkOpenDoor refuses a configuration that would serve the API to the
+// network without authentication, or pprof (which has no auth on its own
+// listener) beyond loopback, unless --insecure says so; then it logs it
+// loudly.
+func checkOpenDoor(c *serveConfig, log *slog.Logger) error {
+	addrs := []struct{ flag, addr string }{{"--http-addr", c.httpAddr}, {"--grpc-addr", c.grpcAddr}}
+	for _, a := range addrs {
+		if c.authFile != "" || isLoopback(a.addr) {
+			continue
+		}
+		if !c.insecure {
+			return fmt.Errorf("%s %s is not a loopback address and --auth-file is not set: anyone who reaches it could read, push, apply and delete; set --auth-file, or --insecure to serve without auth", a.flag, a.addr)
+		}
+		log.Warn("INSECURE: serving without authentication on a non-loopback address (--insecure); anyone who reaches it may read, push, apply and delete", "flag", a.flag, "addr", a.addr)
+	}
+	if c.pprofAddr != "" && !isLoopback(c.pprofAddr) {
+		if !c.insecure {
+			return fmt.Errorf("--pprof-addr %s is not a loopback address: profiles have no auth on their own listener; use a loopback address, --pprof-on-http (admin scope), or --insecure", c.pprofAddr)
+		}
+		log.Warn("INSECURE: pprof without authentication on a non-loopback address (--insecure)", "addr", c.pprofAddr)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.tlsClientCA != "" && c.tlsCert == "" {
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	}
+	return nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -165,6 +226,26 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log, err := newLogger(stderr, c.logLevel, c.logFormat)
 	if err != nil {
 		return err
+	}
+	if err := checkOpenDoor(c, log); err != nil {
+		return err
+	}
+	var keyring *auth.Keyring
+	if c.authFile != "" {
+		if keyring, err = auth.Open(c.authFile, auth.Options{Logger: log}); err != nil {
+			return fmt.Errorf("--auth-file: %w", err)
+		}
+		log.Info("auth on", "file", c.authFile, "entries", keyring.Len())
+	}
+	var tlsConfig *tls.Config
+	if c.tlsCert != "" {
+		rl, err := certs.NewReloader(c.tlsCert, c.tlsKey, certs.Options{Logger: log})
+		if err != nil {
+			return fmt.Errorf("--tls-cert: %w", err)
+		}
+		if tlsConfig, err = certs.ServerConfig(rl, c.tlsClientCA); err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
 	}
 	if err := checkDir(c.exportTempDir); err != nil {
 		return fmt.Errorf("--export-temp-dir: %w", err)
@@ -289,6 +370,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sopts.Pprof = c.pprofOnHTTP
 	sopts.Middleware.Metrics = tel.HTTPMiddleware
 	sopts.Observer = tel.LookupObserver()
+	if keyring != nil {
+		sopts.Middleware.Auth = serving.AuthMiddleware(keyring, serving.AuthOptions{MetricsTokenRequired: c.metricsTokenRequired})
+		sopts.Interceptors.Auth = serving.AuthInterceptor(keyring)
+	}
 	sopts.Disk = disk
 	sopts.OfflineLog = olog
 	if kafkaIngest != nil {
@@ -341,10 +426,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	handler := srv.HTTPHandler()
 	if c.metricsAddr == "" {
 		// /metrics beside the API, outside its middleware: scrapes are
-		// neither measured nor authenticated, as Prometheus expects.
+		// not measured, and authenticated only with
+		// --metrics-token-required (the Auth middleware decides).
 		// A plain path check, not a ServeMux, which would clean and
 		// redirect the API's paths.
 		api, metrics := handler, tel.Handler()
+		if keyring != nil {
+			metrics = serving.AuthMiddleware(keyring, serving.AuthOptions{MetricsTokenRequired: c.metricsTokenRequired})(metrics)
+		}
 		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
 				metrics.ServeHTTP(w, r)
@@ -354,7 +443,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		})
 	}
 	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout}
-	grpcSrv := grpc.NewServer(append(srv.GRPCServerOptions(), tel.GRPCServerOption())...)
+	gopts := append(srv.GRPCServerOptions(), tel.GRPCServerOption())
+	if tlsConfig != nil {
+		httpLn = tls.NewListener(httpLn, tlsConfig)
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
+	}
+	grpcSrv := grpc.NewServer(gopts...)
 	srv.RegisterGRPC(grpcSrv)
 
 	kafkaCtx, stopKafka := context.WithCancel(context.Background())
@@ -383,7 +477,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv.SetReady(true)
 	log.Info("featured serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),
-		"data_dir", c.dataDir, "shards", store.Shards(), "kafka", c.kafkaBrokers != "")
+		"data_dir", c.dataDir, "shards", store.Shards(), "kafka", c.kafkaBrokers != "", "auth", keyring != nil, "tls", tlsConfig != nil)
 
 	var runErr error
 	select {

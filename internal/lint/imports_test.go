@@ -17,6 +17,9 @@ var allowed = map[string][]string{
 	"aggregate/aggregatetest":       {"aggregate"},
 	"internal/keyenc":               {"aggregate"},
 	"internal/bytesize":             {},
+	"internal/auth":                 {},
+	"internal/certs":                {},
+	"internal/certs/certstest":      {},
 	"internal/diskguard":            {},
 	"internal/jsoncheck":            {},
 	"internal/jsonedge":             {"internal/jsoncheck"},
@@ -32,7 +35,7 @@ var allowed = map[string][]string{
 	"offline/export":         {"aggregate", "featurestore", "registry", "internal/keyenc", "offline/eventlog", "offline/internal/codec"},
 	"offline/skew":           {"aggregate", "featurestore", "registry", "offline/eventlog", "offline/export", "offline/internal/codec"},
 	"offline":                {"aggregate", "featurestore", "registry", "internal/bytesize", "offline/eventlog", "offline/export", "offline/skew"},
-	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "api/featured/v1"},
+	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "api/featured/v1"},
 	// telemetry reads the Stats of the packages that do the work and feeds
 	// their hooks; none of them imports it (or OpenTelemetry).
 	"internal/telemetry": {"featurestore", "ingest", "offline", "registry", "serving"},
