@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: fetches Go modules, starts the
 # project's own Kafka broker (scripts/kafka.sh), checks formatting and vet,
-# and runs every Go test with the race detector. Idempotent; caches under .cache/.
+# runs every Go test with the race detector, then lints and renders the Helm
+# chart and checks the manifests (scripts/helm.sh, helm/test). Idempotent; caches under .cache/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,3 +42,12 @@ go vet ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
+
+echo "== helm (lint --strict, template for every variant; builds helm once into .cache/bin)"
+helm_rendered="$(mktemp -d)"
+bash scripts/helm.sh "$helm_rendered"
+
+echo "== helm manifests decode strictly into k8s.io/api (nested module helm/test)"
+# Its own module, so Kubernetes stays out of go.mod; ./... above does not enter it.
+(cd helm/test && go vet ./... && FEATURED_HELM_RENDERED="$helm_rendered" go test -count=1 ./...)
+rm -rf "$helm_rendered"
