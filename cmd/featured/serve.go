@@ -335,7 +335,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log, Writable: disk.Check,
-		PushBatch: tel.PushBatch, Applied: tel.IngestApplied}
+		PushBatch: tel.PushBatch, Applied: tel.IngestApplied, Tracer: tel.IngestTracer()}
 	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
 	if err != nil {
 		return err
@@ -361,7 +361,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		},
 	}
 	exporter := export.NewExporter(reg, olog)
-	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir, Done: tel.OfflineDone}
+	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir, Done: tel.OfflineDone, Tracer: tel.ExportTracer()}
 	sopts.Offline = serving.OfflineRoutes{
 		Export:     offline.ExportHandler(exporter, hopts),
 		Backfill:   offline.BackfillHandler(exporter, store, hopts),

@@ -38,7 +38,7 @@ var allowed = map[string][]string{
 	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "api/featured/v1"},
 	// telemetry reads the Stats of the packages that do the work and feeds
 	// their hooks; none of them imports it (or OpenTelemetry).
-	"internal/telemetry": {"featurestore", "ingest", "offline", "registry", "serving"},
+	"internal/telemetry": {"featurestore", "ingest", "offline", "offline/export", "registry", "serving"},
 	"cmd/featured":       {"*"},
 	"loadtest":           {"*"},
 	"internal/kafkatest": {},

@@ -19,14 +19,17 @@ type lookupInstruments struct {
 
 	mu       sync.RWMutex
 	services map[lookupKey]lookupOptions
-	views    map[viewKey]*[3]metric.AddOption // by status: present, null, not found
+	views    map[viewKey]*[3][]metric.AddOption // by status: present, null, not found
 }
 
 type lookupKey struct{ api, service string }
 
+// lookupOptions hold one-element option slices, passed on with s...: a
+// variadic argument built at the call escapes (the instruments are
+// interfaces), which would cost an allocation per call.
 type lookupOptions struct {
-	add    metric.AddOption
-	record metric.RecordOption
+	add    []metric.AddOption
+	record []metric.RecordOption
 }
 
 type viewKey struct {
@@ -48,7 +51,7 @@ func (l *lookupInstruments) init(m metric.Meter) error {
 	l.values, errs[3] = m.Int64Counter("featured.lookup.values", metric.WithUnit("{value}"),
 		metric.WithDescription("Values served, by view, view version and status (PRESENT, NULL_VALUE, NOT_FOUND)."))
 	l.services = make(map[lookupKey]lookupOptions)
-	l.views = make(map[viewKey]*[3]metric.AddOption)
+	l.views = make(map[viewKey]*[3][]metric.AddOption)
 	return joinErrs(errs[:])
 }
 
@@ -62,24 +65,24 @@ func (l *lookupInstruments) serviceOptions(k lookupKey) lookupOptions {
 		return o
 	}
 	set := attribute.NewSet(attribute.String("api", k.api), attribute.String("feature_service", k.service))
-	o = lookupOptions{add: metric.WithAttributeSet(set), record: metric.WithAttributeSet(set)}
+	o = lookupOptions{add: []metric.AddOption{metric.WithAttributeSet(set)}, record: []metric.RecordOption{metric.WithAttributeSet(set)}}
 	l.mu.Lock()
 	l.services[k] = o
 	l.mu.Unlock()
 	return o
 }
 
-func (l *lookupInstruments) viewOptions(k viewKey) *[3]metric.AddOption {
+func (l *lookupInstruments) viewOptions(k viewKey) *[3][]metric.AddOption {
 	l.mu.RLock()
 	o, ok := l.views[k]
 	l.mu.RUnlock()
 	if ok {
 		return o
 	}
-	o = new([3]metric.AddOption)
+	o = new([3][]metric.AddOption)
 	for i, s := range statusNames {
-		o[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("view", k.view),
-			attribute.Int("view_version", k.version), attribute.String("status", s)))
+		o[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("view", k.view),
+			attribute.Int("view_version", k.version), attribute.String("status", s)))}
 	}
 	l.mu.Lock()
 	l.views[k] = o
@@ -97,15 +100,15 @@ var _ serving.LookupObserver = (*lookupObserver)(nil)
 func (o *lookupObserver) ObserveLookup(ctx context.Context, info *serving.LookupInfo) {
 	l := &o.lookup
 	so := l.serviceOptions(lookupKey{info.API, info.FeatureService})
-	l.lookups.Add(ctx, 1, so.add)
-	l.entities.Record(ctx, int64(info.Entities), so.record)
-	l.features.Record(ctx, int64(info.Features), so.record)
+	l.lookups.Add(ctx, 1, so.add...)
+	l.entities.Record(ctx, int64(info.Entities), so.record...)
+	l.features.Record(ctx, int64(info.Features), so.record...)
 	for i := range info.Views {
 		v := &info.Views[i]
 		vo := l.viewOptions(viewKey{v.View, v.Version})
 		for s, n := range [3]int{v.Present, v.Null, v.NotFound} {
 			if n > 0 {
-				l.values.Add(ctx, int64(n), vo[s])
+				l.values.Add(ctx, int64(n), vo[s]...)
 			}
 		}
 	}
