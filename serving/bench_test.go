@@ -201,7 +201,17 @@ func BenchmarkNativeHandlerMetrics(b *testing.B) {
 // BenchmarkFeastLoopback sends /get-online-features over loopback HTTP/1.1
 // with a keep-alive client; client and server share the 2 cores.
 func BenchmarkFeastLoopback(b *testing.B) {
-	h := newBenchHarness(b)
+	benchFeastLoopback(b, newBenchHarness(b))
+}
+
+// BenchmarkFeastLoopbackMetrics is BenchmarkFeastLoopback with metrics on:
+// its CPU profile gives metrics' share of a whole request's server CPU
+// (docs/benchmarks.md).
+func BenchmarkFeastLoopbackMetrics(b *testing.B) {
+	benchFeastLoopback(b, newBenchHarnessOpts(b, metricsOptions(b)))
+}
+
+func benchFeastLoopback(b *testing.B, h *harness) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	defer client.CloseIdleConnections()
 	for _, sz := range benchSizes {
