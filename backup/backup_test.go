@@ -140,3 +140,16 @@ func TestDir(t *testing.T) {
 func TestPlainPath(t *testing.T) {
 	testDest(t, filepath.Join(t.TempDir(), "new", "dir"), nil)
 }
+
+// TestS3 runs the same checks against the S3-compatible server that
+// scripts/objectstore.sh starts (FEATURED_S3_ENDPOINT).
+func TestS3(t *testing.T) {
+	ep := os.Getenv("FEATURED_S3_ENDPOINT")
+	if ep == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("FEATURED_S3_ENDPOINT is not set: scripts/test.sh starts the object store (scripts/objectstore.sh)")
+		}
+		t.Skip("FEATURED_S3_ENDPOINT not set; start scripts/objectstore.sh and eval its env")
+	}
+	testDest(t, "s3://featured-test/unit-"+time.Now().Format("20060102T150405.000")+"?endpoint="+ep+"&use_path_style=true&region=us-east-1", nil)
+}
