@@ -16,6 +16,15 @@ if [ -f .ci/kafka-env.sh ]; then
   trap 'kafka_stop || true' EXIT
 fi
 
+echo "== object store (S3 for the backup tests; scripts/objectstore.sh)"
+bash scripts/objectstore.sh start
+eval "$(bash scripts/objectstore.sh env)"
+if [ -f .ci/kafka-env.sh ]; then
+  trap 'kafka_stop || true; bash scripts/objectstore.sh stop || true' EXIT
+else
+  trap 'bash scripts/objectstore.sh stop || true' EXIT
+fi
+
 echo "== redis-server (the loadtest's Redis target is tested against it)"
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
