@@ -2,8 +2,9 @@
 # helm.sh checks the Helm chart at helm/featured without a cluster:
 #   - helm (pinned) is built once with `go install` into the git-ignored
 #     .cache/bin; a second run builds nothing;
-#   - `helm lint --strict` on the default values and on each documented
-#     variant (helm/featured/ci/*.yaml);
+#   - `helm lint --strict` on the default values (plus the one value they
+#     lack: auth.existingSecret) and on each documented variant
+#     (helm/featured/ci/*.yaml);
 #   - `helm template` of each, written to OUTDIR/<variant>.yaml (default.yaml
 #     for the default values), for the manifest tests of the nested module
 #     helm/test (FEATURED_HELM_RENDERED=OUTDIR go test ./... there).
@@ -34,11 +35,10 @@ helm="$bin/helm-$HELM_VERSION"
 # Nothing stale from an earlier run may pass for this one's output.
 rm -f "$out"/*.yaml
 
-check() { # variant [values file]
+check() { # variant [helm args...]
 	local variant=$1
 	shift
-	local args=()
-	[ $# -gt 0 ] && args=(-f "$1")
+	local args=("$@")
 	"$helm" lint --strict --quiet --kube-version "$KUBE_VERSION" "${args[@]}" "$chart"
 	"$helm" template featured "$chart" --namespace features --kube-version "$KUBE_VERSION" \
 		"${args[@]}" >"$out/$variant.yaml"
@@ -58,15 +58,24 @@ refuse() { # message --set...
 		echo "helm template $*: got \"$msg\", want it to say \"$want\"" >&2
 		exit 1
 	fi
-	echo "ok  refused: $*"
+	echo "ok  refused: ${*:-(the defaults)}"
 }
 
-check default
+# The defaults alone are refused (no open door, below): the default variant is
+# them plus a token file, the least a real install gives.
+check default --set auth.existingSecret=featured-auth
 for f in "$chart"/ci/*.yaml; do
-	check "$(basename "$f" .yaml)" "$f"
+	check "$(basename "$f" .yaml)" -f "$f"
 done
-refuse "must exceed preStopSleepSeconds + shutdownTimeoutSeconds" --set terminationGracePeriodSeconds=35
-refuse "kafka.sasl.enabled needs kafka.sasl.existingSecret" --set kafka.brokers=k:9092 --set kafka.sasl.enabled=true
-refuse "backup.enabled needs backup.destination" --set backup.enabled=true
-refuse "flags.shards: the chart sets --shards" --set flags.shards=8
+auth=(--set auth.existingSecret=featured-auth)
+refuse "featured listens on the pod's address: set auth.existingSecret (a Secret with tokens.yaml) or insecure: true"
+refuse "auth.metricsTokenRequired needs auth.existingSecret" --set insecure=true --set auth.metricsTokenRequired=true
+refuse "tls.clientCASecret needs tls.existingSecret" "${auth[@]}" --set tls.clientCASecret=ca
+refuse "needs serviceMonitor.bearerTokenSecret.name" "${auth[@]}" --set auth.metricsTokenRequired=true --set serviceMonitor.enabled=true
+refuse "needs serviceMonitor.tlsConfig.caSecret.name or serviceMonitor.tlsConfig.insecureSkipVerify" "${auth[@]}" --set tls.existingSecret=t --set serviceMonitor.enabled=true
+refuse "flags.insecure: the chart sets --insecure" "${auth[@]}" --set flags.insecure=true
+refuse "must exceed preStopSleepSeconds + shutdownTimeoutSeconds" "${auth[@]}" --set terminationGracePeriodSeconds=35
+refuse "kafka.sasl.enabled needs kafka.sasl.existingSecret" "${auth[@]}" --set kafka.brokers=k:9092 --set kafka.sasl.enabled=true
+refuse "backup.enabled needs backup.destination" "${auth[@]}" --set backup.enabled=true
+refuse "flags.shards: the chart sets --shards" "${auth[@]}" --set flags.shards=8
 echo "rendered manifests: $out"

@@ -1,6 +1,7 @@
 package helmtest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -33,6 +34,7 @@ var variantChecks = map[string]func(t *testing.T, m *manifests, r *rendering){
 	"monitoring":  checkMonitoring,
 	"backup":      checkBackup,
 	"ephemeral":   checkEphemeral,
+	"auth-tls":    checkAuthTLS,
 }
 
 // rendering is the server's pod as the chart renders it, with its command
@@ -142,6 +144,7 @@ func checkCommon(t *testing.T, m *manifests) *rendering {
 	if tmp == nil || tmp.MountPath != "/tmp" || volumes["tmp"] == nil || volumes["tmp"].EmptyDir == nil {
 		t.Errorf("/tmp is not an emptyDir mount: mount %v, volume %v", tmp, volumes["tmp"])
 	}
+	wantScheme := checkSecurity(t, m, r, volumes)
 
 	// Probes, on the named HTTP port.
 	probes := []struct {
@@ -163,6 +166,11 @@ func checkCommon(t *testing.T, m *manifests) *rendering {
 		}
 		if p.probe.HTTPGet.Port != intstr.FromString("http") {
 			t.Errorf("%s probe port %v, want the named port http", p.name, p.probe.HTTPGet.Port)
+		}
+		// The probe paths are open without a token, but a TLS listener
+		// answers a plain HTTP probe with 400, which would never pass.
+		if got := cmp.Or(p.probe.HTTPGet.Scheme, corev1.URISchemeHTTP); got != wantScheme {
+			t.Errorf("%s probe scheme %s, want %s", p.name, got, wantScheme)
 		}
 	}
 	// Startup gets longer than liveness: featured listens only after its store
@@ -271,8 +279,80 @@ func checkCommon(t *testing.T, m *manifests) *rendering {
 	return r
 }
 
+// checkSecurity asserts the no-open-door rule and where the security flags'
+// files come from, and returns the scheme the probes must use.
+func checkSecurity(t *testing.T, m *manifests, r *rendering, volumes map[string]*corev1.Volume) corev1.URIScheme {
+	t.Helper()
+	// featured refuses 0.0.0.0 without a token file unless --insecure.
+	_, authOn := r.flags["auth-file"]
+	if !authOn && r.flags["insecure"] != "true" {
+		t.Errorf("neither --auth-file nor --insecure=true: featured refuses a non-loopback address without one")
+	}
+	if r.flags["metrics-token-required"] == "true" && !authOn {
+		t.Errorf("--metrics-token-required without --auth-file: there is no token to require")
+	}
+	_, tlsOn := r.flags["tls-cert"]
+	if _, key := r.flags["tls-key"]; key != tlsOn {
+		t.Errorf("--tls-cert and --tls-key go together: %q", r.args)
+	}
+	if _, ca := r.flags["tls-client-ca"]; ca && !tlsOn {
+		t.Errorf("--tls-client-ca without --tls-cert: featured refuses it")
+	}
+	// Each file is on a read-only Secret volume mounted whole: the kubelet
+	// never updates a subPath mount, so rotation would need a restart.
+	for _, f := range []string{"auth-file", "tls-cert", "tls-key", "tls-client-ca"} {
+		file, ok := r.flags[f]
+		if !ok {
+			continue
+		}
+		vm := mountUnder(r.container, file)
+		if vm == nil || volumes[vm.Name] == nil || volumes[vm.Name].Secret == nil {
+			t.Errorf("--%s=%s is not on a Secret volume", f, file)
+			continue
+		}
+		if !vm.ReadOnly || vm.SubPath != "" {
+			t.Errorf("--%s: mount %s readOnly %v subPath %q, want read-only and whole", f, vm.Name, vm.ReadOnly, vm.SubPath)
+		}
+		sec := volumes[vm.Name].Secret
+		if rel := strings.TrimPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/"); !secretHasItem(sec, rel) {
+			t.Errorf("--%s=%s: Secret volume %s does not project %s", f, file, vm.Name, rel)
+		}
+		if sec.DefaultMode == nil || *sec.DefaultMode&0o007 != 0 {
+			t.Errorf("--%s: Secret volume %s defaultMode %v lets others read it", f, vm.Name, sec.DefaultMode)
+		}
+	}
+	// Prometheus must speak the listener's scheme and, when /metrics
+	// needs a token, send one.
+	metricsToken := r.flags["metrics-token-required"] == "true"
+	for _, sm := range m.serviceMonitors {
+		for _, ep := range sm.Spec.Endpoints {
+			if tlsOn != (ep.Scheme == "https") {
+				t.Errorf("ServiceMonitor %s scheme %q with TLS %v", sm.Name, ep.Scheme, tlsOn)
+			}
+			if tlsOn && (ep.TLSConfig == nil || !ep.TLSConfig.InsecureSkipVerify &&
+				(ep.TLSConfig.CA == nil || ep.TLSConfig.CA.Secret == nil || ep.TLSConfig.CA.Secret.Name == "")) {
+				t.Errorf("ServiceMonitor %s scrapes TLS with no CA and no insecureSkipVerify: %+v", sm.Name, ep.TLSConfig)
+			}
+			a := ep.Authorization
+			if metricsToken != (a != nil) {
+				t.Errorf("ServiceMonitor %s authorization %+v with --metrics-token-required %v", sm.Name, a, metricsToken)
+			}
+			if a != nil && (a.Type != "Bearer" || a.Credentials == nil || a.Credentials.Name == "" || a.Credentials.Key == "") {
+				t.Errorf("ServiceMonitor %s authorization %+v, want a Bearer token from a Secret key", sm.Name, a)
+			}
+		}
+	}
+	if tlsOn {
+		return corev1.URISchemeHTTPS
+	}
+	return corev1.URISchemeHTTP
+}
+
 func checkDefault(t *testing.T, m *manifests, r *rendering) {
-	for _, f := range []string{"kafka-brokers", "apply", "backup-dest", "backup-interval"} {
+	if v := secretVolume(r.pod, "auth"); v == nil || v.SecretName != "featured-auth" || r.flags["auth-file"] == "" {
+		t.Errorf("auth volume %v, --auth-file=%q: want the token file from Secret featured-auth", v, r.flags["auth-file"])
+	}
+	for _, f := range []string{"kafka-brokers", "apply", "backup-dest", "backup-interval", "insecure", "tls-cert", "metrics-token-required"} {
 		if v, ok := r.flags[f]; ok {
 			t.Errorf("default values pass --%s=%s", f, v)
 		}
@@ -400,6 +480,11 @@ func checkMonitoring(t *testing.T, m *manifests, r *rendering) {
 	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "http" || sm.Spec.Endpoints[0].Path != "/metrics" {
 		t.Errorf("ServiceMonitor endpoints %+v, want port http path /metrics", sm.Spec.Endpoints)
 	}
+	for _, ep := range sm.Spec.Endpoints {
+		if ep.Scheme != "" || ep.TLSConfig != nil || ep.Authorization != nil {
+			t.Errorf("ServiceMonitor endpoint %+v: want plain HTTP and no token (metrics open, no TLS)", ep)
+		}
+	}
 	if sm.Labels["release"] != "kube-prometheus-stack" {
 		t.Errorf("ServiceMonitor labels %v lack serviceMonitor.labels", sm.Labels)
 	}
@@ -511,6 +596,47 @@ func checkEphemeral(t *testing.T, m *manifests, r *rendering) {
 	if v := envVar(r.container, "FEATURED_LOG_LEVEL"); v == nil || v.Value != "debug" {
 		t.Errorf("extraEnv FEATURED_LOG_LEVEL %v", v)
 	}
+	if r.flags["insecure"] != "true" {
+		t.Errorf("--insecure=%q, want true", r.flags["insecure"])
+	}
+	if v, ok := r.flags["auth-file"]; ok || secretVolume(r.pod, "auth") != nil {
+		t.Errorf("insecure: true without auth.existingSecret still passes --auth-file=%q or mounts a token file", v)
+	}
+}
+
+func checkAuthTLS(t *testing.T, m *manifests, r *rendering) {
+	for _, v := range []struct{ volume, secret, flag string }{
+		{"auth", "featured-auth", "auth-file"},
+		{"tls", "featured-tls", "tls-cert"},
+		{"tls", "featured-tls", "tls-key"},
+		{"client-ca", "featured-client-ca", "tls-client-ca"},
+	} {
+		sv, vm := secretVolume(r.pod, v.volume), mountOf(r.container, v.volume)
+		if sv == nil || sv.SecretName != v.secret || vm == nil || !strings.HasPrefix(r.flags[v.flag], vm.MountPath+"/") {
+			t.Errorf("--%s=%q: want a file of Secret %s (volume %v, mount %v)", v.flag, r.flags[v.flag], v.secret, sv, vm)
+		}
+	}
+	if path.Base(r.flags["tls-cert"]) != "tls.crt" || path.Base(r.flags["tls-key"]) != "tls.key" {
+		t.Errorf("--tls-cert=%s --tls-key=%s, want the kubernetes.io/tls keys tls.crt and tls.key", r.flags["tls-cert"], r.flags["tls-key"])
+	}
+	if r.flags["metrics-token-required"] != "true" {
+		t.Errorf("--metrics-token-required=%q, want true", r.flags["metrics-token-required"])
+	}
+	if _, ok := r.flags["insecure"]; ok {
+		t.Errorf("--insecure passed with auth on")
+	}
+	if len(m.serviceMonitors) != 1 || len(m.serviceMonitors[0].Spec.Endpoints) != 1 {
+		t.Fatalf("want one ServiceMonitor with one endpoint, have %d", len(m.serviceMonitors))
+	}
+	ep := m.serviceMonitors[0].Spec.Endpoints[0]
+	if a := ep.Authorization; a == nil || a.Credentials == nil || a.Credentials.Name != "featured-prometheus-token" || a.Credentials.Key != "token" {
+		t.Errorf("ServiceMonitor authorization %+v, want Secret featured-prometheus-token key token", a)
+	}
+	tc := ep.TLSConfig
+	if tc == nil || tc.InsecureSkipVerify || tc.CA == nil || tc.CA.Secret == nil ||
+		tc.CA.Secret.Name != "featured-tls-ca" || tc.CA.Secret.Key != "ca.crt" || tc.ServerName != "featured-headless.features.svc" {
+		t.Errorf("ServiceMonitor tlsConfig %+v, want CA featured-tls-ca/ca.crt and serverName featured-headless.features.svc", tc)
+	}
 }
 
 // parseFlags reads --name=value arguments after the command; a flag given
@@ -568,6 +694,25 @@ func hasItem(cm *corev1.ConfigMapVolumeSource, rel string) bool {
 		}
 	}
 	return false
+}
+
+func secretHasItem(s *corev1.SecretVolumeSource, rel string) bool {
+	if len(s.Items) == 0 {
+		return true // every key is projected under its own name
+	}
+	for _, it := range s.Items {
+		if it.Path == rel {
+			return true
+		}
+	}
+	return false
+}
+
+func secretVolume(pod *corev1.PodSpec, name string) *corev1.SecretVolumeSource {
+	if v := podVolume(pod, name); v != nil {
+		return v.Secret
+	}
+	return nil
 }
 
 func envVar(c *corev1.Container, name string) *corev1.EnvVar {

@@ -40,6 +40,18 @@ type serviceMonitor struct {
 			Path          string `json:"path"`
 			Interval      string `json:"interval"`
 			ScrapeTimeout string `json:"scrapeTimeout"`
+			Scheme        string `json:"scheme,omitempty"`
+			TLSConfig     *struct {
+				CA *struct {
+					Secret *corev1.SecretKeySelector `json:"secret"`
+				} `json:"ca,omitempty"`
+				ServerName         string `json:"serverName,omitempty"`
+				InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
+			} `json:"tlsConfig,omitempty"`
+			Authorization *struct {
+				Type        string                    `json:"type"`
+				Credentials *corev1.SecretKeySelector `json:"credentials"`
+			} `json:"authorization,omitempty"`
 		} `json:"endpoints"`
 	} `json:"spec"`
 }

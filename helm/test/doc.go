@@ -7,8 +7,10 @@
 // period against the shutdown timeout, and each variant's own additions. It
 // also runs the real featured binary with each rendering's command line (paths
 // under a temp dir, loopback addresses, the test broker from
-// FEATURED_KAFKA_BROKERS) until /readyz answers 200 and SIGTERM exits 0, checks
-// the Dockerfile, and that every value is in the chart README's table.
+// FEATURED_KAFKA_BROKERS, a token file and a self-signed certificate where the
+// Secrets would be mounted) until /readyz answers 200, checks that the token
+// file is enforced and that SIGTERM exits 0, checks the Dockerfile, and that
+// every value is in the chart README's table.
 //
 // It is its own module so that Kubernetes' dependencies stay out of the
 // server's go.mod; the root module's `go test ./...` does not enter it, so

@@ -64,6 +64,20 @@ app.kubernetes.io/part-of: featured
 {{- end }}
 {{- end }}
 
+{{/*
+Where the Secrets of the security values are mounted: whole directories, never
+subPath, since the kubelet does not update a subPath mount and a rotated token
+file or certificate would then need a restart.
+*/}}
+{{- define "featured.authDir" -}}/etc/featured/auth{{- end }}
+{{- define "featured.tlsDir" -}}/etc/featured/tls{{- end }}
+{{- define "featured.clientCADir" -}}/etc/featured/client-ca{{- end }}
+
+{{/* The probes' and scrapes' scheme: TLS serves HTTPS only. */}}
+{{- define "featured.scheme" -}}
+{{- if .Values.tls.existingSecret }}HTTPS{{ else }}HTTP{{ end }}
+{{- end }}
+
 {{- define "featured.dataDir" -}}
 {{- printf "%s/data" (trimSuffix "/" .Values.persistence.mountPath) }}
 {{- end }}
@@ -96,8 +110,25 @@ to change.
 {{- if and .Values.definitions.inline .Values.definitions.existingConfigMap }}
 {{- fail "set definitions.inline or definitions.existingConfigMap, not both" }}
 {{- end }}
+{{- if not (or .Values.auth.existingSecret .Values.insecure) }}
+{{- fail "featured listens on the pod's address: set auth.existingSecret (a Secret with tokens.yaml) or insecure: true" }}
+{{- end }}
+{{- if and .Values.auth.metricsTokenRequired (not .Values.auth.existingSecret) }}
+{{- fail "auth.metricsTokenRequired needs auth.existingSecret: without a token file there is no token to require" }}
+{{- end }}
+{{- if and .Values.tls.clientCASecret (not .Values.tls.existingSecret) }}
+{{- fail "tls.clientCASecret needs tls.existingSecret: client certificates are checked only on TLS" }}
+{{- end }}
+{{- if .Values.serviceMonitor.enabled }}
+{{- if and .Values.auth.metricsTokenRequired (not .Values.serviceMonitor.bearerTokenSecret.name) }}
+{{- fail "auth.metricsTokenRequired with serviceMonitor.enabled needs serviceMonitor.bearerTokenSecret.name: Prometheus would be refused" }}
+{{- end }}
+{{- if and .Values.tls.existingSecret (not .Values.serviceMonitor.tlsConfig.caSecret.name) (not .Values.serviceMonitor.tlsConfig.insecureSkipVerify) }}
+{{- fail "tls.existingSecret with serviceMonitor.enabled needs serviceMonitor.tlsConfig.caSecret.name or serviceMonitor.tlsConfig.insecureSkipVerify: true" }}
+{{- end }}
+{{- end }}
 {{- range $name, $_ := .Values.flags }}
-{{- if has $name (list "data-dir" "http-addr" "grpc-addr" "shards" "shutdown-timeout" "kafka-brokers" "apply" "backup-dest" "backup-interval") }}
+{{- if has $name (list "data-dir" "http-addr" "grpc-addr" "shards" "shutdown-timeout" "kafka-brokers" "apply" "backup-dest" "backup-interval" "auth-file" "metrics-token-required" "tls-cert" "tls-key" "tls-client-ca" "insecure") }}
 {{- fail (printf "flags.%s: the chart sets --%s from its own value (see README.md)" $name $name) }}
 {{- end }}
 {{- end }}
@@ -128,6 +159,22 @@ prints as 4.194304e+06: integral ones are printed as integers.
 {{- end }}
 {{- if include "featured.definitionsConfigMap" . }}
 - {{ printf "--apply=/etc/featured/definitions/%s" .Values.definitions.key | quote }}
+{{- end }}
+{{- if .Values.auth.existingSecret }}
+- {{ printf "--auth-file=%s/tokens.yaml" (include "featured.authDir" .) | quote }}
+{{- if .Values.auth.metricsTokenRequired }}
+- "--metrics-token-required=true"
+{{- end }}
+{{- end }}
+{{- if .Values.tls.existingSecret }}
+- {{ printf "--tls-cert=%s/tls.crt" (include "featured.tlsDir" .) | quote }}
+- {{ printf "--tls-key=%s/tls.key" (include "featured.tlsDir" .) | quote }}
+{{- if .Values.tls.clientCASecret }}
+- {{ printf "--tls-client-ca=%s/%s" (include "featured.clientCADir" .) .Values.tls.clientCAKey | quote }}
+{{- end }}
+{{- end }}
+{{- if .Values.insecure }}
+- "--insecure=true"
 {{- end }}
 {{- if .Values.backup.enabled }}
 - {{ printf "--backup-dest=%s" .Values.backup.destination | quote }}
