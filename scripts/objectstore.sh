@@ -63,14 +63,17 @@ JSON
 		sleep 0.5
 	done
 	if [ "$(cat "$DIR/kind")" = weed ]; then
-		for i in $(seq 1 60); do
+		# The filer behind S3 takes 20-30 s to join on a loaded 2-core
+		# machine: allow two minutes.
+		for i in $(seq 1 240); do
 			if echo "s3.bucket.create -name $BUCKET" | "$BIN" shell -master=127.0.0.1:19333 >>"$DIR/log" 2>&1 &&
 				echo "s3.bucket.list" | "$BIN" shell -master=127.0.0.1:19333 2>/dev/null | grep -q "$BUCKET"; then
 				return 0
 			fi
 			sleep 0.5
 		done
-		echo "objectstore: could not create bucket $BUCKET" >&2
+		echo "objectstore: could not create bucket $BUCKET within 2 minutes (log: $DIR/log)" >&2
+		stop
 		return 1
 	fi
 	curl -s -X PUT "http://127.0.0.1:$PORT/$BUCKET" >/dev/null

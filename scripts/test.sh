@@ -17,13 +17,14 @@ if [ -f .ci/kafka-env.sh ]; then
 fi
 
 echo "== object store (S3 for the backup tests; scripts/objectstore.sh)"
-bash scripts/objectstore.sh start
-eval "$(bash scripts/objectstore.sh env)"
+# The trap first: a start that fails half-way still leaves a process to stop.
 if [ -f .ci/kafka-env.sh ]; then
   trap 'kafka_stop || true; bash scripts/objectstore.sh stop || true' EXIT
 else
   trap 'bash scripts/objectstore.sh stop || true' EXIT
 fi
+bash scripts/objectstore.sh start
+eval "$(bash scripts/objectstore.sh env)"
 
 echo "== redis-server (the loadtest's Redis target is tested against it)"
 if ! command -v redis-server >/dev/null 2>&1; then
