@@ -40,6 +40,10 @@ start() {
 		cat >"$DIR/s3.json" <<JSON
 {"identities":[{"name":"featured","credentials":[{"accessKey":"$ACCESS_KEY","secretKey":"$SECRET_KEY"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
+		# A fresh store each start: it only serves tests, and a master's
+		# raft state left by an earlier run can keep it from electing
+		# itself leader ("raft.Server: Not current leader").
+		rm -rf "$DIR/data"
 		mkdir -p "$DIR/data"
 		"$BIN" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$DIR/data" \
 			-master.port=19333 -volume.port=18080 -filer.port=18888 \
