@@ -3,10 +3,13 @@ package featurestore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // ErrDamaged is a data directory that lacks something it must hold: a shard
@@ -32,8 +35,8 @@ func (e *DamagedError) Unwrap() error { return ErrDamaged }
 func shardDir(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("shard-%03d", i)) }
 
 // shardDirs lists the shard-NNN directories under dir.
-func shardDirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+func shardDirs(fs vfs.FS, dir string) ([]string, error) {
+	names, err := fs.List(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -41,12 +44,38 @@ func shardDirs(dir string) ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	for _, e := range ents {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "shard-") {
-			out = append(out, e.Name())
+	for _, name := range names {
+		if !strings.HasPrefix(name, "shard-") {
+			continue
+		}
+		if fi, err := fs.Stat(filepath.Join(dir, name)); err == nil && fi.IsDir() {
+			out = append(out, name)
 		}
 	}
 	return out, nil
+}
+
+// readFile is os.ReadFile on fs.
+func readFile(fs vfs.FS, path string) ([]byte, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// writeFile creates path on fs holding b.
+func writeFile(fs vfs.FS, path string, b []byte) error {
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // HasState reports whether dir holds a store: a SHARDS file or a shard
@@ -58,7 +87,7 @@ func HasState(dir string) (bool, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("featurestore: %w", err)
 	}
-	dirs, err := shardDirs(dir)
+	dirs, err := shardDirs(vfs.Default, dir)
 	if err != nil {
 		return false, fmt.Errorf("featurestore: list %s: %w", dir, err)
 	}
@@ -70,7 +99,7 @@ func HasState(dir string) (bool, error) {
 // fine. featured serve calls it before it opens the registry so that it can
 // offer to start afresh.
 func CheckDir(dir string, shards int) error {
-	created, err := readShardCount(dir)
+	created, err := readShardCount(vfs.Default, dir)
 	if err != nil {
 		return err
 	}
@@ -81,7 +110,7 @@ func CheckDir(dir string, shards int) error {
 		return fmt.Errorf("featurestore: data dir %s has %d shards, not %d: reopen with --shards=%d", dir, created, shards, created)
 	}
 	for i := 0; i < created; i++ {
-		if err := checkShardDir(dir, i, created); err != nil {
+		if err := checkShardDir(vfs.Default, dir, i, created); err != nil {
 			return err
 		}
 	}
@@ -92,11 +121,11 @@ func CheckDir(dir string, shards int) error {
 // missing SHARDS beside shard directories is damage: counting the
 // directories would guess, and a wrong guess places every entity on
 // another shard.
-func readShardCount(dir string) (int, error) {
+func readShardCount(fs vfs.FS, dir string) (int, error) {
 	path := filepath.Join(dir, shardsFile)
-	b, err := os.ReadFile(path)
+	b, err := readFile(fs, path)
 	if errors.Is(err, os.ErrNotExist) {
-		dirs, lerr := shardDirs(dir)
+		dirs, lerr := shardDirs(fs, dir)
 		if lerr != nil {
 			return 0, fmt.Errorf("featurestore: list %s: %w", dir, lerr)
 		}
@@ -118,17 +147,17 @@ func readShardCount(dir string) (int, error) {
 // checkShardDir fails unless shard i of a store created with n shards has
 // its Pebble database (its CURRENT marker or, on Pebble's newer formats, a
 // MANIFEST).
-func checkShardDir(dir string, i, n int) error {
+func checkShardDir(fs vfs.FS, dir string, i, n int) error {
 	p := shardDir(dir, i)
-	ents, err := os.ReadDir(p)
+	names, err := fs.List(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return &DamagedError{Path: p, Problem: fmt.Sprintf("missing (the store has %d shards, recorded in %s)", n, shardsFile)}
 	}
 	if err != nil {
 		return fmt.Errorf("featurestore: %w", err)
 	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "MANIFEST-") || strings.HasPrefix(e.Name(), "marker.manifest") || e.Name() == "CURRENT" {
+	for _, name := range names {
+		if strings.HasPrefix(name, "MANIFEST-") || strings.HasPrefix(name, "marker.manifest") || name == "CURRENT" {
 			return nil
 		}
 	}

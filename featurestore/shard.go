@@ -546,7 +546,7 @@ func (s *shard) commitBatch(opts *pebble.WriteOptions, stamp bool) (visibleMilli
 		// have ended the process here (Pebble treats a failed commit as
 		// fatal), and so do we: reporting a failure would leave the writer
 		// and the EventLog dropping what readers already see.
-		pebbleLogger{s.opts.Logger.With("shard", s.id)}.Fatalf("commit: sync WAL: %v", err)
+		s.opts.Fatalf("shard %d: commit: sync WAL: %v", s.id, err)
 	}
 	return visibleMillis, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/aggregate"
 )
@@ -51,10 +51,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("featurestore: create data dir: %w", err)
 	}
-	existed, err := checkShardCount(dir, opts.Shards)
+	existed, err := checkShardCount(opts.FS, dir, opts.Shards)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		dmg := newDamage(i, opts.Logger)
 		po := &pebble.Options{
 			Cache:  cache,
-			Logger: pebbleLogger{opts.Logger.With("shard", i)},
+			Logger: pebbleLogger{l: opts.Logger.With("shard", i), shard: i, fatal: opts.Fatalf},
+			FS:     opts.FS,
 			// Corruption is recorded against the shard and returned to
 			// the read that found it, not fatal (damage.go).
 			EventListener: dmg.eventListener(),
@@ -78,7 +79,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			ErrorIfNotExists: existed,
 		}
 		if existed {
-			if err := checkShardDir(dir, i, opts.Shards); err != nil {
+			if err := checkShardDir(opts.FS, dir, i, opts.Shards); err != nil {
 				s.closeShards()
 				cache.Unref()
 				return nil, err
@@ -109,14 +110,13 @@ func Open(dir string, opts Options) (*Store, error) {
 // checkShardCount records the shard count on first open and refuses another
 // count later: entities are placed by hash modulo the count. It reports
 // whether the store existed (its shards must then exist too).
-func checkShardCount(dir string, n int) (existed bool, err error) {
-	have, err := readShardCount(dir)
+func checkShardCount(fs vfs.FS, dir string, n int) (existed bool, err error) {
+	have, err := readShardCount(fs, dir)
 	if err != nil {
 		return false, err
 	}
 	if have == 0 {
-		path := filepath.Join(dir, shardsFile)
-		if err := os.WriteFile(path, []byte(strconv.Itoa(n)+"\n"), 0o644); err != nil {
+		if err := writeFile(fs, filepath.Join(dir, shardsFile), []byte(strconv.Itoa(n)+"\n")); err != nil {
 			return false, fmt.Errorf("featurestore: record shard count: %w", err)
 		}
 		return false, nil
