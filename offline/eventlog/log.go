@@ -7,13 +7,14 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/offline/internal/codec"
@@ -40,6 +41,14 @@ type Options struct {
 	Now func() time.Time
 	// Logger. The default value is slog.Default().
 	Logger *slog.Logger
+	// FS is the file system of every file the Log opens: WAL segments,
+	// markers, Parquet files (written, renamed, scanned) and their
+	// directories. Its WAL files must have a Truncate(size int64) error
+	// method, as vfs.Default's have (vfs.File has none), to cut a failed
+	// commit. Exports open Parquet files by path (OpenFile) on the OS, so a
+	// FS other than vfs.Default must be a wrapper over the same directories
+	// (as fault-injection tests use). The default value is vfs.Default.
+	FS vfs.FS
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -61,6 +70,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
 }
 
@@ -115,7 +127,7 @@ type shardLog struct {
 	id  int
 	dir string
 
-	f        *os.File
+	f        vfs.File
 	seg      uint64
 	size     int64 // bytes in f, including the frame of a pending commit
 	segStart time.Time
@@ -163,7 +175,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
+	if err := opts.FS.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
 		return nil, fmt.Errorf("offline: create %s: %w", dir, err)
 	}
 	l := &Log{
@@ -192,14 +204,13 @@ func (l *Log) shard(id int) *shardLog {
 func segName(seg uint64) string { return fmt.Sprintf("%020d.wal", seg) }
 
 // listSegments returns the segment numbers in dir, ascending.
-func listSegments(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]uint64, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []uint64
-	for _, e := range ents {
-		name := e.Name()
+	for _, name := range names {
 		if !strings.HasSuffix(name, ".wal") {
 			continue
 		}
@@ -232,10 +243,11 @@ func decodePos(b []byte) (seg uint64, off, lsn int64, err error) {
 // conversion.
 func (l *Log) Recover(shard int, committed []byte) error {
 	dir := filepath.Join(l.dir, walDir, fmt.Sprintf("shard-%03d", shard))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	fs := l.opts.FS
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
-	segs, err := listSegments(dir)
+	segs, err := listSegments(fs, dir)
 	if err != nil {
 		return fmt.Errorf("offline: list %s: %w", dir, err)
 	}
@@ -253,7 +265,7 @@ func (l *Log) Recover(shard int, committed []byte) error {
 		case committed == nil || s > seg:
 			// Nothing of it was committed: the store lost those events too
 			// (push callers saw an error; Kafka reads them again).
-			if err := os.Remove(filepath.Join(dir, segName(s))); err != nil {
+			if err := fs.Remove(filepath.Join(dir, segName(s))); err != nil {
 				return fmt.Errorf("offline: %w", err)
 			}
 		case s < seg:
@@ -261,7 +273,7 @@ func (l *Log) Recover(shard int, committed []byte) error {
 		}
 	}
 	path := filepath.Join(dir, segName(seg))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
@@ -278,12 +290,12 @@ func (l *Log) Recover(shard int, committed []byte) error {
 			"shard", shard, "segment", seg, "have_bytes", st.Size(), "committed_bytes", off)
 		off = st.Size()
 	case st.Size() > off:
-		if err := f.Truncate(off); err != nil {
+		if err := truncate(f, off); err != nil {
 			f.Close()
 			return fmt.Errorf("offline: truncate %s: %w", path, err)
 		}
 	}
-	markers, err := loadMarkers(dir, seg, off, committed != nil)
+	markers, err := loadMarkers(fs, dir, seg, off, committed != nil)
 	if err != nil {
 		f.Close()
 		return err
@@ -346,11 +358,11 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 		if err := sl.f.Sync(); err != nil {
 			return nil, false, fmt.Errorf("offline: sync segment: %w", err)
 		}
-		nf, err := os.OpenFile(filepath.Join(sl.dir, segName(sl.seg+1)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		nf, err := l.opts.FS.Create(filepath.Join(sl.dir, segName(sl.seg+1)), vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return nil, false, fmt.Errorf("offline: rotate segment: %w", err)
 		}
-		if err := syncDir(sl.dir); err != nil {
+		if err := syncDir(l.opts.FS, sl.dir); err != nil {
 			nf.Close()
 			return nil, false, err
 		}
@@ -395,7 +407,7 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 	}
 	if m := sl.pendingMarker; m != nil {
 		m.CommitMillis, m.Seg, m.Off = nowMillis, sl.seg, sl.size
-		if err := appendMarker(sl.dir, *m, true); err != nil {
+		if err := appendMarker(l.opts.FS, sl.dir, *m, true); err != nil {
 			return nil, false, err
 		}
 		sl.markerWritten = true
@@ -422,7 +434,7 @@ func (l *Log) Committed(shard int, visibleMillis int64, err error) {
 	sl.pendingMarker = nil
 	if err != nil {
 		// The store dropped these events' state: drop their rows.
-		if terr := sl.f.Truncate(sl.prevSize); terr != nil {
+		if terr := truncate(sl.f, sl.prevSize); terr != nil {
 			l.opts.Logger.Error("offline: cut a failed commit's rows from the WAL", "shard", shard, "err", terr)
 		}
 		if sl.markerWritten {
@@ -430,7 +442,7 @@ func (l *Log) Committed(shard int, visibleMillis int64, err error) {
 			committed := sl.mu.seg
 			off := sl.mu.off
 			sl.mu.Unlock()
-			if _, merr := loadMarkers(sl.dir, committed, off, true); merr != nil {
+			if _, merr := loadMarkers(l.opts.FS, sl.dir, committed, off, true); merr != nil {
 				l.opts.Logger.Error("offline: drop a failed backfill's marker", "shard", shard, "err", merr)
 			}
 		}
@@ -525,7 +537,7 @@ func (l *Log) restamp(sl *shardLog, visibleMillis int64) {
 func (l *Log) restampMarker(sl *shardLog, m *marker, visibleMillis int64) {
 	r := *m
 	r.VisibleMillis = visibleMillis
-	if err := appendMarker(sl.dir, r, false); err != nil {
+	if err := appendMarker(l.opts.FS, sl.dir, r, false); err != nil {
 		l.opts.Logger.Warn("offline: restamp a backfill marker; it keeps its commit time", "shard", sl.id, "err", err)
 		return
 	}
@@ -559,8 +571,18 @@ func (l *Log) Close() error {
 	return l.convErr
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// truncate cuts f to size: vfs.File has no Truncate, the files of
+// vfs.Default have one (see Options.FS).
+func truncate(f vfs.File, size int64) error {
+	t, ok := f.(interface{ Truncate(int64) error })
+	if !ok {
+		return fmt.Errorf("offline: truncate: %T has no Truncate (Options.FS)", f)
+	}
+	return t.Truncate(size)
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return fmt.Errorf("offline: sync dir: %w", err)
 	}
@@ -583,8 +605,8 @@ type walFrame struct {
 // readFrames calls fn for each complete frame of the segment at path up to
 // limit bytes (-1: the whole file). A torn frame at the end (a crash while
 // writing it) ends the segment; a bad checksum before limit is corruption.
-func readFrames(path string, limit int64, fn func(*walFrame) error) error {
-	f, err := os.Open(path)
+func readFrames(fs vfs.FS, path string, limit int64, fn func(*walFrame) error) error {
+	f, err := fs.Open(path)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
@@ -674,7 +696,7 @@ func (l *Log) CheckWAL(shard int) (rows int, err error) {
 	sl.mu.Lock()
 	cseg, coff := sl.mu.seg, sl.mu.off
 	sl.mu.Unlock()
-	segs, err := listSegments(sl.dir)
+	segs, err := listSegments(l.opts.FS, sl.dir)
 	if err != nil {
 		return 0, fmt.Errorf("eventlog: check WAL: %w", err)
 	}
@@ -686,7 +708,7 @@ func (l *Log) CheckWAL(shard int) (rows int, err error) {
 		case seg == cseg:
 			limit = coff
 		}
-		err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+		err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
 			rows += fr.nrows
 			return nil
 		})

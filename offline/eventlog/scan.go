@@ -3,7 +3,6 @@ package eventlog
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -25,7 +24,7 @@ func (l *Log) Scan(ctx context.Context, sources map[string]bool, fn func(r *Row)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := readLogFile(ctx, f.Path, fn); err != nil {
+			if err := readLogFile(ctx, l.opts.FS, f.Path, fn); err != nil {
 				return err
 			}
 		}
@@ -39,16 +38,16 @@ func (l *Log) Scan(ctx context.Context, sources map[string]bool, fn func(r *Row)
 func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn func([]File) error, fn func(r *Row) error) error {
 	l.files.RLock()
 	defer l.files.RUnlock()
-	srcs, err := os.ReadDir(l.dir)
+	srcs, err := listDirs(l.opts.FS, l.dir)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
 	var all []File
 	for _, s := range srcs {
-		if !s.IsDir() || s.Name() == walDir || (sources != nil && !sources[s.Name()]) {
+		if s == walDir || (sources != nil && !sources[s]) {
 			continue
 		}
-		files, err := ListFiles(l.dir, s.Name())
+		files, err := listFiles(l.opts.FS, l.dir, s)
 		if err != nil {
 			return err
 		}
@@ -68,7 +67,7 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 		sl.mu.Lock()
 		cseg, coff := sl.mu.seg, sl.mu.off
 		sl.mu.Unlock()
-		segs, err := listSegments(sl.dir)
+		segs, err := listSegments(l.opts.FS, sl.dir)
 		if err != nil {
 			return fmt.Errorf("offline: %w", err)
 		}
@@ -80,7 +79,7 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 			if seg == cseg {
 				limit = coff
 			}
-			err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+			err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -106,7 +105,7 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r *Row) error) error {
 	l.files.RLock()
 	defer l.files.RUnlock()
-	files, err := ListFiles(l.dir, source)
+	files, err := listFiles(l.opts.FS, l.dir, source)
 	if err != nil {
 		return err
 	}
@@ -114,7 +113,7 @@ func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r
 		if f.Shard != shard {
 			continue
 		}
-		if err := readLogFile(ctx, f.Path, fn); err != nil {
+		if err := readLogFile(ctx, l.opts.FS, f.Path, fn); err != nil {
 			return err
 		}
 	}
@@ -122,7 +121,7 @@ func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r
 	sl.mu.Lock()
 	cseg, coff := sl.mu.seg, sl.mu.off
 	sl.mu.Unlock()
-	segs, err := listSegments(sl.dir)
+	segs, err := listSegments(l.opts.FS, sl.dir)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
@@ -134,7 +133,7 @@ func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r
 		if seg == cseg {
 			limit = coff
 		}
-		err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+		err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -202,13 +201,21 @@ func (l *Log) Events(ctx context.Context, source string, fn func(Event) error) e
 // and the whole WAL. Exports size their memory budget by it.
 func (l *Log) Bytes(sources map[string]bool) int64 {
 	var n int64
-	walk := func(dir string) {
-		filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-			if err == nil && !fi.IsDir() {
+	fs := l.opts.FS
+	var walk func(dir string)
+	walk = func(dir string) {
+		names, _ := fs.List(dir)
+		for _, name := range names {
+			p := filepath.Join(dir, name)
+			fi, err := fs.Stat(p)
+			switch {
+			case err != nil:
+			case fi.IsDir():
+				walk(p)
+			default:
 				n += fi.Size()
 			}
-			return nil
-		})
+		}
 	}
 	for src := range sources {
 		walk(filepath.Join(l.dir, src))
