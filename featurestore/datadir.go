@@ -65,9 +65,13 @@ func readFile(fs vfs.FS, path string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// writeFile creates path on fs holding b.
-func writeFile(fs vfs.FS, path string, b []byte) error {
-	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+// creatingFile marks a store whose first Open has not finished creating
+// it (checkShardCount).
+const creatingFile = shardsFile + ".creating"
+
+// writeFileSync creates dir/name on fs holding b, and syncs it and dir.
+func writeFileSync(fs vfs.FS, dir, name string, b []byte) error {
+	f, err := fs.Create(filepath.Join(dir, name), vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
@@ -75,7 +79,33 @@ func writeFile(fs vfs.FS, path string, b []byte) error {
 		f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(fs, dir)
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
+}
+
+// creating reports whether dir holds an unfinished creation: SHARDS.creating
+// and no SHARDS.
+func creating(fs vfs.FS, dir string) bool {
+	_, err := fs.Stat(filepath.Join(dir, creatingFile))
+	return err == nil
 }
 
 // HasState reports whether dir holds a store: a SHARDS file or a shard
@@ -86,6 +116,9 @@ func HasState(dir string) (bool, error) {
 		return true, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("featurestore: %w", err)
+	}
+	if creating(vfs.Default, dir) {
+		return false, nil // no Open finished: nothing was stored
 	}
 	dirs, err := shardDirs(vfs.Default, dir)
 	if err != nil {
@@ -117,14 +150,18 @@ func CheckDir(dir string, shards int) error {
 	return nil
 }
 
-// readShardCount returns the count SHARDS records, or 0 for a new store. A
-// missing SHARDS beside shard directories is damage: counting the
+// readShardCount returns the count SHARDS records, or 0 for a new store
+// (also one whose creation did not finish: see checkShardCount). A missing
+// SHARDS beside shard directories is otherwise damage: counting the
 // directories would guess, and a wrong guess places every entity on
 // another shard.
 func readShardCount(fs vfs.FS, dir string) (int, error) {
 	path := filepath.Join(dir, shardsFile)
 	b, err := readFile(fs, path)
 	if errors.Is(err, os.ErrNotExist) {
+		if creating(fs, dir) {
+			return 0, nil
+		}
 		dirs, lerr := shardDirs(fs, dir)
 		if lerr != nil {
 			return 0, fmt.Errorf("featurestore: list %s: %w", dir, lerr)
