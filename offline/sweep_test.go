@@ -228,8 +228,17 @@ func openSweepProc(t *testing.T, w *sweepWork, dir string, inj *sweepInjector) (
 	openc := make(chan opened, 1)
 	go func() {
 		var o opened
+		defer func() {
+			// Pebble panics where it treats an error as unrecoverable
+			// (a failed directory fsync): fatal by design, a crash.
+			if r := recover(); r != nil {
+				p.fatal.Store(true)
+				p.crash()
+				o.err = fmt.Errorf("panic: %v", r)
+			}
+			openc <- o
+		}()
 		o.store, o.log, o.err = p.open(w, dir, now)
-		openc <- o
 	}()
 	select {
 	case o := <-openc:
