@@ -178,8 +178,8 @@ type sweepProc struct {
 func (p *sweepProc) crash() {
 	p.once.Do(func() {
 		p.dead.Store(true)
+		close(p.crashed) // before the cancel: its errors mean the crash
 		p.cancel()
-		close(p.crashed)
 	})
 }
 
@@ -199,7 +199,9 @@ func (p *sweepProc) call(fn func() error) (err error, crashed bool) {
 	go func() { done <- fn() }()
 	select {
 	case err := <-done:
-		return err, false
+		// An error may be the crash's (a cancelled context), seen
+		// before the crash itself.
+		return err, err != nil && p.isCrashed()
 	case <-p.crashed:
 		return errDead, true
 	}
