@@ -44,6 +44,7 @@ type damage struct {
 		reports      uint64 // Pebble DataCorruption events
 		corruptReads uint64 // Reads answered with ErrCorrupt
 		first        string // the first report, for Ready
+		writeStalls  uint64 // Pebble WriteStallBegin events (metrics only)
 	}
 }
 
@@ -93,17 +94,25 @@ func (d *damage) fill(st *ShardStats) {
 	st.CorruptionReports = d.mu.reports
 	st.CorruptReads = d.mu.corruptReads
 	st.Damaged = d.mu.first
+	st.WriteStalls = d.mu.writeStalls
 	d.mu.Unlock()
 }
 
 // eventListener routes Pebble's corruption reports to d instead of Pebble's
 // default, which calls Logger.Fatalf and so ends the process on the first
-// lookup that reads a bad block.
+// lookup that reads a bad block. It also counts write stalls, the shard's
+// one other event worth a metric; they live here because this is the
+// shard's only listener.
 func (d *damage) eventListener() *pebble.EventListener {
 	return &pebble.EventListener{
 		DataCorruption: d.corruption,
 		BackgroundError: func(err error) {
 			d.log.Error("pebble: background error", "err", err)
+		},
+		WriteStallBegin: func(pebble.WriteStallBeginInfo) {
+			d.mu.Lock()
+			d.mu.writeStalls++
+			d.mu.Unlock()
 		},
 	}
 }
@@ -361,7 +370,7 @@ func (s *Store) DeadLetterNotify() <-chan struct{} { return s.deadc }
 // serving on would answer from that. See doc.go, Corruption.
 type pebbleLogger struct {
 	l     *slog.Logger
-	shard int
+	part  string                           // "shard 3", "push journal": prefixes fatal messages
 	fatal func(format string, args ...any) // Options.Fatalf
 }
 
@@ -372,7 +381,7 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.fatal("shard %d: pebble: %s", p.shard, fmt.Sprintf(format, args...))
+	p.fatal("%s: pebble: %s", p.part, fmt.Sprintf(format, args...))
 }
 
 // notifyDeadLetters wakes the dead-letter consumer after a commit that

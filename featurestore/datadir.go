@@ -124,7 +124,16 @@ func HasState(dir string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("featurestore: list %s: %w", dir, err)
 	}
-	return len(dirs) > 0, nil
+	if len(dirs) > 0 {
+		return true, nil
+	}
+	// A journal alone still holds pushes acknowledged as journaled.
+	if _, err := os.Stat(journalDir(dir)); err == nil {
+		return true, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("featurestore: %w", err)
+	}
+	return false, nil
 }
 
 // CheckDir reports whether Open would refuse dir as damaged (a
@@ -147,7 +156,7 @@ func CheckDir(dir string, shards int) error {
 			return err
 		}
 	}
-	return nil
+	return checkJournalDir(vfs.Default, dir)
 }
 
 // readShardCount returns the count SHARDS records, or 0 for a new store
@@ -193,10 +202,38 @@ func checkShardDir(fs vfs.FS, dir string, i, n int) error {
 	if err != nil {
 		return fmt.Errorf("featurestore: %w", err)
 	}
+	if !holdsPebble(names) {
+		return &DamagedError{Path: p, Problem: "holds no Pebble database (no MANIFEST)"}
+	}
+	return nil
+}
+
+// checkJournalDir fails if the push journal exists without its Pebble
+// database. A missing journal is fine: stores made before it had none, and
+// Open creates it. (A journal deleted by hand loses the atomic pushes that
+// were journaled and not yet applied by every shard; nothing can tell.)
+func checkJournalDir(fs vfs.FS, dir string) error {
+	p := journalDir(dir)
+	names, err := fs.List(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("featurestore: %w", err)
+	}
+	if !holdsPebble(names) {
+		return &DamagedError{Path: p, Problem: "holds no Pebble database (no MANIFEST): the push journal is damaged"}
+	}
+	return nil
+}
+
+// holdsPebble reports whether a directory's names include a Pebble
+// database's CURRENT marker or, on Pebble's newer formats, a MANIFEST.
+func holdsPebble(names []string) bool {
 	for _, name := range names {
 		if strings.HasPrefix(name, "MANIFEST-") || strings.HasPrefix(name, "marker.manifest") || name == "CURRENT" {
-			return nil
+			return true
 		}
 	}
-	return &DamagedError{Path: p, Problem: "holds no Pebble database (no MANIFEST)"}
+	return false
 }

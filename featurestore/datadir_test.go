@@ -47,6 +47,12 @@ func TestDamagedDirRefused(t *testing.T) {
 		}, 3, "shard-002"},
 		{"SHARDS deleted, same count", func(dir string) error { return os.Remove(filepath.Join(dir, shardsFile)) }, 3, shardsFile},
 		{"SHARDS deleted, other count", func(dir string) error { return os.Remove(filepath.Join(dir, shardsFile)) }, 5, shardsFile},
+		{"journal emptied", func(dir string) error {
+			if err := os.RemoveAll(journalDir(dir)); err != nil {
+				return err
+			}
+			return os.Mkdir(journalDir(dir), 0o755)
+		}, 3, journalDirName},
 		{"SHARDS garbage", func(dir string) error { return os.WriteFile(filepath.Join(dir, shardsFile), []byte("x\n"), 0o644) }, 3, shardsFile},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,6 +43,23 @@
 // applied twice. The fence is per partition rather than per store so that
 // one partition's failure does not rewind the others.
 //
+// # Exactly-once and atomic pushes
+//
+// WriteBatch (batch.go) is Write for a push with a batch ID or the atomic
+// flag. Each shard that commits part of a push with an ID commits a marker
+// of the ID in the same Pebble batch as that part's state, and skips the
+// part of any later push with an ID it holds (dedupe.go), for
+// Options.DedupeWindow: a retry applies every write exactly once. An atomic
+// push (an ID generated if it has none) is first written, synced, to the
+// push journal, its own small Pebble database under the data directory
+// (journal.go); the entry is deleted once every shard committed its part.
+// Open applies the entries a crash left, to the shards that lack their
+// marker, before it returns; an entry whose shard commit failed is retried
+// in the background with backoff until it commits, and WriteBatch answers
+// ErrJournaled meanwhile. So the durable outcome of an atomic push is all
+// or nothing; readers may still see one shard's part before another's (no
+// snapshot isolation across shards).
+//
 // # TTL
 //
 // Reads never serve expired state (aggregate.Layout.Read reports NotFound

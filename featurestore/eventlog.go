@@ -37,11 +37,13 @@ type Schema struct {
 //     state of the writes appended since the previous successful commit is
 //     gone; on success, with the clock read just after the batch became
 //     visible to Read.
-//  6. Run a rebuild's RebuildFunc (Store.Rebuild) on the shard's writer
-//     goroutine after committing what the shard held, and commit the
-//     rebuild's batch next: an implementation may attach a record of the
-//     rebuild to that commit (the offline log's backfill marker,
-//     eventlog.Log.MarkRebuild, called from inside the RebuildFunc).
+//  6. Run a rebuild's RebuildSource.Tail (Store.Rebuild) on the shard's
+//     writer goroutine after committing what the shard held, and commit the
+//     rebuild's batch (its swap record) next: an implementation may attach a
+//     record of the rebuild to that commit (the offline log's backfill
+//     marker, eventlog.Log.MarkRebuild, called from inside Tail). The copy
+//     of the staged states runs after that batch is committed and before
+//     Committed, whose visibleMillis is then read after the copy.
 //
 // The implementer's duties:
 //

@@ -13,6 +13,7 @@ const (
 	// prefixDeadLetter the Kafka writes refused for them (damage.go).
 	prefixQuarantine = 'q'
 	prefixDeadLetter = 'd'
+	prefixMarker     = 'b' // batch markers of pushes with a batch ID (dedupe.go)
 )
 
 // stateKeyLen is the length of a state key before the entity bytes.
@@ -76,4 +77,37 @@ func ShardOf(entity []byte, n int) int {
 		h *= 1099511628211
 	}
 	return int(h % uint64(n))
+}
+
+// prefixStaging holds a rebuild's states until its swap (rebuild.go): the
+// same layout as state keys, under another prefix.
+const prefixStaging = 'r'
+
+func appendStagingKey(dst []byte, vk ViewKey, entity []byte) []byte {
+	n := len(dst)
+	dst = appendStateKey(dst, vk, entity)
+	dst[n] = prefixStaging
+	return dst
+}
+
+// stagingBounds returns the key range [start, end) of vk's staging keys.
+func stagingBounds(vk ViewKey) (start, end []byte) {
+	start, end = viewBounds(vk)
+	start[0] = prefixStaging
+	if end[0] == prefixState {
+		end[0] = prefixStaging
+	} else {
+		end[0] = prefixStaging + 1
+	}
+	return start, end
+}
+
+// swapKeyPrefix | view id | version records that a rebuild's staged states
+// replace the view's live states: the rebuild's commit point.
+var swapKeyPrefix = []byte{prefixMeta, 's', 'w', 'a', 'p'}
+
+func swapKey(vk ViewKey) []byte {
+	k := append([]byte(nil), swapKeyPrefix...)
+	k = binary.BigEndian.AppendUint32(k, vk.ID)
+	return binary.BigEndian.AppendUint32(k, vk.Version)
 }

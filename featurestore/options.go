@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/featured-dev/featured/aggregate"
 )
 
 // Options configures a Store. The zero value is usable.
@@ -53,6 +55,16 @@ type Options struct {
 	// commits its position with each shard's batch (see EventLog). Nil: no
 	// log.
 	EventLog EventLog
+	// DedupeWindow is how long a shard keeps the marker of a push with a
+	// batch ID, and so how long a retry of the push is recognised and
+	// skipped (WriteBatch). Markers are reclaimed by the hour, so one lives
+	// up to an hour longer. The default value is 24h.
+	DedupeWindow time.Duration
+	// Layouts resolves the view versions of journaled pushes when Open
+	// applies what a previous process left in the push journal: nil for a
+	// view version that no longer exists (its part is dropped). Open fails
+	// if the journal holds pushes and Layouts is nil.
+	Layouts func(ViewKey) *aggregate.Layout
 	// ReadSampler, when set, is told about one Read in ReadSampleEvery
 	// (the answers verify-skew recomputes offline), under ReadSampler's
 	// contract. Nil: no sampling.
@@ -66,6 +78,12 @@ type Options struct {
 	// that shard's writer goroutine; it must not block. featured serve
 	// hands ENOSPC to its disk guard this way. Nil: not called.
 	CommitFailed func(shard int, err error)
+	// Committed, when set, is told of every successful shard commit that
+	// wrote something: how many writes it applied and how long the batch
+	// took to build and commit. It is called from the shard's writer
+	// goroutine and must not block (featured serve records it in metrics).
+	// Nil: not called.
+	Committed func(shard, writes int, took time.Duration)
 	// Logger receives the store's and Pebble's logs. The default value is
 	// slog.Default().
 	Logger *slog.Logger
@@ -75,8 +93,10 @@ type Options struct {
 	FS vfs.FS
 	// Fatalf is called, from whichever goroutine met it, when the store
 	// cannot go on: Pebble's fatal errors (a failed MANIFEST or WAL write,
-	// a broken invariant) and a failed WAL sync after a visible commit
-	// (doc.go, Corruption). It must not return: the code after it goes on
+	// a broken invariant) in a shard or the push journal, a failed WAL
+	// sync after a visible commit (doc.go, Corruption) and a failed copy
+	// of a rebuild's committed switch (rebuild.go, which Open finishes).
+	// It must not return: the code after it goes on
 	// as if the process had ended. The default value logs at error and
 	// calls os.Exit(1); fault-injection tests model a crash with it.
 	Fatalf func(format string, args ...any)
@@ -110,6 +130,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute
+	}
+	if o.DedupeWindow == 0 {
+		o.DedupeWindow = 24 * time.Hour
 	}
 	if o.ReadSampleEvery == 0 {
 		o.ReadSampleEvery = 100
@@ -158,6 +181,9 @@ func (o *Options) Validate() error {
 	}
 	if o.PruneSlack < 0 {
 		errs = append(errs, fmt.Errorf("featurestore: prune slack: %s is negative", o.PruneSlack))
+	}
+	if o.DedupeWindow < 0 {
+		errs = append(errs, fmt.Errorf("featurestore: dedupe window: %s is negative", o.DedupeWindow))
 	}
 	return errors.Join(errs...)
 }

@@ -47,9 +47,13 @@ type request struct {
 	view     ViewKey  // reqDrop
 	keys     [][]byte // reqGC: candidate state keys
 	// reqRebuild
-	layout *aggregate.Layout
-	build  RebuildFunc
-	ctx    context.Context
+	layout  *aggregate.Layout
+	builder *builder
+	src     RebuildSource
+	ctx     context.Context
+	// mark, when set on a reqWrite, makes the writes one part of a push
+	// with a batch ID (dedupe.go).
+	mark *batchMark
 }
 
 type topicPartition struct {
@@ -107,6 +111,14 @@ type shard struct {
 	quarantined map[string]struct{}
 	deadSeq     uint64 // next dead letter's key
 	deadPending bool   // dead letters recorded since the last commit
+	// pendingMarks are the batch markers in s.batch, by batch ID; cleared
+	// by every commit, whatever its outcome (dedupe.go).
+	pendingMarks  map[string]marker
+	markersGCHour uint32 // markers of buckets before it are deleted
+	// afterCommit, when set, runs once the next batch is committed and
+	// before the EventLog hears of it (Committed) and the waiters are
+	// answered: a rebuild's swap (rebuild.go).
+	afterCommit func()
 
 	mu struct {
 		sync.Mutex
@@ -145,6 +157,11 @@ type ShardStats struct {
 	CachedStates int    `json:"cached_states"`
 	// CachedStateBytes is the writer cache's memory (Options.CachedStateBytes).
 	CachedStateBytes int64 `json:"cached_state_bytes"`
+	// WriteStalls counts Pebble's write stalls (memtables or L0 full).
+	WriteStalls uint64 `json:"write_stalls"`
+	// QueueDepth is the number of requests waiting for the shard's writer
+	// when Stats was called.
+	QueueDepth int `json:"queue_depth"`
 }
 
 func newShard(id int, db *pebble.DB, opts *Options, dmg *damage, deadc chan struct{}, fs *fences) (*shard, error) {
@@ -172,6 +189,9 @@ func newShard(id int, db *pebble.DB, opts *Options, dmg *damage, deadc chan stru
 		return nil, err
 	}
 	if err := s.loadDeadLetterSeq(); err != nil {
+		return nil, err
+	}
+	if err := s.recoverRebuilds(); err != nil {
 		return nil, err
 	}
 	if l := opts.EventLog; l != nil {
@@ -270,6 +290,9 @@ func (s *shard) handle(r *request) {
 			s.mu.Unlock()
 			return
 		}
+		if r.mark != nil && !s.admitMarked(r) {
+			return
+		}
 		s.applyWrites(r)
 		for _, m := range r.marks {
 			tp := topicPartition{m.Topic, m.Partition}
@@ -290,16 +313,9 @@ func (s *shard) handle(r *request) {
 		s.commit()
 		return
 	case reqRebuild:
-		if err := s.rebuild(r); err != nil {
-			r.done <- err
-			return
-		}
-		// Commit now: a write handled before the commit would load the
-		// view's old state from Pebble (the new one is only in the batch)
-		// and write it back over the rebuilt one.
-		s.syncReq = true
-		s.waiters = append(s.waiters, r.done)
-		s.commit()
+		// rebuild commits the switch itself, before any later write is
+		// handled: a write handled first would fold into the old state.
+		r.done <- s.rebuild(r)
 		return
 	case reqGC:
 		// The candidates were chosen on a snapshot; decide again on current
@@ -416,17 +432,19 @@ func (s *shard) state(t Target, entity []byte) (*cachedState, error) {
 }
 
 // commit writes every dirty state and changed offset in one batch, then
-// answers the waiters. On failure the writer's cache and offsets are rolled
-// back to what Pebble holds, so nothing uncommitted is served or committed
-// later as if it had been applied.
-func (s *shard) commit() {
+// answers the waiters, and returns the batch's error. On failure the
+// writer's cache and offsets are rolled back to what Pebble holds, so
+// nothing uncommitted is served or committed later as if it had been
+// applied.
+func (s *shard) commit() error {
 	if s.pending == 0 && len(s.dirty) == 0 && len(s.changed) == 0 && s.batch.Empty() && !(s.syncReq && s.unsynced) {
 		s.syncReq = false
 		s.answer(nil)
-		return
+		return nil
 	}
 	// A failed Set fails the commit like a failed Commit: the batch would
 	// otherwise commit offsets past state it does not hold.
+	start := time.Now()
 	var err error
 	horizon := s.opts.Now().Add(-s.opts.PruneSlack).UnixMilli()
 	for _, cs := range s.dirty {
@@ -478,10 +496,18 @@ func (s *shard) commit() {
 	if err == nil {
 		visibleMillis, err = s.commitBatch(opts, l != nil)
 	}
+	if err == nil && s.afterCommit != nil {
+		s.afterCommit()
+		if l != nil {
+			// What afterCommit wrote became visible just now.
+			visibleMillis = s.opts.Now().UnixMilli()
+		}
+	}
 	if l != nil {
 		l.Committed(s.id, visibleMillis, err)
 	}
 	s.batch.Reset()
+	clear(s.pendingMarks)
 	applied := s.pending
 	s.pending = 0
 	s.dirty = s.dirty[:0]
@@ -513,7 +539,7 @@ func (s *shard) commit() {
 		s.mu.Unlock()
 		s.fences.move(moved)
 		s.answer(err)
-		return
+		return err
 	}
 	s.unsynced = !opts.Sync
 	s.mu.Lock()
@@ -523,10 +549,14 @@ func (s *shard) commit() {
 	s.mu.stats.Commits++
 	s.mu.stats.WritesApplied += uint64(applied)
 	s.mu.Unlock()
+	if f := s.opts.Committed; f != nil {
+		f(s.id, applied, time.Since(start))
+	}
 	s.notifyDeadLetters()
 	clear(s.changed)
 	s.evict()
 	s.answer(nil)
+	return nil
 }
 
 // commitBatch commits s.batch. With stamp, it returns the clock read just

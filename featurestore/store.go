@@ -29,6 +29,12 @@ type Store struct {
 	shards []*shard
 	gc     *gcRunner
 	fences fences
+	// journal holds atomic pushes until every shard committed them
+	// (journal.go).
+	journal *journal
+	// testPart, in tests, lets applyParts send shard i its part only if it
+	// returns true: the others are lost as in a crash.
+	testPart func(shard int) bool
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -41,6 +47,9 @@ type Store struct {
 	keyPool sync.Pool
 	// deadc wakes the consumer of DeadLetters (DeadLetterNotify).
 	deadc chan struct{}
+
+	rebuildMu  sync.Mutex
+	rebuilding map[ViewKey]bool // guarded by rebuildMu: the running Rebuilds
 }
 
 const shardsFile = "SHARDS"
@@ -59,14 +68,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
-	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{}), deadc: make(chan struct{}, 1)}
+	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{}), deadc: make(chan struct{}, 1), rebuilding: map[ViewKey]bool{}}
 	s.keyPool.New = func() any { b := make([]byte, 0, 64); return &b }
 	s.scratch.New = func() any { return new(aggregate.State) }
 	for i := 0; i < opts.Shards; i++ {
 		dmg := newDamage(i, opts.Logger)
 		po := &pebble.Options{
 			Cache:  cache,
-			Logger: pebbleLogger{l: opts.Logger.With("shard", i), shard: i, fatal: opts.Fatalf},
+			Logger: pebbleLogger{l: opts.Logger.With("shard", i), part: fmt.Sprintf("shard %d", i), fatal: opts.Fatalf},
 			FS:     opts.FS,
 			// Corruption is recorded against the shard and returned to
 			// the read that found it, not fatal (damage.go).
@@ -110,6 +119,28 @@ func Open(dir string, opts Options) (*Store, error) {
 	for _, sh := range s.shards {
 		go sh.run()
 	}
+	var j *journal
+	err = checkJournalDir(opts.FS, dir)
+	if err == nil {
+		j, err = openJournal(dir, &s.opts, cache)
+	}
+	if err == nil {
+		s.journal = j
+		err = s.replayJournal()
+	}
+	if err != nil {
+		for _, sh := range s.shards {
+			close(sh.stopc)
+			<-sh.donec
+		}
+		s.closeShards()
+		if j != nil {
+			j.close()
+		}
+		cache.Unref()
+		return nil, err
+	}
+	s.startRetrier()
 	s.gc = startGC(s)
 	return s, nil
 }
@@ -181,6 +212,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.gc.stop()
+		s.journal.stop()
 		for _, sh := range s.shards {
 			close(sh.stopc)
 		}
@@ -190,6 +222,9 @@ func (s *Store) Close() error {
 			if err := sh.db.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("featurestore: close shard %d: %w", sh.id, err))
 			}
+		}
+		if err := s.journal.close(); err != nil {
+			errs = append(errs, fmt.Errorf("featurestore: close push journal: %w", err))
 		}
 		s.cache.Unref()
 		s.closeErr = errors.Join(errs...)
@@ -335,17 +370,26 @@ func (s *Store) send(ctx context.Context, reqs []*request) error {
 		}
 	}
 	var errs []error
-	for _, r := range reqs {
+	for i, r := range reqs {
 		if r == nil || r.done == nil {
 			continue
 		}
+		var err error
 		select {
-		case err := <-r.done:
-			if err != nil {
-				errs = append(errs, err)
+		case err = <-r.done:
+		case <-s.shards[i].donec:
+			// The writer answers what it took before it stopped; a
+			// request queued after its last drain is never taken.
+			select {
+			case err = <-r.done:
+			default:
+				err = ErrClosed
 			}
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -386,6 +430,7 @@ func (s *Store) Stats() []ShardStats {
 		sh.mu.Lock()
 		out[i] = sh.mu.stats
 		sh.mu.Unlock()
+		out[i].QueueDepth = len(sh.reqs)
 		sh.damage.fill(&out[i])
 	}
 	return out
@@ -419,4 +464,15 @@ func (s *Store) read(vk ViewKey, l *aggregate.Layout, entity []byte, features []
 		return sh.readError(vk, err)
 	}
 	return nil
+}
+
+// PebbleMetrics returns each shard's Pebble metrics, in shard order. Each
+// call asks every shard's DB once (pebble.DB.Metrics takes the DB's locks and
+// walks its levels): call it once per metrics scrape, not per metric.
+func (s *Store) PebbleMetrics() []*pebble.Metrics {
+	out := make([]*pebble.Metrics, len(s.shards))
+	for i, sh := range s.shards {
+		out[i] = sh.db.Metrics()
+	}
+	return out
 }

@@ -69,7 +69,7 @@ func TestPushCorruptState(t *testing.T) {
 	res, err := p.PushJSON(context.Background(), "tx", []json.RawMessage{
 		json.RawMessage(fmt.Sprintf(`{"user_id":"good","ts":%d,"items":1}`, ts)),
 		json.RawMessage(fmt.Sprintf(`{"user_id":"bad","ts":%d,"items":1}`, ts)),
-	}, false)
+	}, PushOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,11 @@ func (k *Kafka) publishStoreDeadLettersOnce(ctx context.Context) error {
 		}
 		for i := range dls {
 			k.countRefused(&dls[i])
+			source, _ := splitOffsetName(dls[i].Position.Topic)
+			if dls[i].Source != "" {
+				source = dls[i].Source
+			}
+			k.stats.source(source).deadLetters.Add(1)
 		}
 	}
 }

@@ -166,7 +166,7 @@ func TestPushMatchesReference(t *testing.T) {
 		for user, events := range streams {
 			batch = append(batch, eventJSON(user, events[i], i))
 			if len(batch) == 97 {
-				res, err := p.PushJSON(context.Background(), "tx", batch, false)
+				res, err := p.PushJSON(context.Background(), "tx", batch, PushOptions{})
 				if err != nil || len(res.Rejected) > 0 || res.Accepted != 97 {
 					t.Fatalf("push: %+v, %v", res, err)
 				}
@@ -174,7 +174,7 @@ func TestPushMatchesReference(t *testing.T) {
 			}
 		}
 	}
-	if _, err := p.PushJSON(context.Background(), "tx", batch, true); err != nil {
+	if _, err := p.PushJSON(context.Background(), "tx", batch, PushOptions{Atomic: true}); err != nil {
 		t.Fatal(err)
 	}
 	e.checkView(t, "v", streams)
@@ -202,7 +202,7 @@ func TestPushValuesMatchesReference(t *testing.T) {
 			}
 			batch = append(batch, m)
 		}
-		res, err := p.PushValues(context.Background(), "tx", batch, true)
+		res, err := p.PushValues(context.Background(), "tx", batch, PushOptions{Atomic: true})
 		if err != nil || res.Accepted != len(events) {
 			t.Fatalf("push values: %+v, %v", res, err)
 		}
@@ -245,7 +245,7 @@ func TestPushBadRows(t *testing.T) {
 	}
 
 	// Atomic: every bad row reported, nothing applied.
-	res, err := p.PushJSON(context.Background(), "tx", batch, true)
+	res, err := p.PushJSON(context.Background(), "tx", batch, PushOptions{Atomic: true})
 	if !errors.Is(err, ErrAtomicRejected) || res.Accepted != 0 || len(res.Rejected) != len(cases) {
 		t.Fatalf("atomic push: %+v, %v; want ErrAtomicRejected with %d rejections", res, err, len(cases))
 	}
@@ -258,7 +258,7 @@ func TestPushBadRows(t *testing.T) {
 	}
 
 	// Not atomic: the good rows are applied, each bad row is reported.
-	res, err = p.PushJSON(context.Background(), "tx", batch, false)
+	res, err = p.PushJSON(context.Background(), "tx", batch, PushOptions{})
 	if err != nil || res.Accepted != len(cases)+1 {
 		t.Fatalf("push: %+v, %v; want %d accepted", res, err, len(cases)+1)
 	}
@@ -291,7 +291,7 @@ func TestPushHistory(t *testing.T) {
 	old := json.RawMessage(fmt.Sprintf(`{"user_id":"h","ts":%d,"amount":1}`, e.now.Add(-49*time.Hour).UnixMilli()))
 	fresh := json.RawMessage(fmt.Sprintf(`{"user_id":"f","ts":%d,"amount":1}`, e.now.Add(-time.Hour).UnixMilli()))
 	for _, atomic := range []bool{true, false} {
-		res, err := p.PushJSON(context.Background(), "tx", []json.RawMessage{old, fresh}, atomic)
+		res, err := p.PushJSON(context.Background(), "tx", []json.RawMessage{old, fresh}, PushOptions{Atomic: atomic})
 		if err != nil || res.Accepted != 2 || len(res.Rejected) != 0 {
 			t.Fatalf("push (atomic %v): %+v, %v; want both accepted", atomic, res, err)
 		}
@@ -328,7 +328,7 @@ func TestPushRequestErrors(t *testing.T) {
 		{"tx", nil, ErrEmptyBatch},
 		{"tx", append(ev, ev[0], ev[0]), ErrBatchTooLarge},
 	} {
-		if _, err := p.PushJSON(context.Background(), c.source, c.events, false); !errors.Is(err, c.want) {
+		if _, err := p.PushJSON(context.Background(), c.source, c.events, PushOptions{}); !errors.Is(err, c.want) {
 			t.Errorf("push to %q with %d events: %v, want %v", c.source, len(c.events), err, c.want)
 		}
 	}

@@ -43,6 +43,14 @@ type KafkaOptions struct {
 	// The check also runs at once when kafka-go reports an out-of-range
 	// offset. The default value is 10s.
 	OffsetCheck time.Duration
+	// GroupPrefix, when set, makes Run commit each partition's applied
+	// offset to the consumer group GroupPrefix+<source> every
+	// GroupCommitInterval, as information for lag tools (kafka_group.go);
+	// featured never reads it. Empty: no group commits.
+	GroupPrefix string
+	// GroupCommitInterval is how often applied offsets are committed to
+	// the groups. The default value is 5s.
+	GroupCommitInterval time.Duration
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -71,6 +79,9 @@ func (o *KafkaOptions) EnsureDefaults() {
 	}
 	if o.OffsetCheck == 0 {
 		o.OffsetCheck = 10 * time.Second
+	}
+	if o.GroupCommitInterval == 0 {
+		o.GroupCommitInterval = 5 * time.Second
 	}
 }
 
@@ -173,6 +184,9 @@ func NewKafka(reg *registry.Registry, store *featurestore.Store, opts KafkaOptio
 func (k *Kafka) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { k.publishStoreDeadLetters(ctx) })
+	if k.opts.GroupPrefix != "" {
+		wg.Go(func() { k.commitGroups(ctx) })
+	}
 	for {
 		changed := k.reg.Changed()
 		k.reconcile(ctx)

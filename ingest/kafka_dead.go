@@ -60,6 +60,7 @@ func (pc *partitionConsumer) writeDead(ctx context.Context, msgs []kafka.Message
 	for {
 		err := pc.c.k.dlq.WriteMessages(ctx, msgs...)
 		if err == nil {
+			pc.c.k.stats.source(pc.c.source).deadLetters.Add(uint64(len(msgs)))
 			return nil
 		}
 		pc.setErr(fmt.Errorf("write dead letters to %q: %w", pc.c.dlqTopic, err))

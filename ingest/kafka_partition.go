@@ -363,6 +363,9 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	st.add(rt, writes)
 	if len(writes) > 0 {
 		st.observe(maxMillis)
+		if f := k.opts.Applied; f != nil {
+			f(c.source, len(writes), maxMillis)
+		}
 	}
 	return nil
 }

@@ -23,6 +23,9 @@ var (
 	ErrAtomicRejected = errors.New("ingest: atomic batch has rejected events; nothing was applied")
 	ErrBatchTooLarge  = errors.New("ingest: batch too large")
 	ErrEmptyBatch     = errors.New("ingest: batch has no events")
+	// ErrBadBatchID is a batch ID that is too long, not UTF-8 or holds a
+	// NUL byte (featurestore.CheckBatchID).
+	ErrBadBatchID = errors.New("ingest: bad batch_id")
 )
 
 // Options configures ingestion. The zero value is usable.
@@ -42,6 +45,19 @@ type Options struct {
 	// anything is decoded, and pauses Kafka consumers until it clears.
 	// The default value always allows.
 	Writable func() error
+	// PushBatch, when set, is told the size of every push that passed the
+	// batch checks (a source, a count of events), on the pushing goroutine;
+	// it must not block. featured serve records it in metrics. Nil: not
+	// called.
+	PushBatch func(source string, events int)
+	// Applied, when set, is told of every batch of events handed to the
+	// store: its source, how many events and the newest event time (Unix
+	// milliseconds). A push's events are visible to lookups when it is
+	// called; a Kafka batch's once its shards commit, within the store's
+	// CommitInterval. It runs on the ingesting goroutine and must not
+	// block. featured serve records end-to-end ingest latency with it. Nil:
+	// not called.
+	Applied func(source string, events int, newestEventMillis int64)
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -74,11 +90,32 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// PushOptions are what a push asks for beyond its events.
+type PushOptions struct {
+	// Atomic applies all of the push or nothing: one rejected event and
+	// nothing is written (ErrAtomicRejected); once validated, the push is
+	// journaled so that a failed shard commit or a crash cannot leave part
+	// of it applied (featurestore.WriteBatch).
+	Atomic bool
+	// BatchID names the push so that retrying it, after a timeout, a 5xx or
+	// a crash, applies each event exactly once, for the store's dedupe
+	// window. "" for none; an atomic push without one gets one, returned in
+	// PushResult.BatchID. 1..128 bytes of UTF-8 without NUL.
+	BatchID string
+}
+
 // PushResult reports a push: how many events were applied and why each
 // rejected one was.
 type PushResult struct {
 	Accepted int        `json:"accepted"`
 	Rejected []RowError `json:"rejected,omitempty"`
+	// BatchID is the push's batch ID (the caller's or the generated one);
+	// "" for a push that had none.
+	BatchID string `json:"batch_id,omitempty"`
+	// Duplicate reports a push whose batch ID had already been applied in
+	// full: nothing was applied now, and Accepted is the first push's
+	// count.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // Pusher applies pushed events. It is safe for concurrent use.
@@ -103,28 +140,31 @@ func (p *Pusher) Stats() []SourceStats { return p.stats.snapshot() }
 
 // PushJSON decodes events (JSON objects) against source's schema and applies
 // the good ones; see push.
-func (p *Pusher) PushJSON(ctx context.Context, source string, events []json.RawMessage, atomic bool) (PushResult, error) {
+func (p *Pusher) PushJSON(ctx context.Context, source string, events []json.RawMessage, po PushOptions) (PushResult, error) {
 	var parser fastjson.Parser
-	return p.push(ctx, source, len(events), atomic, func(d *decoder, i int, rec *Record) *RowError {
+	return p.push(ctx, source, len(events), po, func(d *decoder, i int, rec *Record) *RowError {
 		return d.decodeJSON(&parser, events[i], rec)
 	})
 }
 
 // PushValues is PushJSON for events already typed (the gRPC path).
-func (p *Pusher) PushValues(ctx context.Context, source string, events []map[string]aggregate.Value, atomic bool) (PushResult, error) {
-	return p.push(ctx, source, len(events), atomic, func(d *decoder, i int, rec *Record) *RowError {
+func (p *Pusher) PushValues(ctx context.Context, source string, events []map[string]aggregate.Value, po PushOptions) (PushResult, error) {
+	return p.push(ctx, source, len(events), po, func(d *decoder, i int, rec *Record) *RowError {
 		return d.valuesRecord(events[i], rec)
 	})
 }
 
 // push validates every event first, then writes the good ones in one
-// store.Write, so a push is never half-applied by validation: with atomic,
-// one bad event means nothing is written (ErrAtomicRejected, with the
-// result listing every bad event).
-func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, decode func(*decoder, int, *Record) *RowError) (PushResult, error) {
+// store.WriteBatch, so a push is never half-applied by validation: with
+// atomic, one bad event means nothing is written (ErrAtomicRejected, with
+// the result listing every bad event). The store then makes the batch ID
+// and atomic hold across shards and crashes.
+func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions, decode func(*decoder, int, *Record) *RowError) (PushResult, error) {
 	var res PushResult
 	rt := p.router.route(source)
 	switch {
+	case po.BatchID != "" && featurestore.CheckBatchID(po.BatchID) != nil:
+		return res, fmt.Errorf("%w: %v", ErrBadBatchID, featurestore.CheckBatchID(po.BatchID))
 	case rt == nil:
 		return res, fmt.Errorf("%w %q", ErrUnknownSource, source)
 	case rt.src.Kind != "push":
@@ -136,6 +176,9 @@ func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, de
 	}
 	if err := p.opts.Writable(); err != nil {
 		return res, err
+	}
+	if f := p.opts.PushBatch; f != nil {
+		f(source, n)
 	}
 	st := p.stats.source(source)
 	now := p.opts.Now()
@@ -181,37 +224,44 @@ func (p *Pusher) push(ctx context.Context, source string, n int, atomic bool, de
 	for _, r := range res.Rejected {
 		st.reject(r.Code)
 	}
-	if atomic && len(res.Rejected) > 0 {
+	if po.Atomic && len(res.Rejected) > 0 {
 		return res, ErrAtomicRejected
 	}
-	if len(writes) > 0 {
-		refused, err := p.store.Write(ctx, writes)
-		if err != nil {
-			return PushResult{}, fmt.Errorf("ingest: push to %q: %w", source, err)
-		}
-		// The store refused these (a target state is corrupt): they were
-		// applied to no view, even in an atomic push, whose atomicity
-		// covers validation only; the others are committed.
-		if len(refused) > 0 {
-			kept := writes[:0]
-			next := 0
-			for j := range writes {
-				if next < len(refused) && refused[next].Index == j {
-					res.Rejected = append(res.Rejected, RowError{Index: index[j], Code: ReasonCorruptState, Reason: refused[next].Err.Error()})
-					st.reject(ReasonCorruptState)
-					next++
-					continue
-				}
-				kept = append(kept, writes[j])
-			}
-			writes = kept
-			slices.SortFunc(res.Rejected, func(a, b RowError) int { return a.Index - b.Index })
-		}
+	br, err := p.store.WriteBatch(ctx, featurestore.Batch{ID: po.BatchID, Atomic: po.Atomic, Writes: writes})
+	if err != nil {
+		return PushResult{BatchID: br.ID}, fmt.Errorf("ingest: push to %q: %w", source, err)
 	}
+	res.BatchID, res.Duplicate, res.Accepted = br.ID, br.Duplicate, br.Accepted
+	if br.Duplicate {
+		return res, nil
+	}
+	// The store refused these (a target state is corrupt): they were
+	// applied to no view, even in an atomic push, whose atomicity covers
+	// validation and crashes, not data already damaged on disk; the others
+	// are committed.
+	if refused := br.Rejected; len(refused) > 0 {
+		kept := writes[:0]
+		next := 0
+		for j := range writes {
+			if next < len(refused) && refused[next].Index == j {
+				res.Rejected = append(res.Rejected, RowError{Index: index[j], Code: ReasonCorruptState, Reason: refused[next].Err.Error()})
+				st.reject(ReasonCorruptState)
+				next++
+				continue
+			}
+			kept = append(kept, writes[j])
+		}
+		writes = kept
+		slices.SortFunc(res.Rejected, func(a, b RowError) int { return a.Index - b.Index })
+	}
+	newest := int64(0)
 	for i := range writes {
 		st.observe(writes[i].EventMillis)
+		newest = max(newest, writes[i].EventMillis)
 	}
 	st.add(rt, writes)
-	res.Accepted = len(writes)
+	if f := p.opts.Applied; f != nil && len(writes) > 0 {
+		f(source, len(writes), newest)
+	}
 	return res, nil
 }

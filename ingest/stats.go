@@ -13,6 +13,7 @@ import (
 type sourceStats struct {
 	applied        atomic.Uint64
 	history        atomic.Uint64 // older than every view's TTL: logged, folded nowhere
+	deadLetters    atomic.Uint64 // written to the source's dead-letter topic
 	maxEventMillis atomic.Int64
 	mu             sync.Mutex
 	rejected       map[string]uint64 // by reason code
@@ -85,6 +86,11 @@ type SourceStats struct {
 	// LatestEventMillis is the latest event time applied (0 if none); now
 	// minus it is the source's freshness.
 	LatestEventMillis int64 `json:"latest_event_millis"`
+	// DeadLetters counts messages written to the source's dead-letter
+	// topic (Kafka sources only): rejected events, and events the store
+	// refused. A replayed batch's are counted again, as they are written
+	// again.
+	DeadLetters uint64 `json:"dead_letters"`
 }
 
 func (st *stats) snapshot() []SourceStats {
@@ -97,7 +103,7 @@ func (st *stats) snapshot() []SourceStats {
 			rej[code] = n
 		}
 		s.mu.Unlock()
-		out = append(out, SourceStats{Source: k.(string), Applied: s.applied.Load(), History: s.history.Load(), Rejected: rej, LatestEventMillis: s.maxEventMillis.Load()})
+		out = append(out, SourceStats{Source: k.(string), Applied: s.applied.Load(), History: s.history.Load(), Rejected: rej, LatestEventMillis: s.maxEventMillis.Load(), DeadLetters: s.deadLetters.Load()})
 		return true
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })

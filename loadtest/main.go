@@ -34,6 +34,7 @@ Usage:
   go run ./loadtest defs -variant last|window                 featured definitions of the workload (YAML)
   go run ./loadtest load -target featured|redis -addr HOST:PORT  load every entity's values
   go run ./loadtest trivial -addr HOST:PORT                   a server that answers a fixed body (generator baseline)
+  go run ./loadtest soak -binary ./featured -kafka-brokers B   kill -9, full disks and hostile input; counts lost and doubled events
 
 Targets: feast-http, native-http, grpc, redis-hmget, redis-hgetall, push, trivial-http.
 Run 'go run ./loadtest COMMAND -h' for a command's flags.
@@ -57,6 +58,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return loadCmd(ctx, args[1:], stdout, stderr)
 	case "trivial":
 		return trivialCmd(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return soakCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
@@ -59,7 +60,7 @@ func TestBackfill(t *testing.T) {
 			Fields: []aggregate.Kind{aggregate.KindFloat64, aggregate.KindBool, aggregate.KindInt64, aggregate.KindString}, GapFraction: -1, MaxLateMillis: 600_000})
 		for k, e := range ev {
 			r.clock.Store(max(r.clock.Load()+1, e.Millis))
-			if _, err := r.pusher.PushValues(ctx, "tx", []map[string]aggregate.Value{eventMap([]string{"user-001", "user-002", "late-comer"}[k%3], e)}, false); err != nil {
+			if _, err := r.pusher.PushValues(ctx, "tx", []map[string]aggregate.Value{eventMap([]string{"user-001", "user-002", "late-comer"}[k%3], e)}, ingest.PushOptions{}); err != nil {
 				t.Error(err)
 				return
 			}

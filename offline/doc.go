@@ -22,6 +22,10 @@
 //
 // The handlers return their errors for the caller's router to write
 // (HandlerFunc); each may run concurrently with the others and with
-// ingestion. Backfill runs one shard at a time, each on that shard's writer
-// goroutine (see BackfillLog).
+// ingestion. Backfill runs one shard at a time: it scans the shard's log on
+// its caller's goroutine while the shard ingests, with its states bounded
+// in memory (BackfillOptions), then folds the tail on the shard's writer
+// goroutine, paused (see BackfillLog). The marker's LSN is the exact
+// boundary between the rows the backfill folded and those folded live
+// (BackfillWith states the invariant).
 package offline

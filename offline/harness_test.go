@@ -222,7 +222,7 @@ func (r *rig) streamTo(t testing.TB, seed uint64, users, events int) []sample {
 		for _, a := range batch {
 			evs = append(evs, eventMap(a.user, a.ev))
 		}
-		res, err := r.pusher.PushValues(ctx, "tx", evs, false)
+		res, err := r.pusher.PushValues(ctx, "tx", evs, ingest.PushOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -42,6 +43,33 @@ type HandlerOptions struct {
 	// VerifySkewHandler's sample spines. The directory must exist. The
 	// default is os.TempDir().
 	TempDir string
+	// Done, when set, is told of every export, backfill and verify-skew
+	// run that got past its request checks, when it ends, on the request's
+	// goroutine; it must not block. featured serve records it in metrics.
+	// Nil: not called.
+	Done func(Job)
+}
+
+// Job reports one finished offline run to HandlerOptions.Done.
+type Job struct {
+	Kind string // "export", "backfill" or "verify_skew"
+	Err  error  // nil when it succeeded
+	Took time.Duration
+	// Rows is what the run produced: an export's rows, a backfill's
+	// entities, a verify-skew's values compared.
+	Rows int64
+	// Spilled is set when an export spilled to disk (its working set went
+	// past its memory).
+	Spilled bool
+	// MatchRate is a verify-skew's match rate in percent; 0 otherwise.
+	MatchRate float64
+}
+
+func (o *HandlerOptions) done(j Job, start time.Time) {
+	if o.Done != nil {
+		j.Took = time.Since(start)
+		o.Done(j)
+	}
 }
 
 // EnsureDefaults fills zero or negative fields with their defaults.
@@ -114,28 +142,28 @@ func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 				return badInput("spine format: send Content-Type application/vnd.apache.parquet or text/csv, or ?format=parquet|csv")
 			}
 		}
-		f, err := os.CreateTemp(opts.TempDir, "featured-spine-*")
-		if err != nil {
-			return fmt.Errorf("offline: spine file: %w", err)
+		if r.ContentLength > opts.MaxSpineBytes {
+			return spineTooLarge(opts.MaxSpineBytes)
 		}
-		defer os.Remove(f.Name())
-		n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, opts.MaxSpineBytes))
-		f.Close()
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return badInput("spine over %d bytes", opts.MaxSpineBytes)
-			}
-			return badInput("read spine: %v", err)
-		}
-		if n == 0 {
-			return badInput("empty spine")
-		}
+		body := http.MaxBytesReader(w, r.Body, opts.MaxSpineBytes)
 		sink := &httpSink{w: w}
-		st, err := x.Export(r.Context(), f.Name(), format, req, sink)
+		var st export.Stats
+		var err error
+		start := time.Now()
+		if format == "csv" && r.ContentLength > 0 {
+			// Read as it arrives: the export keeps the rows it needs
+			// (spilling ones copy the spine for their second pass).
+			st, err = x.ExportCSV(r.Context(), body, r.ContentLength, req, sink)
+		} else {
+			// A Parquet spine is read from its footer, at the end: it
+			// needs a file (so does a CSV body of unknown length, to
+			// size the export's buckets).
+			st, err = exportFromFile(r, x, body, format, req, sink, opts)
+		}
+		opts.done(Job{Kind: "export", Err: err, Rows: st.Rows, Spilled: st.SpillUsed}, start)
 		if err != nil {
 			if !sink.begun {
-				return err
+				return spineReadErr(err, opts.MaxSpineBytes)
 			}
 			panic(http.ErrAbortHandler) // cut the stream: no end-of-stream marker
 		}
@@ -146,6 +174,50 @@ func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 		w.Header().Set(StatsTrailer, string(stats))
 		return nil
 	}
+}
+
+// exportFromFile copies the spine into a file under opts.TempDir, removed
+// after the export.
+func exportFromFile(r *http.Request, x *export.Exporter, body io.Reader, format string, req export.Request, sink export.Sink, opts HandlerOptions) (export.Stats, error) {
+	f, err := os.CreateTemp(opts.TempDir, "featured-spine-*")
+	if err != nil {
+		return export.Stats{}, fmt.Errorf("offline: spine file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	n, err := io.Copy(f, body)
+	f.Close()
+	if err != nil {
+		return export.Stats{}, fmt.Errorf("offline: read spine: %w", err)
+	}
+	if n == 0 {
+		return export.Stats{}, badInput("empty spine")
+	}
+	return x.Export(r.Context(), f.Name(), format, req, sink)
+}
+
+// ErrSpineTooLarge is an export spine over HandlerOptions.MaxSpineBytes
+// (featured serve answers 413); it matches export.ErrBadInput too.
+var ErrSpineTooLarge = fmt.Errorf("%w: spine too large", export.ErrBadInput)
+
+func spineTooLarge(limit int64) error {
+	return fmt.Errorf("%w: over %d bytes (the server's spine size limit)", ErrSpineTooLarge, limit)
+}
+
+// spineReadErr tells a body over the size limit from other errors. A body
+// that came too slowly keeps its read error (os.ErrDeadlineExceeded), which
+// the router maps (featured serve: 408); any other read error is the
+// client's (400).
+func spineReadErr(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return spineTooLarge(limit)
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, export.ErrBadInput):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badInput("read spine: %v", err)
+	}
+	return err
 }
 
 type httpSink struct {
@@ -177,7 +249,7 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 // from x's log into store. It
 // answers {"view": ..., "version": N, "entities": n} once every shard has
 // switched.
-func BackfillHandler(x *export.Exporter, store *featurestore.Store) HandlerFunc {
+func BackfillHandler(x *export.Exporter, store *featurestore.Store, opts HandlerOptions) HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := noBody(r); err != nil {
 			return err
@@ -195,7 +267,9 @@ func BackfillHandler(x *export.Exporter, store *featurestore.Store) HandlerFunc 
 		if err != nil {
 			return fmt.Errorf("%w: %w", export.ErrBadInput, err)
 		}
+		start := time.Now()
 		n, err := Backfill(r.Context(), store, x.Log(), v)
+		opts.done(Job{Kind: "backfill", Err: err, Rows: int64(n)}, start)
 		if err != nil {
 			return err
 		}
@@ -217,7 +291,13 @@ func VerifySkewHandler(x *export.Exporter, s *skew.Sampler, opts HandlerOptions)
 		if s == nil {
 			return badInput("sampling is off: start the server with --skew-sample-every N")
 		}
+		start := time.Now()
 		rep, err := skew.Verify(r.Context(), x, s.Samples(), opts.TempDir)
+		j := Job{Kind: "verify_skew", Err: err}
+		if err == nil {
+			j.Rows, j.MatchRate = int64(rep.Values), rep.MatchRate
+		}
+		opts.done(j, start)
 		if err != nil {
 			return err
 		}

@@ -138,7 +138,7 @@ func TestHandlerMemory(t *testing.T) {
 
 func TestBackfillAndVerifySkewRefuseBodies(t *testing.T) {
 	x := &export.Exporter{}
-	for name, h := range map[string]HandlerFunc{"backfill": BackfillHandler(x, nil), "verify-skew": VerifySkewHandler(x, nil, HandlerOptions{})} {
+	for name, h := range map[string]HandlerFunc{"backfill": BackfillHandler(x, nil, HandlerOptions{}), "verify-skew": VerifySkewHandler(x, nil, HandlerOptions{})} {
 		rec := httptest.NewRecorder()
 		serve(h).ServeHTTP(rec, httptest.NewRequest("POST", "/v1/"+name+"?view=v", strings.NewReader("{}")))
 		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "takes no request body") {

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
@@ -73,13 +74,13 @@ func TestExportTwoEntityKeys(t *testing.T) {
 		if _, err := r.pusher.PushValues(ctx, "tx", []map[string]aggregate.Value{{
 			"user_id": {Kind: aggregate.KindString, S: fmt.Sprintf("u%d", i%3)}, "ts": ts,
 			"amount": {Kind: aggregate.KindFloat64, F: float64(i)},
-		}}, false); err != nil {
+		}}, ingest.PushOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.pusher.PushValues(ctx, "visits", []map[string]aggregate.Value{{
 			"store_id": {Kind: aggregate.KindInt64, I: 100 + i%4}, "ts": ts,
 			"dur": {Kind: aggregate.KindInt64, I: 10 * i},
-		}}, false); err != nil {
+		}}, ingest.PushOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

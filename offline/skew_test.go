@@ -10,6 +10,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/offline/skew"
@@ -159,7 +160,7 @@ func TestVerifySkewSameMillis(t *testing.T) {
 			"merchant": {Kind: aggregate.KindString, S: merchant},
 			"items":    {Kind: aggregate.KindInt64, I: items},
 			"flag":     {Kind: aggregate.KindBool, I: items % 2},
-		}}, true)
+		}}, ingest.PushOptions{Atomic: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -349,7 +349,7 @@ func (d *sweepDriver) run(t *testing.T, p *sweepProc) bool {
 			}
 			var res ingest.PushResult
 			err, crashed := p.call(func() (err error) {
-				res, err = p.pusher.PushValues(p.ctx, "tx", evs, false)
+				res, err = p.pusher.PushValues(p.ctx, "tx", evs, ingest.PushOptions{})
 				return err
 			})
 			switch {

@@ -112,7 +112,7 @@ func TestCommitTimeIsVisibility(t *testing.T) {
 			"items":    {Kind: aggregate.KindInt64, I: int64(i)},
 			"flag":     {Kind: aggregate.KindBool, I: int64(i % 2)},
 		}
-		if _, err := r.pusher.PushValues(ctx, "tx", []map[string]aggregate.Value{ev}, true); err != nil {
+		if _, err := r.pusher.PushValues(ctx, "tx", []map[string]aggregate.Value{ev}, ingest.PushOptions{Atomic: true}); err != nil {
 			t.Fatal(err)
 		}
 		// Nothing reads the store's clock between the visible time and

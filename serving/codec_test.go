@@ -3,6 +3,7 @@ package serving
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +160,109 @@ func oracleValue(a *aggregate.Value) *featuredv1.Value {
 		return &featuredv1.Value{Kind: &featuredv1.Value_ListVal{ListVal: l}}
 	}
 	return &featuredv1.Value{}
+}
+
+// TestCodecReadsUnknownFields: the codec's fast check of unknown fields
+// reads every message type it writes at a reflected offset; none may have
+// fallen back (a protobuf-go that moved the field would make that silent).
+func TestCodecReadsUnknownFields(t *testing.T) {
+	for name, off := range map[string]uintptr{
+		"GetOnlineFeaturesResponse": offResponse, "GetOnlineFeaturesResponseMetadata": offMetadata,
+		"FeatureList": offFeatureList, "FeatureVector": offVector, "Value": offValue,
+		"ValueList": offValueList, "Timestamp": offTimestamp,
+	} {
+		if off == 0 {
+			t.Errorf("%s: no unknownFields []byte field found; the codec asks ProtoReflect per message", name)
+		}
+	}
+}
+
+// TestCodecMutatedResponse: a response changed after newResponse built it
+// (as an interceptor may) is written exactly as proto.Marshal writes it, or
+// fails as proto.Marshal fails. Cells share messages (the empty Timestamp,
+// equal times), so a change to one shows in all of them, and in both
+// encodings alike.
+func TestCodecMutatedResponse(t *testing.T) {
+	c := encoding.GetCodecV2("proto")
+	withUnknown := func(m proto.Message) { m.ProtoReflect().SetUnknown([]byte{0xf8, 0x07, 0x01}) } // field 127, varint 1
+	decoded := func() *featuredv1.Value {
+		var v featuredv1.Value
+		// int64_val: 5 and an unknown field 99 (varint 7), as from a newer peer.
+		if err := proto.Unmarshal([]byte{0x08, 0x05, 0x98, 0x06, 0x07}, &v); err != nil {
+			t.Fatal(err)
+		}
+		return &v
+	}
+	mutations := map[string]func(r *featuredv1.GetOnlineFeaturesResponse){
+		"none":                    func(r *featuredv1.GetOnlineFeaturesResponse) {},
+		"unknown in response":     func(r *featuredv1.GetOnlineFeaturesResponse) { withUnknown(r) },
+		"unknown in metadata":     func(r *featuredv1.GetOnlineFeaturesResponse) { withUnknown(r.Metadata) },
+		"unknown in feature list": func(r *featuredv1.GetOnlineFeaturesResponse) { withUnknown(r.Metadata.FeatureNames) },
+		"unknown in vector":       func(r *featuredv1.GetOnlineFeaturesResponse) { withUnknown(r.Results[2]) },
+		"unknown in value":        func(r *featuredv1.GetOnlineFeaturesResponse) { withUnknown(r.Results[1].Values[1]) },
+		"unknown in key value":    func(r *featuredv1.GetOnlineFeaturesResponse) { withUnknown(r.Results[0].Values[0]) },
+		"unknown in empty stamp":  func(r *featuredv1.GetOnlineFeaturesResponse) { withUnknown(r.Results[0].EventTimestamps[0]) },
+		"unknown in stamp":        func(r *featuredv1.GetOnlineFeaturesResponse) { withUnknown(r.Results[3].EventTimestamps[1]) },
+		"decoded value":           func(r *featuredv1.GetOnlineFeaturesResponse) { r.Results[1].Values[0] = decoded() },
+		"shared stamp changed":    func(r *featuredv1.GetOnlineFeaturesResponse) { r.Results[2].EventTimestamps[0].Seconds = -1 },
+		"empty stamp changed": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			r.Results[0].EventTimestamps[0].Nanos = 999_999_999
+		},
+		"value changed": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			r.Results[2].Values[1].Kind = &featuredv1.Value_StringVal{StringVal: strings.Repeat("x", 300)}
+		},
+		"long string": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			// Longer than the writer's guess of the vector's size by far:
+			// its length takes more bytes than the writer saved for it.
+			r.Results[2].Values[2].Kind = &featuredv1.Value_StringVal{StringVal: strings.Repeat("y", 40_000)}
+		},
+		"invalid utf-8": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			r.Results[2].Values[1].Kind = &featuredv1.Value_StringVal{StringVal: "\xff"}
+		},
+		"invalid utf-8 name": func(r *featuredv1.GetOnlineFeaturesResponse) { r.Metadata.FeatureNames.Val[1] = "\xfe" },
+		"list with unknown": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			r.Results[1].Values[2].Kind = &featuredv1.Value_ListVal{ListVal: &featuredv1.ValueList{Val: []*featuredv1.Value{{}, decoded()}}}
+		},
+		"unknown in list": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			l := &featuredv1.ValueList{Val: []*featuredv1.Value{{Kind: &featuredv1.Value_BoolVal{}}}}
+			withUnknown(l)
+			r.Results[1].Values[2].Kind = &featuredv1.Value_ListVal{ListVal: l}
+		},
+		"nil list": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			r.Results[1].Values[2].Kind = &featuredv1.Value_ListVal{}
+		},
+		"nil value":   func(r *featuredv1.GetOnlineFeaturesResponse) { r.Results[1].Values[0] = nil },
+		"nil stamp":   func(r *featuredv1.GetOnlineFeaturesResponse) { r.Results[1].EventTimestamps[0] = nil },
+		"nil vector":  func(r *featuredv1.GetOnlineFeaturesResponse) { r.Results[1] = nil },
+		"no metadata": func(r *featuredv1.GetOnlineFeaturesResponse) { r.Metadata = nil },
+		"no names":    func(r *featuredv1.GetOnlineFeaturesResponse) { r.Metadata.FeatureNames = nil },
+		"odd status":  func(r *featuredv1.GetOnlineFeaturesResponse) { r.Results[1].Statuses[0] = -3 },
+		"big status":  func(r *featuredv1.GetOnlineFeaturesResponse) { r.Results[1].Statuses[0] = 1000 },
+		"no statuses": func(r *featuredv1.GetOnlineFeaturesResponse) { r.Results[2].Statuses = nil },
+		"appended": func(r *featuredv1.GetOnlineFeaturesResponse) {
+			v := r.Results[1]
+			v.Values = append(v.Values, &featuredv1.Value{Kind: &featuredv1.Value_DoubleVal{DoubleVal: 1.5}})
+			v.Statuses = append(v.Statuses, featuredv1.FieldStatus_PRESENT)
+			v.EventTimestamps = append(v.EventTimestamps, &timestamppb.Timestamp{Seconds: 1 << 40})
+		},
+	}
+	for name, mutate := range mutations {
+		t.Run(name, func(t *testing.T) {
+			p, req, out := codecFixture(codecSize{"3x4", 3, 4})
+			resp, _ := newResponse(p, req, out)
+			mutate(resp)
+			std, stdErr := proto.Marshal(resp)
+			bs, err := c.Marshal(resp)
+			if (err != nil) != (stdErr != nil) {
+				t.Fatalf("codec error %v, proto.Marshal error %v", err, stdErr)
+			}
+			if err != nil {
+				return
+			}
+			if wire := bs.Materialize(); string(wire) != string(std) {
+				t.Fatalf("codec writes\n%x\nproto.Marshal\n%x", wire, std)
+			}
+			bs.Free()
+		})
+	}
 }

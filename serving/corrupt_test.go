@@ -63,7 +63,7 @@ func TestCorruptShard(t *testing.T) {
 		users[featurestore.ShardOf([]byte(u), 2)] = u
 		events = append(events, json.RawMessage(fmt.Sprintf(`{"user_id":%q,"ts":%d,"amount":2,"merchant":"m","items":1}`, u, nowMillis-60_000)))
 	}
-	if res, err := p.PushJSON(context.Background(), "transactions", events, false); err != nil || res.Accepted != len(events) {
+	if res, err := p.PushJSON(context.Background(), "transactions", events, ingest.PushOptions{}); err != nil || res.Accepted != len(events) {
 		t.Fatalf("push: %+v, %v", res, err)
 	}
 	if err := store.Close(); err != nil {

@@ -85,7 +85,9 @@
 // not the views' join key, and requests over Options' limits; 413 for a body
 // over MaxBodyBytes; 415 for a Content-Type an endpoint does not read; 404
 // for unknown sources, views or services addressed directly (push, delete);
-// 422 for an atomic push with rejected events; 503 while not ready. gRPC gets
+// 422 for an atomic push with rejected events; 503 while not ready, and for
+// an atomic push journaled but not yet committed by every shard (its
+// batch_id in the body; a retry with it is safe). gRPC gets
 // the matching codes (InvalidArgument, ResourceExhausted, NotFound,
 // Unavailable, ...); context errors pass through as Canceled and
 // DeadlineExceeded. POST /v1/apply?backfill= takes true or false (400

@@ -15,6 +15,8 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/diskguard"
+	"github.com/featured-dev/featured/offline"
+	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
 )
@@ -68,15 +70,26 @@ var errorTable = []struct {
 	{errMethod, http.StatusMethodNotAllowed, codes.Unimplemented},
 
 	// Before the registry rows: an export naming an unknown feature is bad
-	// input (400), as a lookup naming one is.
+	// input (400), as a lookup naming one is; a spine over the size limit
+	// is a body too large (413), as a lookup's is.
+	{offline.ErrSpineTooLarge, http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	{export.ErrBadInput, http.StatusBadRequest, codes.InvalidArgument},
 
 	// A lookup whose entity's data is damaged on disk (the error names the
 	// shard): DataLoss says what happened; the shard fails readiness too
 	// (the "store" check), so the load balancer moves traffic elsewhere.
 	{featurestore.ErrCorrupt, http.StatusInternalServerError, codes.DataLoss},
+	// An export or backfill that needs offline log data that is damaged
+	// (the error names the file and the way out; /v1/status
+	// offline_log[i].damaged lists quarantined WAL files).
+	{eventlog.ErrDamaged, http.StatusInternalServerError, codes.DataLoss},
+	{eventlog.ErrCorrupt, http.StatusInternalServerError, codes.DataLoss},
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
+	{ingest.ErrBadBatchID, http.StatusBadRequest, codes.InvalidArgument},
+	// Before the context rows: a push journaled when its context ended is
+	// applied all the same, and the client must hear so.
+	{featurestore.ErrJournaled, http.StatusServiceUnavailable, codes.Unavailable},
 	{ingest.ErrUnknownSource, http.StatusNotFound, codes.NotFound},
 	{ingest.ErrNotPushSource, http.StatusBadRequest, codes.FailedPrecondition},
 	{ingest.ErrBatchTooLarge, http.StatusRequestEntityTooLarge, codes.InvalidArgument},

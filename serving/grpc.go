@@ -111,6 +111,7 @@ func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.Ge
 	if lerr != nil {
 		return nil, toGRPC(lerr)
 	}
+	s.observe(ctx, APIGRPC, l, p)
 	// A real message (codec.go writes it without reflection). It outlives
 	// the handler, so it is not pooled. bound is cheap and never below the
 	// encoded size; only a response near the limit is sized exactly.
@@ -205,7 +206,9 @@ var _ featuredv1.IngestServiceServer = ingestService{}
 
 // Push is POST /v1/push over gRPC. An atomic push with rejected events fails
 // with INVALID_ARGUMENT and carries the PushResponse (the rejected rows) in
-// the status details.
+// the status details; a push that fails once it has a batch ID (UNAVAILABLE
+// for an atomic push journaled, INTERNAL otherwise) carries the
+// PushResponse with the batch ID.
 func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ *featuredv1.PushResponse, err error) {
 	s := g.s
 	if err := s.checkReady(); err != nil {
@@ -222,13 +225,14 @@ func (g ingestService) Push(ctx context.Context, in *featuredv1.PushRequest) (_ 
 		}
 		events[i] = m
 	}
-	res, perr := s.pusher.PushValues(ctx, in.GetSource(), events, in.GetAtomic())
-	out := &featuredv1.PushResponse{Accepted: int64(res.Accepted)}
+	res, perr := s.pusher.PushValues(ctx, in.GetSource(), events, ingest.PushOptions{Atomic: in.GetAtomic(), BatchID: in.GetBatchId()})
+	out := &featuredv1.PushResponse{Accepted: int64(res.Accepted), BatchId: res.BatchID, Duplicate: res.Duplicate}
 	for _, r := range res.Rejected {
 		out.Rejected = append(out.Rejected, &featuredv1.RowError{Index: int32(r.Index), Field: r.Field, Reason: r.Reason, Code: r.Code})
 	}
 	if perr != nil {
-		if errors.Is(perr, ingest.ErrAtomicRejected) {
+		// As over HTTP, a failure once the push has a batch ID carries it.
+		if errors.Is(perr, ingest.ErrAtomicRejected) || res.BatchID != "" {
 			st := status.New(grpcCode(perr), clipMessage(perr.Error()))
 			if withDetails, derr := st.WithDetails(out); derr == nil {
 				st = withDetails

@@ -15,10 +15,19 @@ import (
 // column per feature with its values, statuses and event times (none for
 // NOT_FOUND or a zero time). out holds the results row-major: out[e*nf+c].
 //
-// Every message of one type comes from one backing array (a response of n
-// entities and nf features allocates a fixed number of times, not per
-// value); the arrays are never grown, so the pointers into them stay valid.
-// The message outlives the request and is not pooled. codec.go writes it.
+// Every message of one type comes from one or two backing arrays (a
+// response of n entities and nf features allocates a fixed number of times,
+// not per value); the arrays are never grown, so the pointers into them stay
+// valid. The message outlives the request and is not pooled. codec.go
+// writes it.
+//
+// Cells share messages where they are equal, which proto.Marshal, proto.Equal
+// and every reader accept: every unset value (a null, NOT_FOUND or invalid
+// cell) points to one empty Value, every empty timestamp to one empty
+// Timestamp, and cells of equal event time mostly to one Timestamp (features
+// of one view read in one lookup carry one time). The response is therefore
+// read-only: a caller that changes a value in place changes every cell that
+// shares it, so it proto.Clones the message first.
 //
 // bound is an upper bound of the message's encoded size, for the
 // response-byte limit: a fixed worst case per cell (maxCellBytes) plus the
@@ -35,20 +44,46 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 	for _, name := range names {
 		bound += len(name) + 6
 	}
-	resp := &featuredv1.GetOnlineFeaturesResponse{
-		Metadata: &featuredv1.GetOnlineFeaturesResponseMetadata{FeatureNames: &featuredv1.FeatureList{Val: names}},
-		Results:  make([]*featuredv1.FeatureVector, nf+1),
+	// The response's three singular messages in one allocation.
+	head := &struct {
+		resp  featuredv1.GetOnlineFeaturesResponse
+		md    featuredv1.GetOnlineFeaturesResponseMetadata
+		names featuredv1.FeatureList
+	}{}
+	resp := &head.resp
+	head.names.Val = names
+	head.md.FeatureNames = &head.names
+	resp.Metadata = &head.md
+	resp.Results = make([]*featuredv1.FeatureVector, nf+1)
+	// The statuses and the timestamps first, reading the results in their
+	// row-major order; the count of present values sizes the Value array.
+	// Each pointer is stored once: while the GC marks, every store of a
+	// pointer costs a write barrier.
+	statuses := make([]featuredv1.FieldStatus, cells)
+	stampPtrs := make([]*timestamppb.Timestamp, cells)
+	stamps := stampArena{left: 1 + n*nf}
+	empty := stamps.empty()
+	set := 0 // the present values
+	for e := 0; e < n; e++ {
+		statuses[e], stampPtrs[e] = featuredv1.FieldStatus_PRESENT, empty // the key
+		row := out[e*nf : (e+1)*nf]
+		for c := range row {
+			r := &row[c]
+			st := statusOf(r)
+			if st == statusPresent {
+				set++
+			}
+			ts := empty
+			if r.Status != aggregate.StatusNotFound && r.EventMillis != 0 {
+				ts = stamps.at(r.EventMillis)
+			}
+			statuses[(c+1)*n+e], stampPtrs[(c+1)*n+e] = featuredv1.FieldStatus(st), ts
+		}
 	}
 	vectors := make([]featuredv1.FeatureVector, nf+1)
-	values := make([]featuredv1.Value, cells)
-	stamps := make([]timestamppb.Timestamp, cells)
+	values := make([]featuredv1.Value, n+set+1) // the last one is the shared empty Value
 	valuePtrs := make([]*featuredv1.Value, cells)
-	stampPtrs := make([]*timestamppb.Timestamp, cells)
-	statuses := make([]featuredv1.FieldStatus, cells)
-	for i := range values {
-		valuePtrs[i], stampPtrs[i] = &values[i], &stamps[i]
-	}
-	var kinds oneofs
+	unset := &values[len(values)-1]
 	for c := range vectors {
 		v := &vectors[c]
 		lo, hi := c*n, (c+1)*n
@@ -57,43 +92,89 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 		resp.Results[c] = v
 	}
 
+	var kinds oneofs
 	keys := &vectors[0]
 	for e := range req.values {
 		ev := &req.values[e]
+		x := &values[e]
 		if ev.isInt {
-			keys.Values[e].Kind = kinds.int64(ev.i, cells)
+			x.Kind = kinds.int64(ev.i, n+set)
 		} else {
-			keys.Values[e].Kind = kinds.string(string(req.str(ev.s)), cells)
+			x.Kind = kinds.string(string(req.str(ev.s)), n+set)
 			bound += len(req.str(ev.s))
 		}
-		keys.Statuses[e] = featuredv1.FieldStatus_PRESENT
+		keys.Values[e] = x
 	}
+	next := n // the next free element of values
 	for c := 0; c < nf; c++ {
 		col := &vectors[c+1]
 		for e := 0; e < n; e++ {
-			r := &out[e*nf+c]
-			st := statusOf(r)
-			if st == statusPresent {
-				kinds.set(col.Values[e], &r.Value, cells)
+			x := unset
+			if col.Statuses[e] == featuredv1.FieldStatus_PRESENT {
+				r := &out[e*nf+c]
+				x = &values[next]
+				next++
+				kinds.set(x, &r.Value, n+set)
 				switch r.Value.Kind {
 				case aggregate.KindString:
 					bound += len(r.Value.S)
 				case aggregate.KindList:
-					bound += proto.Size(col.Values[e]) + 6
+					bound += proto.Size(x) + 6
 				}
 			}
-			col.Statuses[e] = featuredv1.FieldStatus(st)
-			if r.Status != aggregate.StatusNotFound && r.EventMillis != 0 {
-				ts := col.EventTimestamps[e]
-				ts.Seconds, ts.Nanos = r.EventMillis/1000, int32(r.EventMillis%1000)*1e6
-				if ts.Nanos < 0 {
-					ts.Seconds--
-					ts.Nanos += 1e9
-				}
-			}
+			col.Values[e] = x
 		}
 	}
 	return resp, bound
+}
+
+// stampArena hands out the Timestamps of one response. Equal times share
+// one message, found in a small direct-mapped cache (a miss costs a message,
+// never a wrong time). Its backing arrays are at most two: the first sized
+// for the common case, the second, if that fills, for every request left.
+type stampArena struct {
+	free  []timestamppb.Timestamp
+	left  int // the calls of empty and at still to come after the current one
+	cache [64]struct {
+		millis int64
+		ts     *timestamppb.Timestamp
+	}
+}
+
+// new is a zero Timestamp for the current call of empty or at.
+func (a *stampArena) new() *timestamppb.Timestamp {
+	if len(a.free) == cap(a.free) {
+		size := a.left + 1 // this call and those to come
+		if a.free == nil {
+			size = min(size, 16)
+		}
+		a.free = make([]timestamppb.Timestamp, 0, size)
+	}
+	a.free = a.free[:len(a.free)+1]
+	return &a.free[len(a.free)-1]
+}
+
+// empty is the response's one empty Timestamp.
+func (a *stampArena) empty() *timestamppb.Timestamp {
+	a.left--
+	return a.new()
+}
+
+// at is the Timestamp of a time in Unix milliseconds (not 0).
+func (a *stampArena) at(millis int64) *timestamppb.Timestamp {
+	a.left--
+	slot := &a.cache[uint64(millis)*0x9e3779b97f4a7c15>>58]
+	if slot.millis == millis && slot.ts != nil {
+		return slot.ts
+	}
+	ts := a.new()
+	ts.Seconds, ts.Nanos = millis/1000, int32(millis%1000)*1e6
+	if ts.Nanos < 0 {
+		ts.Seconds--
+		ts.Nanos += 1e9
+	}
+	slot.millis, slot.ts = millis, ts
+	return ts
 }
 
 // Worst cases of one cell's encoding without its string or list bytes: the

@@ -151,9 +151,12 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 		x := export.NewExporter(reg, olog)
 		opts.Offline = serving.OfflineRoutes{
 			Export:     offline.ExportHandler(x, offline.HandlerOptions{TempDir: dir}),
-			Backfill:   offline.BackfillHandler(x, store),
+			Backfill:   offline.BackfillHandler(x, store, offline.HandlerOptions{}),
 			VerifySkew: offline.VerifySkewHandler(x, nil, offline.HandlerOptions{TempDir: dir}),
 		}
+	}
+	if withLog && opts.OfflineLog == nil {
+		opts.OfflineLog = olog
 	}
 	iopts := ingest.Options{Now: clock, Logger: discard()}
 	if opts.Disk != nil {

@@ -94,7 +94,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 	offline := func(path string, c Class, h func(http.ResponseWriter, *http.Request) error) {
 		if h != nil {
-			r.With(s.Limit(c)).Post(path, s.handleErr(h))
+			r.With(s.Limit(c)).Post(path, s.handleErr(spineDeadline(h)))
 		}
 	}
 	offline("/v1/export", ClassExport, s.opts.Offline.Export)
@@ -252,6 +252,11 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool)
 		s.writeError(w, r, err)
 		return
 	}
+	api := APINative
+	if feast {
+		api = APIFeast
+	}
+	s.observe(r.Context(), api, l, p)
 	var ok bool
 	if feast {
 		l.buf, ok = appendFeastResponseLimit(l.buf[:0], p, &l.req, l.out, s.opts.MaxResponseBytes)
@@ -351,7 +356,9 @@ type errorDetail struct {
 // it names no secret and helps the operator.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	st := httpStatus(err)
-	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout {
+	// 503, 504 and 507 are states the server reports elsewhere (readiness,
+	// the client's deadline, the disk guard's own log line), not faults.
+	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout && st != http.StatusInsufficientStorage {
 		s.opts.Logger.Error("serving: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	body, _ := json.Marshal(errorBody{Error: errorDetail{Status: st, Message: clipMessage(err.Error()), Problems: boundProblems(problemsOf(err))}})
@@ -405,4 +412,17 @@ func parseVersion(s string) (int, error) {
 		return 0, &RequestError{Problems: []Problem{{Field: "version", Value: s, Reason: "not a version number (1, 2, ...)"}}}
 	}
 	return v, nil
+}
+
+// spineDeadline names the error of an offline handler whose request body
+// (a spine) did not arrive before --spine-body-timeout: the handler sees
+// only the read's os.ErrDeadlineExceeded.
+func spineDeadline(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		err := h(w, r)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%w: the spine did not arrive before the body deadline (--spine-body-timeout): %w", ErrBodyTimeout, err)
+		}
+		return err
+	}
 }

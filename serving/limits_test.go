@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
+	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/serving"
 )
 
@@ -324,5 +325,65 @@ func TestPlanCacheKeyUnambiguous(t *testing.T) {
 	st, body := h.post("/v1/features", map[string]any{"features": []string{userRefs[0] + "\x00" + userRefs[1]}, "entities": ents})
 	if st != http.StatusBadRequest {
 		t.Fatalf("ref with NUL after a warm cache: %d %s", st, body)
+	}
+}
+
+// TestSlowSpineCutOff: an export spine sent slower than
+// --spine-body-timeout allows gets 408 naming the flag (it was a 400:
+// the offline handler saw a plain read error), a spine whose length is
+// over the limit 413 before it is read, and /v1/status shows the offline
+// log's WAL counters.
+func TestSlowSpineCutOff(t *testing.T) {
+	h := newHarnessLog(t, serving.Options{SpineBodyTimeout: 300 * time.Millisecond}, true)
+	seed(h)
+	send := func(t *testing.T, head string, body string, every time.Duration) (*http.Response, error) {
+		t.Helper()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprint(conn, head)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; i < len(body); i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(every):
+				}
+				if _, err := conn.Write([]byte{body[i]}); err != nil {
+					return
+				}
+			}
+		})
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		close(stop)
+		wg.Wait()
+		return resp, err
+	}
+	body := "user_id,event_timestamp\nu1,1800000000000\nu2,1800000000000\n"
+	resp, err := send(t, fmt.Sprintf("POST /v1/export?features=user_spend:spend_7d HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n", len(body)), body, 100*time.Millisecond)
+	if err != nil {
+		t.Fatalf("slow spine: cut off without an answer: %v", err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(out), "--spine-body-timeout") {
+		t.Fatalf("slow spine: %d %s", resp.StatusCode, out)
+	}
+
+	resp, err = send(t, fmt.Sprintf("POST /v1/export?features=user_spend:spend_7d HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n", int64(offline.DefaultMaxSpineBytes)+1), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(out), "spine too large") {
+		t.Fatalf("spine over the limit: %d %s", resp.StatusCode, out)
+	}
+
+	st, sb := h.do("GET", "/v1/status", "", nil)
+	if st != http.StatusOK || !strings.Contains(string(sb), `"offline_log"`) || !strings.Contains(string(sb), `"uncommitted_bytes_dropped"`) {
+		t.Fatalf("status: %d %s", st, sb)
 	}
 }

@@ -79,6 +79,10 @@ type Options struct {
 	// Middleware fills the router's hook slots (http.go); nil fields are
 	// empty slots.
 	Middleware Middleware
+	// Observer, when set, is told of every lookup that read the store, over
+	// HTTP and gRPC (observe.go); featured serve records it in metrics. Nil:
+	// lookups are not observed.
+	Observer LookupObserver
 	// Interceptors fill the same slots of the gRPC chain
 	// (GRPCServerOptions); nil fields are empty slots.
 	Interceptors Interceptors
@@ -89,6 +93,10 @@ type Options struct {
 	// Kafka, when set, adds the Kafka consumers to GET /v1/status. Nil
 	// means push ingest only.
 	Kafka KafkaStatus
+	// OfflineLog, when set, adds the offline log's WAL counters and
+	// quarantined files to GET /v1/status ("offline_log"). featured serve
+	// sets it to its *eventlog.Log.
+	OfflineLog OfflineLogStatus
 	// Pprof mounts net/http/pprof under /debug/pprof/ on the router, behind
 	// the same middleware (featured serve --pprof-on-http). The default is
 	// off: profiles expose internals.

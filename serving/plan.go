@@ -20,6 +20,9 @@ import (
 // by the request's feature list, so a steady stream of lookups resolves
 // nothing and allocates nothing for it.
 type plan struct {
+	// service is the feature service the request named, "" for a list of
+	// features (LookupInfo).
+	service    string
 	joinKey    string
 	entityName string
 	entityKind aggregate.Kind
@@ -42,6 +45,8 @@ type plan struct {
 // one featurestore.Store.Read per entity.
 type readGroup struct {
 	vk       featurestore.ViewKey
+	view     string // the view's name and version, for LookupInfo
+	version  int
 	layout   *aggregate.Layout
 	features []int // feature indexes in the view version
 	cols     []int // the output column of each
@@ -186,6 +191,9 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		names: make([]string, len(resolved)),
 		refs:  refs,
 	}
+	if req.hasService {
+		p.service = string(req.str(req.service))
+	}
 	// All features must share one entity; the first feature's entity is the
 	// one the request is taken to be about.
 	first := resolved[0].View
@@ -234,7 +242,7 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		if !ok {
 			g = len(p.groups)
 			groupOf[vk] = g
-			p.groups = append(p.groups, readGroup{vk: vk, layout: v.Layout})
+			p.groups = append(p.groups, readGroup{vk: vk, view: v.Name, version: v.Version, layout: v.Layout})
 		}
 		p.groups[g].features = append(p.groups[g].features, r.Feature)
 		p.groups[g].cols = append(p.groups[g].cols, i)

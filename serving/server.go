@@ -90,6 +90,9 @@ type lookup struct {
 	out  []aggregate.Result
 	tmp  []aggregate.Result
 	buf  []byte // the response
+	// views and info are observe's scratch.
+	views []ViewStatuses
+	info  LookupInfo
 }
 
 // maxPooledBytes keeps buffers of unusually large requests out of the pool.

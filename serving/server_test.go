@@ -792,6 +792,67 @@ func TestPush(t *testing.T) {
 		}
 		checkProto(t, h, got, "user_id", []any{"u2"}, columnsOf(userNames, userRefs))
 	})
+	// A retry with the batch_id of a push that succeeded applies nothing and
+	// answers as the first push did, flagged duplicate.
+	t.Run("batch_id retry", func(t *testing.T) {
+		e := event{key: "u3", ms: nowMillis - 4*minute, amount: f64(7), merchant: str("m3")}
+		for i, atomic := range []bool{false, true, true} {
+			st, body := h.post("/v1/push", map[string]any{"source": "transactions", "events": []any{e.json("transactions")}, "batch_id": "http-1", "atomic": atomic})
+			var res struct {
+				Accepted  int    `json:"accepted"`
+				BatchID   string `json:"batch_id"`
+				Duplicate bool   `json:"duplicate"`
+			}
+			if err := json.Unmarshal(body, &res); err != nil {
+				t.Fatal(err)
+			}
+			if st != http.StatusOK || res.Accepted != 1 || res.BatchID != "http-1" || res.Duplicate != (i > 0) {
+				t.Fatalf("push %d: %d %s, want duplicate %v", i, st, body, i > 0)
+			}
+		}
+		ge := &featuredv1.Event{Fields: map[string]*featuredv1.Value{
+			"user_id": {Kind: &featuredv1.Value_StringVal{StringVal: "u3"}},
+			"ts":      {Kind: &featuredv1.Value_Int64Val{Int64Val: nowMillis - 5*minute}},
+			"amount":  {Kind: &featuredv1.Value_DoubleVal{DoubleVal: 3}},
+		}}
+		for i := 0; i < 2; i++ {
+			resp, err := h.ingest.Push(context.Background(), &featuredv1.PushRequest{Source: "transactions", BatchId: "grpc-1", Atomic: i == 1, Events: []*featuredv1.Event{ge}})
+			if err != nil || resp.GetAccepted() != 1 || resp.GetBatchId() != "grpc-1" || resp.GetDuplicate() != (i > 0) {
+				t.Fatalf("gRPC push %d: %v %v, want duplicate %v", i, resp, err, i > 0)
+			}
+		}
+		h.mu.Lock()
+		h.pushed["transactions/u3"] = append(h.pushed["transactions/u3"], h.record("transactions", e),
+			h.record("transactions", event{key: "u3", ms: nowMillis - 5*minute, amount: f64(3)}))
+		h.mu.Unlock()
+		st, body := h.post("/v1/features", map[string]any{"features": userRefs, "entities": map[string]any{"user_id": []any{"u3"}}})
+		if st != http.StatusOK {
+			t.Fatalf("%d %s", st, body)
+		}
+		checkNative(t, h, body, "user_id", []any{"u3"}, columnsOf(userNames, userRefs))
+	})
+	t.Run("atomic gets a batch_id", func(t *testing.T) {
+		e := event{key: "u4", ms: nowMillis - minute, amount: f64(1)}
+		st, body := h.post("/v1/push", map[string]any{"source": "transactions", "events": []any{e.json("transactions")}, "atomic": true})
+		var res struct {
+			BatchID string `json:"batch_id"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil || st != http.StatusOK || res.BatchID == "" {
+			t.Fatalf("atomic push without batch_id: %d %s", st, body)
+		}
+		h.mu.Lock()
+		h.pushed["transactions/u4"] = append(h.pushed["transactions/u4"], h.record("transactions", e))
+		h.mu.Unlock()
+	})
+	t.Run("bad batch_id", func(t *testing.T) {
+		e := event{key: "u5", ms: nowMillis - minute, amount: f64(1)}
+		st, body := h.post("/v1/push", map[string]any{"source": "transactions", "events": []any{e.json("transactions")}, "batch_id": strings.Repeat("x", 129)})
+		if st != http.StatusBadRequest || !strings.Contains(string(body), "batch_id") {
+			t.Fatalf("push with a 129-byte batch_id: %d %s", st, body)
+		}
+		_, err := h.ingest.Push(context.Background(), &featuredv1.PushRequest{Source: "transactions", BatchId: "a\x00b", Events: []*featuredv1.Event{{}}})
+		wantCode(t, err, codes.InvalidArgument, "batch_id")
+	})
 }
 
 func TestRegistryAPI(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/diskguard"
+	"github.com/featured-dev/featured/offline/eventlog"
 )
 
 // KafkaStatus is what GET /v1/status reads of the Kafka ingest
@@ -20,6 +21,14 @@ type KafkaStatus interface {
 }
 
 var _ KafkaStatus = (*ingest.Kafka)(nil)
+
+// OfflineLogStatus is what GET /v1/status reads of the offline log
+// (*eventlog.Log). Stats is called from request goroutines, concurrently.
+type OfflineLogStatus interface {
+	Stats() []eventlog.ShardStats
+}
+
+var _ OfflineLogStatus = (*eventlog.Log)(nil)
 
 // viewFreshness is one view version's line of GET /v1/status.
 type viewFreshness struct {
@@ -40,6 +49,9 @@ type statusBody struct {
 	Ready   bool                      `json:"kafka_ready"`
 	Problem string                    `json:"kafka_problem,omitempty"`
 	Disk    *diskguard.Status         `json:"disk,omitempty"`
+	// OfflineLog is per shard: WAL bytes cut after a crash, committed
+	// bytes lost to a power loss, and quarantined (damaged) files.
+	OfflineLog []eventlog.ShardStats `json:"offline_log,omitempty"`
 }
 
 // handleStatus serves GET /v1/status: ingest counters, Kafka consumers with
@@ -51,6 +63,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Disk != nil {
 		ds := s.opts.Disk.Status()
 		st.Disk = &ds
+	}
+	if s.opts.OfflineLog != nil {
+		st.OfflineLog = s.opts.OfflineLog.Stats()
 	}
 	latest := map[string]int64{}
 	for _, ss := range st.Push {

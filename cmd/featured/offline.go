@@ -110,7 +110,7 @@ func withLocalExporter(dataDir string, fn func(*export.Exporter) error) error {
 		return err
 	}
 	defer olog.Close()
-	store, err := featurestore.Open(filepath.Join(dataDir, "store"), featurestore.Options{Shards: shards, EventLog: olog, GCInterval: -1})
+	store, err := featurestore.Open(filepath.Join(dataDir, "store"), featurestore.Options{Shards: shards, EventLog: olog, GCInterval: -1, Layouts: layoutsOf(reg)})
 	if err != nil {
 		return fmt.Errorf("open %s (is a server running on it? use --server): %w", dataDir, err)
 	}

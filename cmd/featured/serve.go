@@ -23,6 +23,7 @@ import (
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/bytesize"
 	"github.com/featured-dev/featured/internal/diskguard"
+	"github.com/featured-dev/featured/internal/telemetry"
 	"github.com/featured-dev/featured/offline"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
@@ -44,6 +45,7 @@ type serveConfig struct {
 	minFreeDisk     bytesize.Size
 	commitInterval  time.Duration
 	gcInterval      time.Duration
+	dedupeWindow    time.Duration
 	maxFutureSkew   time.Duration
 	maxEntities     int
 	maxBodyBytes    int64
@@ -75,6 +77,12 @@ type serveConfig struct {
 	readHeaderTimeout  time.Duration
 	idleTimeout        time.Duration
 	resetDataDir       bool
+
+	// Telemetry (docs/config.md "Metrics and tracing").
+	metricsAddr      string
+	otlpEndpoint     string
+	traceSampleRatio float64
+	kafkaGroupPrefix string
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -90,6 +98,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.Var(&c.minFreeDisk, "min-free-disk", "free space under --data-dir below which pushes, applies and Kafka ingest pause (a size); 0: 5% of the volume, at most 1GiB")
 	fs.DurationVar(&c.commitInterval, "commit-interval", 10*time.Millisecond, "longest a Kafka event waits for its shard's commit")
 	fs.DurationVar(&c.gcInterval, "gc-interval", time.Minute, "pause between TTL scans of the store")
+	fs.DurationVar(&c.dedupeWindow, "push-dedupe-window", 24*time.Hour, "how long a push's batch_id is remembered, so that a retry of it is applied once")
 	fs.DurationVar(&c.maxFutureSkew, "max-future-skew", 15*time.Minute, "how far past the clock an event time may be")
 	fs.IntVar(&c.maxEntities, "max-entities", serving.DefaultMaxEntities, "most entities in one lookup")
 	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", serving.DefaultMaxBodyBytes, "largest HTTP request body")
@@ -121,6 +130,10 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "longest a client may take to send a request's headers")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 2*time.Minute, "how long an idle kept-alive HTTP connection stays open")
 	fs.BoolVar(&c.resetDataDir, "reset-data-dir", false, "when the data dir is damaged (registry.json, the store's SHARDS or a shard missing), delete the store and the offline log and start with no state instead of refusing to start")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on GET /metrics at this address; empty: on --http-addr")
+	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "also push metrics, and spans when --trace-sample-ratio > 0, to this OTLP gRPC collector (host:port, no TLS); empty: no OTLP")
+	fs.Float64Var(&c.traceSampleRatio, "trace-sample-ratio", 0, "fraction of traces started here that are recorded (a sampled caller's trace always is); needs --otlp-endpoint; 0: no tracing")
+	fs.StringVar(&c.kafkaGroupPrefix, "kafka-commit-group", "featured-", "commit each Kafka source's applied offsets to the consumer group <this><source>, for lag tools only (featured keeps its offsets in the store); empty: off")
 	return c
 }
 
@@ -156,6 +169,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := checkDir(c.exportTempDir); err != nil {
 		return fmt.Errorf("--export-temp-dir: %w", err)
 	}
+
+	tel, err := telemetry.New(ctx, telemetry.Options{OTLPEndpoint: c.otlpEndpoint, TraceSampleRatio: c.traceSampleRatio})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry shutdown", "err", err)
+		}
+	}()
 
 	paths := dataDirLayout(c.dataDir)
 	if err := prepareDataDir(paths, c.shards, c.resetDataDir, log); err != nil {
@@ -202,10 +227,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		CachedStateBytes: int64(c.writerCache),
 		CommitInterval:   c.commitInterval,
 		GCInterval:       c.gcInterval,
+		DedupeWindow:     c.dedupeWindow,
 		PruneSlack:       max(time.Hour, c.maxFutureSkew),
 		Views:            views.lookup,
+		Layouts:          layoutsOf(reg),
 		Logger:           log,
 		CommitFailed:     func(_ int, err error) { disk.Observe(err) },
+		Committed:        tel.StoreCommitted,
 	})
 	if err != nil {
 		return err
@@ -222,17 +250,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log, Writable: disk.Check}
+	if err := tel.ObserveStore(store); err != nil {
+		return err
+	}
+	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log, Writable: disk.Check,
+		PushBatch: tel.PushBatch, Applied: tel.IngestApplied}
 	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
 	if err != nil {
 		return err
 	}
 	var kafkaIngest *ingest.Kafka
 	if c.kafkaBrokers != "" {
-		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ",")})
+		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ","), GroupPrefix: c.kafkaGroupPrefix})
 		if err != nil {
 			return err
 		}
+	}
+	if err := tel.ObserveIngest(reg, pusher, kafkaIngest); err != nil {
+		return err
 	}
 	sopts := serving.Options{MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log,
 		MaxCells: c.maxCells, MaxResponseBytes: int(c.maxResponseBytes),
@@ -245,14 +280,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		},
 	}
 	exporter := export.NewExporter(reg, olog)
-	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir}
+	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir, Done: tel.OfflineDone}
 	sopts.Offline = serving.OfflineRoutes{
 		Export:     offline.ExportHandler(exporter, hopts),
-		Backfill:   offline.BackfillHandler(exporter, store),
+		Backfill:   offline.BackfillHandler(exporter, store, hopts),
 		VerifySkew: offline.VerifySkewHandler(exporter, sampler, hopts),
 	}
 	sopts.Pprof = c.pprofOnHTTP
+	sopts.Middleware.Metrics = tel.HTTPMiddleware
+	sopts.Observer = tel.LookupObserver()
 	sopts.Disk = disk
+	sopts.OfflineLog = olog
 	if kafkaIngest != nil {
 		sopts.Kafka = kafkaIngest
 		sopts.ReadyChecks = append(sopts.ReadyChecks, serving.Check{Name: "kafka", Check: kafkaIngest.Ready})
@@ -271,6 +309,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		httpLn.Close()
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
+	var metricsSrv *http.Server
+	if c.metricsAddr != "" {
+		metricsLn, err := net.Listen("tcp", c.metricsAddr)
+		if err != nil {
+			httpLn.Close()
+			grpcLn.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", tel.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		defer metricsSrv.Close()
+		go func() { _ = metricsSrv.Serve(metricsLn) }() // stopped by the deferred Close
+	}
 	var pprofSrv *http.Server
 	if c.pprofAddr != "" {
 		pprofLn, err := net.Listen("tcp", c.pprofAddr)
@@ -286,8 +338,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// No server-wide ReadTimeout or WriteTimeout: they would cut exports,
 	// which stream for minutes. Each route sets its own deadlines
 	// (serving.Server.Limit); ReadHeaderTimeout also resets them per request.
-	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout}
-	grpcSrv := grpc.NewServer(srv.GRPCServerOptions()...)
+	handler := srv.HTTPHandler()
+	if c.metricsAddr == "" {
+		// /metrics beside the API, outside its middleware: scrapes are
+		// neither measured nor authenticated, as Prometheus expects.
+		// A plain path check, not a ServeMux, which would clean and
+		// redirect the API's paths.
+		api, metrics := handler, tel.Handler()
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
+				metrics.ServeHTTP(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout}
+	grpcSrv := grpc.NewServer(append(srv.GRPCServerOptions(), tel.GRPCServerOption())...)
 	srv.RegisterGRPC(grpcSrv)
 
 	kafkaCtx, stopKafka := context.WithCancel(context.Background())
@@ -381,6 +448,19 @@ func applyAtStartup(reg *registry.Registry, path string, log *slog.Logger) error
 	}
 	log.Info("applied definitions", "file", path, "plan", plan.String())
 	return nil
+}
+
+// layoutsOf resolves the view versions of pushes the store's journal
+// replays at open, from the registry as it is then.
+func layoutsOf(reg *registry.Registry) func(featurestore.ViewKey) *aggregate.Layout {
+	return func(vk featurestore.ViewKey) *aggregate.Layout {
+		for _, v := range reg.Snapshot().Views() {
+			if v.ID == vk.ID && uint32(v.Version) == vk.Version {
+				return v.Layout
+			}
+		}
+		return nil
+	}
 }
 
 // liveViews answers the store's TTL scan: is a view version live, and its

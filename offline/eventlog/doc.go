@@ -20,6 +20,12 @@
 //     it belong to events whose state was lost too (push callers got an
 //     error; Kafka reads them again from the offsets committed with the
 //     state), so nothing is lost or doubled.
+//   - On open every segment kept is read and checked (checksums, whole
+//     frames, LSNs following on, no segment number skipped). Damage below
+//     the committed position is not a crash: the segment is set aside
+//     (<seq>.wal.damaged, or <seq>.wal.missing), counted in Stats, and
+//     scans of the shard fail with ErrDamaged until an operator restores
+//     or accepts the loss of it (damage.go; docs/reliability.md).
 //   - A frame's commit time is the store's clock when its batch became
 //     visible to reads. The store stamps the batch before committing it
 //     and reads the clock again once Pebble has published it (before a
@@ -74,9 +80,12 @@
 // # Concurrency
 //
 // A Log's EventLog methods follow featurestore.EventLog's rules (one
-// shard's calls from its writer goroutine); so does MarkRebuild, and
-// ScanShard when a backfill calls it. Scan, ScanFiles, ScanShard, Events,
-// Markers and Bytes may run concurrently with ingestion and with each
-// other; scans read under a read lock that holds off the converter's
-// renames and deletes and the retention. Close the Log after the store.
+// shard's calls from its writer goroutine); so does MarkRebuild. Scan,
+// ScanFiles, ScanShard, ScanShardFrom, HoldConversion, Events, Markers and
+// Bytes may run concurrently with ingestion and with each other (a
+// backfill's tail calls ScanShardFrom on the paused writer: from a cursor
+// it reads only the WAL, under the shard's HoldConversion, and takes no
+// lock the converter holds); other scans read under a read lock that
+// holds off the converter's renames and deletes and the retention. Close
+// the Log after the store.
 package eventlog

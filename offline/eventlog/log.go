@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -41,9 +43,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger. The default value is slog.Default().
 	Logger *slog.Logger
-	// FS is the file system of every file the Log opens: WAL segments,
-	// markers, Parquet files (written, renamed, scanned) and their
-	// directories. Its WAL files must have a Truncate(size int64) error
+	// FS is the file system of every file the Log opens: WAL segments
+	// (appended, checked, quarantined), markers, Parquet files (written,
+	// renamed, scanned) and their directories. Its WAL files must have a Truncate(size int64) error
 	// method, as vfs.Default's have (vfs.File has none), to cut a failed
 	// commit. Exports open Parquet files by path (OpenFile) on the OS, so a
 	// FS other than vfs.Default must be a wrapper over the same directories
@@ -108,7 +110,15 @@ type Log struct {
 	// from, and retention while it deletes days.
 	files sync.RWMutex
 
-	jobs      chan convJob
+	jobs chan convJob
+	// held counts, by shard, the HoldConversion calls not yet released;
+	// the converter defers those shards' segments. wake tells it of a
+	// release.
+	held struct {
+		sync.Mutex
+		n map[int]int
+	}
+	wake      chan struct{}
 	stopc     chan struct{}
 	donec     chan struct{}
 	closeOnce sync.Once
@@ -156,6 +166,11 @@ type shardLog struct {
 		off     int64
 		lsn     int64
 		markers []marker // committed backfill markers
+		// damaged are the shard's quarantined WAL files (damage.go);
+		// scans of the shard fail while there are any.
+		damaged      []string
+		droppedBytes int64 // cut past the committed position by Recover
+		lostBytes    int64 // committed, missing from the end of the WAL at Recover
 	}
 }
 
@@ -185,7 +200,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		jobs:   make(chan convJob, 1024),
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
+		wake:   make(chan struct{}, 1),
 	}
+	l.held.n = map[int]int{}
 	go l.convert()
 	return l, nil
 }
@@ -239,8 +256,8 @@ func decodePos(b []byte) (seg uint64, off, lsn int64, err error) {
 }
 
 // Recover implements featurestore.EventLog: it cuts the shard's WAL back to
-// the position the store committed and queues sealed segments for
-// conversion.
+// the position the store committed, checks what it keeps (see verify) and
+// queues sealed segments for conversion.
 func (l *Log) Recover(shard int, committed []byte) error {
 	dir := filepath.Join(l.dir, walDir, fmt.Sprintf("shard-%03d", shard))
 	fs := l.opts.FS
@@ -259,57 +276,68 @@ func (l *Log) Recover(shard int, committed []byte) error {
 			return fmt.Errorf("offline: shard %d: %w", shard, err)
 		}
 	}
+	var dropped int64
 	var older []uint64
 	for _, s := range segs {
 		switch {
 		case committed == nil || s > seg:
 			// Nothing of it was committed: the store lost those events too
 			// (push callers saw an error; Kafka reads them again).
-			if err := fs.Remove(filepath.Join(dir, segName(s))); err != nil {
+			path := filepath.Join(dir, segName(s))
+			if st, err := fs.Stat(path); err == nil {
+				dropped += st.Size()
+			}
+			if err := fs.Remove(path); err != nil {
 				return fmt.Errorf("offline: %w", err)
 			}
 		case s < seg:
 			older = append(older, s)
 		}
 	}
-	path := filepath.Join(dir, segName(seg))
+	v, err := l.verify(shard, dir, older, seg, off, lsn, committed != nil)
+	if err != nil {
+		return err
+	}
+	dropped += v.dropped
+	path := filepath.Join(dir, segName(v.seg))
+	_, serr := fs.Stat(path)
 	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("offline: %w", err)
-	}
-	switch {
-	case st.Size() < off:
-		// Only possible after a power loss with unsynced commits: the store
-		// kept more than the WAL. Those events' rows are gone.
-		l.opts.Logger.Error("offline log lost rows the store committed (power loss before an unsynced commit reached disk?)",
-			"shard", shard, "segment", seg, "have_bytes", st.Size(), "committed_bytes", off)
-		off = st.Size()
-	case st.Size() > off:
-		if err := truncate(f, off); err != nil {
+	if errors.Is(serr, os.ErrNotExist) {
+		// A committed position will name this file: make its name durable
+		// first, so that a missing committed segment can only be damage.
+		if err := syncDir(fs, dir); err != nil {
 			f.Close()
-			return fmt.Errorf("offline: truncate %s: %w", path, err)
+			return err
 		}
 	}
-	markers, err := loadMarkers(fs, dir, seg, off, committed != nil)
+	if err := truncate(f, v.off); err != nil {
+		f.Close()
+		return fmt.Errorf("offline: truncate %s: %w", path, err)
+	}
+	markers, err := loadMarkers(fs, dir, seg, v.markerOff, committed != nil)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	sl.f, sl.seg, sl.size, sl.nextLSN, sl.segStart = f, seg, off, lsn, l.opts.Now()
-	sl.prevSize = off
-	sl.mu.seg, sl.mu.off, sl.mu.lsn, sl.mu.markers = seg, off, lsn, markers
+	damaged, err := listDamaged(fs, dir)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	sl.f, sl.seg, sl.size, sl.nextLSN, sl.segStart = f, v.seg, v.off, lsn, l.opts.Now()
+	sl.prevSize = v.off
+	sl.mu.seg, sl.mu.off, sl.mu.lsn, sl.mu.markers = v.seg, v.off, lsn, markers
+	sl.mu.damaged, sl.mu.droppedBytes, sl.mu.lostBytes = damaged, dropped, v.lost
 	l.mu.Lock()
 	if old := l.shards[shard]; old != nil && old.f != nil {
 		old.f.Close()
 	}
 	l.shards[shard] = sl
 	l.mu.Unlock()
-	for _, s := range older {
+	for _, s := range v.convert {
 		l.enqueue(shard, s)
 	}
 	return nil
@@ -355,6 +383,12 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 	sl.lastWrite = nowMillis
 	rotate := sl.size > 0 && (sl.size >= l.opts.SegmentBytes || l.opts.Now().Sub(sl.segStart) >= l.opts.SegmentAge)
 	if rotate {
+		// Sealed segments are whole frames only (a failed commit's frame
+		// whose truncation failed would otherwise stay): readers of a
+		// sealed segment take any other byte for damage.
+		if err := truncate(sl.f, sl.size); err != nil {
+			return nil, false, fmt.Errorf("offline: seal segment: %w", err)
+		}
 		if err := sl.f.Sync(); err != nil {
 			return nil, false, fmt.Errorf("offline: sync segment: %w", err)
 		}
@@ -595,6 +629,7 @@ func syncDir(fs vfs.FS, dir string) error {
 
 // walFrame is one decoded frame.
 type walFrame struct {
+	off          int64 // in its segment
 	firstLSN     int64
 	commitMillis int64
 	defs         []*Schema
@@ -602,65 +637,90 @@ type walFrame struct {
 	body         []byte // the rows
 }
 
-// readFrames calls fn for each complete frame of the segment at path up to
-// limit bytes (-1: the whole file). A torn frame at the end (a crash while
-// writing it) ends the segment; a bad checksum before limit is corruption.
-func readFrames(fs vfs.FS, path string, limit int64, fn func(*walFrame) error) error {
+// readFrames calls fn for each frame of the segment at path up to limit
+// bytes (-1: the whole file) and returns the offset after the last frame.
+// Every byte up to the limit must belong to a whole frame with a good
+// checksum, else the error wraps ErrCorrupt: sealed segments were fsynced
+// whole before the next one was made, and the committed segment is whole up
+// to the committed position. Only tornOK (a committed segment found shorter
+// than its committed position: a power loss before unsynced commits reached
+// the disk) lets a torn or unreadable frame end the read quietly.
+func readFrames(fs vfs.FS, path string, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
+	return readFramesFrom(fs, path, 0, limit, tornOK, fn)
+}
+
+// readFramesFrom is readFrames starting at offset from, a frame boundary
+// (a position the log committed); limit and the offsets it returns stay
+// offsets in the file.
+func readFramesFrom(fs vfs.FS, path string, from, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
 	f, err := fs.Open(path)
 	if err != nil {
-		return fmt.Errorf("offline: %w", err)
+		return 0, fmt.Errorf("offline: %w", err)
 	}
 	defer f.Close()
-	var off int64
+	off := from
+	var rd io.Reader = f
+	if from > 0 {
+		// vfs.File has no Seek.
+		rd = io.NewSectionReader(f, from, math.MaxInt64-from)
+	}
 	head := make([]byte, frameHead)
 	var buf []byte
 	for limit < 0 || off < limit {
-		if _, err := io.ReadFull(f, head); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				if limit >= 0 && off < limit {
-					return corruptf("%s: ends at %d before the committed %d", path, off, limit)
+		if _, err := io.ReadFull(rd, head); err != nil {
+			switch {
+			case errors.Is(err, io.EOF) && (limit < 0 || tornOK):
+				return off, nil
+			case errors.Is(err, io.ErrUnexpectedEOF) && tornOK:
+				return off, nil
+			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+				if limit >= 0 {
+					return off, corruptf("%s: ends at %d before the committed %d", path, off, limit)
 				}
-				return nil
+				return off, corruptf("%s: torn frame at %d", path, off)
 			}
-			return fmt.Errorf("offline: read %s: %w", path, err)
+			return off, fmt.Errorf("offline: read %s: %w", path, err)
 		}
 		n := binary.LittleEndian.Uint32(head)
-		if n > maxFrame {
-			return corruptf("%s: frame at %d has length %d", path, off, n)
+		if n > maxFrame || (limit >= 0 && off+frameHead+int64(n) > limit) {
+			if tornOK {
+				return off, nil
+			}
+			return off, corruptf("%s: frame at %d has length %d", path, off, n)
 		}
 		if cap(buf) < int(n) {
 			buf = make([]byte, n)
 		}
 		buf = buf[:n]
-		if _, err := io.ReadFull(f, buf); err != nil {
-			if limit < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
-				return nil // torn tail, never committed
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			if tornOK && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+				return off, nil
 			}
-			return corruptf("%s: frame at %d: %v", path, off, err)
+			return off, corruptf("%s: frame at %d: %v", path, off, err)
 		}
 		if crc32.Checksum(buf, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
-			if limit < 0 {
-				return nil
+			if tornOK {
+				return off, nil
 			}
-			return corruptf("%s: frame at %d: checksum mismatch", path, off)
+			return off, corruptf("%s: frame at %d: checksum mismatch", path, off)
 		}
 		d := codec.NewDecoder(buf)
-		fr := &walFrame{firstLSN: int64(d.Uvarint()), commitMillis: d.Varint()}
+		fr := &walFrame{off: off, firstLSN: int64(d.Uvarint()), commitMillis: d.Varint()}
 		nd := d.Uvarint()
 		for i := uint64(0); i < nd && d.Err() == nil; i++ {
 			fr.defs = append(fr.defs, decodeSchema(&d))
 		}
 		fr.nrows = int(d.Uvarint())
 		if d.Err() != nil {
-			return corruptf("%s: frame at %d: header", path, off)
+			return off, corruptf("%s: frame at %d: header", path, off)
 		}
 		fr.body = d.Rest()
 		if err := fn(fr); err != nil {
-			return err
+			return off, err
 		}
 		off += frameHead + int64(n)
 	}
-	return nil
+	return off, nil
 }
 
 // rows decodes a frame's rows, calling fn with each (r is reused).
@@ -708,7 +768,7 @@ func (l *Log) CheckWAL(shard int) (rows int, err error) {
 		case seg == cseg:
 			limit = coff
 		}
-		err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+		_, err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, false, func(fr *walFrame) error {
 			rows += fr.nrows
 			return nil
 		})

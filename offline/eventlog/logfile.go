@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -205,34 +206,98 @@ func (w *FileWriter) Close() error {
 }
 
 // convert is the converter goroutine: it turns sealed WAL segments into
-// Parquet files and applies retention.
+// Parquet files and applies retention. Segments of a shard held by
+// HoldConversion wait, in order, until it is released.
 func (l *Log) convert() {
 	defer close(l.donec)
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
 	failed := map[int]bool{}
+	deferred := map[int][]uint64{}
+	run := func(j convJob) {
+		if failed[j.shard] {
+			return // keep log order: later segments wait for the next Open too
+		}
+		err := l.convertSegment(j.shard, j.seg)
+		if errors.Is(err, ErrCorrupt) {
+			// A damaged sealed segment is set aside (damage.go) and the
+			// later ones go on.
+			qerr := l.quarantineSealed(j.shard, j.seg, err)
+			if qerr == nil {
+				return
+			}
+			err = errors.Join(err, qerr)
+		}
+		if err != nil {
+			failed[j.shard] = true
+			l.opts.Logger.Error("offline: convert WAL segment to Parquet; it stays in the WAL and is retried on the next open",
+				"shard", j.shard, "segment", j.seg, "err", err)
+			l.convMu.Lock()
+			l.convErr = err
+			l.convMu.Unlock()
+			return
+		}
+		l.retain()
+	}
+	// release converts the deferred segments of the shards no longer held.
+	release := func() {
+		for shard, segs := range deferred {
+			if l.isHeld(shard) {
+				continue
+			}
+			delete(deferred, shard)
+			for _, seg := range segs {
+				run(convJob{shard: shard, seg: seg})
+			}
+		}
+	}
 	l.retain()
 	for {
 		select {
 		case <-l.stopc:
 			return
 		case j := <-l.jobs:
-			if failed[j.shard] {
-				continue // keep log order: later segments wait for the next Open too
-			}
-			if err := l.convertSegment(j.shard, j.seg); err != nil {
-				failed[j.shard] = true
-				l.opts.Logger.Error("offline: convert WAL segment to Parquet; it stays in the WAL and is retried on the next open",
-					"shard", j.shard, "segment", j.seg, "err", err)
-				l.convMu.Lock()
-				l.convErr = err
-				l.convMu.Unlock()
+			if l.isHeld(j.shard) || len(deferred[j.shard]) > 0 {
+				deferred[j.shard] = append(deferred[j.shard], j.seg)
+				release()
 				continue
 			}
-			l.retain()
+			run(j)
+		case <-l.wake:
+			release()
 		case <-tick.C:
 			l.retain()
 		}
+	}
+}
+
+func (l *Log) isHeld(shard int) bool {
+	l.held.Lock()
+	defer l.held.Unlock()
+	return l.held.n[shard] > 0
+}
+
+// HoldConversion keeps shard's WAL segments from being converted to Parquet
+// (and so deleted) until release is called: a backfill holds it from its
+// scan's start to its tail's end, so that the tail, read from a ShardCursor,
+// is still in the WAL. Segments sealed meanwhile are converted after the
+// release, in order. release is idempotent; HoldConversion may be called
+// from any goroutine.
+func (l *Log) HoldConversion(shard int) (release func()) {
+	l.held.Lock()
+	l.held.n[shard]++
+	l.held.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.held.Lock()
+			l.held.n[shard]--
+			l.held.Unlock()
+			select {
+			case l.wake <- struct{}{}:
+			default:
+			}
+		})
 	}
 }
 
@@ -256,7 +321,7 @@ func (l *Log) convertSegment(shard int, seg uint64) error {
 		}
 	}()
 	props := writerProps(l.opts.RowGroupRows)
-	err := readFrames(fs, walPath, -1, func(fr *walFrame) error {
+	_, err := readFrames(fs, walPath, -1, false, func(fr *walFrame) error {
 		return fr.rows(shard, func(r *Row) error {
 			day := time.UnixMilli(r.ingestMillis).UTC().Format(time.DateOnly)
 			key := strconv.FormatUint(r.schema.fp, 16) + "/" + day

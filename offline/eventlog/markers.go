@@ -161,9 +161,11 @@ func (l *Log) Markers(vk int64) map[int32][]Marker {
 // batch (see marker).
 //
 // Call it only from shard's writer goroutine, inside the
-// featurestore.RebuildFunc of Store.Rebuild (the rebuild's batch is then
-// the shard's next Commit), after the last row the rebuild read: like
-// Append, it touches state owned by that goroutine.
+// featurestore.RebuildSource.Tail of Store.Rebuild (the rebuild's batch is
+// then the shard's next Commit), after the last row the rebuild read: like
+// Append, it touches state owned by that goroutine. The writer committed
+// everything before Tail and applies nothing until that batch, so the
+// marker's LSN is exactly the first row not folded by the rebuild.
 func (l *Log) MarkRebuild(shard int, view featurestore.ViewKey) {
 	sl := l.shard(shard)
 	sl.pendingMarker = &marker{View: ViewKeyInt(view), LSN: sl.nextLSN}

@@ -2,7 +2,9 @@ package eventlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sort"
 
@@ -38,6 +40,16 @@ func (l *Log) Scan(ctx context.Context, sources map[string]bool, fn func(r *Row)
 func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn func([]File) error, fn func(r *Row) error) error {
 	l.files.RLock()
 	defer l.files.RUnlock()
+	l.mu.Lock()
+	shards := make([]*shardLog, 0, len(l.shards))
+	for _, sl := range l.shards {
+		shards = append(shards, sl)
+	}
+	l.mu.Unlock()
+	sort.Slice(shards, func(i, j int) bool { return shards[i].id < shards[j].id })
+	if err := damageErr(shards); err != nil {
+		return err
+	}
 	srcs, err := listDirs(l.opts.FS, l.dir)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
@@ -56,13 +68,6 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 	if err := filesFn(all); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	shards := make([]*shardLog, 0, len(l.shards))
-	for _, sl := range l.shards {
-		shards = append(shards, sl)
-	}
-	l.mu.Unlock()
-	sort.Slice(shards, func(i, j int) bool { return shards[i].id < shards[j].id })
 	for _, sl := range shards {
 		sl.mu.Lock()
 		cseg, coff := sl.mu.seg, sl.mu.off
@@ -79,7 +84,7 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 			if seg == cseg {
 				limit = coff
 			}
-			err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+			_, err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, false, func(fr *walFrame) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -98,42 +103,76 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 	return nil
 }
 
+// ShardCursor is a position in one shard's committed log, as
+// ScanShardFrom returns it: the rows before it have been read. The zero
+// ShardCursor is the log's start.
+type ShardCursor struct {
+	seg   uint64
+	off   int64
+	valid bool
+}
+
 // ScanShard calls fn for every committed row of source in shard, in LSN
-// order (a repeated LSN may follow a crash during a conversion). Backfill
-// calls it from the shard's writer goroutine while the shard is paused, so
-// the committed position cannot move under it.
+// order (a repeated LSN may follow a crash during a conversion).
 func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r *Row) error) error {
-	l.files.RLock()
-	defer l.files.RUnlock()
-	files, err := listFiles(l.opts.FS, l.dir, source)
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		if f.Shard != shard {
-			continue
-		}
-		if err := readLogFile(ctx, l.opts.FS, f.Path, fn); err != nil {
-			return err
-		}
-	}
+	_, err := l.ScanShardFrom(ctx, shard, source, ShardCursor{}, fn)
+	return err
+}
+
+// ScanShardFrom calls fn for every row of source in shard committed after
+// from, in LSN order, up to the shard's committed position when it starts,
+// and returns that position. From the zero ShardCursor it reads the
+// shard's Parquet files and then its WAL; from a cursor it returned, only
+// the WAL past it, which must still be there: the caller holds the shard's
+// conversion (HoldConversion) from before the call that returned the
+// cursor to after this one. It may run concurrently with the shard's
+// writer (rows committed meanwhile are left for the next call).
+func (l *Log) ScanShardFrom(ctx context.Context, shard int, source string, from ShardCursor, fn func(r *Row) error) (ShardCursor, error) {
 	sl := l.shard(shard)
+	if err := damageErr([]*shardLog{sl}); err != nil {
+		return from, err
+	}
 	sl.mu.Lock()
-	cseg, coff := sl.mu.seg, sl.mu.off
+	to := ShardCursor{seg: sl.mu.seg, off: sl.mu.off, valid: true}
 	sl.mu.Unlock()
+	if !from.valid {
+		l.files.RLock()
+		defer l.files.RUnlock()
+		files, err := listFiles(l.opts.FS, l.dir, source)
+		if err != nil {
+			return from, err
+		}
+		for _, f := range files {
+			if f.Shard != shard {
+				continue
+			}
+			if err := readLogFile(ctx, l.opts.FS, f.Path, fn); err != nil {
+				return from, err
+			}
+		}
+	}
 	segs, err := listSegments(l.opts.FS, sl.dir)
 	if err != nil {
-		return fmt.Errorf("offline: %w", err)
+		return from, fmt.Errorf("offline: %w", err)
 	}
 	for _, seg := range segs {
-		if seg > cseg {
+		if seg > to.seg {
 			break
 		}
-		limit := int64(-1)
-		if seg == cseg {
-			limit = coff
+		var start int64
+		if from.valid {
+			if seg < from.seg {
+				continue
+			}
+			if seg == from.seg {
+				start = from.off
+			}
 		}
-		err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, func(fr *walFrame) error {
+		limit := int64(-1)
+		if seg == to.seg {
+			limit = to.off
+		}
+		_, err := readFramesFrom(l.opts.FS, filepath.Join(sl.dir, segName(seg)), start, limit, false, func(fr *walFrame) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -144,11 +183,16 @@ func (l *Log) ScanShard(ctx context.Context, shard int, source string, fn func(r
 				return fn(r)
 			})
 		})
+		if from.valid && seg == from.seg && errors.Is(err, fs.ErrNotExist) {
+			// Converted under the hold: only a segment sealed before it
+			// was taken can be, and then from is at its end.
+			continue
+		}
 		if err != nil {
-			return err
+			return from, err
 		}
 	}
-	return nil
+	return to, nil
 }
 
 // Event is one logged event, as Events reports it.

@@ -20,10 +20,10 @@ import (
 
 // splitSpine reads the spine once, writing (row, key, T) of every row to
 // each group's buckets. It returns the row count.
-func (x *Exporter) splitSpine(path, format string, keys map[string]aggregate.Kind, timeCol string, groups []*group, spines []*buckets) (int64, error) {
+func (x *Exporter) splitSpine(src *spineSource, keys map[string]aggregate.Kind, timeCol string, groups []*group, spines []*buckets) (int64, error) {
 	var buf []byte
 	var err error
-	_, rows, rerr := x.readSpine(path, format, keys, timeCol, groups, false, func(gi int, key []byte, row, t int64) {
+	_, rows, rerr := x.readSpine(src, keys, timeCol, groups, false, func(gi int, key []byte, row, t int64) {
 		if err != nil {
 			return
 		}

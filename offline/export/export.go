@@ -199,6 +199,32 @@ func (x *Exporter) plan(req *Request) ([]*group, []column, error) {
 // the spine's columns, then one column per feature (and its status when
 // asked), one row per spine row, in spine order.
 func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Request, sink Sink) (Stats, error) {
+	if format == "" {
+		var err error
+		if format, err = spineFormat(spinePath); err != nil {
+			return Stats{}, err
+		}
+	}
+	src := &spineSource{path: spinePath, format: format, size: -1}
+	if fi, err := os.Stat(spinePath); err == nil {
+		src.size = fi.Size()
+	}
+	return x.export(ctx, src, req, sink)
+}
+
+// ExportCSV is Export of a CSV spine read from r as it arrives, not stored
+// first: an export that fits in memory keeps the spine's batches for its
+// output anyway, and one that spills copies the spine into its spill
+// directory while its first pass reads it, for its second pass. sizeBytes
+// is the spine's size (an HTTP body's Content-Length), which sizes the
+// export's buckets as a file's size does. An error reading r is returned
+// wrapped (not as ErrBadInput), so the caller can tell a body that broke
+// off or came too slowly from a spine that does not parse.
+func (x *Exporter) ExportCSV(ctx context.Context, r io.Reader, sizeBytes int64, req Request, sink Sink) (Stats, error) {
+	return x.export(ctx, &spineSource{format: "csv", stream: r, size: sizeBytes}, req, sink)
+}
+
+func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, sink Sink) (Stats, error) {
 	var st Stats
 	if req.Mode == "" {
 		req.Mode = ModeServed
@@ -212,12 +238,7 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	if req.MemoryBytes <= 0 {
 		req.MemoryBytes = DefaultMemoryBytes
 	}
-	if format == "" {
-		var err error
-		if format, err = spineFormat(spinePath); err != nil {
-			return st, err
-		}
-	}
+	format := src.format
 	groups, cols, err := x.plan(&req)
 	if err != nil {
 		return st, err
@@ -227,25 +248,15 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	for _, g := range groups {
 		keys[g.joinKey] = g.keyKind
 	}
-	sr, err := openSpine(spinePath, format, keys, req.TimeColumn)
-	if err != nil {
-		return st, err
-	}
-	sc := sr.schema()
-	outSchema, err := outputSchema(sc, cols)
-	sr.close()
-	if err != nil {
-		return st, err
-	}
 
 	// Buckets: partition spine keys and log rows by entity hash so that one
 	// bucket's rows fit in MemoryBytes.
 	nb := 1
 	var rowsHint int64 // the spine's rows, from its metadata or a guess
-	if fi, err := os.Stat(spinePath); err == nil {
-		rows, logBytes := spineRows(spinePath, format, fi.Size()), x.logBytes(groups)
+	if size := src.size; size >= 0 {
+		rows, logBytes := spineRows(src.path, format, size), x.logBytes(groups)
 		rowsHint = rows
-		est := fi.Size()*4 + logBytes*8 + rows*int64(len(cols))*12
+		est := size*4 + logBytes*8 + rows*int64(len(cols))*12
 		nb = int(min(256, max(1, (est+req.MemoryBytes-1)/req.MemoryBytes)))
 		if nb > 1 {
 			// Spilling: buckets are joined spillJoins at a time.
@@ -257,14 +268,36 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	}
 	st.Buckets = nb
 	st.SpillUsed = nb > 1
-	if nb == 1 {
-		return st, x.exportInMemory(ctx, spinePath, format, keys, &req, groups, outSchema, sink, &st, int(min(rowsHint, 1<<26)))
+	var tmp string
+	if nb > 1 {
+		if tmp, err = os.MkdirTemp(req.TempDir, "featured-export-"); err != nil {
+			return st, fmt.Errorf("offline: spill dir: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		if src.stream != nil {
+			f, err := src.spool(filepath.Join(tmp, "spine.csv"))
+			if err != nil {
+				return st, err
+			}
+			defer f.Close()
+		}
 	}
-	tmp, err := os.MkdirTemp(req.TempDir, "featured-export-")
+	sr, err := src.open(keys, req.TimeColumn)
 	if err != nil {
-		return st, fmt.Errorf("offline: spill dir: %w", err)
+		return st, err
 	}
-	defer os.RemoveAll(tmp)
+	outSchema, err := outputSchema(sr.schema(), cols)
+	if src.stream != nil && err == nil {
+		src.pending = sr
+	} else {
+		sr.close()
+	}
+	if err != nil {
+		return st, err
+	}
+	if nb == 1 {
+		return st, x.exportInMemory(ctx, src, keys, &req, groups, outSchema, sink, &st, int(min(rowsHint, 1<<26)))
+	}
 
 	// Pass 1 over the spine: (row, key, T) per group into buckets; the
 	// first group's log is split into the same buckets meanwhile.
@@ -280,7 +313,7 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	logCtx, cancelLog := context.WithCancel(ctx)
 	defer cancelLog()
 	logs0Done.Go(func() { logs0Rows, logs0Err = x.splitLog(logCtx, groups[0], logs0, nil) })
-	rows, err := x.splitSpine(spinePath, format, keys, req.TimeColumn, groups, spines)
+	rows, err := x.splitSpine(src, keys, req.TimeColumn, groups, spines)
 	if err != nil {
 		cancelLog()
 	}
@@ -321,7 +354,11 @@ func (x *Exporter) Export(ctx context.Context, spinePath, format string, req Req
 	if err := sink.Begin(outSchema); err != nil {
 		return st, err
 	}
-	sr, err = openSpine(spinePath, format, keys, req.TimeColumn)
+	if src.stream != nil {
+		// Read to its end by pass 1; its copy is the file for pass 2.
+		src = &spineSource{path: filepath.Join(tmp, "spine.csv"), format: format}
+	}
+	sr, err = src.open(keys, req.TimeColumn)
 	if err != nil {
 		return st, err
 	}
@@ -348,7 +385,7 @@ func spineRows(path, format string, size int64) int64 {
 // is read once (its batches kept for the output), each group's log rows
 // are loaded column-wise and joined over the CPUs into result columns
 // indexed by spine row, and the output batches share their memory.
-func (x *Exporter) exportInMemory(ctx context.Context, spinePath, format string, keys map[string]aggregate.Kind, req *Request, groups []*group, outSchema *arrow.Schema, sink Sink, st *Stats, hint int) error {
+func (x *Exporter) exportInMemory(ctx context.Context, src *spineSource, keys map[string]aggregate.Kind, req *Request, groups []*group, outSchema *arrow.Schema, sink Sink, st *Stats, hint int) error {
 	sets := make([]*spineSet, len(groups))
 	ents := make([]*entityIndex, len(groups))
 	for gi := range groups {
@@ -368,7 +405,7 @@ func (x *Exporter) exportInMemory(ctx context.Context, spinePath, format string,
 			}
 		}
 	})
-	recs, rows, err := x.readSpine(spinePath, format, keys, req.TimeColumn, groups, true, func(gi int, key []byte, row, t int64) {
+	recs, rows, err := x.readSpine(src, keys, req.TimeColumn, groups, true, func(gi int, key []byte, row, t int64) {
 		sets[gi].add(ents[gi].add(key), row, t)
 	})
 	if err != nil {
@@ -479,8 +516,8 @@ func outputSchema(spine *arrow.Schema, cols []column) (*arrow.Schema, error) {
 // T) for every row and group; key is only valid during the call. With
 // keep, it returns the spine's batches (the caller releases them). It
 // returns the row count.
-func (x *Exporter) readSpine(path, format string, keys map[string]aggregate.Kind, timeCol string, groups []*group, keep bool, fn func(gi int, key []byte, row, t int64)) (recs []arrow.RecordBatch, rows int64, err error) {
-	sr, err := openSpine(path, format, keys, timeCol)
+func (x *Exporter) readSpine(src *spineSource, keys map[string]aggregate.Kind, timeCol string, groups []*group, keep bool, fn func(gi int, key []byte, row, t int64)) (recs []arrow.RecordBatch, rows int64, err error) {
+	sr, err := src.open(keys, timeCol)
 	if err != nil {
 		return nil, 0, err
 	}

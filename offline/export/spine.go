@@ -58,6 +58,53 @@ func spineFormat(path string) (string, error) {
 	return "", badInput("spine %s: want a .parquet or .csv file", path)
 }
 
+// spineSource is where an export reads its spine: a file, read as often
+// as the export needs, or a CSV stream, read once. A stream's first open
+// is the schema check's; the reader it opened is handed to the export's
+// first pass (pending). A spilling export needs a second pass: it spools
+// the stream into a file as pass 1 reads it (spool) and reads that file
+// in pass 2.
+type spineSource struct {
+	path    string
+	format  string
+	stream  io.Reader // a CSV stream, or nil
+	size    int64     // bytes, -1 when unknown
+	opened  bool      // the stream was opened
+	pending spineReader
+}
+
+// open returns a reader of the spine, checked as checkSpine does.
+func (s *spineSource) open(keys map[string]aggregate.Kind, timeCol string) (spineReader, error) {
+	if s.stream == nil {
+		return openSpine(s.path, s.format, keys, timeCol)
+	}
+	if sr := s.pending; sr != nil {
+		s.pending = nil
+		return sr, nil
+	}
+	if s.opened {
+		return nil, errors.New("offline: export: a streamed spine opened twice")
+	}
+	s.opened = true
+	sr, err := newCSVSpine(s.stream, nil, "stream", keys, timeCol)
+	if err != nil {
+		return nil, err
+	}
+	return checkSpine(sr, keys, timeCol)
+}
+
+// spool makes the stream's bytes, as they are read, go to a file at path
+// too, which becomes the source once the stream is read; call it before
+// the first open.
+func (s *spineSource) spool(path string) (*os.File, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("offline: spool spine: %w", err)
+	}
+	s.stream = io.TeeReader(s.stream, f)
+	return f, nil
+}
+
 // openSpine opens a spine and checks that it has the key columns (with the
 // kinds given) and the time column.
 func openSpine(path, format string, keys map[string]aggregate.Kind, timeCol string) (spineReader, error) {
@@ -74,6 +121,12 @@ func openSpine(path, format string, keys map[string]aggregate.Kind, timeCol stri
 	if err != nil {
 		return nil, err
 	}
+	return checkSpine(sr, keys, timeCol)
+}
+
+// checkSpine checks that sr has the key columns (with the kinds given) and
+// the time column, closing it if not.
+func checkSpine(sr spineReader, keys map[string]aggregate.Kind, timeCol string) (spineReader, error) {
 	sc := sr.schema()
 	check := func(name, want string, ok func(arrow.DataType) bool) error {
 		idx := sc.FieldIndices(name)
@@ -248,7 +301,7 @@ func (p *parquetSpine) close() {
 // integer epoch milliseconds), and every other column passes through as a
 // string (empty cells are null).
 type csvSpine struct {
-	f     *os.File
+	f     io.Closer // nil for a stream
 	r     *csv.Reader
 	sc    *arrow.Schema
 	kinds []aggregate.Kind // per column: KindInt64 key, KindNull time (marker -1), KindString otherwise
@@ -261,14 +314,35 @@ func openCSVSpine(path string, keys map[string]aggregate.Kind, timeCol string) (
 	if err != nil {
 		return nil, badInput("spine %s: %v", path, err)
 	}
-	r := csv.NewReader(f)
-	r.ReuseRecord = true
-	head, err := r.Read()
+	s, err := newCSVSpine(f, f, path, keys, timeCol)
 	if err != nil {
 		f.Close()
-		return nil, badInput("spine %s: no CSV header: %v", path, err)
+		return nil, err
 	}
-	s := &csvSpine{f: f, r: r, line: 1}
+	return s, nil
+}
+
+// csvReadErr is a CSV spine's error: the spine's fault (400) when the CSV
+// does not parse, else the error of reading it (a body cut by its size
+// limit or its deadline, for the HTTP handler to tell apart), wrapped.
+func csvReadErr(err error, format string, args ...any) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) || errors.Is(err, io.EOF) {
+		return badInput(format+": %v", append(args, err)...)
+	}
+	return fmt.Errorf("offline: "+format+": %w", append(args, err)...)
+}
+
+// newCSVSpine reads a CSV spine's header from r; c (when not nil) is
+// closed with the spine.
+func newCSVSpine(r io.Reader, c io.Closer, name string, keys map[string]aggregate.Kind, timeCol string) (*csvSpine, error) {
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err != nil {
+		return nil, csvReadErr(err, "spine %s: no CSV header", name)
+	}
+	s := &csvSpine{f: c, r: cr, line: 1}
 	var fields []arrow.Field
 	for _, h := range head {
 		h = strings.TrimSpace(h)
@@ -302,7 +376,7 @@ func (s *csvSpine) next() (arrow.RecordBatch, error) {
 		}
 		s.line++
 		if err != nil {
-			return nil, badInput("spine: %v", err)
+			return nil, csvReadErr(err, "spine line %d", s.line)
 		}
 		for c, cell := range rec {
 			name := s.sc.Field(c).Name
@@ -333,7 +407,11 @@ func (s *csvSpine) next() (arrow.RecordBatch, error) {
 	return b.NewRecordBatch(), nil
 }
 
-func (s *csvSpine) close() { s.f.Close() }
+func (s *csvSpine) close() {
+	if s.f != nil {
+		s.f.Close()
+	}
+}
 
 // parseTime reads RFC 3339, "2006-01-02 15:04:05[.fff]" (UTC) or integer
 // epoch milliseconds.

@@ -26,8 +26,16 @@ type PushRequest struct {
 	// The push source's name.
 	Source string   `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
 	Events []*Event `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
-	// All or nothing.
-	Atomic        bool `protobuf:"varint,3,opt,name=atomic,proto3" json:"atomic,omitempty"`
+	// All or nothing: one rejected row and nothing is applied; a push whose
+	// rows all pass is journaled first, so that a failed shard commit or a
+	// crash cannot leave part of it applied. Readers may see one shard's part
+	// a few milliseconds before another's.
+	Atomic bool `protobuf:"varint,3,opt,name=atomic,proto3" json:"atomic,omitempty"`
+	// Names the push for exactly-once retries: 1..128 bytes of UTF-8 without
+	// NUL, unique per push (a UUID, or the client's batch key). featured
+	// remembers it for --push-dedupe-window (24h). Optional; an atomic push
+	// without one gets one, returned in PushResponse.batch_id.
+	BatchId       string `protobuf:"bytes,4,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,6 +91,13 @@ func (x *PushRequest) GetAtomic() bool {
 	return false
 }
 
+func (x *PushRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
 // Event is one event: the source's fields by name. The event-time field is an
 // int64 (epoch milliseconds) or an RFC 3339 string.
 type Event struct {
@@ -134,7 +149,14 @@ type PushResponse struct {
 	// The number of events applied.
 	Accepted int64 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	// The events not applied, by index in the request.
-	Rejected      []*RowError `protobuf:"bytes,2,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	Rejected []*RowError `protobuf:"bytes,2,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	// The push's batch_id: the request's, or the one generated for an atomic
+	// push without one. Empty for a push that had none.
+	BatchId string `protobuf:"bytes,3,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// True when every part of the push had already been applied by an earlier
+	// push with this batch_id: nothing was applied now, and accepted is the
+	// earlier push's count.
+	Duplicate     bool `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -181,6 +203,20 @@ func (x *PushResponse) GetRejected() []*RowError {
 		return x.Rejected
 	}
 	return nil
+}
+
+func (x *PushResponse) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *PushResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 type RowError struct {
@@ -257,19 +293,22 @@ var File_featured_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_featured_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	"\x18featured/v1/ingest.proto\x12\vfeatured.v1\x1a\x17featured/v1/value.proto\"i\n" +
+	"\x18featured/v1/ingest.proto\x12\vfeatured.v1\x1a\x17featured/v1/value.proto\"\x84\x01\n" +
 	"\vPushRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12*\n" +
 	"\x06events\x18\x02 \x03(\v2\x12.featured.v1.EventR\x06events\x12\x16\n" +
-	"\x06atomic\x18\x03 \x01(\bR\x06atomic\"\x8e\x01\n" +
+	"\x06atomic\x18\x03 \x01(\bR\x06atomic\x12\x19\n" +
+	"\bbatch_id\x18\x04 \x01(\tR\abatchId\"\x8e\x01\n" +
 	"\x05Event\x126\n" +
 	"\x06fields\x18\x01 \x03(\v2\x1e.featured.v1.Event.FieldsEntryR\x06fields\x1aM\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
-	"\x05value\x18\x02 \x01(\v2\x12.featured.v1.ValueR\x05value:\x028\x01\"]\n" +
+	"\x05value\x18\x02 \x01(\v2\x12.featured.v1.ValueR\x05value:\x028\x01\"\x96\x01\n" +
 	"\fPushResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x03R\baccepted\x121\n" +
-	"\brejected\x18\x02 \x03(\v2\x15.featured.v1.RowErrorR\brejected\"b\n" +
+	"\brejected\x18\x02 \x03(\v2\x15.featured.v1.RowErrorR\brejected\x12\x19\n" +
+	"\bbatch_id\x18\x03 \x01(\tR\abatchId\x12\x1c\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"b\n" +
 	"\bRowError\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +

@@ -34,6 +34,17 @@ type IngestServiceClient interface {
 	// nothing and fails with INVALID_ARGUMENT, its details carrying a
 	// PushResponse that lists the bad rows. An unknown source is NOT_FOUND, a
 	// source that is not a push source FAILED_PRECONDITION.
+	//
+	// Retries: a push with a batch_id may be retried with the same batch_id
+	// and events after any failure or a lost answer (DEADLINE_EXCEEDED,
+	// UNAVAILABLE, INTERNAL, a dropped connection): each event is applied
+	// exactly once, and a retry of a push already applied in full answers
+	// duplicate = true with the first push's accepted count. An atomic push
+	// whose validated events could not be committed by every shard fails with
+	// UNAVAILABLE, its details carrying a PushResponse with the batch_id: it is
+	// journaled and featured applies it in full; the retry is safe. A push
+	// without batch_id that fails or times out may have been applied in part
+	// (or, if atomic, will be in full): retrying it may count events twice.
 	Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (*PushResponse, error)
 }
 
@@ -67,6 +78,17 @@ type IngestServiceServer interface {
 	// nothing and fails with INVALID_ARGUMENT, its details carrying a
 	// PushResponse that lists the bad rows. An unknown source is NOT_FOUND, a
 	// source that is not a push source FAILED_PRECONDITION.
+	//
+	// Retries: a push with a batch_id may be retried with the same batch_id
+	// and events after any failure or a lost answer (DEADLINE_EXCEEDED,
+	// UNAVAILABLE, INTERNAL, a dropped connection): each event is applied
+	// exactly once, and a retry of a push already applied in full answers
+	// duplicate = true with the first push's accepted count. An atomic push
+	// whose validated events could not be committed by every shard fails with
+	// UNAVAILABLE, its details carrying a PushResponse with the batch_id: it is
+	// journaled and featured applies it in full; the retry is safe. A push
+	// without batch_id that fails or times out may have been applied in part
+	// (or, if atomic, will be in full): retrying it may count events twice.
 	Push(context.Context, *PushRequest) (*PushResponse, error)
 	mustEmbedUnimplementedIngestServiceServer()
 }

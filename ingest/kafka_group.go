@@ -1,0 +1,76 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// commitGroups commits, every KafkaOptions.GroupCommitInterval until ctx
+// ends, each partition's applied offset (the offset the store committed
+// with the state) to the consumer group GroupPrefix+<source>, so that
+// standard lag tools (kafka-consumer-groups, Burrow, KEDA, the collector's
+// kafkametrics) see featured's progress. The group is information only:
+// nothing reads it back, the store's offsets stay the truth, and a failed
+// commit is logged and retried on the next tick.
+func (k *Kafka) commitGroups(ctx context.Context) {
+	t := time.NewTicker(k.opts.GroupCommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := k.commitGroupsOnce(ctx); err != nil && ctx.Err() == nil {
+			k.opts.Logger.Warn("commit offsets to the informational consumer groups", "err", err)
+		}
+	}
+}
+
+func (k *Kafka) commitGroupsOnce(ctx context.Context) error {
+	var errs []error
+	for _, cs := range k.Status() {
+		var commits []kafka.OffsetCommit
+		stored := map[string]map[int32]int64{}
+		for _, p := range cs.Partitions {
+			name := cs.Source + "/" + cs.Topic
+			if p.OffsetEpoch > 0 {
+				name += fmt.Sprintf("#%d", p.OffsetEpoch)
+			}
+			offs, ok := stored[name]
+			if !ok {
+				offs = k.store.Offsets(name)
+				stored[name] = offs
+			}
+			if off, ok := offs[int32(p.Partition)]; ok {
+				commits = append(commits, kafka.OffsetCommit{Partition: p.Partition, Offset: off})
+			}
+		}
+		if len(commits) == 0 {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := k.client.OffsetCommit(cctx, &kafka.OffsetCommitRequest{
+			GroupID:      k.opts.GroupPrefix + cs.Source,
+			GenerationID: -1, // a group with no members takes commits from anyone
+			Topics:       map[string][]kafka.OffsetCommit{cs.Topic: commits},
+		})
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("group %s%s: %w", k.opts.GroupPrefix, cs.Source, err))
+			continue
+		}
+		for _, ps := range resp.Topics {
+			for _, p := range ps {
+				if p.Error != nil {
+					errs = append(errs, fmt.Errorf("group %s%s partition %d: %w", k.opts.GroupPrefix, cs.Source, p.Partition, p.Error))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
