@@ -140,3 +140,36 @@ func TestUnfinishedCreation(t *testing.T) {
 		t.Fatalf("%s left after the creation finished: %v", creatingFile, err)
 	}
 }
+
+// TestUnfinishedJournalCreation: an Open that fails while it creates the
+// push journal (here: its MANIFEST cannot be created) leaves no journal
+// without its database, which would be refused as damaged for good: the
+// next Open creates the journal again.
+func TestUnfinishedJournalCreation(t *testing.T) {
+	dir := t.TempDir()
+	failing := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpCreate && strings.Contains(op.Path, journalDirName) && strings.Contains(op.Path, "MANIFEST") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	if _, err := Open(dir, Options{Shards: 2, FS: failing}); !errors.Is(err, errorfs.ErrInjected) {
+		t.Fatalf("open with the journal's MANIFEST failing: %v, want the injected error", err)
+	}
+	if err := CheckDir(dir, 2); err != nil {
+		t.Fatalf("CheckDir after an unfinished journal creation: %v", err)
+	}
+	s, err := Open(dir, Options{Shards: 2})
+	if err != nil {
+		t.Fatalf("open after an unfinished journal creation: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDir(dir, 2); err != nil {
+		t.Fatalf("CheckDir of the created store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, journalCreating)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s left after the journal was created: %v", journalCreating, err)
+	}
+}

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/aggregate"
 )
@@ -70,18 +72,61 @@ type journalEntry struct {
 	retry bool          // the retrier applies it; guarded by journal.mu
 }
 
+// journalCreating is where createJournal builds a journal; one left behind
+// is an unfinished creation.
+const journalCreating = journalDirName + ".creating"
+
 func openJournal(dir string, opts *Options, cache *pebble.Cache) (*journal, error) {
-	db, err := pebble.Open(journalDir(dir), &pebble.Options{
-		Cache:  cache,
-		Logger: pebbleLogger{l: opts.Logger.With("part", "journal"), part: "push journal", fatal: opts.Fatalf},
-		FS:     opts.FS,
-	})
+	pebbleOpts := func() *pebble.Options {
+		return &pebble.Options{
+			Cache:  cache,
+			Logger: pebbleLogger{l: opts.Logger.With("part", "journal"), part: "push journal", fatal: opts.Fatalf},
+			FS:     opts.FS,
+		}
+	}
+	if _, err := opts.FS.Stat(journalDir(dir)); errors.Is(err, os.ErrNotExist) {
+		if err := createJournal(dir, opts.FS, pebbleOpts()); err != nil {
+			return nil, fmt.Errorf("featurestore: create push journal: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("featurestore: open push journal: %w", err)
+	}
+	po := pebbleOpts()
+	// Once created, a journal without its database lost pushes
+	// (checkJournalDir): Pebble must not make a new one.
+	po.ErrorIfNotExists = true
+	db, err := pebble.Open(journalDir(dir), po)
 	if err != nil {
 		return nil, fmt.Errorf("featurestore: open push journal: %w", err)
 	}
 	j := &journal{db: db, kick: make(chan struct{}, 1), donec: make(chan struct{})}
 	j.mu.pending = make(map[string]*journalEntry)
 	return j, nil
+}
+
+// createJournal makes an empty journal: built under journal.creating and
+// renamed into place, so that a journal directory always holds a database.
+// A creation that failed or crashed halfway (the first Open of a store, or
+// of one made before the journal) would otherwise leave a journal
+// directory without a MANIFEST, which checkJournalDir must refuse: a
+// journal that lost its database lost pushes. A leftover journal.creating
+// held nothing and is removed.
+func createJournal(dir string, fs vfs.FS, po *pebble.Options) error {
+	tmp := filepath.Join(dir, journalCreating)
+	if err := fs.RemoveAll(tmp); err != nil {
+		return err
+	}
+	db, err := pebble.Open(tmp, po)
+	if err != nil {
+		return err
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	if err := fs.Rename(tmp, journalDir(dir)); err != nil {
+		return err
+	}
+	return syncDir(fs, dir)
 }
 
 // load reads the entries a previous process left and registers them as
