@@ -644,7 +644,8 @@ type walFrame struct {
 // whole before the next one was made, and the committed segment is whole up
 // to the committed position. Only tornOK (a committed segment found shorter
 // than its committed position: a power loss before unsynced commits reached
-// the disk) lets a torn or unreadable frame end the read quietly.
+// the disk) lets a torn or unreadable frame end the read quietly. An I/O
+// error is returned as it is, never as ErrCorrupt.
 func readFrames(fs vfs.FS, path string, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
 	return readFramesFrom(fs, path, 0, limit, tornOK, fn)
 }
@@ -693,7 +694,12 @@ func readFramesFrom(fs vfs.FS, path string, from, limit int64, tornOK bool, fn f
 		}
 		buf = buf[:n]
 		if _, err := io.ReadFull(rd, buf); err != nil {
-			if tornOK && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				// An I/O error says nothing of the bytes: a segment is
+				// quarantined for what it holds, not for a failed read.
+				return off, fmt.Errorf("offline: read %s: %w", path, err)
+			}
+			if tornOK {
 				return off, nil
 			}
 			return off, corruptf("%s: frame at %d: %v", path, off, err)
