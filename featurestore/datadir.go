@@ -127,8 +127,9 @@ func HasState(dir string) (bool, error) {
 	if len(dirs) > 0 {
 		return true, nil
 	}
-	// A journal alone still holds pushes acknowledged as journaled.
-	if _, err := os.Stat(journalDir(dir)); err == nil {
+	// A journal alone still holds pushes acknowledged as journaled (unless
+	// its creation did not finish).
+	if _, err := os.Stat(journalDir(dir)); err == nil && !journalUnfinished(vfs.Default, dir) {
 		return true, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("featurestore: %w", err)
@@ -213,6 +214,9 @@ func checkShardDir(fs vfs.FS, dir string, i, n int) error {
 // Open creates it. (A journal deleted by hand loses the atomic pushes that
 // were journaled and not yet applied by every shard; nothing can tell.)
 func checkJournalDir(fs vfs.FS, dir string) error {
+	if journalUnfinished(fs, dir) {
+		return nil // an unfinished creation: Open creates it again
+	}
 	p := journalDir(dir)
 	names, err := fs.List(p)
 	if errors.Is(err, os.ErrNotExist) {

@@ -72,61 +72,66 @@ type journalEntry struct {
 	retry bool          // the retrier applies it; guarded by journal.mu
 }
 
-// journalCreating is where createJournal builds a journal; one left behind
-// is an unfinished creation.
+// journalCreating marks a journal whose creation has not finished
+// (openJournal).
 const journalCreating = journalDirName + ".creating"
 
+// openJournal opens the push journal, creating it when it is missing. The
+// creation is marked first, durably, by journal.creating, removed once
+// Pebble made the database: a creation that failed or crashed halfway (the
+// first Open of a store, or of one made before the journal) would
+// otherwise leave a journal directory without a MANIFEST, which
+// checkJournalDir must refuse (a journal that lost its database lost
+// pushes). Beside the mark, the directory held nothing yet: it is removed
+// and the creation starts again.
 func openJournal(dir string, opts *Options, cache *pebble.Cache) (*journal, error) {
-	pebbleOpts := func() *pebble.Options {
-		return &pebble.Options{
-			Cache:  cache,
-			Logger: pebbleLogger{l: opts.Logger.With("part", "journal"), part: "push journal", fatal: opts.Fatalf},
-			FS:     opts.FS,
-		}
+	fs := opts.FS
+	po := &pebble.Options{
+		Cache:  cache,
+		Logger: pebbleLogger{l: opts.Logger.With("part", "journal"), part: "push journal", fatal: opts.Fatalf},
+		FS:     fs,
 	}
-	if _, err := opts.FS.Stat(journalDir(dir)); errors.Is(err, os.ErrNotExist) {
-		if err := createJournal(dir, opts.FS, pebbleOpts()); err != nil {
-			return nil, fmt.Errorf("featurestore: create push journal: %w", err)
-		}
-	} else if err != nil {
+	_, err := fs.Stat(journalDir(dir))
+	create := errors.Is(err, os.ErrNotExist) || journalUnfinished(fs, dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("featurestore: open push journal: %w", err)
 	}
-	po := pebbleOpts()
-	// Once created, a journal without its database lost pushes
-	// (checkJournalDir): Pebble must not make a new one.
-	po.ErrorIfNotExists = true
+	if create {
+		if err := fs.RemoveAll(journalDir(dir)); err != nil {
+			return nil, fmt.Errorf("featurestore: create push journal: %w", err)
+		}
+		if err := writeFileSync(fs, dir, journalCreating, nil); err != nil {
+			return nil, fmt.Errorf("featurestore: create push journal: %w", err)
+		}
+	} else {
+		// A journal without its database lost pushes (checkJournalDir):
+		// Pebble must not make a new one.
+		po.ErrorIfNotExists = true
+	}
 	db, err := pebble.Open(journalDir(dir), po)
 	if err != nil {
 		return nil, fmt.Errorf("featurestore: open push journal: %w", err)
+	}
+	if create {
+		err := fs.Remove(filepath.Join(dir, journalCreating))
+		if err == nil {
+			err = syncDir(fs, dir)
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("featurestore: create push journal: %w", err)
+		}
 	}
 	j := &journal{db: db, kick: make(chan struct{}, 1), donec: make(chan struct{})}
 	j.mu.pending = make(map[string]*journalEntry)
 	return j, nil
 }
 
-// createJournal makes an empty journal: built under journal.creating and
-// renamed into place, so that a journal directory always holds a database.
-// A creation that failed or crashed halfway (the first Open of a store, or
-// of one made before the journal) would otherwise leave a journal
-// directory without a MANIFEST, which checkJournalDir must refuse: a
-// journal that lost its database lost pushes. A leftover journal.creating
-// held nothing and is removed.
-func createJournal(dir string, fs vfs.FS, po *pebble.Options) error {
-	tmp := filepath.Join(dir, journalCreating)
-	if err := fs.RemoveAll(tmp); err != nil {
-		return err
-	}
-	db, err := pebble.Open(tmp, po)
-	if err != nil {
-		return err
-	}
-	if err := db.Close(); err != nil {
-		return err
-	}
-	if err := fs.Rename(tmp, journalDir(dir)); err != nil {
-		return err
-	}
-	return syncDir(fs, dir)
+// journalUnfinished reports whether dir holds a journal creation that did
+// not finish: journal.creating.
+func journalUnfinished(fs vfs.FS, dir string) bool {
+	_, err := fs.Stat(filepath.Join(dir, journalCreating))
+	return err == nil
 }
 
 // load reads the entries a previous process left and registers them as

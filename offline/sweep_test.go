@@ -29,7 +29,8 @@ import (
 
 // The fault-injection sweep (issue 9.1, docs/reliability.md "Fault
 // injection"): a fixed workload (pushes through ingest.Pusher with batch
-// IDs, retried on error until acknowledged, and a
+// IDs, every other one atomic (the push journal), retried on error until
+// acknowledged, and a
 // Kafka-style stream of two partitions through EnqueueFenced with the
 // consumer's rewind) runs once to count the write and sync
 // operations the store and the offline log perform, then again on a fresh
@@ -444,11 +445,10 @@ func (d *sweepDriver) run(t *testing.T, p *sweepProc) bool {
 }
 
 // pushOptions gives every push a batch ID, so retries apply it exactly
-// once. Not atomic: in disk-died mode a journal write fails in a Pebble
-// background flush, which panics (Pebble's fatal-by-design path) on a
-// goroutine the sweep cannot turn into a crash.
+// once, and makes every other one atomic, so the push journal is swept
+// too.
 func pushOptions(i int) ingest.PushOptions {
-	return ingest.PushOptions{BatchID: fmt.Sprintf("sweep-%d", i)}
+	return ingest.PushOptions{BatchID: fmt.Sprintf("sweep-%d", i), Atomic: i%2 == 0}
 }
 
 func (w *sweepWork) kafkaWrite(part int32, off int64) featurestore.Write {
