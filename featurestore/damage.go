@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -363,13 +362,17 @@ func (s *Store) DeadLetterNotify() <-chan struct{} { return s.deadc }
 // pebbleLogger sends Pebble's logs to slog. Pebble's info lines (flushes,
 // compactions) go to debug.
 //
-// Fatalf ends the process, as Pebble expects: with the DataCorruption
+// Fatalf ends the process (Options.Fatalf), as Pebble expects: with the DataCorruption
 // listener set (damage.eventListener), what still reaches Fatalf in the
 // pinned Pebble (v2.1.7) is a broken invariant or a failed MANIFEST, WAL or
 // commit-pipeline write, after which Pebble's code goes on as if the call
 // had not returned and its in-memory state no longer matches the disk;
 // serving on would answer from that. See doc.go, Corruption.
-type pebbleLogger struct{ l *slog.Logger }
+type pebbleLogger struct {
+	l     *slog.Logger
+	part  string                           // "shard 3", "push journal": prefixes fatal messages
+	fatal func(format string, args ...any) // Options.Fatalf
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
@@ -378,8 +381,7 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error("pebble: fatal: " + fmt.Sprintf(format, args...))
-	os.Exit(1)
+	p.fatal("%s: pebble: %s", p.part, fmt.Sprintf(format, args...))
 }
 
 // notifyDeadLetters wakes the dead-letter consumer after a commit that

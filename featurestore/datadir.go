@@ -3,10 +3,13 @@ package featurestore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // ErrDamaged is a data directory that lacks something it must hold: a shard
@@ -32,8 +35,8 @@ func (e *DamagedError) Unwrap() error { return ErrDamaged }
 func shardDir(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("shard-%03d", i)) }
 
 // shardDirs lists the shard-NNN directories under dir.
-func shardDirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+func shardDirs(fs vfs.FS, dir string) ([]string, error) {
+	names, err := fs.List(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -41,12 +44,68 @@ func shardDirs(dir string) ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	for _, e := range ents {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "shard-") {
-			out = append(out, e.Name())
+	for _, name := range names {
+		if !strings.HasPrefix(name, "shard-") {
+			continue
+		}
+		if fi, err := fs.Stat(filepath.Join(dir, name)); err == nil && fi.IsDir() {
+			out = append(out, name)
 		}
 	}
 	return out, nil
+}
+
+// readFile is os.ReadFile on fs.
+func readFile(fs vfs.FS, path string) ([]byte, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// creatingFile marks a store whose first Open has not finished creating
+// it (checkShardCount).
+const creatingFile = shardsFile + ".creating"
+
+// writeFileSync creates dir/name on fs holding b, and syncs it and dir.
+func writeFileSync(fs vfs.FS, dir, name string, b []byte) error {
+	f, err := fs.Create(filepath.Join(dir, name), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(fs, dir)
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
+}
+
+// creating reports whether dir holds an unfinished creation: SHARDS.creating
+// and no SHARDS.
+func creating(fs vfs.FS, dir string) bool {
+	_, err := fs.Stat(filepath.Join(dir, creatingFile))
+	return err == nil
 }
 
 // HasState reports whether dir holds a store: a SHARDS file or a shard
@@ -58,15 +117,19 @@ func HasState(dir string) (bool, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("featurestore: %w", err)
 	}
-	dirs, err := shardDirs(dir)
+	if creating(vfs.Default, dir) {
+		return false, nil // no Open finished: nothing was stored
+	}
+	dirs, err := shardDirs(vfs.Default, dir)
 	if err != nil {
 		return false, fmt.Errorf("featurestore: list %s: %w", dir, err)
 	}
 	if len(dirs) > 0 {
 		return true, nil
 	}
-	// A journal alone still holds pushes acknowledged as journaled.
-	if _, err := os.Stat(journalDir(dir)); err == nil {
+	// A journal alone still holds pushes acknowledged as journaled (unless
+	// its creation did not finish).
+	if _, err := os.Stat(journalDir(dir)); err == nil && !journalUnfinished(vfs.Default, dir) {
 		return true, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("featurestore: %w", err)
@@ -79,7 +142,7 @@ func HasState(dir string) (bool, error) {
 // fine. featured serve calls it before it opens the registry so that it can
 // offer to start afresh.
 func CheckDir(dir string, shards int) error {
-	created, err := readShardCount(dir)
+	created, err := readShardCount(vfs.Default, dir)
 	if err != nil {
 		return err
 	}
@@ -90,22 +153,26 @@ func CheckDir(dir string, shards int) error {
 		return fmt.Errorf("featurestore: data dir %s has %d shards, not %d: reopen with --shards=%d", dir, created, shards, created)
 	}
 	for i := 0; i < created; i++ {
-		if err := checkShardDir(dir, i, created); err != nil {
+		if err := checkShardDir(vfs.Default, dir, i, created); err != nil {
 			return err
 		}
 	}
-	return checkJournalDir(dir)
+	return checkJournalDir(vfs.Default, dir)
 }
 
-// readShardCount returns the count SHARDS records, or 0 for a new store. A
-// missing SHARDS beside shard directories is damage: counting the
+// readShardCount returns the count SHARDS records, or 0 for a new store
+// (also one whose creation did not finish: see checkShardCount). A missing
+// SHARDS beside shard directories is otherwise damage: counting the
 // directories would guess, and a wrong guess places every entity on
 // another shard.
-func readShardCount(dir string) (int, error) {
+func readShardCount(fs vfs.FS, dir string) (int, error) {
 	path := filepath.Join(dir, shardsFile)
-	b, err := os.ReadFile(path)
+	b, err := readFile(fs, path)
 	if errors.Is(err, os.ErrNotExist) {
-		dirs, lerr := shardDirs(dir)
+		if creating(fs, dir) {
+			return 0, nil
+		}
+		dirs, lerr := shardDirs(fs, dir)
 		if lerr != nil {
 			return 0, fmt.Errorf("featurestore: list %s: %w", dir, lerr)
 		}
@@ -127,16 +194,16 @@ func readShardCount(dir string) (int, error) {
 // checkShardDir fails unless shard i of a store created with n shards has
 // its Pebble database (its CURRENT marker or, on Pebble's newer formats, a
 // MANIFEST).
-func checkShardDir(dir string, i, n int) error {
+func checkShardDir(fs vfs.FS, dir string, i, n int) error {
 	p := shardDir(dir, i)
-	ents, err := os.ReadDir(p)
+	names, err := fs.List(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return &DamagedError{Path: p, Problem: fmt.Sprintf("missing (the store has %d shards, recorded in %s)", n, shardsFile)}
 	}
 	if err != nil {
 		return fmt.Errorf("featurestore: %w", err)
 	}
-	if !holdsPebble(ents) {
+	if !holdsPebble(names) {
 		return &DamagedError{Path: p, Problem: "holds no Pebble database (no MANIFEST)"}
 	}
 	return nil
@@ -146,26 +213,29 @@ func checkShardDir(dir string, i, n int) error {
 // database. A missing journal is fine: stores made before it had none, and
 // Open creates it. (A journal deleted by hand loses the atomic pushes that
 // were journaled and not yet applied by every shard; nothing can tell.)
-func checkJournalDir(dir string) error {
+func checkJournalDir(fs vfs.FS, dir string) error {
+	if journalUnfinished(fs, dir) {
+		return nil // an unfinished creation: Open creates it again
+	}
 	p := journalDir(dir)
-	ents, err := os.ReadDir(p)
+	names, err := fs.List(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("featurestore: %w", err)
 	}
-	if !holdsPebble(ents) {
+	if !holdsPebble(names) {
 		return &DamagedError{Path: p, Problem: "holds no Pebble database (no MANIFEST): the push journal is damaged"}
 	}
 	return nil
 }
 
-// holdsPebble reports whether a directory's entries include a Pebble
+// holdsPebble reports whether a directory's names include a Pebble
 // database's CURRENT marker or, on Pebble's newer formats, a MANIFEST.
-func holdsPebble(ents []os.DirEntry) bool {
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "MANIFEST-") || strings.HasPrefix(e.Name(), "marker.manifest") || e.Name() == "CURRENT" {
+func holdsPebble(names []string) bool {
+	for _, name := range names {
+		if strings.HasPrefix(name, "MANIFEST-") || strings.HasPrefix(name, "marker.manifest") || name == "CURRENT" {
 			return true
 		}
 	}

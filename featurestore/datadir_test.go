@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 // TestDamagedDirRefused removes, in turn, each thing a store's directory must
@@ -97,4 +100,76 @@ func TestDamagedDirRefused(t *testing.T) {
 			t.Fatalf("CheckDir of a new dir: %v", err)
 		}
 	})
+}
+
+// TestUnfinishedCreation: a first Open that fails halfway through creating
+// the shards (here: a failed write in the second shard) leaves shard
+// directories and no SHARDS. That is not a damaged store: the next Open
+// creates it again, and it holds no state until then.
+func TestUnfinishedCreation(t *testing.T) {
+	dir := t.TempDir()
+	failing := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpCreate && strings.Contains(op.Path, "shard-001") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	if _, err := Open(dir, Options{Shards: 2, FS: failing}); !errors.Is(err, errorfs.ErrInjected) {
+		t.Fatalf("open on a failing disk: %v, want the injected error", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "shard-000")); err != nil {
+		t.Fatalf("the failed open created no shard-000 (%v): the test no longer fails halfway", err)
+	}
+	if has, err := HasState(dir); err != nil || has {
+		t.Fatalf("HasState after an unfinished creation: %v, %v; want false", has, err)
+	}
+	if err := CheckDir(dir, 3); err != nil {
+		t.Fatalf("CheckDir after an unfinished creation: %v", err)
+	}
+	s, err := Open(dir, Options{Shards: 3})
+	if err != nil {
+		t.Fatalf("open after an unfinished creation: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDir(dir, 3); err != nil {
+		t.Fatalf("CheckDir of the created store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, creatingFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s left after the creation finished: %v", creatingFile, err)
+	}
+}
+
+// TestUnfinishedJournalCreation: an Open that fails while it creates the
+// push journal (here: its MANIFEST cannot be created) leaves no journal
+// without its database, which would be refused as damaged for good: the
+// next Open creates the journal again.
+func TestUnfinishedJournalCreation(t *testing.T) {
+	dir := t.TempDir()
+	failing := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpCreate && strings.Contains(op.Path, journalDirName) && strings.Contains(op.Path, "MANIFEST") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	if _, err := Open(dir, Options{Shards: 2, FS: failing}); !errors.Is(err, errorfs.ErrInjected) {
+		t.Fatalf("open with the journal's MANIFEST failing: %v, want the injected error", err)
+	}
+	if err := CheckDir(dir, 2); err != nil {
+		t.Fatalf("CheckDir after an unfinished journal creation: %v", err)
+	}
+	s, err := Open(dir, Options{Shards: 2})
+	if err != nil {
+		t.Fatalf("open after an unfinished journal creation: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDir(dir, 2); err != nil {
+		t.Fatalf("CheckDir of the created store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, journalCreating)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s left after the journal was created: %v", journalCreating, err)
+	}
 }

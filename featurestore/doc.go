@@ -84,7 +84,7 @@
 //     restarted on repaired data, so a replica with a damaged shard leaves
 //     the load balancer. The writer refuses writes whose state it cannot
 //     read (below), without quarantining the key: the block may be repaired.
-//  2. Logger.Fatalf still ends the process. With the listener set, what
+//  2. Logger.Fatalf still ends the process (Options.Fatalf). With the listener set, what
 //     reaches it in the pinned Pebble (v2.1.7) is a broken invariant or a
 //     failed MANIFEST, WAL or commit-pipeline write (and sstable ingestion
 //     corruption, a path the store never takes); Pebble's code goes on after

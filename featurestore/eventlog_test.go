@@ -98,7 +98,8 @@ func TestEventLogVisibleMillis(t *testing.T) {
 		if err := s.Enqueue(ctx, write(2*i+1), nil); err != nil { // committed unsynced at once
 			t.Fatal(err)
 		}
-		if err := s.Flush(ctx); err != nil { // waits for it
+		// Waits for it, and syncs it: a commit of no writes, synced.
+		if err := s.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,6 +107,13 @@ func TestEventLogVisibleMillis(t *testing.T) {
 	defer log.mu.Unlock()
 	synced := 0
 	for i, c := range log.commits {
+		if i%3 == 2 {
+			if !c.sync || c.visibleMillis <= c.nowMillis {
+				t.Errorf("commit %d: %+v, want Flush's sync of the unsynced commit before it", i, c)
+			}
+			synced++
+			continue
+		}
 		if c.seenAtCommit || !c.seenAtCommitted || c.visibleMillis <= c.nowMillis {
 			t.Errorf("commit %d: %+v, want the batch unseen at Commit, seen at Committed, visibleMillis after nowMillis", i, c)
 		}
@@ -113,7 +121,7 @@ func TestEventLogVisibleMillis(t *testing.T) {
 			synced++
 		}
 	}
-	if len(log.commits) != 6 || synced != 3 {
-		t.Fatalf("%d commits, %d synced, want 6 and 3: %+v", len(log.commits), synced, log.commits)
+	if len(log.commits) != 9 || synced != 6 {
+		t.Fatalf("%d commits, %d synced, want 9 and 6: %+v", len(log.commits), synced, log.commits)
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/aggregate"
 )
@@ -70,17 +72,66 @@ type journalEntry struct {
 	retry bool          // the retrier applies it; guarded by journal.mu
 }
 
+// journalCreating marks a journal whose creation has not finished
+// (openJournal).
+const journalCreating = journalDirName + ".creating"
+
+// openJournal opens the push journal, creating it when it is missing. The
+// creation is marked first, durably, by journal.creating, removed once
+// Pebble made the database: a creation that failed or crashed halfway (the
+// first Open of a store, or of one made before the journal) would
+// otherwise leave a journal directory without a MANIFEST, which
+// checkJournalDir must refuse (a journal that lost its database lost
+// pushes). Beside the mark, the directory held nothing yet: it is removed
+// and the creation starts again.
 func openJournal(dir string, opts *Options, cache *pebble.Cache) (*journal, error) {
-	db, err := pebble.Open(journalDir(dir), &pebble.Options{
+	fs := opts.FS
+	po := &pebble.Options{
 		Cache:  cache,
-		Logger: pebbleLogger{opts.Logger.With("part", "journal")},
-	})
+		Logger: pebbleLogger{l: opts.Logger.With("part", "journal"), part: "push journal", fatal: opts.Fatalf},
+		FS:     fs,
+	}
+	_, err := fs.Stat(journalDir(dir))
+	create := errors.Is(err, os.ErrNotExist) || journalUnfinished(fs, dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("featurestore: open push journal: %w", err)
+	}
+	if create {
+		if err := fs.RemoveAll(journalDir(dir)); err != nil {
+			return nil, fmt.Errorf("featurestore: create push journal: %w", err)
+		}
+		if err := writeFileSync(fs, dir, journalCreating, nil); err != nil {
+			return nil, fmt.Errorf("featurestore: create push journal: %w", err)
+		}
+	} else {
+		// A journal without its database lost pushes (checkJournalDir):
+		// Pebble must not make a new one.
+		po.ErrorIfNotExists = true
+	}
+	db, err := pebble.Open(journalDir(dir), po)
 	if err != nil {
 		return nil, fmt.Errorf("featurestore: open push journal: %w", err)
+	}
+	if create {
+		err := fs.Remove(filepath.Join(dir, journalCreating))
+		if err == nil {
+			err = syncDir(fs, dir)
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("featurestore: create push journal: %w", err)
+		}
 	}
 	j := &journal{db: db, kick: make(chan struct{}, 1), donec: make(chan struct{})}
 	j.mu.pending = make(map[string]*journalEntry)
 	return j, nil
+}
+
+// journalUnfinished reports whether dir holds a journal creation that did
+// not finish: journal.creating.
+func journalUnfinished(fs vfs.FS, dir string) bool {
+	_, err := fs.Stat(filepath.Join(dir, journalCreating))
+	return err == nil
 }
 
 // load reads the entries a previous process left and registers them as

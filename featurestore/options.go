@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/aggregate"
 )
@@ -84,6 +87,19 @@ type Options struct {
 	// Logger receives the store's and Pebble's logs. The default value is
 	// slog.Default().
 	Logger *slog.Logger
+	// FS is the file system of every file the store and its Pebble shards
+	// open. The default value is vfs.Default; fault-injection tests wrap
+	// it (pebble's vfs/errorfs).
+	FS vfs.FS
+	// Fatalf is called, from whichever goroutine met it, when the store
+	// cannot go on: Pebble's fatal errors (a failed MANIFEST or WAL write,
+	// a broken invariant) in a shard or the push journal, a failed WAL
+	// sync after a visible commit (doc.go, Corruption) and a failed copy
+	// of a rebuild's committed switch (rebuild.go, which Open finishes).
+	// It must not return: the code after it goes on
+	// as if the process had ended. The default value logs at error and
+	// calls os.Exit(1); fault-injection tests model a crash with it.
+	Fatalf func(format string, args ...any)
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -126,6 +142,16 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Fatalf == nil {
+		l := o.Logger
+		o.Fatalf = func(format string, args ...any) {
+			l.Error("fatal: " + fmt.Sprintf(format, args...))
+			os.Exit(1)
+		}
 	}
 }
 

@@ -326,7 +326,7 @@ func (s *shard) rebuild(r *request) error {
 		if err != nil {
 			// The switch is committed; Open finishes it. Going on would
 			// fold writes into states the copy has not replaced yet.
-			pebbleLogger{s.opts.Logger.With("shard", s.id)}.Fatalf("rebuild view %d@v%d: swap staged states: %v", r.view.ID, r.view.Version, err)
+			s.opts.Fatalf("shard %d: rebuild view %d@v%d: swap staged states: %v", s.id, r.view.ID, r.view.Version, err)
 		}
 		b.stats.Entities += n
 	}

@@ -97,9 +97,12 @@ type shard struct {
 	batch   *pebble.Batch
 	pending int
 	syncReq bool
-	waiters []chan error
-	states  map[string]*cachedState
-	dirty   []*cachedState
+	// unsynced: a commit since the last synced one was not synced, so a
+	// sync request with nothing pending still has to sync (Flush).
+	unsynced bool
+	waiters  []chan error
+	states   map[string]*cachedState
+	dirty    []*cachedState
 	// cacheBytes is the sum of the cached states' bytes (see evict).
 	cacheBytes int64
 	applied    map[topicPartition]int64 // next offset, including uncommitted
@@ -442,7 +445,8 @@ func (s *shard) state(t Target, entity []byte) (*cachedState, error) {
 // nothing uncommitted is served or committed later as if it had been
 // applied.
 func (s *shard) commit() error {
-	if s.pending == 0 && len(s.dirty) == 0 && len(s.changed) == 0 && s.batch.Empty() {
+	if s.pending == 0 && len(s.dirty) == 0 && len(s.changed) == 0 && s.batch.Empty() && !(s.syncReq && s.unsynced) {
+		s.syncReq = false
 		s.answer(nil)
 		return nil
 	}
@@ -490,6 +494,11 @@ func (s *shard) commit() error {
 				err = fmt.Errorf("set event log position: %w", serr)
 			}
 		}
+	}
+	if err == nil && s.batch.Empty() {
+		// Only a sync is asked for (Flush after unsynced commits): Pebble
+		// skips an empty batch, and a WAL-only record makes it sync.
+		err = s.batch.LogData(nil, nil)
 	}
 	var visibleMillis int64
 	if err == nil {
@@ -540,6 +549,7 @@ func (s *shard) commit() error {
 		s.answer(err)
 		return err
 	}
+	s.unsynced = !opts.Sync
 	s.mu.Lock()
 	for tp := range s.changed {
 		s.mu.committed[tp] = s.applied[tp]
@@ -584,7 +594,7 @@ func (s *shard) commitBatch(opts *pebble.WriteOptions, stamp bool) (visibleMilli
 		// have ended the process here (Pebble treats a failed commit as
 		// fatal), and so do we: reporting a failure would leave the writer
 		// and the EventLog dropping what readers already see.
-		pebbleLogger{s.opts.Logger.With("shard", s.id)}.Fatalf("commit: sync WAL: %v", err)
+		s.opts.Fatalf("shard %d: commit: sync WAL: %v", s.id, err)
 	}
 	return visibleMillis, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/aggregate"
 )
@@ -60,10 +60,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("featurestore: create data dir: %w", err)
 	}
-	existed, err := checkShardCount(dir, opts.Shards)
+	existed, err := checkShardCount(opts.FS, dir, opts.Shards)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		dmg := newDamage(i, opts.Logger)
 		po := &pebble.Options{
 			Cache:  cache,
-			Logger: pebbleLogger{opts.Logger.With("shard", i)},
+			Logger: pebbleLogger{l: opts.Logger.With("shard", i), part: fmt.Sprintf("shard %d", i), fatal: opts.Fatalf},
+			FS:     opts.FS,
 			// Corruption is recorded against the shard and returned to
 			// the read that found it, not fatal (damage.go).
 			EventListener: dmg.eventListener(),
@@ -87,7 +88,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			ErrorIfNotExists: existed,
 		}
 		if existed {
-			if err := checkShardDir(dir, i, opts.Shards); err != nil {
+			if err := checkShardDir(opts.FS, dir, i, opts.Shards); err != nil {
 				s.closeShards()
 				cache.Unref()
 				return nil, err
@@ -108,11 +109,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		s.shards = append(s.shards, sh)
 	}
+	if !existed {
+		if err := recordShardCount(opts.FS, dir, opts.Shards); err != nil {
+			s.closeShards()
+			cache.Unref()
+			return nil, err
+		}
+	}
 	for _, sh := range s.shards {
 		go sh.run()
 	}
 	var j *journal
-	err = checkJournalDir(dir)
+	err = checkJournalDir(opts.FS, dir)
 	if err == nil {
 		j, err = openJournal(dir, &s.opts, cache)
 	}
@@ -137,18 +145,33 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// checkShardCount records the shard count on first open and refuses another
-// count later: entities are placed by hash modulo the count. It reports
-// whether the store existed (its shards must then exist too).
-func checkShardCount(dir string, n int) (existed bool, err error) {
-	have, err := readShardCount(dir)
+// checkShardCount refuses a shard count other than the one recorded:
+// entities are placed by hash modulo the count. It reports whether the
+// store existed (its shards must then exist too). A new store's creation
+// starts here: SHARDS.creating records it, durably, before any shard
+// exists, and Open records SHARDS (recordShardCount) once every shard is
+// created. A creation that did not finish (a crash or a failed write in
+// the first Open) left shard directories but no SHARDS; without the
+// intent they would read as a store that lost SHARDS, refused for good.
+// No Open returned, so nothing was written through them: they are removed
+// and the creation starts again.
+func checkShardCount(fs vfs.FS, dir string, n int) (existed bool, err error) {
+	have, err := readShardCount(fs, dir)
 	if err != nil {
 		return false, err
 	}
 	if have == 0 {
-		path := filepath.Join(dir, shardsFile)
-		if err := os.WriteFile(path, []byte(strconv.Itoa(n)+"\n"), 0o644); err != nil {
-			return false, fmt.Errorf("featurestore: record shard count: %w", err)
+		dirs, err := shardDirs(fs, dir)
+		if err != nil {
+			return false, fmt.Errorf("featurestore: list %s: %w", dir, err)
+		}
+		for _, d := range dirs {
+			if err := fs.RemoveAll(filepath.Join(dir, d)); err != nil {
+				return false, fmt.Errorf("featurestore: remove %s of an unfinished creation: %w", d, err)
+			}
+		}
+		if err := writeFileSync(fs, dir, creatingFile, []byte(strconv.Itoa(n)+"\n")); err != nil {
+			return false, fmt.Errorf("featurestore: record the store's creation: %w", err)
 		}
 		return false, nil
 	}
@@ -156,6 +179,25 @@ func checkShardCount(dir string, n int) (existed bool, err error) {
 		return true, fmt.Errorf("featurestore: data dir %s has %d shards, not %d: reopen with --shards=%d", dir, have, n, have)
 	}
 	return true, nil
+}
+
+// recordShardCount ends a new store's creation: SHARDS, written under a
+// temporary name and renamed, synced, then SHARDS.creating removed.
+func recordShardCount(fs vfs.FS, dir string, n int) error {
+	if err := writeFileSync(fs, dir, shardsFile+".tmp", []byte(strconv.Itoa(n)+"\n")); err != nil {
+		return fmt.Errorf("featurestore: record shard count: %w", err)
+	}
+	if err := fs.Rename(filepath.Join(dir, shardsFile+".tmp"), filepath.Join(dir, shardsFile)); err != nil {
+		return fmt.Errorf("featurestore: record shard count: %w", err)
+	}
+	if err := syncDir(fs, dir); err != nil {
+		return fmt.Errorf("featurestore: record shard count: %w", err)
+	}
+	// Left behind, it is ignored beside SHARDS.
+	if err := fs.Remove(filepath.Join(dir, creatingFile)); err != nil {
+		return fmt.Errorf("featurestore: record shard count: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) closeShards() {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Damage to the WAL below the committed position (a frame that fails its
@@ -107,7 +109,7 @@ func (l *Log) verify(shard int, dir string, older []uint64, seg uint64, off, lsn
 	// each once converted (setting aside a damaged one), so from the
 	// oldest segment still in the WAL to the committed one, every number
 	// is a segment or a quarantined file.
-	present, err := segmentNumbers(dir)
+	present, err := segmentNumbers(l.opts.FS, dir)
 	if err != nil {
 		return r, err
 	}
@@ -131,7 +133,7 @@ func (l *Log) verify(shard int, dir string, older []uint64, seg uint64, off, lsn
 		}
 		prev = s
 		path := filepath.Join(dir, segName(s))
-		_, n, err := checkSegment(path, -1, false, next)
+		_, n, err := checkSegment(l.opts.FS, path, -1, false, next)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				return r, err
@@ -149,7 +151,7 @@ func (l *Log) verify(shard int, dir string, older []uint64, seg uint64, off, lsn
 		next = -1
 	}
 	path := filepath.Join(dir, segName(seg))
-	st, err := os.Stat(path)
+	st, err := l.opts.FS.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if off == 0 {
@@ -168,7 +170,7 @@ func (l *Log) verify(shard int, dir string, older []uint64, seg uint64, off, lsn
 		return r, fmt.Errorf("offline: %w", err)
 	}
 	short := st.Size() < off
-	end, n, err := checkSegment(path, off, short, next)
+	end, n, err := checkSegment(l.opts.FS, path, off, short, next)
 	if err == nil && !short && off > 0 && n != lsn {
 		err = corruptf("%s: ends at LSN %d, the store committed %d", path, n, lsn)
 	}
@@ -198,8 +200,8 @@ func (l *Log) verify(shard int, dir string, older []uint64, seg uint64, off, lsn
 // checkSegment reads a segment's frames as readFrames does and checks that
 // their LSNs follow on, from next when it is not -1. It returns the offset
 // after the last frame and the LSN after it.
-func checkSegment(path string, limit int64, tornOK bool, next int64) (end, nextLSN int64, err error) {
-	end, err = readFrames(path, limit, tornOK, func(fr *walFrame) error {
+func checkSegment(fs vfs.FS, path string, limit int64, tornOK bool, next int64) (end, nextLSN int64, err error) {
+	end, err = readFrames(fs, path, limit, tornOK, func(fr *walFrame) error {
 		if next >= 0 && fr.firstLSN != next {
 			return corruptf("%s: frame at %d starts at LSN %d where %d was due", path, fr.off, fr.firstLSN, next)
 		}
@@ -211,10 +213,10 @@ func checkSegment(path string, limit int64, tornOK bool, next int64) (end, nextL
 
 // quarantine renames a damaged segment aside.
 func (l *Log) quarantine(shard int, path string, cause error) error {
-	if err := os.Rename(path, path+damagedSuffix); err != nil {
+	if err := l.opts.FS.Rename(path, path+damagedSuffix); err != nil {
 		return fmt.Errorf("offline: quarantine %s: %w", path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := syncDir(l.opts.FS, filepath.Dir(path)); err != nil {
 		return err
 	}
 	l.opts.Logger.Error("offline: a WAL segment holding committed events is damaged; it is set aside and exports and backfills reading its shard fail until it is restored or its loss accepted (docs/reliability.md, \"Damaged data\")",
@@ -225,10 +227,10 @@ func (l *Log) quarantine(shard int, path string, cause error) error {
 // markMissing records a segment that is gone as <seq>.wal.missing.
 func (l *Log) markMissing(shard int, dir string, seg uint64, why string) error {
 	path := filepath.Join(dir, segName(seg)+missingSuffix)
-	if err := os.WriteFile(path, []byte(why+"\n"), 0o644); err != nil {
+	if err := writeFile(l.opts.FS, path, []byte(why+"\n")); err != nil {
 		return fmt.Errorf("offline: record missing segment %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(l.opts.FS, dir); err != nil {
 		return err
 	}
 	l.opts.Logger.Error("offline: a WAL segment holding committed events is missing; exports and backfills reading its shard fail until it is restored or its loss accepted (docs/reliability.md, \"Damaged data\")",
@@ -238,14 +240,14 @@ func (l *Log) markMissing(shard int, dir string, seg uint64, why string) error {
 
 // segmentNumbers returns the numbers of every <seq>.wal* file in dir:
 // segments and quarantined, missing or lost ones.
-func segmentNumbers(dir string) (map[uint64]bool, error) {
-	ents, err := os.ReadDir(dir)
+func segmentNumbers(fs vfs.FS, dir string) (map[uint64]bool, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, fmt.Errorf("offline: list %s: %w", dir, err)
 	}
 	out := map[uint64]bool{}
-	for _, e := range ents {
-		num, _, ok := strings.Cut(e.Name(), ".wal")
+	for _, name := range names {
+		num, _, ok := strings.Cut(name, ".wal")
 		if !ok {
 			continue
 		}
@@ -257,14 +259,15 @@ func segmentNumbers(dir string) (map[uint64]bool, error) {
 }
 
 // listDamaged returns the quarantined files in dir.
-func listDamaged(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+func listDamaged(fs vfs.FS, dir string) ([]string, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, fmt.Errorf("offline: list %s: %w", dir, err)
 	}
+	sort.Strings(names)
 	var out []string
-	for _, e := range ents {
-		if n := e.Name(); strings.HasSuffix(n, ".wal"+damagedSuffix) || strings.HasSuffix(n, ".wal"+missingSuffix) {
+	for _, n := range names {
+		if strings.HasSuffix(n, ".wal"+damagedSuffix) || strings.HasSuffix(n, ".wal"+missingSuffix) {
 			out = append(out, filepath.Join(dir, n))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/offline/internal/codec"
@@ -40,6 +43,14 @@ type Options struct {
 	Now func() time.Time
 	// Logger. The default value is slog.Default().
 	Logger *slog.Logger
+	// FS is the file system of every file the Log opens: WAL segments
+	// (appended, checked, quarantined), markers, Parquet files (written,
+	// renamed, scanned) and their directories. Its WAL files must have a Truncate(size int64) error
+	// method, as vfs.Default's have (vfs.File has none), to cut a failed
+	// commit. Exports open Parquet files by path (OpenFile) on the OS, so a
+	// FS other than vfs.Default must be a wrapper over the same directories
+	// (as fault-injection tests use). The default value is vfs.Default.
+	FS vfs.FS
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -61,6 +72,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
 }
 
@@ -123,7 +137,7 @@ type shardLog struct {
 	id  int
 	dir string
 
-	f        *os.File
+	f        vfs.File
 	seg      uint64
 	size     int64 // bytes in f, including the frame of a pending commit
 	segStart time.Time
@@ -176,7 +190,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
+	if err := opts.FS.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
 		return nil, fmt.Errorf("offline: create %s: %w", dir, err)
 	}
 	l := &Log{
@@ -207,14 +221,13 @@ func (l *Log) shard(id int) *shardLog {
 func segName(seg uint64) string { return fmt.Sprintf("%020d.wal", seg) }
 
 // listSegments returns the segment numbers in dir, ascending.
-func listSegments(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]uint64, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []uint64
-	for _, e := range ents {
-		name := e.Name()
+	for _, name := range names {
 		if !strings.HasSuffix(name, ".wal") {
 			continue
 		}
@@ -247,10 +260,11 @@ func decodePos(b []byte) (seg uint64, off, lsn int64, err error) {
 // queues sealed segments for conversion.
 func (l *Log) Recover(shard int, committed []byte) error {
 	dir := filepath.Join(l.dir, walDir, fmt.Sprintf("shard-%03d", shard))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	fs := l.opts.FS
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
-	segs, err := listSegments(dir)
+	segs, err := listSegments(fs, dir)
 	if err != nil {
 		return fmt.Errorf("offline: list %s: %w", dir, err)
 	}
@@ -270,10 +284,10 @@ func (l *Log) Recover(shard int, committed []byte) error {
 			// Nothing of it was committed: the store lost those events too
 			// (push callers saw an error; Kafka reads them again).
 			path := filepath.Join(dir, segName(s))
-			if st, err := os.Stat(path); err == nil {
+			if st, err := fs.Stat(path); err == nil {
 				dropped += st.Size()
 			}
-			if err := os.Remove(path); err != nil {
+			if err := fs.Remove(path); err != nil {
 				return fmt.Errorf("offline: %w", err)
 			}
 		case s < seg:
@@ -286,29 +300,29 @@ func (l *Log) Recover(shard int, committed []byte) error {
 	}
 	dropped += v.dropped
 	path := filepath.Join(dir, segName(v.seg))
-	_, serr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	_, serr := fs.Stat(path)
+	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
 	if errors.Is(serr, os.ErrNotExist) {
 		// A committed position will name this file: make its name durable
 		// first, so that a missing committed segment can only be damage.
-		if err := syncDir(dir); err != nil {
+		if err := syncDir(fs, dir); err != nil {
 			f.Close()
 			return err
 		}
 	}
-	if err := f.Truncate(v.off); err != nil {
+	if err := truncate(f, v.off); err != nil {
 		f.Close()
 		return fmt.Errorf("offline: truncate %s: %w", path, err)
 	}
-	markers, err := loadMarkers(dir, seg, v.markerOff, committed != nil)
+	markers, err := loadMarkers(fs, dir, seg, v.markerOff, committed != nil)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	damaged, err := listDamaged(dir)
+	damaged, err := listDamaged(fs, dir)
 	if err != nil {
 		f.Close()
 		return err
@@ -372,17 +386,17 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 		// Sealed segments are whole frames only (a failed commit's frame
 		// whose truncation failed would otherwise stay): readers of a
 		// sealed segment take any other byte for damage.
-		if err := sl.f.Truncate(sl.size); err != nil {
+		if err := truncate(sl.f, sl.size); err != nil {
 			return nil, false, fmt.Errorf("offline: seal segment: %w", err)
 		}
 		if err := sl.f.Sync(); err != nil {
 			return nil, false, fmt.Errorf("offline: sync segment: %w", err)
 		}
-		nf, err := os.OpenFile(filepath.Join(sl.dir, segName(sl.seg+1)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		nf, err := l.opts.FS.Create(filepath.Join(sl.dir, segName(sl.seg+1)), vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return nil, false, fmt.Errorf("offline: rotate segment: %w", err)
 		}
-		if err := syncDir(sl.dir); err != nil {
+		if err := syncDir(l.opts.FS, sl.dir); err != nil {
 			nf.Close()
 			return nil, false, err
 		}
@@ -427,7 +441,7 @@ func (l *Log) Commit(shard int, sync bool, nowMillis int64) ([]byte, bool, error
 	}
 	if m := sl.pendingMarker; m != nil {
 		m.CommitMillis, m.Seg, m.Off = nowMillis, sl.seg, sl.size
-		if err := appendMarker(sl.dir, *m, true); err != nil {
+		if err := appendMarker(l.opts.FS, sl.dir, *m, true); err != nil {
 			return nil, false, err
 		}
 		sl.markerWritten = true
@@ -454,7 +468,7 @@ func (l *Log) Committed(shard int, visibleMillis int64, err error) {
 	sl.pendingMarker = nil
 	if err != nil {
 		// The store dropped these events' state: drop their rows.
-		if terr := sl.f.Truncate(sl.prevSize); terr != nil {
+		if terr := truncate(sl.f, sl.prevSize); terr != nil {
 			l.opts.Logger.Error("offline: cut a failed commit's rows from the WAL", "shard", shard, "err", terr)
 		}
 		if sl.markerWritten {
@@ -462,7 +476,7 @@ func (l *Log) Committed(shard int, visibleMillis int64, err error) {
 			committed := sl.mu.seg
 			off := sl.mu.off
 			sl.mu.Unlock()
-			if _, merr := loadMarkers(sl.dir, committed, off, true); merr != nil {
+			if _, merr := loadMarkers(l.opts.FS, sl.dir, committed, off, true); merr != nil {
 				l.opts.Logger.Error("offline: drop a failed backfill's marker", "shard", shard, "err", merr)
 			}
 		}
@@ -557,7 +571,7 @@ func (l *Log) restamp(sl *shardLog, visibleMillis int64) {
 func (l *Log) restampMarker(sl *shardLog, m *marker, visibleMillis int64) {
 	r := *m
 	r.VisibleMillis = visibleMillis
-	if err := appendMarker(sl.dir, r, false); err != nil {
+	if err := appendMarker(l.opts.FS, sl.dir, r, false); err != nil {
 		l.opts.Logger.Warn("offline: restamp a backfill marker; it keeps its commit time", "shard", sl.id, "err", err)
 		return
 	}
@@ -591,8 +605,18 @@ func (l *Log) Close() error {
 	return l.convErr
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// truncate cuts f to size: vfs.File has no Truncate, the files of
+// vfs.Default have one (see Options.FS).
+func truncate(f vfs.File, size int64) error {
+	t, ok := f.(interface{ Truncate(int64) error })
+	if !ok {
+		return fmt.Errorf("offline: truncate: %T has no Truncate (Options.FS)", f)
+	}
+	return t.Truncate(size)
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return fmt.Errorf("offline: sync dir: %w", err)
 	}
@@ -620,30 +644,31 @@ type walFrame struct {
 // whole before the next one was made, and the committed segment is whole up
 // to the committed position. Only tornOK (a committed segment found shorter
 // than its committed position: a power loss before unsynced commits reached
-// the disk) lets a torn or unreadable frame end the read quietly.
-func readFrames(path string, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
-	return readFramesFrom(path, 0, limit, tornOK, fn)
+// the disk) lets a torn or unreadable frame end the read quietly. An I/O
+// error is returned as it is, never as ErrCorrupt.
+func readFrames(fs vfs.FS, path string, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
+	return readFramesFrom(fs, path, 0, limit, tornOK, fn)
 }
 
 // readFramesFrom is readFrames starting at offset from, a frame boundary
 // (a position the log committed); limit and the offsets it returns stay
 // offsets in the file.
-func readFramesFrom(path string, from, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
-	f, err := os.Open(path)
+func readFramesFrom(fs vfs.FS, path string, from, limit int64, tornOK bool, fn func(*walFrame) error) (int64, error) {
+	f, err := fs.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("offline: %w", err)
 	}
 	defer f.Close()
 	off := from
+	var rd io.Reader = f
 	if from > 0 {
-		if _, err := f.Seek(from, io.SeekStart); err != nil {
-			return 0, fmt.Errorf("offline: seek %s: %w", path, err)
-		}
+		// vfs.File has no Seek.
+		rd = io.NewSectionReader(f, from, math.MaxInt64-from)
 	}
 	head := make([]byte, frameHead)
 	var buf []byte
 	for limit < 0 || off < limit {
-		if _, err := io.ReadFull(f, head); err != nil {
+		if _, err := io.ReadFull(rd, head); err != nil {
 			switch {
 			case errors.Is(err, io.EOF) && (limit < 0 || tornOK):
 				return off, nil
@@ -668,8 +693,13 @@ func readFramesFrom(path string, from, limit int64, tornOK bool, fn func(*walFra
 			buf = make([]byte, n)
 		}
 		buf = buf[:n]
-		if _, err := io.ReadFull(f, buf); err != nil {
-			if tornOK && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				// An I/O error says nothing of the bytes: a segment is
+				// quarantined for what it holds, not for a failed read.
+				return off, fmt.Errorf("offline: read %s: %w", path, err)
+			}
+			if tornOK {
 				return off, nil
 			}
 			return off, corruptf("%s: frame at %d: %v", path, off, err)
@@ -732,7 +762,7 @@ func (l *Log) CheckWAL(shard int) (rows int, err error) {
 	sl.mu.Lock()
 	cseg, coff := sl.mu.seg, sl.mu.off
 	sl.mu.Unlock()
-	segs, err := listSegments(sl.dir)
+	segs, err := listSegments(l.opts.FS, sl.dir)
 	if err != nil {
 		return 0, fmt.Errorf("eventlog: check WAL: %w", err)
 	}
@@ -744,7 +774,7 @@ func (l *Log) CheckWAL(shard int) (rows int, err error) {
 		case seg == cseg:
 			limit = coff
 		}
-		_, err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, false, func(fr *walFrame) error {
+		_, err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, false, func(fr *walFrame) error {
 			rows += fr.nrows
 			return nil
 		})

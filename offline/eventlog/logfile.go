@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/offline/internal/codec"
@@ -113,7 +115,7 @@ func appendLogRow(b *array.RecordBuilder, r *Row) {
 
 // syncCloser fsyncs a file before closing it (the Parquet writer closes its
 // sink when it writes the footer).
-type syncCloser struct{ *os.File }
+type syncCloser struct{ vfs.File }
 
 func (s syncCloser) Close() error {
 	if err := s.File.Sync(); err != nil {
@@ -160,7 +162,7 @@ type FileWriter struct {
 // CreateFile creates a log file at path for rows of schema s, in row groups
 // of rowGroupRows. The name must follow File's pattern for scans to find it.
 func CreateFile(path string, s *Schema, rowGroupRows int) (*FileWriter, error) {
-	f, err := os.Create(path)
+	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: create %s: %w", path, err)
 	}
@@ -305,6 +307,7 @@ func (l *Log) HoldConversion(shard int) (release func()) {
 // rewrites the same files rather than adding rows. Files appear by rename
 // of a complete, fsynced file; the segment is deleted after.
 func (l *Log) convertSegment(shard int, seg uint64) error {
+	fs := l.opts.FS
 	walPath := filepath.Join(l.dir, walDir, fmt.Sprintf("shard-%03d", shard), segName(seg))
 	groups := map[string]*logFileWriter{}
 	var order []*logFileWriter
@@ -314,11 +317,11 @@ func (l *Log) convertSegment(shard int, seg uint64) error {
 			if g.w != nil {
 				g.w.Close()
 			}
-			os.Remove(g.tmp)
+			fs.Remove(g.tmp)
 		}
 	}()
 	props := writerProps(l.opts.RowGroupRows)
-	_, err := readFrames(walPath, -1, false, func(fr *walFrame) error {
+	_, err := readFrames(fs, walPath, -1, false, func(fr *walFrame) error {
 		return fr.rows(shard, func(r *Row) error {
 			day := time.UnixMilli(r.ingestMillis).UTC().Format(time.DateOnly)
 			key := strconv.FormatUint(r.schema.fp, 16) + "/" + day
@@ -329,14 +332,14 @@ func (l *Log) convertSegment(shard int, seg uint64) error {
 					src = "_unknown"
 				}
 				dir := filepath.Join(l.dir, src, day)
-				if err := os.MkdirAll(dir, 0o755); err != nil {
+				if err := fs.MkdirAll(dir, 0o755); err != nil {
 					return err
 				}
 				g = &logFileWriter{final: filepath.Join(dir, fmt.Sprintf("s%03d-%020d.parquet", shard, r.lsn))}
 				g.tmp = g.final + ".tmp"
 				sc := logArrowSchema(r.schema)
 				g.b = array.NewRecordBuilder(memory.DefaultAllocator, sc)
-				f, err := os.Create(g.tmp)
+				f, err := fs.Create(g.tmp, vfs.WriteCategoryUnspecified)
 				if err != nil {
 					return err
 				}
@@ -374,22 +377,22 @@ func (l *Log) convertSegment(shard int, seg uint64) error {
 	l.files.Lock()
 	defer l.files.Unlock()
 	for _, g := range order {
-		if err := os.Rename(g.tmp, g.final); err != nil {
+		if err := fs.Rename(g.tmp, g.final); err != nil {
 			return err
 		}
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := syncDir(fs, d); err != nil {
 			return err
 		}
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := syncDir(fs, filepath.Dir(d)); err != nil {
 			return err
 		}
 	}
-	if err := os.Remove(walPath); err != nil {
+	if err := fs.Remove(walPath); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(walPath))
+	return syncDir(fs, filepath.Dir(walPath))
 }
 
 // retain deletes day directories older than the retention.
@@ -398,24 +401,25 @@ func (l *Log) retain() {
 		return
 	}
 	cut := l.opts.Now().Add(-l.opts.Retention).UTC().Format(time.DateOnly)
-	srcs, err := os.ReadDir(l.dir)
+	fs := l.opts.FS
+	srcs, err := listDirs(fs, l.dir)
 	if err != nil {
 		return
 	}
 	l.files.Lock()
 	defer l.files.Unlock()
 	for _, s := range srcs {
-		if !s.IsDir() || s.Name() == walDir {
+		if s == walDir {
 			continue
 		}
-		days, err := os.ReadDir(filepath.Join(l.dir, s.Name()))
+		days, err := listDirs(fs, filepath.Join(l.dir, s))
 		if err != nil {
 			continue
 		}
 		for _, d := range days {
-			if d.IsDir() && d.Name() < cut {
-				if err := os.RemoveAll(filepath.Join(l.dir, s.Name(), d.Name())); err != nil {
-					l.opts.Logger.Warn("offline: retention", "dir", d.Name(), "err", err)
+			if d < cut {
+				if err := fs.RemoveAll(filepath.Join(l.dir, s, d)); err != nil {
+					l.opts.Logger.Warn("offline: retention", "dir", d, "err", err)
 				}
 			}
 		}
@@ -435,7 +439,11 @@ type File struct {
 // skipped. Unless the caller holds off the converter and retention (as the
 // Scan methods do), a file listed may be gone when it is opened.
 func ListFiles(dir, source string) ([]File, error) {
-	days, err := os.ReadDir(filepath.Join(dir, source))
+	return listFiles(vfs.Default, dir, source)
+}
+
+func listFiles(fs vfs.FS, dir, source string) ([]File, error) {
+	days, err := listDirs(fs, filepath.Join(dir, source))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -444,20 +452,18 @@ func ListFiles(dir, source string) ([]File, error) {
 	}
 	var out []File
 	for _, d := range days {
-		if !d.IsDir() {
-			continue
-		}
-		ents, err := os.ReadDir(filepath.Join(dir, source, d.Name()))
+		names, err := fs.List(filepath.Join(dir, source, d))
 		if err != nil {
 			return nil, fmt.Errorf("offline: %w", err)
 		}
-		for _, e := range ents {
+		sort.Strings(names)
+		for _, name := range names {
 			var shard int
 			var lsn int64
-			if _, err := fmt.Sscanf(e.Name(), "s%03d-%020d.parquet", &shard, &lsn); err != nil || !strings.HasSuffix(e.Name(), ".parquet") {
+			if _, err := fmt.Sscanf(name, "s%03d-%020d.parquet", &shard, &lsn); err != nil || !strings.HasSuffix(name, ".parquet") {
 				continue
 			}
-			out = append(out, File{Path: filepath.Join(dir, source, d.Name(), e.Name()), Shard: shard, LSN: lsn})
+			out = append(out, File{Path: filepath.Join(dir, source, d, name), Shard: shard, LSN: lsn})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -473,8 +479,30 @@ func ListFiles(dir, source string) ([]File, error) {
 // returns its source schema; the caller closes pf. For readers that decode
 // the columns (Col*) themselves.
 func OpenFile(path string) (pf *file.Reader, fr *pqarrow.FileReader, s *Schema, err error) {
-	pf, err = file.OpenParquetFile(path, false)
+	return openFile(vfs.Default, path)
+}
+
+// fileSource is a vfs.File as Parquet reads it: ReadAt, Seek, Close.
+type fileSource struct {
+	*io.SectionReader
+	f vfs.File
+}
+
+func (s fileSource) Close() error { return s.f.Close() }
+
+func openFile(fs vfs.FS, path string) (pf *file.Reader, fr *pqarrow.FileReader, s *Schema, err error) {
+	f, err := fs.Open(path)
 	if err != nil {
+		return nil, nil, nil, fmt.Errorf("offline: open %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, fmt.Errorf("offline: open %s: %w", path, err)
+	}
+	pf, err = file.NewParquetReader(fileSource{io.NewSectionReader(f, 0, st.Size()), f})
+	if err != nil {
+		f.Close()
 		return nil, nil, nil, fmt.Errorf("offline: open %s: %w", path, err)
 	}
 	fail := func(err error) (*file.Reader, *pqarrow.FileReader, *Schema, error) {
@@ -496,8 +524,8 @@ func OpenFile(path string) (pf *file.Reader, fr *pqarrow.FileReader, s *Schema, 
 }
 
 // readLogFile calls fn for each row of a log file (r is reused).
-func readLogFile(ctx context.Context, path string, fn func(r *Row) error) error {
-	pf, fr, s, err := OpenFile(path)
+func readLogFile(ctx context.Context, fs vfs.FS, path string, fn func(r *Row) error) error {
+	pf, fr, s, err := openFile(fs, path)
 	if err != nil {
 		return err
 	}
@@ -602,4 +630,20 @@ func recordRows(rec arrow.RecordBatch, r *Row, fn func(r *Row) error) error {
 		}
 	}
 	return nil
+}
+
+// listDirs returns the names of the directories in dir, sorted.
+func listDirs(fs vfs.FS, dir string) ([]string, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	out := names[:0]
+	for _, name := range names {
+		if fi, err := fs.Stat(filepath.Join(dir, name)); err == nil && fi.IsDir() {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }

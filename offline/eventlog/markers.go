@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/featurestore"
 )
@@ -41,10 +45,10 @@ const markersFile = "markers"
 // loadMarkers reads a shard's markers, keeping those at or before the
 // committed position with their restamps applied (and rewriting the file
 // without the others when it drops any).
-func loadMarkers(dir string, seg uint64, off int64, committed bool) ([]marker, error) {
+func loadMarkers(fs vfs.FS, dir string, seg uint64, off int64, committed bool) ([]marker, error) {
 	path := filepath.Join(dir, markersFile)
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	b, err := readFile(fs, path)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -86,10 +90,10 @@ func loadMarkers(dir string, seg uint64, off int64, committed bool) ([]marker, e
 			out = append(append(out, line...), '\n')
 		}
 		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, out, 0o644); err != nil {
+		if err := writeFile(fs, tmp, out); err != nil {
 			return nil, fmt.Errorf("offline: %w", err)
 		}
-		if err := os.Rename(tmp, path); err != nil {
+		if err := fs.Rename(tmp, path); err != nil {
 			return nil, fmt.Errorf("offline: %w", err)
 		}
 	}
@@ -97,13 +101,18 @@ func loadMarkers(dir string, seg uint64, off int64, committed bool) ([]marker, e
 }
 
 // appendMarker appends m to the shard's markers file, fsynced when sync.
-func appendMarker(dir string, m marker, sync bool) error {
-	f, err := os.OpenFile(filepath.Join(dir, markersFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+func appendMarker(fs vfs.FS, dir string, m marker, sync bool) error {
+	f, err := fs.OpenReadWrite(filepath.Join(dir, markersFile), vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("offline: %w", err)
+	}
 	line, _ := json.Marshal(m)
-	if _, err := f.Write(append(line, '\n')); err != nil {
+	if _, err := f.WriteAt(append(line, '\n'), st.Size()); err != nil {
 		f.Close()
 		return fmt.Errorf("offline: %w", err)
 	}
@@ -160,4 +169,27 @@ func (l *Log) Markers(vk int64) map[int32][]Marker {
 func (l *Log) MarkRebuild(shard int, view featurestore.ViewKey) {
 	sl := l.shard(shard)
 	sl.pendingMarker = &marker{View: ViewKeyInt(view), LSN: sl.nextLSN}
+}
+
+// readFile is os.ReadFile on fs.
+func readFile(fs vfs.FS, path string) ([]byte, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// writeFile is os.WriteFile on fs (not synced, as os.WriteFile).
+func writeFile(fs vfs.FS, path string, b []byte) error {
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -27,7 +26,7 @@ func (l *Log) Scan(ctx context.Context, sources map[string]bool, fn func(r *Row)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := readLogFile(ctx, f.Path, fn); err != nil {
+			if err := readLogFile(ctx, l.opts.FS, f.Path, fn); err != nil {
 				return err
 			}
 		}
@@ -51,16 +50,16 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 	if err := damageErr(shards); err != nil {
 		return err
 	}
-	srcs, err := os.ReadDir(l.dir)
+	srcs, err := listDirs(l.opts.FS, l.dir)
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
 	var all []File
 	for _, s := range srcs {
-		if !s.IsDir() || s.Name() == walDir || (sources != nil && !sources[s.Name()]) {
+		if s == walDir || (sources != nil && !sources[s]) {
 			continue
 		}
-		files, err := ListFiles(l.dir, s.Name())
+		files, err := listFiles(l.opts.FS, l.dir, s)
 		if err != nil {
 			return err
 		}
@@ -73,7 +72,7 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 		sl.mu.Lock()
 		cseg, coff := sl.mu.seg, sl.mu.off
 		sl.mu.Unlock()
-		segs, err := listSegments(sl.dir)
+		segs, err := listSegments(l.opts.FS, sl.dir)
 		if err != nil {
 			return fmt.Errorf("offline: %w", err)
 		}
@@ -85,7 +84,7 @@ func (l *Log) ScanFiles(ctx context.Context, sources map[string]bool, filesFn fu
 			if seg == cseg {
 				limit = coff
 			}
-			_, err := readFrames(filepath.Join(sl.dir, segName(seg)), limit, false, func(fr *walFrame) error {
+			_, err := readFrames(l.opts.FS, filepath.Join(sl.dir, segName(seg)), limit, false, func(fr *walFrame) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -139,7 +138,7 @@ func (l *Log) ScanShardFrom(ctx context.Context, shard int, source string, from 
 	if !from.valid {
 		l.files.RLock()
 		defer l.files.RUnlock()
-		files, err := ListFiles(l.dir, source)
+		files, err := listFiles(l.opts.FS, l.dir, source)
 		if err != nil {
 			return from, err
 		}
@@ -147,12 +146,12 @@ func (l *Log) ScanShardFrom(ctx context.Context, shard int, source string, from 
 			if f.Shard != shard {
 				continue
 			}
-			if err := readLogFile(ctx, f.Path, fn); err != nil {
+			if err := readLogFile(ctx, l.opts.FS, f.Path, fn); err != nil {
 				return from, err
 			}
 		}
 	}
-	segs, err := listSegments(sl.dir)
+	segs, err := listSegments(l.opts.FS, sl.dir)
 	if err != nil {
 		return from, fmt.Errorf("offline: %w", err)
 	}
@@ -173,7 +172,7 @@ func (l *Log) ScanShardFrom(ctx context.Context, shard int, source string, from 
 		if seg == to.seg {
 			limit = to.off
 		}
-		_, err := readFramesFrom(filepath.Join(sl.dir, segName(seg)), start, limit, false, func(fr *walFrame) error {
+		_, err := readFramesFrom(l.opts.FS, filepath.Join(sl.dir, segName(seg)), start, limit, false, func(fr *walFrame) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -246,13 +245,21 @@ func (l *Log) Events(ctx context.Context, source string, fn func(Event) error) e
 // and the whole WAL. Exports size their memory budget by it.
 func (l *Log) Bytes(sources map[string]bool) int64 {
 	var n int64
-	walk := func(dir string) {
-		filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-			if err == nil && !fi.IsDir() {
+	fs := l.opts.FS
+	var walk func(dir string)
+	walk = func(dir string) {
+		names, _ := fs.List(dir)
+		for _, name := range names {
+			p := filepath.Join(dir, name)
+			fi, err := fs.Stat(p)
+			switch {
+			case err != nil:
+			case fi.IsDir():
+				walk(p)
+			default:
 				n += fi.Size()
 			}
-			return nil
-		})
+		}
 	}
 	for src := range sources {
 		walk(filepath.Join(l.dir, src))
