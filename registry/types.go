@@ -164,8 +164,8 @@ func (r Ref) String() string {
 }
 
 // ParseRef parses "view:feature" (latest version) or "view@v2:feature"
-// (pinned). "view@latest:feature", which Feast accepts, is "view:feature":
-// it follows the latest version and is no pin. Feast's full feature name "view__feature" is not a reference.
+// (pinned). "view@latest:feature" (any case), which Feast accepts, is
+// "view:feature": it follows the latest version and is no pin. Feast's full feature name "view__feature" is not a reference.
 // The error is a *RefError wrapping ErrBadRef.
 func ParseRef(s string) (Ref, error) {
 	bad := func(format string, args ...any) (Ref, error) {
@@ -182,7 +182,7 @@ func ParseRef(s string) (Ref, error) {
 		return bad("more than one ':'")
 	}
 	r := Ref{View: viewPart, Feature: feat}
-	if name, ver, pinned := strings.Cut(viewPart, "@"); pinned && ver == "latest" {
+	if name, ver, pinned := strings.Cut(viewPart, "@"); pinned && strings.EqualFold(ver, "latest") {
 		r.View = name
 	} else if pinned {
 		r.View = name
@@ -220,7 +220,7 @@ type Resolved struct {
 // pin (view__feature). Lookups and
 // exports both name columns with it.
 func (r Resolved) FullName() string {
-	if at := strings.IndexByte(r.Ref, '@'); at >= 0 && !strings.HasPrefix(r.Ref[at:], "@latest:") {
+	if at := strings.IndexByte(r.Ref, '@'); at >= 0 && !strings.HasPrefix(strings.ToLower(r.Ref[at:]), "@latest:") {
 		if colon := strings.IndexByte(r.Ref[at:], ':'); colon >= 0 {
 			return r.Ref[:at+colon] + "__" + r.Name
 		}
