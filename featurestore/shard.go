@@ -22,6 +22,7 @@ const (
 	reqDrop
 	reqGC
 	reqRebuild
+	reqPause // Store.Checkpoint
 )
 
 // request is one unit of work for a shard's writer.
@@ -54,6 +55,10 @@ type request struct {
 	// mark, when set on a reqWrite, makes the writes one part of a push
 	// with a batch ID (dedupe.go).
 	mark *batchMark
+	// reqPause: the writer reports its commit on paused, then waits for
+	// resume to be closed.
+	paused chan error
+	resume chan struct{}
 }
 
 type topicPartition struct {
@@ -308,6 +313,9 @@ func (s *shard) handle(r *request) {
 			s.waiters = append(s.waiters, r.done)
 		}
 		s.commit()
+		return
+	case reqPause:
+		s.pause(r)
 		return
 	case reqRebuild:
 		// rebuild commits the switch itself, before any later write is

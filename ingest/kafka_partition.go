@@ -290,7 +290,10 @@ func (pc *partitionConsumer) wakeOffsetCheck() {
 // ones to the store together with the next offset to read. Dead letters are
 // written before the batch's offsets can be committed, so a crash may write
 // a dead letter twice but never loses one.
-func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser, batch []kafka.Message) error {
+func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser, batch []kafka.Message) (err error) {
+	tracer := pc.c.k.opts.Tracer
+	ctx, end := startSpan(ctx, tracer, SpanKafkaBatch)
+	defer func() { end(err) }()
 	c := pc.c
 	k := c.k
 	rt := k.router.route(c.source)
@@ -298,6 +301,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		return fmt.Errorf("source %q is gone", c.source)
 	}
 	st := k.stats.source(c.source)
+	_, endDecode := startSpan(ctx, tracer, SpanDecode)
 	name := c.offsetName(pc.epoch.Load())
 	now := k.opts.Now()
 	nf := len(rt.src.Fields)
@@ -346,14 +350,21 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		})
 		maxMillis = max(maxMillis, rec.EventMillis)
 	}
+	endDecode(nil)
 	if len(dead) > 0 {
-		if err := pc.writeDead(ctx, dead); err != nil {
+		dctx, endDead := startSpan(ctx, tracer, SpanDeadLetter)
+		err := pc.writeDead(dctx, dead)
+		endDead(err)
+		if err != nil {
 			return err
 		}
 	}
 	last := batch[len(batch)-1]
 	mark := featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: last.Offset + 1}
-	if err := k.store.EnqueueFenced(ctx, writes, mark, pc.fence); err != nil {
+	ectx, endEnqueue := startSpan(ctx, tracer, SpanEnqueue)
+	err = k.store.EnqueueFenced(ectx, writes, mark, pc.fence)
+	endEnqueue(err)
+	if err != nil {
 		return err
 	}
 	pc.next.Store(last.Offset + 1)

@@ -58,6 +58,10 @@ type Options struct {
 	// block. featured serve records end-to-end ingest latency with it. Nil:
 	// not called.
 	Applied func(source string, events int, newestEventMillis int64)
+	// Tracer, when set, gets a span per push and per Kafka batch, with
+	// children for their phases (see Tracer). featured serve sets it when
+	// traces are sampled. Nil: no spans.
+	Tracer Tracer
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -159,8 +163,9 @@ func (p *Pusher) PushValues(ctx context.Context, source string, events []map[str
 // atomic, one bad event means nothing is written (ErrAtomicRejected, with
 // the result listing every bad event). The store then makes the batch ID
 // and atomic hold across shards and crashes.
-func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions, decode func(*decoder, int, *Record) *RowError) (PushResult, error) {
-	var res PushResult
+func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions, decode func(*decoder, int, *Record) *RowError) (res PushResult, err error) {
+	ctx, end := startSpan(ctx, p.opts.Tracer, SpanPush)
+	defer func() { end(err) }()
 	rt := p.router.route(source)
 	switch {
 	case po.BatchID != "" && featurestore.CheckBatchID(po.BatchID) != nil:
@@ -181,6 +186,7 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 		f(source, n)
 	}
 	st := p.stats.source(source)
+	_, endDecode := startSpan(ctx, p.opts.Tracer, SpanDecode)
 	now := p.opts.Now()
 	nf := len(rt.src.Fields)
 	fields := make([]aggregate.Value, n*nf)
@@ -221,13 +227,16 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 		})
 		index = append(index, i)
 	}
+	endDecode(nil)
 	for _, r := range res.Rejected {
 		st.reject(r.Code)
 	}
 	if po.Atomic && len(res.Rejected) > 0 {
 		return res, ErrAtomicRejected
 	}
-	br, err := p.store.WriteBatch(ctx, featurestore.Batch{ID: po.BatchID, Atomic: po.Atomic, Writes: writes})
+	wctx, endWrite := startSpan(ctx, p.opts.Tracer, SpanWrite)
+	br, err := p.store.WriteBatch(wctx, featurestore.Batch{ID: po.BatchID, Atomic: po.Atomic, Writes: writes})
+	endWrite(err)
 	if err != nil {
 		return PushResult{BatchID: br.ID}, fmt.Errorf("ingest: push to %q: %w", source, err)
 	}

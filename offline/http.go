@@ -48,6 +48,9 @@ type HandlerOptions struct {
 	// goroutine; it must not block. featured serve records it in metrics.
 	// Nil: not called.
 	Done func(Job)
+	// Tracer, when set, is every export's export.Request.Tracer: a span
+	// per export and phase, children of the request's span. Nil: none.
+	Tracer export.Tracer
 }
 
 // Job reports one finished offline run to HandlerOptions.Done.
@@ -111,6 +114,7 @@ func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 			Statuses:    q.Get("statuses") == "true" || q.Get("statuses") == "1",
 			FullNames:   q.Get("full_names") == "true" || q.Get("full_names") == "1",
 			MemoryBytes: opts.MemoryBytes,
+			Tracer:      opts.Tracer,
 			TempDir:     opts.TempDir,
 		}
 		if q.Has("memory") {

@@ -209,3 +209,24 @@ func (r *Registry) Close() error {
 	r.mu.closed = true
 	return unlockFile(r.mu.lock)
 }
+
+// CopyTo writes the registry's file, as last persisted, to dst. It holds
+// the registry's lock, so no Apply or Delete is half done: a backup takes
+// it while the store's writers are paused (featurestore.Store.Checkpoint),
+// and the copy names exactly the view ids the store's state was written
+// under.
+func (r *Registry) CopyTo(dst string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.closed {
+		return fmt.Errorf("registry: copy: %w", ErrClosed)
+	}
+	data, err := os.ReadFile(r.path)
+	if err != nil {
+		return fmt.Errorf("registry: copy %s: %w", r.path, err)
+	}
+	if err := writeFileAtomic(dst, data); err != nil {
+		return fmt.Errorf("registry: copy to %s: %w", dst, err)
+	}
+	return nil
+}

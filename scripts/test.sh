@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: fetches Go modules, starts the
 # project's own Kafka broker (scripts/kafka.sh), checks formatting and vet,
-# and runs every Go test with the race detector. Idempotent; caches under .cache/.
+# runs every Go test with the race detector, then lints and renders the Helm
+# chart and checks the manifests (scripts/helm.sh, helm/test). Idempotent; caches under .cache/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,16 @@ if [ -f .ci/kafka-env.sh ]; then
   source .ci/kafka-env.sh
   trap 'kafka_stop || true' EXIT
 fi
+
+echo "== object store (S3 for the backup tests; scripts/objectstore.sh)"
+# The trap first: a start that fails half-way still leaves a process to stop.
+if [ -f .ci/kafka-env.sh ]; then
+  trap 'kafka_stop || true; bash scripts/objectstore.sh stop || true' EXIT
+else
+  trap 'bash scripts/objectstore.sh stop || true' EXIT
+fi
+bash scripts/objectstore.sh start
+eval "$(bash scripts/objectstore.sh env)"
 
 echo "== redis-server (the loadtest's Redis target is tested against it)"
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -41,3 +52,12 @@ go vet ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
+
+echo "== helm (lint --strict, template for every variant; builds helm once into .cache/bin)"
+helm_rendered="$(mktemp -d)"
+bash scripts/helm.sh "$helm_rendered"
+
+echo "== helm manifests decode strictly into k8s.io/api (nested module helm/test)"
+# Its own module, so Kubernetes stays out of go.mod; ./... above does not enter it.
+(cd helm/test && go vet ./... && FEATURED_HELM_RENDERED="$helm_rendered" go test -count=1 ./...)
+rm -rf "$helm_rendered"

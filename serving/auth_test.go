@@ -88,6 +88,12 @@ func newAuthHarness(t *testing.T) *authHarness {
 		Logger:       slog.New(slog.NewTextHandler(log, nil)),
 		Middleware:   serving.Middleware{Auth: serving.AuthMiddleware(k, serving.AuthOptions{})},
 		Interceptors: serving.Interceptors{Auth: serving.AuthInterceptor(k)},
+		// A stand-in for featured serve's backup handler: the route's
+		// scope and audit are what is tested here.
+		Backup: func(w http.ResponseWriter, r *http.Request) error {
+			_, err := io.WriteString(w, `{"id":"b1"}`)
+			return err
+		},
 	})
 	h.apply(definitions)
 	return &authHarness{harness: h, tokens: path, log: log}
@@ -148,6 +154,9 @@ func TestAuthHTTP(t *testing.T) {
 		{"read: no delete", "reader", "DELETE", "/v1/services/fraud_model_v1", "", "", 403, "lacks scope admin"},
 		{"read: no status", "reader", "GET", "/v1/status", "", "", 403, "lacks scope admin"},
 		{"read: no history", "reader", "GET", "/v1/registry/history", "", "", 403, "lacks scope admin"},
+		{"read: no backup", "reader", "POST", "/v1/backup", "", "", 403, "lacks scope admin"},
+		{"write: no backup", "writer", "POST", "/v1/backup", "", "", 403, "lacks scope admin"},
+		{"admin: backup", "admin", "POST", "/v1/backup", "", "", 200, `"id":"b1"`},
 
 		{"write: push", "writer", "POST", "/v1/push", js, pushOne, 200, `"accepted":1`},
 		{"write: no lookup", "writer", "POST", "/v1/features", js, lookupSpend, 403, "lacks scope read"},
@@ -197,7 +206,7 @@ func TestAuthHTTP(t *testing.T) {
 		t.Errorf("history: %d %s (%v); want the harness's apply (no caller), admin's apply, admin's delete, and no unchanged objects", st, body, err)
 	}
 	log := h.log.String()
-	for _, want := range []string{`msg=audit token=admin remote=127.0.0.1:`, `action=apply`, `merchant_stats v1 -> v2`, `action=delete kind=service name=fraud_model_v1`} {
+	for _, want := range []string{`msg=audit token=admin remote=127.0.0.1:`, `action=apply`, `merchant_stats v1 -> v2`, `action=delete kind=service name=fraud_model_v1`, `action=backup`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %q:\n%s", want, log)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
+	"github.com/featured-dev/featured/internal/telemetry"
 	"github.com/featured-dev/featured/serving"
 )
 
@@ -135,7 +136,11 @@ type nopBody struct{ bytes.Reader }
 func (*nopBody) Close() error { return nil }
 
 func benchHandler(b *testing.B, path string) {
-	h := newBenchHarness(b)
+	benchHandlerWith(b, path, serving.Options{})
+}
+
+func benchHandlerWith(b *testing.B, path string, opts serving.Options) {
+	h := newBenchHarnessOpts(b, opts)
 	handler := h.srv.HTTPHandler()
 	for _, sz := range benchSizes {
 		b.Run(sz.name, func(b *testing.B) {
@@ -169,10 +174,44 @@ func BenchmarkFeastHandler(b *testing.B) { benchHandler(b, "/get-online-features
 // BenchmarkNativeHandler is BenchmarkFeastHandler for /v1/features.
 func BenchmarkNativeHandler(b *testing.B) { benchHandler(b, "/v1/features") }
 
+// metricsOptions installs what featured serve installs to measure lookups:
+// the HTTP metrics middleware and the lookup observer, over a real
+// MeterProvider with the Prometheus exporter (tracing off, the default).
+func metricsOptions(b *testing.B) serving.Options {
+	b.Helper()
+	tel, err := telemetry.New(context.Background(), telemetry.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tel.Shutdown(context.Background()) })
+	return serving.Options{Middleware: serving.Middleware{Metrics: tel.HTTPMiddleware}, Observer: tel.LookupObserver()}
+}
+
+// BenchmarkFeastHandlerMetrics is BenchmarkFeastHandler with metrics on:
+// the pair measures what metrics cost a lookup (docs/benchmarks.md).
+func BenchmarkFeastHandlerMetrics(b *testing.B) {
+	benchHandlerWith(b, "/get-online-features", metricsOptions(b))
+}
+
+// BenchmarkNativeHandlerMetrics is BenchmarkNativeHandler with metrics on.
+func BenchmarkNativeHandlerMetrics(b *testing.B) {
+	benchHandlerWith(b, "/v1/features", metricsOptions(b))
+}
+
 // BenchmarkFeastLoopback sends /get-online-features over loopback HTTP/1.1
 // with a keep-alive client; client and server share the 2 cores.
 func BenchmarkFeastLoopback(b *testing.B) {
-	h := newBenchHarness(b)
+	benchFeastLoopback(b, newBenchHarness(b))
+}
+
+// BenchmarkFeastLoopbackMetrics is BenchmarkFeastLoopback with metrics on:
+// its CPU profile gives metrics' share of a whole request's server CPU
+// (docs/benchmarks.md).
+func BenchmarkFeastLoopbackMetrics(b *testing.B) {
+	benchFeastLoopback(b, newBenchHarnessOpts(b, metricsOptions(b)))
+}
+
+func benchFeastLoopback(b *testing.B, h *harness) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	defer client.CloseIdleConnections()
 	for _, sz := range benchSizes {

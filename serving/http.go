@@ -63,6 +63,7 @@ type OfflineRoutes struct {
 //	DELETE /v1/views/{name}[?version=N]
 //	DELETE /v1/sources/{name}, /v1/entities/{name}, /v1/services/{name}
 //	POST   /v1/export, /v1/backfill, /v1/verify-skew   Options.Offline
+//	POST   /v1/backup                  a consistent backup to a destination (Options.Backup)
 //	GET    /v1/status                  ingest, Kafka lag, freshness, store counters
 //	GET    /livez, /healthz            the process is up
 //	GET    /readyz[?verbose]           ready to serve (SetReady, Store.Ready, Options.ReadyChecks)
@@ -107,6 +108,12 @@ func (s *Server) HTTPHandler() http.Handler {
 	offline("/v1/export", ClassExport, s.opts.Offline.Export)
 	offline("/v1/backfill", ClassBackfill, s.opts.Offline.Backfill)
 	offline("/v1/verify-skew", ClassBackfill, s.opts.Offline.VerifySkew)
+	if h := s.opts.Backup; h != nil {
+		// A backup uploads for as long as the store is large: no deadline.
+		// Admin only, and audited: it reads every entity and writes
+		// wherever the request's dest says.
+		r.With(admin, clearDeadlines).Post("/v1/backup", s.handleErr(s.audited(h)))
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(clearDeadlines)
 		r.With(read).Get("/v1/registry", s.handleRegistry)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -90,6 +91,10 @@ type Options struct {
 	// verify-skew). featured serve sets them from package offline; a nil
 	// handler leaves its route unmounted (404).
 	Offline OfflineRoutes
+	// Backup, when set, serves POST /v1/backup (cmd/featured takes the
+	// checkpoint and uploads it; it returns its error as the offline
+	// routes do, and ErrBadRequest for a bad destination).
+	Backup func(http.ResponseWriter, *http.Request) error
 	// Kafka, when set, adds the Kafka consumers to GET /v1/status. Nil
 	// means push ingest only.
 	Kafka KafkaStatus

@@ -212,6 +212,8 @@ func TestMetricsScrape(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Every query of the Helm chart's dashboard reads what this scrape has.
+	checkDashboard(t, after)
 	// No entity key is a label value.
 	for k := range after {
 		for _, key := range []string{"u1", "u2", "k1", "nobody"} {

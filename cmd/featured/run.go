@@ -26,6 +26,12 @@ Usage:
                                          point-in-time training set from the offline log
   featured backfill VIEW[@vN]            build a view version's online state from the offline log
   featured verify-skew                   recompute sampled online answers offline; report the match rate
+  featured backup [DEST]                 a consistent backup of the server (--server) to DEST
+                                         (a directory, file:///path or s3://bucket/prefix;
+                                         default the server's --backup-dest)
+  featured backup list DEST              the backups DEST holds
+  featured restore --data-dir DIR SRC    lay a backup (--backup ID, default the newest) into an
+                                         empty data dir
   featured registry                      print the registry
   featured status                        print ingest and store status
   featured token --name N --scopes read[,write,admin] [--views a,b] [--services s]
@@ -74,6 +80,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return backfillCmd(ctx, rest, stdout, stderr)
 	case "verify-skew":
 		return verifySkewCmd(ctx, rest, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, rest, stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, rest, stdout, stderr)
 	case "registry", "status":
 		return showCmd(ctx, cmd, rest, stdout, stderr)
 	case "token":

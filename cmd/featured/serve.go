@@ -59,6 +59,9 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	applyFile       string
 	offlineRetain   time.Duration
+	backupDest      string
+	backupInterval  time.Duration
+	backupKeep      int
 	skewEvery       int
 	skewSamples     int
 	pprofAddr       string
@@ -119,6 +122,9 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.applyFile, "apply", "", "definitions file to apply at startup (optional)")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.BoolVar(&c.pprofOnHTTP, "pprof-on-http", false, "also serve net/http/pprof under /debug/pprof/ on --http-addr, behind the API's middleware")
+	fs.StringVar(&c.backupDest, "backup-dest", "", "where backups go: a directory, file:///path or s3://bucket/prefix[?endpoint=URL&use_path_style=true&region=R] (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); the default of POST /v1/backup and the destination of scheduled backups")
+	fs.DurationVar(&c.backupInterval, "backup-interval", 0, "take a backup to --backup-dest this often (0: only when asked, by featured backup)")
+	fs.IntVar(&c.backupKeep, "backup-keep", 7, "after each backup to --backup-dest, delete all but the newest this many there, and the files no kept backup needs (0 keeps all)")
 	fs.DurationVar(&c.offlineRetain, "offline-retention", 30*24*time.Hour, "how long the offline log keeps events (by ingest day), independent of view TTLs; negative keeps all")
 	fs.IntVar(&c.skewEvery, "skew-sample-every", 100, "keep one lookup read in N for verify-skew; 0: none")
 	fs.IntVar(&c.skewSamples, "skew-samples", 10000, "how many sampled reads verify-skew keeps (the latest)")
@@ -270,6 +276,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
+	if err := removeStaging(c.dataDir); err != nil {
+		return fmt.Errorf("--data-dir: remove an unfinished backup's checkpoint: %w", err)
+	}
 	disk, err := diskguard.New(c.dataDir, diskguard.Options{MinFreeBytes: int64(c.minFreeDisk), Logger: log})
 	if err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
@@ -335,7 +344,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log, Writable: disk.Check,
-		PushBatch: tel.PushBatch, Applied: tel.IngestApplied}
+		PushBatch: tel.PushBatch, Applied: tel.IngestApplied, Tracer: tel.IngestTracer()}
 	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
 	if err != nil {
 		return err
@@ -361,12 +370,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		},
 	}
 	exporter := export.NewExporter(reg, olog)
-	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir, Done: tel.OfflineDone}
+	hopts := offline.HandlerOptions{MemoryBytes: int64(c.exportMemory), TempDir: c.exportTempDir, Done: tel.OfflineDone, Tracer: tel.ExportTracer()}
 	sopts.Offline = serving.OfflineRoutes{
 		Export:     offline.ExportHandler(exporter, hopts),
 		Backfill:   offline.BackfillHandler(exporter, store, hopts),
 		VerifySkew: offline.VerifySkewHandler(exporter, sampler, hopts),
 	}
+	backups := &backuper{dataDir: c.dataDir, store: store, reg: reg, olog: olog, log: log}
+	sopts.Backup = backups.handler(c.backupDest, c.backupKeep)
 	sopts.Pprof = c.pprofOnHTTP
 	sopts.Middleware.Metrics = tel.HTTPMiddleware
 	sopts.Observer = tel.LookupObserver()
@@ -474,6 +485,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 				log.Error("kafka ingest stopped", "err", err)
 			}
 		}()
+	}
+	backupCtx, stopBackups := context.WithCancel(context.Background())
+	var backupsDone sync.WaitGroup
+	defer backupsDone.Wait()
+	defer stopBackups()
+	if c.backupInterval > 0 && c.backupDest != "" {
+		backupsDone.Go(func() { backups.schedule(backupCtx, c.backupDest, c.backupInterval, c.backupKeep) })
 	}
 	srv.SetReady(true)
 	log.Info("featured serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),

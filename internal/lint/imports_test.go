@@ -36,9 +36,12 @@ var allowed = map[string][]string{
 	"offline/skew":           {"aggregate", "featurestore", "registry", "offline/eventlog", "offline/export", "offline/internal/codec"},
 	"offline":                {"aggregate", "featurestore", "registry", "internal/bytesize", "offline/eventlog", "offline/export", "offline/skew"},
 	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "api/featured/v1"},
+	// backup moves a checkpointed data dir to and from a destination; the
+	// server (cmd/featured) takes the checkpoint.
+	"backup": {"featurestore"},
 	// telemetry reads the Stats of the packages that do the work and feeds
 	// their hooks; none of them imports it (or OpenTelemetry).
-	"internal/telemetry": {"featurestore", "ingest", "offline", "registry", "serving"},
+	"internal/telemetry": {"featurestore", "ingest", "offline", "offline/export", "registry", "serving"},
 	"cmd/featured":       {"*"},
 	"loadtest":           {"*"},
 	"internal/kafkatest": {},

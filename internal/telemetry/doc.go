@@ -13,6 +13,12 @@
 // and counters whose attribute sets are built once per distinct value, so a
 // request pays for no allocation to be measured.
 //
+// Traces: the HTTP middleware and gRPC stats handler start server spans;
+// IngestTracer and ExportTracer back ingest.Tracer and export.Tracer (a
+// span per push, Kafka batch and export, with children per phase) with
+// featured's tracer, and are nil when tracing is off, so the packages skip
+// their spans entirely.
+//
 // Every label is low-cardinality: API, route, method, status, view,
 // feature service, source, topic, partition, shard and reason; never an
 // entity key or a request value.

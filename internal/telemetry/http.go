@@ -28,7 +28,7 @@ type httpInstruments struct {
 	duration metric.Float64Histogram
 
 	mu   sync.RWMutex
-	sets map[httpKey]metric.RecordOption
+	sets map[httpKey][]metric.RecordOption // one element, passed with ... (see lookupOptions)
 }
 
 // httpKey is one attribute set of http.server.request.duration. Routes are
@@ -44,13 +44,13 @@ func (h *httpInstruments) init(m metric.Meter) error {
 		metric.WithUnit("s"),
 		metric.WithDescription("Duration of HTTP server requests."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	h.sets = make(map[httpKey]metric.RecordOption)
+	h.sets = make(map[httpKey][]metric.RecordOption)
 	return err
 }
 
 // option returns the pre-built attribute set of k: built once, with
 // attribute.NewSet, the first time k is seen.
-func (h *httpInstruments) option(k httpKey) metric.RecordOption {
+func (h *httpInstruments) option(k httpKey) []metric.RecordOption {
 	h.mu.RLock()
 	o, ok := h.sets[k]
 	h.mu.RUnlock()
@@ -68,7 +68,7 @@ func (h *httpInstruments) option(k httpKey) metric.RecordOption {
 	if k.status >= 500 {
 		kvs = append(kvs, attribute.String("error.type", strconv.Itoa(k.status)))
 	}
-	o = metric.WithAttributeSet(attribute.NewSet(kvs...))
+	o = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kvs...))}
 	h.mu.Lock()
 	h.sets[k] = o
 	h.mu.Unlock()
@@ -177,7 +177,7 @@ func (t *Telemetry) HTTPMiddleware(next http.Handler) http.Handler {
 				}
 				span.End()
 			}
-			t.http.duration.Record(r.Context(), time.Since(start).Seconds(), t.http.option(httpKey{method: method, route: route, status: status}))
+			t.http.duration.Record(r.Context(), time.Since(start).Seconds(), t.http.option(httpKey{method: method, route: route, status: status})...)
 			if p != nil {
 				panic(p)
 			}

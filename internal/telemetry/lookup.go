@@ -2,7 +2,9 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -11,22 +13,31 @@ import (
 )
 
 // lookupInstruments are the lookup metrics serving.LookupObserver feeds.
+// The counters are atomics per attribute set, reported by a callback at
+// scrape time as the store's and ingest's counters are: a synchronous OTel
+// counter re-resolves its attribute set on every Add, which cost about 10%
+// of a 1 x 50 lookup's CPU (docs/benchmarks.md). The two size histograms
+// stay synchronous (OTel has no observable histogram): two Records per
+// lookup.
 type lookupInstruments struct {
-	lookups  metric.Int64Counter
 	entities metric.Int64Histogram
 	features metric.Int64Histogram
-	values   metric.Int64Counter
 
 	mu       sync.RWMutex
-	services map[lookupKey]lookupOptions
-	views    map[viewKey]*[3]metric.AddOption // by status: present, null, not found
+	services map[lookupKey]*serviceCounter
+	views    map[viewKey]*viewCounter
 }
 
 type lookupKey struct{ api, service string }
 
-type lookupOptions struct {
-	add    metric.AddOption
-	record metric.RecordOption
+// serviceCounter counts one (api, feature service)'s lookups. record is a
+// one-element option slice passed on with record...: a variadic argument
+// built at the call escapes (the instruments are interfaces), which would
+// cost an allocation per call.
+type serviceCounter struct {
+	set     attribute.Set
+	record  []metric.RecordOption
+	lookups atomic.Int64
 }
 
 type viewKey struct {
@@ -34,57 +45,85 @@ type viewKey struct {
 	version int
 }
 
+// viewCounter counts one view version's served values by status.
+type viewCounter struct {
+	sets [3]attribute.Set // present, null, not found
+	n    [3]atomic.Int64
+}
+
 // sizeBuckets bound the entities and features of one request.
 var sizeBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}
 
 func (l *lookupInstruments) init(m metric.Meter) error {
-	var errs [4]error
-	l.lookups, errs[0] = m.Int64Counter("featured.lookups", metric.WithUnit("{lookup}"),
-		metric.WithDescription("Lookups that read the store, by API and feature service (\"\" for a list of features)."))
-	l.entities, errs[1] = m.Int64Histogram("featured.lookup.entities", metric.WithUnit("{entity}"),
+	var errs [2]error
+	l.entities, errs[0] = m.Int64Histogram("featured.lookup.entities", metric.WithUnit("{entity}"),
 		metric.WithDescription("Entity rows per lookup."), metric.WithExplicitBucketBoundaries(sizeBuckets...))
-	l.features, errs[2] = m.Int64Histogram("featured.lookup.features", metric.WithUnit("{feature}"),
+	l.features, errs[1] = m.Int64Histogram("featured.lookup.features", metric.WithUnit("{feature}"),
 		metric.WithDescription("Features per lookup, a feature service expanded."), metric.WithExplicitBucketBoundaries(sizeBuckets...))
-	l.values, errs[3] = m.Int64Counter("featured.lookup.values", metric.WithUnit("{value}"),
-		metric.WithDescription("Values served, by view, view version and status (PRESENT, NULL_VALUE, NOT_FOUND)."))
-	l.services = make(map[lookupKey]lookupOptions)
-	l.views = make(map[viewKey]*[3]metric.AddOption)
-	return joinErrs(errs[:])
+	l.services = make(map[lookupKey]*serviceCounter)
+	l.views = make(map[viewKey]*viewCounter)
+	c := newCollector(m)
+	lookups := c.counter("featured.lookups", "{lookup}", "Lookups that read the store, by API and feature service (\"\" for a list of features).")
+	values := c.counter("featured.lookup.values", "{value}", "Values served, by view, view version and status (PRESENT, NULL_VALUE, NOT_FOUND).")
+	if err := errors.Join(joinErrs(errs[:]), c.err()); err != nil {
+		return err
+	}
+	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		for _, sc := range l.services {
+			o.ObserveInt64(lookups, sc.lookups.Load(), metric.WithAttributeSet(sc.set))
+		}
+		for _, vc := range l.views {
+			for s := range vc.sets {
+				if n := vc.n[s].Load(); n > 0 {
+					o.ObserveInt64(values, n, metric.WithAttributeSet(vc.sets[s]))
+				}
+			}
+		}
+		return nil
+	}, c.instruments...)
+	return err
 }
 
 var statusNames = [3]string{"PRESENT", "NULL_VALUE", "NOT_FOUND"}
 
-func (l *lookupInstruments) serviceOptions(k lookupKey) lookupOptions {
+func (l *lookupInstruments) service(k lookupKey) *serviceCounter {
 	l.mu.RLock()
-	o, ok := l.services[k]
+	sc, ok := l.services[k]
 	l.mu.RUnlock()
 	if ok {
-		return o
+		return sc
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sc, ok := l.services[k]; ok {
+		return sc
 	}
 	set := attribute.NewSet(attribute.String("api", k.api), attribute.String("feature_service", k.service))
-	o = lookupOptions{add: metric.WithAttributeSet(set), record: metric.WithAttributeSet(set)}
-	l.mu.Lock()
-	l.services[k] = o
-	l.mu.Unlock()
-	return o
+	sc = &serviceCounter{set: set, record: []metric.RecordOption{metric.WithAttributeSet(set)}}
+	l.services[k] = sc
+	return sc
 }
 
-func (l *lookupInstruments) viewOptions(k viewKey) *[3]metric.AddOption {
+func (l *lookupInstruments) view(k viewKey) *viewCounter {
 	l.mu.RLock()
-	o, ok := l.views[k]
+	vc, ok := l.views[k]
 	l.mu.RUnlock()
 	if ok {
-		return o
-	}
-	o = new([3]metric.AddOption)
-	for i, s := range statusNames {
-		o[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("view", k.view),
-			attribute.Int("view_version", k.version), attribute.String("status", s)))
+		return vc
 	}
 	l.mu.Lock()
-	l.views[k] = o
-	l.mu.Unlock()
-	return o
+	defer l.mu.Unlock()
+	if vc, ok := l.views[k]; ok {
+		return vc
+	}
+	vc = new(viewCounter)
+	for i, s := range statusNames {
+		vc.sets[i] = attribute.NewSet(attribute.String("view", k.view), attribute.Int("view_version", k.version), attribute.String("status", s))
+	}
+	l.views[k] = vc
+	return vc
 }
 
 // LookupObserver is serving.Options.Observer.
@@ -96,16 +135,16 @@ var _ serving.LookupObserver = (*lookupObserver)(nil)
 
 func (o *lookupObserver) ObserveLookup(ctx context.Context, info *serving.LookupInfo) {
 	l := &o.lookup
-	so := l.serviceOptions(lookupKey{info.API, info.FeatureService})
-	l.lookups.Add(ctx, 1, so.add)
-	l.entities.Record(ctx, int64(info.Entities), so.record)
-	l.features.Record(ctx, int64(info.Features), so.record)
+	sc := l.service(lookupKey{info.API, info.FeatureService})
+	sc.lookups.Add(1)
+	l.entities.Record(ctx, int64(info.Entities), sc.record...)
+	l.features.Record(ctx, int64(info.Features), sc.record...)
 	for i := range info.Views {
 		v := &info.Views[i]
-		vo := l.viewOptions(viewKey{v.View, v.Version})
+		vc := l.view(viewKey{v.View, v.Version})
 		for s, n := range [3]int{v.Present, v.Null, v.NotFound} {
 			if n > 0 {
-				l.values.Add(ctx, int64(n), vo[s])
+				vc.n[s].Add(int64(n))
 			}
 		}
 	}

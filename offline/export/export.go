@@ -64,6 +64,9 @@ type Request struct {
 	MemoryBytes int64
 	// TempDir holds spill files. The default is os.TempDir().
 	TempDir string
+	// Tracer, when set, gets a span for the export and its phases (see
+	// Tracer). Nil: no spans.
+	Tracer Tracer
 }
 
 // DefaultMemoryBytes is an export's working-set budget when the Request
@@ -224,8 +227,9 @@ func (x *Exporter) ExportCSV(ctx context.Context, r io.Reader, sizeBytes int64, 
 	return x.export(ctx, &spineSource{format: "csv", stream: r, size: sizeBytes}, req, sink)
 }
 
-func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, sink Sink) (Stats, error) {
-	var st Stats
+func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, sink Sink) (st Stats, err error) {
+	ctx, end := startSpan(ctx, req.Tracer, SpanExport)
+	defer func() { end(err) }()
 	if req.Mode == "" {
 		req.Mode = ModeServed
 	}
@@ -312,8 +316,14 @@ func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, si
 	var logs0Done sync.WaitGroup
 	logCtx, cancelLog := context.WithCancel(ctx)
 	defer cancelLog()
-	logs0Done.Go(func() { logs0Rows, logs0Err = x.splitLog(logCtx, groups[0], logs0, nil) })
+	logs0Done.Go(func() {
+		lctx, endScan := startSpan(logCtx, req.Tracer, SpanLogScan)
+		logs0Rows, logs0Err = x.splitLog(lctx, groups[0], logs0, nil)
+		endScan(logs0Err)
+	})
+	_, endSpine := startSpan(ctx, req.Tracer, SpanSpineRead)
 	rows, err := x.splitSpine(src, keys, req.TimeColumn, groups, spines)
+	endSpine(err)
 	if err != nil {
 		cancelLog()
 	}
@@ -330,14 +340,19 @@ func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, si
 		logs, n, err := logs0, logs0Rows, logs0Err
 		if gi > 0 {
 			logs = newBuckets(filepath.Join(tmp, fmt.Sprintf("log-%d", gi)), nb)
-			n, err = x.splitLog(ctx, g, logs, nil)
+			lctx, endScan := startSpan(ctx, req.Tracer, SpanLogScan)
+			n, err = x.splitLog(lctx, g, logs, nil)
+			endScan(err)
 		}
 		if err != nil {
 			return st, err
 		}
 		st.LogRows += n
 		runs := newBuckets(filepath.Join(tmp, fmt.Sprintf("res-%d", gi)), nb)
-		if err := x.joinBuckets(ctx, g, &req, spines[gi], logs, runs); err != nil {
+		jctx, endJoin := startSpan(ctx, req.Tracer, SpanJoin)
+		err = x.joinBuckets(jctx, g, &req, spines[gi], logs, runs)
+		endJoin(err)
+		if err != nil {
 			return st, err
 		}
 		logs.remove()
@@ -351,6 +366,8 @@ func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, si
 
 	// Pass 2 over the spine: pass-through columns plus the results, merged
 	// back into spine order.
+	wctx, endWrite := startSpan(ctx, req.Tracer, SpanWrite)
+	defer func() { endWrite(err) }()
 	if err := sink.Begin(outSchema); err != nil {
 		return st, err
 	}
@@ -363,7 +380,7 @@ func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, si
 		return st, err
 	}
 	defer sr.close()
-	return st, x.assemble(ctx, sr, outSchema, results, sink)
+	return st, x.assemble(wctx, sr, outSchema, results, sink)
 }
 
 // maxBucketRows bounds the spine entries and log rows of one join.
@@ -399,15 +416,21 @@ func (x *Exporter) exportInMemory(ctx context.Context, src *spineSource, keys ma
 	defer cancelLogs()
 	var logWG sync.WaitGroup
 	logWG.Go(func() {
+		lctx, endScan := startSpan(logCtx, req.Tracer, SpanLogScan)
+		var err error
+		defer func() { endScan(err) }()
 		for gi, g := range groups {
-			if tables[gi], logErrs[gi] = x.loadLogTable(logCtx, g); logErrs[gi] != nil {
+			if tables[gi], logErrs[gi] = x.loadLogTable(lctx, g); logErrs[gi] != nil {
+				err = logErrs[gi]
 				return
 			}
 		}
 	})
+	_, endSpine := startSpan(ctx, req.Tracer, SpanSpineRead)
 	recs, rows, err := x.readSpine(src, keys, req.TimeColumn, groups, true, func(gi int, key []byte, row, t int64) {
 		sets[gi].add(ents[gi].add(key), row, t)
 	})
+	endSpine(err)
 	if err != nil {
 		cancelLogs() // the spine's error is the one to report
 	}
@@ -424,6 +447,7 @@ func (x *Exporter) exportInMemory(ctx context.Context, src *spineSource, keys ma
 		return err
 	}
 	st.Rows = rows
+	_, endJoin := startSpan(ctx, req.Tracer, SpanJoin)
 	results := make([]resultSource, len(groups))
 	for gi, g := range groups {
 		// Binding the log to the spine's entities, grouping the spine by
@@ -440,16 +464,20 @@ func (x *Exporter) exportInMemory(ctx context.Context, src *spineSource, keys ma
 		results[gi] = res
 		sets[gi], tables[gi] = nil, nil
 	}
+	endJoin(nil)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := sink.Begin(outSchema); err != nil {
-		return err
+	wctx, endWrite := startSpan(ctx, req.Tracer, SpanWrite)
+	err = sink.Begin(outSchema)
+	if err == nil {
+		ms := &memSpine{recs: recs}
+		recs = nil // ms releases them
+		defer ms.close()
+		err = x.assemble(wctx, ms, outSchema, results, sink)
 	}
-	ms := &memSpine{recs: recs}
-	recs = nil // ms releases them
-	defer ms.close()
-	return x.assemble(ctx, ms, outSchema, results, sink)
+	endWrite(err)
+	return err
 }
 
 // memSpine replays spine batches kept in memory.
