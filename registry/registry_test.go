@@ -352,7 +352,13 @@ func TestParseRef(t *testing.T) {
 			t.Errorf("ParseRef(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "v", "v__f", "v:", ":f", "v:f:g", "v@:f", "v@v:f", "v@v0:f", "v@v01:f", "v@2:f", "v@v-1:f", "v@v+1:f", "V:f", "v:F", "v@v1@v2:f"} {
+	// Feast's "@latest" is no pin: the reference follows the latest version.
+	for _, in := range []string{"user_spend@latest:spend_7d", "user_spend@Latest:spend_7d"} {
+		if got, err := ParseRef(in); err != nil || got != (Ref{View: "user_spend", Feature: "spend_7d"}) {
+			t.Errorf("ParseRef(%q) = %+v, %v; want the unpinned ref", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "v", "v__f", "v:", ":f", "v:f:g", "v@:f", "v@latest@v1:f", "v@latestx:f", "v@v:f", "v@v0:f", "v@v01:f", "v@2:f", "v@v-1:f", "v@v+1:f", "V:f", "v:F", "v@v1@v2:f"} {
 		_, err := ParseRef(in)
 		var re *RefError
 		if !errors.Is(err, ErrBadRef) || !errors.As(err, &re) || re.Ref != in {
@@ -466,4 +472,18 @@ func TestOpTableMatchesAggregate(t *testing.T) {
 	}
 	sort.Strings(names)
 	t.Logf("aggregations: %v", names)
+}
+
+func TestFullName(t *testing.T) {
+	v := &View{Name: "user_spend"}
+	f := func(ref, want string) {
+		t.Helper()
+		if got := (Resolved{Ref: ref, Name: "spend_7d", View: v}).FullName(); got != want {
+			t.Errorf("FullName of %q = %q, want %q", ref, got, want)
+		}
+	}
+	f("user_spend:spend_7d", "user_spend__spend_7d")
+	f("user_spend@v2:spend_7d", "user_spend@v2__spend_7d")
+	f("user_spend@latest:spend_7d", "user_spend__spend_7d")
+	f("user_spend@LATEST:spend_7d", "user_spend__spend_7d")
 }

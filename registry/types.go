@@ -164,7 +164,8 @@ func (r Ref) String() string {
 }
 
 // ParseRef parses "view:feature" (latest version) or "view@v2:feature"
-// (pinned). Feast's full feature name "view__feature" is not a reference.
+// (pinned). "view@latest:feature" (any case), which Feast accepts, is
+// "view:feature": it follows the latest version and is no pin. Feast's full feature name "view__feature" is not a reference.
 // The error is a *RefError wrapping ErrBadRef.
 func ParseRef(s string) (Ref, error) {
 	bad := func(format string, args ...any) (Ref, error) {
@@ -181,11 +182,13 @@ func ParseRef(s string) (Ref, error) {
 		return bad("more than one ':'")
 	}
 	r := Ref{View: viewPart, Feature: feat}
-	if name, ver, pinned := strings.Cut(viewPart, "@"); pinned {
+	if name, ver, pinned := strings.Cut(viewPart, "@"); pinned && strings.EqualFold(ver, "latest") {
+		r.View = name
+	} else if pinned {
 		r.View = name
 		n, err := strconv.Atoi(strings.TrimPrefix(ver, "v"))
 		if !strings.HasPrefix(ver, "v") || err != nil || n < 1 || strings.HasPrefix(ver, "v0") || strings.HasPrefix(ver, "v+") {
-			return bad("version %q: want v1, v2, ...", ver)
+			return bad("version %q: want latest, v1, v2, ...", ver)
 		}
 		r.Version = n
 	}
@@ -213,10 +216,11 @@ type Resolved struct {
 
 // FullName is the column name of r under Feast's full feature names:
 // view__feature; a pinned reference keeps its pin (view@v2__feature), so
-// that two versions of one feature can stand side by side. Lookups and
+// that two versions of one feature can stand side by side; "@latest" is no
+// pin (view__feature). Lookups and
 // exports both name columns with it.
 func (r Resolved) FullName() string {
-	if at := strings.IndexByte(r.Ref, '@'); at >= 0 {
+	if at := strings.IndexByte(r.Ref, '@'); at >= 0 && !strings.HasPrefix(strings.ToLower(r.Ref[at:]), "@latest:") {
 		if colon := strings.IndexByte(r.Ref[at:], ':'); colon >= 0 {
 			return r.Ref[:at+colon] + "__" + r.Name
 		}

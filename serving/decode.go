@@ -7,6 +7,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/internal/jsoncheck"
 )
 
@@ -15,7 +16,8 @@ import (
 // POST /v1/features:
 //
 //	{"features": ["view:feat", ...]} or {"feature_service": "name"},
-//	"entities": {"<join_key>": [v1, v2, ...]}, "full_feature_names": bool
+//	"entities": {"<join_key>": [v1, v2, ...], ...}, "full_feature_names": bool,
+//	"include_feature_view_version_metadata": bool
 //
 // It is a single pass over the body with no reflection: every string it keeps
 // is copied into one arena of the pooled request, so a warm request decodes
@@ -49,13 +51,43 @@ type lookupRequest struct {
 	hasService bool // "feature_service" was present and not null
 
 	fullNames bool
+	// versionMeta is Feast's include_feature_view_version_metadata: the
+	// response names the view version each feature was read from.
+	versionMeta bool
 
-	// keys are the entity key names in the order sent; values are the first
-	// key's values (a request with more than one key is rejected anyway).
+	// keys are the entity key names in the order sent; all holds every
+	// key's values, key after key: key k's are all[colOff[k]:colOff[k+1]]
+	// (colOff has one more entry than keys).
 	keys   []span
-	values []entityValue
+	all    []entityValue
+	colOff []int32
 	// hasEntities is set when "entities" was present and not null.
 	hasEntities bool
+
+	// Set by checkEntities once the request is bound to its plan: values
+	// is the column of the plan's first join key (one entry per entity
+	// row), keyOf[j] the request key that carries the plan's join key j.
+	values []entityValue
+	keyOf  []int
+	// outKeys are the request keys a Feast response returns, in the order
+	// sent; keyKinds[k] is request key k's type (0 for a key no entity
+	// has).
+	outKeys  []int
+	keyKinds []aggregate.Kind
+}
+
+// col returns the values of request key k.
+func (r *lookupRequest) col(k int) []entityValue {
+	return r.all[r.colOff[k]:r.colOff[k+1]]
+}
+
+// addCol ends the column of the key just appended to keys: every value
+// appended to all since the previous key's end is its.
+func (r *lookupRequest) addCol() {
+	if len(r.colOff) == 0 {
+		r.colOff = append(r.colOff, 0)
+	}
+	r.colOff = append(r.colOff, int32(len(r.all)))
 }
 
 func (r *lookupRequest) reset() {
@@ -65,8 +97,14 @@ func (r *lookupRequest) reset() {
 	r.service = span{}
 	r.hasService = false
 	r.fullNames = false
+	r.versionMeta = false
 	r.keys = r.keys[:0]
-	r.values = r.values[:0]
+	r.all = r.all[:0]
+	r.colOff = r.colOff[:0]
+	r.values = nil
+	r.keyOf = r.keyOf[:0]
+	r.outKeys = r.outKeys[:0]
+	r.keyKinds = r.keyKinds[:0]
 	r.hasEntities = false
 }
 
@@ -122,7 +160,20 @@ type decoder struct {
 func decodeLookup(body []byte, req *lookupRequest, maxFeatures, maxEntities int) error {
 	req.reset()
 	d := decoder{data: body, req: req, maxFeatures: maxFeatures, maxEntities: maxEntities, idx: -1}
-	return d.top()
+	if err := d.top(); err != nil {
+		return err
+	}
+	req.bindFirst()
+	return nil
+}
+
+// bindFirst takes the first key as the one the request is about, until
+// checkEntities binds the request to its plan.
+func (r *lookupRequest) bindFirst() {
+	if len(r.keys) > 0 {
+		r.values = r.col(0)
+		r.outKeys = append(r.outKeys[:0], 0)
+	}
 }
 
 func (d *decoder) path() string {
@@ -187,7 +238,7 @@ func (d *decoder) top() error {
 		return d.errorf("expected a JSON object, found %s", d.describe())
 	}
 	d.pos++
-	var seenFeatures, seenService, seenEntities, seenFull bool
+	var seenFeatures, seenService, seenEntities, seenFull, seenMeta bool
 	first := true
 	for {
 		if d.peek() == '}' {
@@ -219,6 +270,8 @@ func (d *decoder) top() error {
 			which, d.field = 3, "entities"
 		case "full_feature_names":
 			which, d.field = 4, "full_feature_names"
+		case "include_feature_view_version_metadata":
+			which, d.field = 5, "include_feature_view_version_metadata"
 		}
 		if which == 0 {
 			d.unknown, d.sawUnknown = keySpan, true
@@ -236,6 +289,8 @@ func (d *decoder) top() error {
 			dup, seenEntities = seenEntities, true
 		case 4:
 			dup, seenFull = seenFull, true
+		case 5:
+			dup, seenMeta = seenMeta, true
 		}
 		if dup {
 			return d.errorf("%s", jsoncheck.MsgDuplicateKey)
@@ -248,7 +303,9 @@ func (d *decoder) top() error {
 		case 3:
 			err = d.entities()
 		case 4:
-			err = d.fullFeatureNames()
+			err = d.boolean(&d.req.fullNames)
+		case 5:
+			err = d.boolean(&d.req.versionMeta)
 		default:
 			err = d.skip(0)
 		}
@@ -328,14 +385,15 @@ func (d *decoder) featureService() error {
 	return nil
 }
 
-func (d *decoder) fullFeatureNames() error {
+// boolean decodes true, false or null (false) into dst.
+func (d *decoder) boolean(dst *bool) error {
 	if d.null() {
 		return nil
 	}
 	rest := d.data[d.pos:]
 	switch {
 	case len(rest) >= 4 && string(rest[:4]) == "true":
-		d.req.fullNames = true
+		*dst = true
 		d.pos += 4
 	case len(rest) >= 5 && string(rest[:5]) == "false":
 		d.pos += 5
@@ -380,9 +438,10 @@ func (d *decoder) entities() error {
 		if err := d.expect(':', "':'"); err != nil {
 			return err
 		}
-		if err := d.entityValues(k == 0); err != nil {
+		if err := d.entityValues(); err != nil {
 			return err
 		}
+		d.req.addCol()
 		d.hasKey, d.idx = false, -1
 	}
 }
@@ -414,8 +473,8 @@ func (d *decoder) seenKey(key span) bool {
 	return false
 }
 
-// entityValues decodes one key's array; keep says whether to store them.
-func (d *decoder) entityValues(keep bool) error {
+// entityValues decodes one key's array into the request's values.
+func (d *decoder) entityValues() error {
 	if d.peek() != '[' {
 		return d.errorf("expected an array of entity keys, found %s", d.describe())
 	}
@@ -451,9 +510,7 @@ func (d *decoder) entityValues(keep bool) error {
 		default:
 			return d.errorf("expected a string or an integer entity key, found %s", d.describe())
 		}
-		if keep {
-			d.req.values = append(d.req.values, v)
-		}
+		d.req.all = append(d.req.all, v)
 	}
 }
 

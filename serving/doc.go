@@ -36,10 +36,20 @@
 //     -d sends a form type). Unknown request fields are ignored, as Feast's
 //     server does; features and feature_service together are rejected
 //     (Feast silently prefers the service). Duplicate output names are
-//     rejected, as Feast's FeatureNameCollisionError does.
+//     rejected, as Feast's FeatureNameCollisionError does. As Feast's server
+//     does (entities.go): features of several entities are joined per row,
+//     each view reading its own join key's column; a join key of another
+//     entity is returned as an extra column and a key no entity has is
+//     ignored; entity columns come first, in the order sent; a decimal
+//     string for an int64 key is that integer;
+//     include_feature_view_version_metadata fills
+//     metadata.feature_view_metadata. Errors on this endpoint are Feast's:
+//     a JSON string holding {"module","class","message"} with the class
+//     Feast raises (feast_errors.go), featured's error under "error".
 //   - POST /v1/features: the same request, a row-major response for model
 //     servers (one object per entity with values[i] for features[i]); see
-//     response.go.
+//     response.go. It serves one entity per request, keyed as the entity's
+//     type says, and answers errors in featured's shape.
 //   - Push, apply/plan/delete and the registry listing, over both HTTP and
 //     gRPC. Deleting a view (or one version) also drops its stored state.
 //     POST /v1/apply?backfill=true then builds every ingested view version

@@ -176,8 +176,11 @@ func (p Problem) String() string {
 // ErrBadRequest and the registry errors of its causes.
 type RequestError struct {
 	Problems []Problem
-	// causes are the underlying errors (registry.RefError and the like).
+	// causes are the underlying errors (registry.RefError and the like);
+	// first is the first problem's, nil when it has none (Feast's
+	// endpoint names its exception after it).
 	causes []error
+	first  error
 }
 
 func (e *RequestError) Error() string {
@@ -204,6 +207,9 @@ func (e *RequestError) Unwrap() []error {
 
 func (e *RequestError) add(field, value, reason string, cause error) {
 	e.Problems = append(e.Problems, Problem{Field: field, Value: value, Reason: reason})
+	if len(e.Problems) == 1 {
+		e.first = cause
+	}
 	if cause != nil {
 		e.causes = append(e.causes, cause)
 	}

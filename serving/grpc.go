@@ -107,7 +107,7 @@ func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.Ge
 	if err := requestFromProto(&l.req, in, s.opts.MaxFeatures, s.opts.MaxEntities); err != nil {
 		return nil, toGRPC(err)
 	}
-	p, _, lerr := s.lookupDecoded(ctx, l)
+	p, _, lerr := s.lookupDecoded(ctx, l, false)
 	if lerr != nil {
 		return nil, toGRPC(lerr)
 	}
@@ -155,20 +155,19 @@ func requestFromProto(req *lookupRequest, in *featuredv1.GetOnlineFeaturesReques
 		if maxEntities > 0 && len(vals) > maxEntities {
 			return &LimitError{Field: "entities." + key, Limit: maxEntities, What: "entity rows"}
 		}
-		if len(req.keys) > 1 {
-			continue // rejected by checkEntities; values not needed
-		}
 		for i, v := range vals {
 			switch x := v.GetKind().(type) {
 			case *featuredv1.Value_Int64Val:
-				req.values = append(req.values, entityValue{isInt: true, i: x.Int64Val})
+				req.all = append(req.all, entityValue{isInt: true, i: x.Int64Val})
 			case *featuredv1.Value_StringVal:
-				req.values = append(req.values, entityValue{s: str(x.StringVal)})
+				req.all = append(req.all, entityValue{s: str(x.StringVal)})
 			default:
 				rerr.add("entities."+key+"["+strconv.Itoa(i)+"]", "", "an entity key is a string_val or an int64_val", nil)
 			}
 		}
+		req.addCol()
 	}
+	req.bindFirst()
 	return rerr.err()
 }
 

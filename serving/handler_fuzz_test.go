@@ -39,7 +39,7 @@ func FuzzFeastLookup(f *testing.F) {
 			case w.Code == http.StatusOK:
 			case w.Code >= 400 && w.Code < 500:
 				var e errorResponse
-				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error.Status != w.Code {
+				if err := json.Unmarshal(featuredError(w.Body.Bytes()), &e); err != nil || e.Error.Status != w.Code {
 					t.Fatalf("%s %q: %d with error body %s", path, body, w.Code, w.Body.Bytes())
 				}
 			default:

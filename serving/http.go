@@ -252,19 +252,24 @@ func (s *Server) handleNativeLookup(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool) {
 	l := s.getLookup()
 	defer s.putLookup(l)
+	// Feast's endpoint answers errors in Feast's shape (feast_errors.go).
+	writeError := s.writeError
+	if feast {
+		writeError = s.writeFeastError
+	}
 	var err error
 	l.body, err = readBody(r, l.body[:0], s.opts.MaxBodyBytes)
 	if err != nil {
-		s.writeError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	if err := decodeLookup(l.body, &l.req, s.opts.MaxFeatures, s.opts.MaxEntities); err != nil {
-		s.writeError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
-	p, at, err := s.lookupDecoded(r.Context(), l)
+	p, at, err := s.lookupDecoded(r.Context(), l, feast)
 	if err != nil {
-		s.writeError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	api := APINative
@@ -279,7 +284,7 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool)
 		l.buf, ok = appendNativeResponseLimit(l.buf[:0], p, &l.req, l.out, at, s.opts.MaxResponseBytes)
 	}
 	if !ok {
-		s.writeError(w, r, s.responseTooLarge())
+		writeError(w, r, s.responseTooLarge())
 		return
 	}
 	writeJSON(w, http.StatusOK, l.buf)

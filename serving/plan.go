@@ -11,19 +11,23 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
-	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/registry"
 )
 
 // A plan is a lookup's features resolved against one registry snapshot:
-// the output columns, the entity they share, and the reads to do per entity,
-// one per view version. Plans are immutable and cached per snapshot, keyed
+// the output columns, the entities they are keyed by, and the reads to do
+// per entity row, one per view version. Plans are immutable and cached per snapshot, keyed
 // by the request's feature list, so a steady stream of lookups resolves
 // nothing and allocates nothing for it.
 type plan struct {
 	// service is the feature service the request named, "" for a list of
 	// features (LookupInfo).
-	service    string
+	service string
+	// joinKeys are the entities the features are keyed by, in order of
+	// first use; joinKey, entityName and entityKind are the first's. The
+	// native API and featured's gRPC serve plans of one entity; Feast's
+	// endpoints join several per row, as Feast does.
+	joinKeys   []planEntity
 	joinKey    string
 	entityName string
 	entityKind aggregate.Kind
@@ -45,9 +49,19 @@ type plan struct {
 	nativeHeader []byte
 }
 
+// planEntity is one entity a plan's features are keyed by.
+type planEntity struct {
+	joinKey string
+	name    string
+	kind    aggregate.Kind
+	// first is the first feature keyed by it, for error messages.
+	first int
+}
+
 // readGroup is the features of one view version that a lookup reads with
 // one featurestore.Store.Read per entity.
 type readGroup struct {
+	key      int // the index in plan.joinKeys of the view's entity
 	vk       featurestore.ViewKey
 	view     string // the view's name and version, for LookupInfo
 	version  int
@@ -126,8 +140,8 @@ func (ps *plans) put(snap *registry.Snapshot, key []byte, p *plan) {
 
 // buildPlan resolves the request's features against snap. Every bad item is
 // reported in one *RequestError: unknown or malformed references, an unknown
-// service, features of different entities, duplicate column names, and an
-// entity key name that is not the join key.
+// service and duplicate column names. Whether the request's entity keys
+// fit is checkEntities' concern: the plan is cached for any keys.
 func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*plan, error) {
 	var rerr RequestError
 	var resolved []registry.Resolved
@@ -198,28 +212,27 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 	if req.hasService {
 		p.service = string(req.str(req.service))
 	}
-	// All features must share one entity; the first feature's entity is the
-	// one the request is taken to be about.
-	first := resolved[0].View
-	p.joinKey = first.Entity.JoinKey
-	p.entityName = first.Entity.Name
-	p.entityKind = first.Entity.Type
-	field := func(i int) string {
-		if req.hasService {
-			return "feature_service." + strconv.Itoa(i)
-		}
-		return "features[" + strconv.Itoa(i) + "]"
-	}
+	field := p.field
 	seen := make(map[string]int, len(resolved))
 	groupOf := make(map[featurestore.ViewKey]int)
 	for i := range resolved {
 		r := &resolved[i]
 		v := r.View
-		if v.Entity.Name != p.entityName || v.Entity.JoinKey != p.joinKey {
+		key := -1
+		for j := range p.joinKeys {
+			if p.joinKeys[j].joinKey == v.Entity.JoinKey {
+				key = j
+			}
+		}
+		if key < 0 {
+			key = len(p.joinKeys)
+			p.joinKeys = append(p.joinKeys, planEntity{joinKey: v.Entity.JoinKey, name: v.Entity.Name, kind: v.Entity.Type, first: i})
+		} else if e := p.joinKeys[key]; e.name != v.Entity.Name || e.kind != v.Entity.Type {
+			// Two entities of one join key would make one request column
+			// mean two things.
 			rerr.add(field(i), refs[i], "view "+strconv.Quote(v.Name)+" is keyed by entity "+
-				strconv.Quote(v.Entity.Name)+" (join key "+strconv.Quote(v.Entity.JoinKey)+"), but "+
-				field(0)+" is keyed by entity "+strconv.Quote(p.entityName)+" (join key "+
-				strconv.Quote(p.joinKey)+"); one request serves one entity", nil)
+				strconv.Quote(v.Entity.Name)+" with join key "+strconv.Quote(v.Entity.JoinKey)+", but "+
+				field(e.first)+" by entity "+strconv.Quote(e.name)+" with the same join key", nil)
 			continue
 		}
 		name := r.Name
@@ -231,7 +244,7 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 			if !req.fullNames {
 				reason += "; set full_feature_names to name columns view__feature"
 			}
-			rerr.add(field(i), refs[i], reason, nil)
+			rerr.add(field(i), refs[i], reason, errDuplicateName)
 			continue
 		}
 		seen[name] = i
@@ -246,7 +259,7 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		if !ok {
 			g = len(p.groups)
 			groupOf[vk] = g
-			p.groups = append(p.groups, readGroup{vk: vk, view: v.Name, version: v.Version, layout: v.Layout})
+			p.groups = append(p.groups, readGroup{key: key, vk: vk, view: v.Name, version: v.Version, layout: v.Layout})
 			if !slices.Contains(p.views, v.Name) {
 				p.views = append(p.views, v.Name)
 			}
@@ -257,6 +270,7 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 	if err := rerr.err(); err != nil {
 		return nil, err
 	}
+	p.joinKey, p.entityName, p.entityKind = p.joinKeys[0].joinKey, p.joinKeys[0].name, p.joinKeys[0].kind
 	for i := range p.groups {
 		g := &p.groups[i]
 		g.contiguous = true
@@ -271,6 +285,14 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 	return p, nil
 }
 
+// field names feature i of the request in error messages.
+func (p *plan) field(i int) string {
+	if p.service != "" {
+		return "feature_service." + strconv.Itoa(i)
+	}
+	return "features[" + strconv.Itoa(i) + "]"
+}
+
 // causeText is the reason of a registry error without its package prefix.
 func causeText(err error) string {
 	var re *registry.RefError
@@ -278,50 +300,4 @@ func causeText(err error) string {
 		err = re.Err
 	}
 	return strings.TrimPrefix(err.Error(), "registry: ")
-}
-
-// checkEntities checks the request's entity key against the plan: exactly
-// one key, the plan's join key, with values of the entity's type.
-func checkEntities(p *plan, req *lookupRequest) error {
-	var rerr RequestError
-	if !req.hasEntities || len(req.keys) == 0 {
-		rerr.add("entities", "", "missing: give {"+strconv.Quote(p.joinKey)+": [...]}", nil)
-		return &rerr
-	}
-	for i, k := range req.keys {
-		name := req.str(k)
-		if string(name) == p.joinKey {
-			if i > 0 {
-				rerr.add("entities."+p.joinKey, "", "featured serves one entity key per request; send only "+strconv.Quote(p.joinKey), nil)
-			}
-			continue
-		}
-		rerr.add("entities."+string(name), string(name), "not the join key of the requested features: they are keyed by entity "+
-			strconv.Quote(p.entityName)+" with join key "+strconv.Quote(p.joinKey), nil)
-	}
-	if err := rerr.err(); err != nil {
-		return err
-	}
-	for i, v := range req.values {
-		switch {
-		case p.entityKind == aggregate.KindInt64 && !v.isInt:
-			rerr.add("entities."+p.joinKey+"["+strconv.Itoa(i)+"]", string(req.str(v.s)),
-				"entity "+strconv.Quote(p.entityName)+" has int64 keys; send a JSON integer", nil)
-		case p.entityKind == aggregate.KindString && v.isInt:
-			rerr.add("entities."+p.joinKey+"["+strconv.Itoa(i)+"]", strconv.FormatInt(v.i, 10),
-				"entity "+strconv.Quote(p.entityName)+" has string keys; send a JSON string", nil)
-		case !v.isInt:
-			// The rule every path shares (internal/keyenc): a key that
-			// could never have been stored is refused, not reported
-			// NOT_FOUND.
-			if err := keyenc.Check(unsafeString(req.str(v.s))); err != nil {
-				rerr.add("entities."+p.joinKey+"["+strconv.Itoa(i)+"]", clipValue(string(req.str(v.s))),
-					strings.TrimPrefix(err.Error(), "keyenc: "), nil)
-			}
-		}
-		if len(rerr.Problems) >= 20 {
-			break // enough to see the pattern
-		}
-	}
-	return rerr.err()
 }

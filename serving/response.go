@@ -44,6 +44,41 @@ func appendFeastHeader(b []byte, p *plan) []byte {
 	return append(b, `]},"results":[`...)
 }
 
+// appendFeastHeaderKeys is the header of a Feast response whose request
+// sent other keys than the plan's one join key, or asked for the view
+// versions (include_feature_view_version_metadata): Feast's
+// metadata.feature_view_metadata, one {"name","version"} per view version
+// read, in order of first use.
+func appendFeastHeaderKeys(b []byte, p *plan, req *lookupRequest) []byte {
+	b = append(b, `{"metadata":{"feature_names":[`...)
+	for i, k := range req.outKeys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendBytesString(b, req.str(req.keys[k]))
+	}
+	for _, n := range p.names {
+		b = append(b, ',')
+		b = appendString(b, n)
+	}
+	b = append(b, ']')
+	if req.versionMeta {
+		b = append(b, `,"feature_view_metadata":[`...)
+		for i := range p.groups {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendString(b, p.groups[i].view)
+			b = append(b, `,"version":`...)
+			b = appendInt(b, int64(p.groups[i].version))
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, `},"results":[`...)
+}
+
 func appendNativeHeader(b []byte, p *plan) []byte {
 	b = append(b, `{"join_key":`...)
 	b = appendString(b, p.joinKey)
@@ -76,33 +111,44 @@ func appendFeastResponse(b []byte, p *plan, req *lookupRequest, out []aggregate.
 // each column, so it never holds much more than limit.
 func appendFeastResponseLimit(b []byte, p *plan, req *lookupRequest, out []aggregate.Result, limit int) (_ []byte, ok bool) {
 	start := len(b)
-	b = append(b, p.feastHeader...)
 	n := len(req.values)
 	nf := len(p.names)
+	if len(req.outKeys) == 1 && !req.versionMeta {
+		b = append(b, p.feastHeader...) // the plan's one join key
+	} else {
+		b = appendFeastHeaderKeys(b, p, req)
+	}
 
-	// The join key column: the keys as sent, PRESENT, the epoch.
-	b = append(b, `{"values":[`...)
-	for e := range req.values {
-		if e > 0 {
+	// The join key columns, in the order sent: the keys (int64 keys sent
+	// as strings converted), PRESENT, the epoch.
+	for i, k := range req.outKeys {
+		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendEntity(b, req, &req.values[e])
-	}
-	b = append(b, `],"statuses":[`...)
-	for e := 0; e < n; e++ {
-		if e > 0 {
-			b = append(b, ',')
+		b = append(b, `{"values":[`...)
+		col := req.col(k)
+		for e := range col {
+			if e > 0 {
+				b = append(b, ',')
+			}
+			b = appendEntity(b, req, &col[e])
 		}
-		b = append(b, `"PRESENT"`...)
-	}
-	b = append(b, `],"event_timestamps":[`...)
-	for e := 0; e < n; e++ {
-		if e > 0 {
-			b = append(b, ',')
+		b = append(b, `],"statuses":[`...)
+		for e := 0; e < n; e++ {
+			if e > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `"PRESENT"`...)
 		}
-		b = append(b, epochJSON...)
+		b = append(b, `],"event_timestamps":[`...)
+		for e := 0; e < n; e++ {
+			if e > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, epochJSON...)
+		}
+		b = append(b, `]}`...)
 	}
-	b = append(b, `]}`...)
 
 	var tc tsCache
 	for c := 0; c < nf; c++ {

@@ -86,8 +86,8 @@ func (s *Server) checkReady() error {
 type lookup struct {
 	req  lookupRequest
 	body []byte
-	key  []byte // plan cache key
-	ent  []byte // the entity key being read
+	key  []byte   // plan cache key
+	ents [][]byte // the entity key being read of each of the plan's join keys
 	out  []aggregate.Result
 	tmp  []aggregate.Result
 	buf  []byte // the response
@@ -117,18 +117,18 @@ func (s *Server) putLookup(l *lookup) {
 }
 
 // resolve returns the plan of l's request from the cache or builds it.
-func (s *Server) resolve(l *lookup) (*plan, error) {
+func (s *Server) resolve(l *lookup) (*plan, *registry.Snapshot, error) {
 	snap := s.reg.Snapshot()
 	l.key = planKey(l.key[:0], &l.req)
 	if p := s.plans.get(snap, l.key); p != nil {
-		return p, nil
+		return p, snap, nil
 	}
 	p, err := buildPlan(snap, &l.req, s.opts.MaxFeatures)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.plans.put(snap, l.key, p)
-	return p, nil
+	return p, snap, nil
 }
 
 // execute reads every feature of every entity of l's request as of atMillis
@@ -143,23 +143,31 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 		l.out = make([]aggregate.Result, n)
 	}
 	l.out = l.out[:n]
+	for len(l.ents) < len(p.joinKeys) {
+		l.ents = append(l.ents, nil)
+	}
 	for e := range l.req.values {
-		v := &l.req.values[e]
-		var err error
-		if v.isInt {
-			l.ent, err = keyenc.AppendEntity(l.ent[:0], aggregate.Value{Kind: aggregate.KindInt64, I: v.i})
-		} else {
-			l.ent, err = keyenc.AppendEntity(l.ent[:0], aggregate.Value{Kind: aggregate.KindString, S: unsafeString(l.req.str(v.s))})
-		}
-		if err != nil {
-			return fmt.Errorf("%w: entities.%s[%d]: %v", ErrBadRequest, p.joinKey, e, err)
+		// The row's key of each entity, encoded once for every view of it.
+		for j := range p.joinKeys {
+			k := l.req.keyOf[j]
+			v := &l.req.col(k)[e]
+			var err error
+			if v.isInt {
+				l.ents[j], err = keyenc.AppendEntity(l.ents[j][:0], aggregate.Value{Kind: aggregate.KindInt64, I: v.i})
+			} else {
+				l.ents[j], err = keyenc.AppendEntity(l.ents[j][:0], aggregate.Value{Kind: aggregate.KindString, S: unsafeString(l.req.str(v.s))})
+			}
+			if err != nil {
+				return fmt.Errorf("%w: entities.%s[%d]: %v", ErrBadRequest, p.joinKeys[j].joinKey, e, err)
+			}
 		}
 		row := l.out[e*nf : (e+1)*nf]
 		for gi := range p.groups {
 			g := &p.groups[gi]
+			ent := l.ents[g.key]
 			if g.contiguous {
 				dst := row[g.cols[0] : g.cols[0]+len(g.cols)]
-				if err := s.store.Read(g.vk, g.layout, l.ent, g.features, atMillis, dst); err != nil {
+				if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, dst); err != nil {
 					return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
 				}
 				continue
@@ -169,7 +177,7 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 			}
 			l.tmp = l.tmp[:max(len(l.tmp), len(g.features))]
 			tmp := l.tmp[:len(g.features)]
-			if err := s.store.Read(g.vk, g.layout, l.ent, g.features, atMillis, tmp); err != nil {
+			if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, tmp); err != nil {
 				return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
 			}
 			for j, c := range g.cols {
@@ -180,12 +188,14 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 	return nil
 }
 
-// lookupDecoded resolves and executes an already decoded request in l.
-func (s *Server) lookupDecoded(ctx context.Context, l *lookup) (*plan, int64, error) {
+// lookupDecoded resolves and executes an already decoded request in l;
+// feast says whether the request came by one of Feast's endpoints, which
+// join several entities per row (checkEntities).
+func (s *Server) lookupDecoded(ctx context.Context, l *lookup, feast bool) (*plan, int64, error) {
 	if err := s.checkReady(); err != nil {
 		return nil, 0, err
 	}
-	p, err := s.resolve(l)
+	p, snap, err := s.resolve(l)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -196,7 +206,7 @@ func (s *Server) lookupDecoded(ctx context.Context, l *lookup) (*plan, int64, er
 			return nil, 0, err
 		}
 	}
-	if err := checkEntities(p, &l.req); err != nil {
+	if err := checkEntities(snap, p, &l.req, feast); err != nil {
 		return nil, 0, err
 	}
 	// The cost of a lookup is known before anything is read: refuse it

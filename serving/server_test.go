@@ -501,6 +501,17 @@ type errorResponse struct {
 	} `json:"error"`
 }
 
+// featuredError returns the featured error of an error body. Feast's
+// endpoint sends a JSON string (Feast's error detail) whose content holds
+// it under "error"; every other route sends it as is.
+func featuredError(body []byte) []byte {
+	var inner string
+	if json.Unmarshal(body, &inner) == nil {
+		return []byte(inner)
+	}
+	return body
+}
+
 // wantProblem checks an error response: its status, and a problem naming
 // field (and value, if not empty) whose reason contains reason.
 func wantProblem(t *testing.T, st int, body []byte, wantStatus int, field, value, reason string) {
@@ -509,7 +520,7 @@ func wantProblem(t *testing.T, st int, body []byte, wantStatus int, field, value
 		t.Fatalf("status %d, want %d: %s", st, wantStatus, body)
 	}
 	var e errorResponse
-	if err := json.Unmarshal(body, &e); err != nil {
+	if err := json.Unmarshal(featuredError(body), &e); err != nil {
 		t.Fatalf("error body %s: %v", body, err)
 	}
 	if e.Error.Status != wantStatus || e.Error.Message == "" {
@@ -556,39 +567,39 @@ func TestBadRequests(t *testing.T) {
 	}
 	ent := `"entities":{"user_id":["u1"]}`
 	tests := []tc{
-		{"unknown feature", "POST", "/get-online-features", "", `{"features":["user_spend:spend_7d","user_spend:nope"],` + ent + `}`,
+		{"unknown feature", "POST", "/v1/features", "", `{"features":["user_spend:spend_7d","user_spend:nope"],` + ent + `}`,
 			400, "features[1]", "user_spend:nope", "unknown feature"},
-		{"every unknown item named", "POST", "/get-online-features", "", `{"features":["nope:a","user_spend:spend_7d","user_spend@v9:spend_7d"],` + ent + `}`,
+		{"every unknown item named", "POST", "/v1/features", "", `{"features":["nope:a","user_spend:spend_7d","user_spend@v9:spend_7d"],` + ent + `}`,
 			400, "features[2]", "user_spend@v9:spend_7d", "unknown version"},
-		{"unknown view", "POST", "/get-online-features", "", `{"features":["nope:a"],` + ent + `}`,
+		{"unknown view", "POST", "/v1/features", "", `{"features":["nope:a"],` + ent + `}`,
 			400, "features[0]", "nope:a", "unknown view"},
-		{"bad reference", "POST", "/get-online-features", "", `{"features":["user_spend"],` + ent + `}`,
+		{"bad reference", "POST", "/v1/features", "", `{"features":["user_spend"],` + ent + `}`,
 			400, "features[0]", "user_spend", "bad feature reference"},
-		{"feast output name is not a reference", "POST", "/get-online-features", "", `{"features":["user_spend__spend_7d"],` + ent + `}`,
+		{"feast output name is not a reference", "POST", "/v1/features", "", `{"features":["user_spend__spend_7d"],` + ent + `}`,
 			400, "features[0]", "user_spend__spend_7d", "view:feature"},
-		{"unknown service", "POST", "/get-online-features", "", `{"feature_service":"nope",` + ent + `}`,
+		{"unknown service", "POST", "/v1/features", "", `{"feature_service":"nope",` + ent + `}`,
 			400, "feature_service", "nope", "unknown service"},
-		{"features and service", "POST", "/get-online-features", "", `{"features":["user_spend:spend_7d"],"feature_service":"fraud_model_v1",` + ent + `}`,
+		{"features and service", "POST", "/v1/features", "", `{"features":["user_spend:spend_7d"],"feature_service":"fraud_model_v1",` + ent + `}`,
 			400, "feature_service", "fraud_model_v1", "not both"},
-		{"no features", "POST", "/get-online-features", "", `{` + ent + `}`,
+		{"no features", "POST", "/v1/features", "", `{` + ent + `}`,
 			400, "features", "", "missing"},
 		{"empty features", "POST", "/v1/features", "", `{"features":[],` + ent + `}`,
 			400, "features", "", "empty"},
-		{"no entities", "POST", "/get-online-features", "", `{"features":["user_spend:spend_7d"]}`,
+		{"no entities", "POST", "/v1/features", "", `{"features":["user_spend:spend_7d"]}`,
 			400, "entities", "", "missing"},
-		{"wrong join key", "POST", "/get-online-features", "", `{"features":["user_spend:spend_7d"],"entities":{"merchant_id":[1]}}`,
+		{"wrong join key", "POST", "/v1/features", "", `{"features":["user_spend:spend_7d"],"entities":{"merchant_id":[1]}}`,
 			400, "entities.merchant_id", "merchant_id", `join key "user_id"`},
-		{"two join keys", "POST", "/get-online-features", "", `{"features":["user_spend:spend_7d"],"entities":{"user_id":["u1"],"merchant_id":[1]}}`,
+		{"two join keys", "POST", "/v1/features", "", `{"features":["user_spend:spend_7d"],"entities":{"user_id":["u1"],"merchant_id":[1]}}`,
 			400, "entities.merchant_id", "merchant_id", "not the join key"},
-		{"views of different entities", "POST", "/get-online-features", "", `{"features":["user_spend:spend_7d","merchant_stats:volume_1d"],` + ent + `}`,
+		{"views of different entities", "POST", "/v1/features", "", `{"features":["user_spend:spend_7d","merchant_stats:volume_1d"],` + ent + `}`,
 			400, "features[1]", "merchant_stats:volume_1d", "one request serves one entity"},
-		{"int key for a string entity", "POST", "/get-online-features", "", `{"features":["user_spend:spend_7d"],"entities":{"user_id":["u1",5]}}`,
+		{"int key for a string entity", "POST", "/v1/features", "", `{"features":["user_spend:spend_7d"],"entities":{"user_id":["u1",5]}}`,
 			400, "entities.user_id[1]", "5", "string keys"},
-		{"string key for an int entity", "POST", "/get-online-features", "", `{"features":["merchant_stats:volume_1d"],"entities":{"merchant_id":["42"]}}`,
+		{"string key for an int entity", "POST", "/v1/features", "", `{"features":["merchant_stats:volume_1d"],"entities":{"merchant_id":["42"]}}`,
 			400, "entities.merchant_id[0]", "42", "int64 keys"},
-		{"float key", "POST", "/get-online-features", "", `{"features":["merchant_stats:volume_1d"],"entities":{"merchant_id":[4.2]}}`,
+		{"float key", "POST", "/v1/features", "", `{"features":["merchant_stats:volume_1d"],"entities":{"merchant_id":[4.2]}}`,
 			400, "entities.merchant_id[0]", "", "not an integer"},
-		{"malformed JSON", "POST", "/get-online-features", "", `{"features":["user_spend:spend_7d"],` + ent,
+		{"malformed JSON", "POST", "/v1/features", "", `{"features":["user_spend:spend_7d"],` + ent,
 			400, "", "", "offset 65: expected ',' or '}', found end of body"},
 		{"not JSON", "POST", "/v1/features", "", `features=a`,
 			400, "", "", "expected a JSON object"},
@@ -935,7 +946,7 @@ func TestRegistryAPI(t *testing.T) {
 		t.Fatalf("delete v1: %d %s", st, body)
 	}
 	st, body = h.post("/get-online-features", map[string]any{"features": []string{"merchant_stats@v1:volume_1d"}, "entities": map[string]any{"merchant_id": []any{1}}})
-	wantProblem(t, st, body, http.StatusBadRequest, "features[0]", "merchant_stats@v1:volume_1d", "unknown version")
+	wantProblem(t, st, body, http.StatusNotFound, "features[0]", "merchant_stats@v1:volume_1d", "unknown version") // Feast's FeatureViewVersionNotFound
 	st, body = h.post("/get-online-features", map[string]any{"features": []string{"merchant_stats@v2:volume_1d"}, "entities": map[string]any{"merchant_id": []any{1}}})
 	if st != http.StatusOK || !bytes.Contains(body, []byte(`"values":[1.0]`)) {
 		t.Errorf("v2 after deleting v1: %d %s", st, body)
@@ -951,7 +962,7 @@ func TestRegistryAPI(t *testing.T) {
 		t.Fatalf("delete view: %d %s", st, body)
 	}
 	st, body = h.post("/get-online-features", map[string]any{"features": []string{"user_spend:spend_7d"}, "entities": map[string]any{"user_id": []any{"u1"}}})
-	wantProblem(t, st, body, http.StatusBadRequest, "features[0]", "user_spend:spend_7d", "unknown view")
+	wantProblem(t, st, body, http.StatusNotFound, "features[0]", "user_spend:spend_7d", "unknown view")
 }
 
 func TestLimits(t *testing.T) {
