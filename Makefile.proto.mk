@@ -3,7 +3,7 @@
 
 .PHONY: proto verify-proto
 
-## proto: regenerate api/featured/v1/*.pb.go from the .proto files
+## proto: regenerate api/featured/v1 and api/feast/... *.pb.go from the .proto files
 proto:
 	bash scripts/genproto.sh
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# genproto.sh regenerates the Go code of api/featured/v1 from its .proto files.
+# genproto.sh regenerates the Go code of api/featured/v1 and api/feast/... (Feast's
+# serving protos, written from the feast wheel's descriptors) from their .proto
+# files.
 #
 # Everything it needs is installed under the git-ignored .cache/ of the repo, so
 # a second run downloads nothing and the output does not depend on what the
@@ -42,33 +44,47 @@ install_plugin() { # name package version
 install_plugin protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
 install_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
 
+# The directories under api/ whose .proto files are generated; protoc runs once
+# per directory (one Go package each).
+dirs=(featured/v1 feast/types feast/serving)
+
 generate() { # outdir
 	local out=$1
 	local wkt
 	wkt="$("$venv/bin/python" -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')"
-	(
-		cd "$root/api"
-		PATH="$bin:$PATH" "$venv/bin/python" -m grpc_tools.protoc \
-			-I . -I "$wkt" \
-			--go_out="$out" --go_opt=paths=source_relative \
-			--go-grpc_out="$out" --go-grpc_opt=paths=source_relative \
-			featured/v1/*.proto
-	)
+	local d
+	mkdir -p "$out"
+	for d in "${dirs[@]}"; do
+		(
+			cd "$root/api"
+			PATH="$bin:$PATH" "$venv/bin/python" -m grpc_tools.protoc \
+				-I . -I "$wkt" \
+				--go_out="$out" --go_opt=paths=source_relative \
+				--go-grpc_out="$out" --go-grpc_opt=paths=source_relative \
+				"$d"/*.proto
+		)
+	done
 }
 
 if [ "${1:-}" = "--verify" ]; then
 	tmp="$(mktemp -d)"
 	trap 'rm -rf "$tmp"' EXIT
-	generate "$tmp"
-	mkdir -p "$tmp/committed"
-	cp "$root"/api/featured/v1/*.pb.go "$tmp/committed/"
-	if ! diff -r "$tmp/featured/v1" "$tmp/committed"; then
-		echo "genproto: api/featured/v1 is out of date; run scripts/genproto.sh" >&2
-		exit 1
-	fi
-	echo "genproto: api/featured/v1 is up to date"
+	generate "$tmp/gen"
+	stale=0
+	for d in "${dirs[@]}"; do
+		mkdir -p "$tmp/committed/$d"
+		cp "$root/api/$d"/*.pb.go "$tmp/committed/$d/" 2>/dev/null || true
+		if ! diff -r "$tmp/gen/$d" "$tmp/committed/$d"; then
+			echo "genproto: api/$d is out of date; run scripts/genproto.sh" >&2
+			stale=1
+		fi
+	done
+	[ "$stale" = 0 ] || exit 1
+	echo "genproto: ${dirs[*]/#/api/} up to date"
 	exit 0
 fi
 
-rm -f "$root"/api/featured/v1/*.pb.go
+for d in "${dirs[@]}"; do
+	rm -f "$root/api/$d"/*.pb.go
+done
 generate "$root/api"

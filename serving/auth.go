@@ -115,13 +115,15 @@ const grpcHealthPrefix = "/grpc.health.v1.Health/"
 // grpcScopes is the scope of each gRPC method; a method not listed needs
 // admin, except the health service (open) and reflection (any valid token).
 var grpcScopes = map[string]auth.Scope{
-	"/featured.v1.ServingService/GetOnlineFeatures": auth.ScopeRead,
-	"/featured.v1.IngestService/Push":               auth.ScopeWrite,
-	"/featured.v1.RegistryService/ListViews":        auth.ScopeRead,
-	"/featured.v1.RegistryService/GetRegistry":      auth.ScopeRead,
-	"/featured.v1.RegistryService/Apply":            auth.ScopeAdmin,
-	"/featured.v1.RegistryService/Plan":             auth.ScopeAdmin,
-	"/featured.v1.RegistryService/Delete":           auth.ScopeAdmin,
+	"/featured.v1.ServingService/GetOnlineFeatures":     auth.ScopeRead,
+	"/feast.serving.ServingService/GetOnlineFeatures":   auth.ScopeRead,
+	"/feast.serving.ServingService/GetFeastServingInfo": auth.ScopeRead,
+	"/featured.v1.IngestService/Push":                   auth.ScopeWrite,
+	"/featured.v1.RegistryService/ListViews":            auth.ScopeRead,
+	"/featured.v1.RegistryService/GetRegistry":          auth.ScopeRead,
+	"/featured.v1.RegistryService/Apply":                auth.ScopeAdmin,
+	"/featured.v1.RegistryService/Plan":                 auth.ScopeAdmin,
+	"/featured.v1.RegistryService/Delete":               auth.ScopeAdmin,
 }
 
 // AuthInterceptor is AuthMiddleware for gRPC: the token is the

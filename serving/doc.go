@@ -1,5 +1,6 @@
 // Package serving is featured's front door: online lookups, push ingest and
-// registry changes over HTTP (chi) and gRPC (featured.v1), and the one place
+// registry changes over HTTP (chi) and gRPC (featured.v1, and Feast's
+// feast.serving lookup), and the one place
 // where errors become status codes (errors.go: errors.Is against one table,
 // to an HTTP status and a gRPC code).
 //
@@ -46,6 +47,13 @@
 //     metadata.feature_view_metadata. Errors on this endpoint are Feast's:
 //     a JSON string holding {"module","class","message"} with the class
 //     Feast raises (feast_errors.go), featured's error under "error".
+//   - Feast's gRPC service, feast.serving.ServingService (api/feast,
+//     feast_grpc.go): GetOnlineFeatures is POST /get-online-features over
+//     gRPC (the same lookupDecoded with Feast's rules, the same columns as
+//     Feast's messages; key columns in the order of their names, since a
+//     protobuf map has none; errors as featured's gRPC codes), and
+//     GetFeastServingInfo answers Options.Version. It has featured.v1
+//     lookup's scope (read) and class (lookups).
 //   - POST /v1/features: the same request, a row-major response for model
 //     servers (one object per entity with values[i] for features[i]); see
 //     response.go. It serves one entity per request, keyed as the entity's

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/featured-dev/featured/aggregate"
+	feastserving "github.com/featured-dev/featured/api/feast/serving"
 	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
 	"github.com/featured-dev/featured/ingest"
 )
@@ -26,12 +27,13 @@ const (
 )
 
 // healthServices are the names the gRPC health service reports on: the
-// server as a whole ("") and each featured.v1 service.
+// server as a whole (""), each featured.v1 service and Feast's.
 var healthServices = []string{
 	"",
 	featuredv1.ServingService_ServiceDesc.ServiceName,
 	featuredv1.IngestService_ServiceDesc.ServiceName,
 	featuredv1.RegistryService_ServiceDesc.ServiceName,
+	feastserving.ServingService_ServiceDesc.ServiceName,
 }
 
 // Interceptors are the gRPC chain's hook slots, the same as Middleware's
@@ -79,7 +81,7 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 }
 
 // RegisterGRPC registers featured.v1's ServingService, IngestService and
-// RegistryService on g, with the gRPC health service (following SetReady) and
+// RegistryService, and Feast's feast.serving.ServingService (feast_grpc.go), on g, with the gRPC health service (following SetReady) and
 // server reflection. g must be built with GRPCServerOptions (its recovery
 // and limits are the methods'). The caller owns g: its listener and
 // shutdown.
@@ -87,6 +89,7 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 	featuredv1.RegisterServingServiceServer(g, servingService{s: s})
 	featuredv1.RegisterIngestServiceServer(g, ingestService{s: s})
 	featuredv1.RegisterRegistryServiceServer(g, registryService{s: s})
+	feastserving.RegisterServingServiceServer(g, feastService{s: s})
 	healthgrpc.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 }

@@ -207,11 +207,12 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 // grpcClasses maps a gRPC method to its class; methods not listed (health,
 // reflection, registry reads) are not limited.
 var grpcClasses = map[string]Class{
-	"/featured.v1.ServingService/GetOnlineFeatures": ClassLookup,
-	"/featured.v1.IngestService/Push":               ClassPush,
-	"/featured.v1.RegistryService/Apply":            ClassRegistry,
-	"/featured.v1.RegistryService/Plan":             ClassRegistry,
-	"/featured.v1.RegistryService/Delete":           ClassRegistry,
+	"/featured.v1.ServingService/GetOnlineFeatures":   ClassLookup,
+	"/feast.serving.ServingService/GetOnlineFeatures": ClassLookup,
+	"/featured.v1.IngestService/Push":                 ClassPush,
+	"/featured.v1.RegistryService/Apply":              ClassRegistry,
+	"/featured.v1.RegistryService/Plan":               ClassRegistry,
+	"/featured.v1.RegistryService/Delete":             ClassRegistry,
 }
 
 // unaryLimit returns the gRPC form of Limit: a request over its

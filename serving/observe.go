@@ -11,6 +11,8 @@ const (
 	APIFeast  = "feast"  // POST /get-online-features
 	APINative = "native" // POST /v1/features
 	APIGRPC   = "grpc"   // featured.v1.ServingService/GetOnlineFeatures
+	// APIFeastGRPC is feast.serving.ServingService/GetOnlineFeatures.
+	APIFeastGRPC = "feast_grpc"
 )
 
 // A LookupObserver is told of every lookup that read the store
@@ -24,7 +26,7 @@ type LookupObserver interface {
 // LookupInfo describes one served lookup. Every string in it is a name from
 // the registry or a constant, never an entity key, so it can label metrics.
 type LookupInfo struct {
-	API string // APIFeast, APINative or APIGRPC
+	API string // APIFeast, APINative, APIGRPC or APIFeastGRPC
 	// FeatureService is the feature service the request named; "" for a
 	// list of features.
 	FeatureService string

@@ -116,6 +116,9 @@ type Options struct {
 	// the log takes. Nil means the server has no offline log: apply refuses
 	// ?backfill=true with 400 before applying anything.
 	Backfill func(ctx context.Context, v *registry.View) (entities int, err error)
+	// Version is what Feast's GetFeastServingInfo answers; featured serve
+	// sets it to its build's version. The default is "featured".
+	Version string
 }
 
 // Defaults of Options.
@@ -173,6 +176,9 @@ func (o *Options) EnsureDefaults() {
 	setDur(&o.WriteTimeout, DefaultWriteTimeout)
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Version == "" {
+		o.Version = "featured"
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -359,7 +359,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := tel.ObserveIngest(reg, pusher, kafkaIngest); err != nil {
 		return err
 	}
-	sopts := serving.Options{MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log,
+	sopts := serving.Options{MaxEntities: c.maxEntities, MaxBodyBytes: c.maxBodyBytes, Logger: log, Version: version,
 		MaxCells: c.maxCells, MaxResponseBytes: int(c.maxResponseBytes),
 		MaxLookups: c.maxLookups, MaxPushes: c.maxPushes, MaxRegistryChanges: c.maxRegistryChanges,
 		MaxExports: c.maxExports, MaxBackfills: c.maxBackfills, ShedWait: c.shedWait,

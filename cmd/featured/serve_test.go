@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,7 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	feastserving "github.com/featured-dev/featured/api/feast/serving"
+	feasttypes "github.com/featured-dev/featured/api/feast/types"
 	"github.com/featured-dev/featured/internal/testdefs"
 )
 
@@ -54,6 +60,25 @@ func TestServePushRestart(t *testing.T) {
 	out, err = s.cli(t, "get", "--grpc", s.grpc, "--features", "spend:cnt_items_life", "--entity", "user_id=user-000")
 	if err != nil || !strings.Contains(out, fmt.Sprintf(`"int64Val": "%d"`, want.Value.I)) || !strings.Contains(out, "PRESENT") {
 		t.Fatalf("get --grpc: %v\n%s\nwant count %d", err, out, want.Value.I)
+	}
+	// And over Feast's gRPC service on the same port.
+	conn, err := grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	feast := feastserving.NewServingServiceClient(conn)
+	resp, err := feast.GetOnlineFeatures(context.Background(), &feastserving.GetOnlineFeaturesRequest{
+		Kind: &feastserving.GetOnlineFeaturesRequest_Features{Features: &feastserving.FeatureList{Val: []string{"spend:cnt_items_life"}}},
+		Entities: map[string]*feasttypes.RepeatedValue{"user_id": {Val: []*feasttypes.Value{
+			{Val: &feasttypes.Value_StringVal{StringVal: "user-000"}}}}},
+	})
+	if err != nil || len(resp.GetResults()) != 2 || resp.GetResults()[1].GetValues()[0].GetInt64Val() != want.Value.I ||
+		resp.GetResults()[1].GetStatuses()[0] != feastserving.FieldStatus_PRESENT {
+		t.Fatalf("feast.serving GetOnlineFeatures: %v, %v; want count %d", resp, err, want.Value.I)
+	}
+	if info, err := feast.GetFeastServingInfo(context.Background(), &feastserving.GetFeastServingInfoRequest{}); err != nil || info.GetVersion() != version {
+		t.Fatalf("GetFeastServingInfo: %v, %v; want %q", info, err, version)
 	}
 
 	s.stop(t)

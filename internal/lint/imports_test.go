@@ -27,6 +27,8 @@ var allowed = map[string][]string{
 	"featurestore":                  {"aggregate"},
 	"featurestore/featurestoretest": {"featurestore"},
 	"api/featured/v1":               {},
+	"api/feast/types":               {},
+	"api/feast/serving":             {"api/feast/types"},
 	"ingest":                        {"aggregate", "featurestore", "registry", "internal/keyenc", "internal/jsoncheck"},
 	// offline/: the log knows nothing of exports; the export reads the log;
 	// the skew check runs exports; the root wires them to HTTP and backfill.
@@ -35,7 +37,7 @@ var allowed = map[string][]string{
 	"offline/export":         {"aggregate", "featurestore", "registry", "internal/keyenc", "offline/eventlog", "offline/internal/codec"},
 	"offline/skew":           {"aggregate", "featurestore", "registry", "offline/eventlog", "offline/export", "offline/internal/codec"},
 	"offline":                {"aggregate", "featurestore", "registry", "internal/bytesize", "offline/eventlog", "offline/export", "offline/skew"},
-	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "api/featured/v1"},
+	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "api/featured/v1", "api/feast/serving", "api/feast/types"},
 	// backup moves a checkpointed data dir to and from a destination; the
 	// server (cmd/featured) takes the checkpoint.
 	"backup": {"featurestore"},
