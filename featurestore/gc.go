@@ -83,11 +83,13 @@ func (g *gcRunner) scan(s *Store, sh *shard) bool {
 		keys = nil
 		return true
 	}
+	var scanned uint64
 	for it.First(); it.Valid(); it.Next() {
 		vk, _, ok := parseStateKey(it.Key())
 		if !ok {
 			continue
 		}
+		scanned++
 		ttl, live := s.opts.Views(vk)
 		if live && !expired(it.Value(), now, ttl) {
 			continue
@@ -99,6 +101,15 @@ func (g *gcRunner) scan(s *Store, sh *shard) bool {
 	}
 	if err := it.Error(); err != nil {
 		s.opts.Logger.Error("ttl scan", "shard", sh.id, "err", err)
+		return flush()
 	}
-	return flush()
+	if !flush() {
+		return false
+	}
+	sh.mu.Lock()
+	sh.mu.stats.TTLScans++
+	sh.mu.stats.TTLStatesScanned += scanned
+	sh.mu.stats.TTLLastScanMillis = s.opts.Now().UnixMilli()
+	sh.mu.Unlock()
+	return true
 }

@@ -146,6 +146,12 @@ type ShardStats struct {
 	// commit had moved their partition's fence; the consumer reads them again.
 	WritesFenced  uint64 `json:"writes_fenced"`
 	StatesDeleted uint64 `json:"states_deleted"` // by the TTL scan
+	// TTLScans counts the TTL sweep's completed scans of the shard,
+	// TTLStatesScanned the states they read, and TTLLastScanMillis is when
+	// the last one ended (0: none yet): the sweep's progress.
+	TTLScans          uint64 `json:"ttl_scans"`
+	TTLStatesScanned  uint64 `json:"ttl_states_scanned"`
+	TTLLastScanMillis int64  `json:"ttl_last_scan_millis"`
 	// WritesRejected counts writes refused because a target state is
 	// corrupt: pushes report them per event, Kafka dead-letters them.
 	WritesRejected uint64 `json:"writes_rejected"`

@@ -301,6 +301,15 @@ func TestTTLExpiryAndCollection(t *testing.T) {
 	if r := read("fresh", live, later); r.Status != aggregate.StatusPresent || r.Value.S != "m" {
 		t.Fatalf("fresh entity after collection: %+v", r)
 	}
+	// The sweep's progress: scans completed, states read, when it ended.
+	var scans, scanned uint64
+	var last int64
+	for _, st := range s.Stats() {
+		scans, scanned, last = scans+st.TTLScans, scanned+st.TTLStatesScanned, max(last, st.TTLLastScanMillis)
+	}
+	if scans == 0 || scanned < 3 || last < later {
+		t.Fatalf("TTL sweep progress: %d scans, %d states scanned, last at %d; want scans, the 3 states, at or after %d", scans, scanned, last, later)
+	}
 	if r := read("old", live, now); r.Status != aggregate.StatusNotFound {
 		t.Fatalf("collected entity read at its own time: %+v, want NotFound (deleted)", r)
 	}

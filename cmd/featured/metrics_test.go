@@ -182,7 +182,7 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	// Present even when zero: a dashboard plots them from the start.
 	for _, name := range []string{"featured_kafka_lag", "featured_kafka_lag_seconds", "featured_kafka_offset_resets_total",
-		"featured_store_queue_depth", "featured_store_cached_states", "featured_store_ttl_deleted_states_total",
+		"featured_store_queue_depth", "featured_store_cached_states", "featured_store_ttl_deleted_states_total", "featured_store_ttl_scans_total", "featured_store_ttl_last_scan_time_seconds",
 		"featured_storage_compactions_total", "featured_storage_disk_usage_bytes", "featured_storage_memtable_size_bytes",
 		"featured_storage_block_cache_hits_total", "featured_storage_block_cache_misses_total", "featured_storage_l0_sublevels", "featured_storage_l0_files", "featured_storage_write_stalls_total"} {
 		if _, ok := family(after, name); !ok {
