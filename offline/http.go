@@ -62,8 +62,9 @@ type Job struct {
 	// entities, a verify-skew's values compared.
 	Rows int64
 	// Spilled is set when an export spilled to disk (its working set went
-	// past its memory).
-	Spilled bool
+	// past its memory); SpilledBytes is what its spill files held.
+	Spilled      bool
+	SpilledBytes int64
 	// MatchRate is a verify-skew's match rate in percent; 0 otherwise.
 	MatchRate float64
 }
@@ -164,7 +165,7 @@ func ExportHandler(x *export.Exporter, opts HandlerOptions) HandlerFunc {
 			// size the export's buckets).
 			st, err = exportFromFile(r, x, body, format, req, sink, opts)
 		}
-		opts.done(Job{Kind: "export", Err: err, Rows: st.Rows, Spilled: st.SpillUsed}, start)
+		opts.done(Job{Kind: "export", Err: err, Rows: st.Rows, Spilled: st.SpillUsed, SpilledBytes: st.SpilledBytes}, start)
 		if err != nil {
 			if !sink.begun {
 				return spineReadErr(err, opts.MaxSpineBytes)

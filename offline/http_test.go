@@ -98,7 +98,7 @@ func TestHandlerMemory(t *testing.T) {
 	}
 
 	t.Run("default", func(t *testing.T) {
-		if st := export(t, HandlerOptions{TempDir: tmp}, query); st.SpillUsed || st.Buckets != 1 {
+		if st := export(t, HandlerOptions{TempDir: tmp}, query); st.SpillUsed || st.Buckets != 1 || st.SpilledBytes != 0 {
 			t.Fatalf("stats %+v: want an export in memory", st)
 		}
 		noLeftovers(t)

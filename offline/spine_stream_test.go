@@ -101,6 +101,10 @@ func TestCSVSpineStreams(t *testing.T) {
 		if !st.SpillUsed {
 			t.Fatalf("stats %+v: want a spill under a 1 KiB budget", st)
 		}
+		// The spooled spine alone is on disk: the spill bytes count it.
+		if st.SpilledBytes < int64(len(body)) {
+			t.Fatalf("stats %+v: %d spilled bytes, want at least the spine's %d", st, st.SpilledBytes, len(body))
+		}
 		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 			t.Fatalf("the export left %s in TempDir", ents[0].Name())
 		}

@@ -80,6 +80,24 @@ type Stats struct {
 	LogRows   int64 `json:"log_rows"`
 	Buckets   int   `json:"buckets"`
 	SpillUsed bool  `json:"spilled"`
+	// SpilledBytes is what the spill files held at the end (the spine's
+	// copy, log rows and results by bucket); 0 in memory.
+	SpilledBytes int64 `json:"spilled_bytes"`
+}
+
+// dirBytes is the total size of the files in dir.
+func dirBytes(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // Sink receives the export: the schema once, then record batches in spine
@@ -277,7 +295,10 @@ func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, si
 		if tmp, err = os.MkdirTemp(req.TempDir, "featured-export-"); err != nil {
 			return st, fmt.Errorf("offline: spill dir: %w", err)
 		}
-		defer os.RemoveAll(tmp)
+		defer func() {
+			st.SpilledBytes = dirBytes(tmp)
+			os.RemoveAll(tmp)
+		}()
 		if src.stream != nil {
 			f, err := src.spool(filepath.Join(tmp, "spine.csv"))
 			if err != nil {
