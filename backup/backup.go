@@ -57,6 +57,10 @@ type File struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// ModTimeNanos is an sstable's modification time (Unix nanoseconds),
+	// which lets the next backup trust SHA256 without reading the file
+	// (see Upload); 0 for other files.
+	ModTimeNanos int64 `json:"mtime_ns,omitempty"`
 }
 
 func dataKey(sum string) string { return "data/" + sum[:2] + "/" + sum }
@@ -115,6 +119,13 @@ const uploaders = 4
 // Upload copies every file under dir (a data dir laid out by a checkpoint)
 // that the destination lacks and then writes m, filled with the files, as
 // the backup's manifest. m.ID defaults to m.Time in UTC to the millisecond.
+//
+// Every file is hashed but the sstables the newest backup at the
+// destination already names with the same path, size and modification
+// time: Pebble never rewrites an sstable and never reuses its number, and
+// a checkpoint hard-links it, so those three name its contents. Without
+// this an incremental backup would read the whole store to upload its
+// newest part.
 func (d *Dest) Upload(ctx context.Context, dir string, m *Manifest) error {
 	if m.Time.IsZero() {
 		m.Time = time.Now()
@@ -123,6 +134,10 @@ func (d *Dest) Upload(ctx context.Context, dir string, m *Manifest) error {
 		m.ID = m.Time.UTC().Format("20060102T150405.000Z")
 	}
 	have, err := d.objects(ctx, "data/")
+	if err != nil {
+		return err
+	}
+	known, err := d.knownSSTables(ctx, have)
 	if err != nil {
 		return err
 	}
@@ -148,7 +163,7 @@ func (d *Dest) Upload(ctx context.Context, dir string, m *Manifest) error {
 		wg.Go(func() {
 			for i := range next {
 				rel, _ := filepath.Rel(dir, paths[i])
-				f, up, err := d.put(ctx, paths[i], have)
+				f, up, err := d.put(ctx, paths[i], filepath.ToSlash(rel), have, known)
 				f.Path = filepath.ToSlash(rel)
 				mu.Lock()
 				m.Files[i] = f
@@ -183,19 +198,64 @@ func (d *Dest) Upload(ctx context.Context, dir string, m *Manifest) error {
 	return nil
 }
 
-// put hashes the file at p and uploads it unless have holds its object.
-func (d *Dest) put(ctx context.Context, p string, have map[string]bool) (File, bool, error) {
+// knownSSTables returns the sstables of the newest backup at the
+// destination whose objects have holds, by path.
+func (d *Dest) knownSSTables(ctx context.Context, have map[string]bool) (map[string]File, error) {
+	keys, err := d.objects(ctx, manifestDir)
+	if err != nil {
+		return nil, err
+	}
+	newest := ""
+	for k := range keys {
+		// IDs sort as their times do (Upload's default ID).
+		if strings.HasSuffix(k, ".json") && k > newest {
+			newest = k
+		}
+	}
+	known := map[string]File{}
+	if newest == "" {
+		return known, nil
+	}
+	m, err := d.manifest(ctx, newest)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range m.Files {
+		if f.ModTimeNanos != 0 && isSSTable(f.Path) && have[dataKey(f.SHA256)] {
+			known[f.Path] = f
+		}
+	}
+	return known, nil
+}
+
+func isSSTable(p string) bool { return strings.HasSuffix(p, ".sst") }
+
+// put hashes the file at p (rel in the backup) and uploads it unless have
+// holds its object. An sstable known names with the same size and
+// modification time is neither read nor uploaded.
+func (d *Dest) put(ctx context.Context, p, rel string, have map[string]bool, known map[string]File) (File, bool, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return File{}, false, err
 	}
 	defer f.Close()
+	var mtime int64
+	if isSSTable(rel) {
+		fi, err := f.Stat()
+		if err != nil {
+			return File{}, false, err
+		}
+		mtime = fi.ModTime().UnixNano()
+		if k, ok := known[rel]; ok && k.Size == fi.Size() && k.ModTimeNanos == mtime {
+			return k, false, nil
+		}
+	}
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
 		return File{}, false, err
 	}
-	out := File{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
+	out := File{Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), ModTimeNanos: mtime}
 	key := dataKey(out.SHA256)
 	if have[key] {
 		return out, false, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -152,4 +153,70 @@ func TestS3(t *testing.T) {
 		t.Skip("FEATURED_S3_ENDPOINT not set; start scripts/objectstore.sh and eval its env")
 	}
 	testDest(t, "s3://featured-test/unit-"+time.Now().Format("20060102T150405.000")+"?endpoint="+ep+"&use_path_style=true&region=us-east-1", nil)
+}
+
+// TestUploadSkipsKnownSSTables checks which files an upload trusts without
+// reading: an sstable the newest backup names with the same path, size and
+// modification time keeps that backup's hash even when its bytes differ
+// (the proof that it was not read); a new modification time, a new size or
+// a file that is no sstable is hashed again.
+func TestUploadSkipsKnownSSTables(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{
+		"s/000001.sst": "aaaa", "s/000002.sst": "bbbb", "s/000003.sst": "cccc", "s/MANIFEST-000001": "mmmm",
+	})
+	m1 := &Manifest{Time: time.Unix(1000, 0)}
+	if err := d.Upload(ctx, src, m1); err != nil {
+		t.Fatal(err)
+	}
+	first := map[string]File{}
+	for _, f := range m1.Files {
+		first[f.Path] = f
+		if (f.ModTimeNanos != 0) != strings.HasSuffix(f.Path, ".sst") {
+			t.Fatalf("%s: mtime_ns %d; want it set for sstables only", f.Path, f.ModTimeNanos)
+		}
+	}
+	// Same sizes, other bytes: 000001 keeps its time, 000002 gets a new
+	// one, 000003 grows; the MANIFEST keeps its time.
+	overwrite := func(p, content string, keepTime bool) {
+		t.Helper()
+		full := filepath.Join(src, filepath.FromSlash(p))
+		fi, err := os.Stat(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mtime := fi.ModTime().Add(time.Second)
+		if keepTime {
+			mtime = fi.ModTime()
+		}
+		if err := os.Chtimes(full, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	overwrite("s/000001.sst", "AAAA", true)
+	overwrite("s/000002.sst", "BBBB", false)
+	overwrite("s/000003.sst", "CCCCC", true)
+	overwrite("s/MANIFEST-000001", "MMMM", true)
+	m2 := &Manifest{Time: time.Unix(2000, 0)}
+	if err := d.Upload(ctx, src, m2); err != nil {
+		t.Fatal(err)
+	}
+	trusted := map[string]bool{"s/000001.sst": true}
+	for _, f := range m2.Files {
+		if same := f.SHA256 == first[f.Path].SHA256; same != trusted[f.Path] {
+			t.Errorf("%s: hash kept from the first backup: %v, want %v", f.Path, same, trusted[f.Path])
+		}
+	}
+	if m2.UploadedFiles != 3 {
+		t.Errorf("second backup uploaded %d files, want 3 (all but the trusted sstable)", m2.UploadedFiles)
+	}
 }

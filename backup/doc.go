@@ -12,10 +12,13 @@
 //
 // Files are content-addressed, so a file the destination already holds is
 // not uploaded again: Pebble's sstables never change once written, and an
-// incremental backup uploads only the sstables made since, the WAL tail,
-// the MANIFEST and the offline log's new files. A manifest is written after
-// every file it names, so a manifest names only files that are there; a
-// backup cut short leaves unreferenced data that Prune deletes.
+// incremental backup uploads only the sstables made since, the MANIFESTs,
+// and whole every file appended to since the last backup (Pebble's WALs,
+// the offline log's open segments: up to 64 MiB a shard) with the offline
+// log's new files. An sstable that the newest backup names with the same
+// path, size and modification time is not even read (Upload). A manifest is
+// written after every file it names, so a manifest names only files that
+// are there; a backup cut short leaves unreferenced data that Prune deletes.
 //
 // # Concurrency
 //
