@@ -16,6 +16,7 @@ var allowed = map[string][]string{
 	"aggregate":                     {},
 	"aggregate/aggregatetest":       {"aggregate"},
 	"internal/keyenc":               {"aggregate"},
+	"internal/partition":            {},
 	"internal/bytesize":             {},
 	"internal/auth":                 {},
 	"internal/certs":                {},
