@@ -33,3 +33,15 @@ func TestOfInRange(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendInt64(t *testing.T) {
+	if got := string(AppendInt64(nil, -1001, Decimal)); got != "-1001" {
+		t.Errorf("Decimal: %q", got)
+	}
+	if got := AppendInt64(nil, 258, Int64BE); string(got) != "\x00\x00\x00\x00\x00\x00\x01\x02" {
+		t.Errorf("Int64BE: %v", got)
+	}
+	if got := string(AppendString([]byte("a"), "bc")); got != "abc" {
+		t.Errorf("AppendString: %q", got)
+	}
+}
