@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -31,6 +32,11 @@ var feastErrorTable = []struct {
 	{registry.ErrUnknownFeature, "FeastObjectNotFoundException", http.StatusNotFound},
 	{registry.ErrUnknownEntity, "EntityNotFoundException", http.StatusNotFound},
 	{errDuplicateName, "FeatureNameCollisionError", 0},
+	// POST /push: Feast raises this, with 422, for a name no feature view
+	// reads as its push source; a featured source that reads Kafka is not
+	// a push source either.
+	{ingest.ErrUnknownSource, "PushSourceNotFoundException", http.StatusUnprocessableEntity},
+	{ingest.ErrNotPushSource, "PushSourceNotFoundException", http.StatusUnprocessableEntity},
 }
 
 // feastError is the error detail Feast's feature server sends
