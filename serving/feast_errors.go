@@ -13,8 +13,8 @@ import (
 // column name twice; Feast's FeatureNameCollisionError.
 var errDuplicateName = errors.New("serving: duplicate column name")
 
-// feastErrorTable maps a lookup's error to the exception Feast's feature
-// server raises for it, so that the Feast SDK, which rebuilds the exception
+// feastErrorTable maps an error of Feast's endpoints (a lookup's, a
+// push's) to the exception Feast's feature server raises for it, so that the Feast SDK, which rebuilds the exception
 // from the response body (FeastError.from_error_detail), raises the same
 // class against featured as against Feast. The first row that errors.Is
 // matches wins; a zero status keeps featured's own (errorTable). Anything
