@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/internal/kafkatest"
@@ -49,11 +49,11 @@ func BenchmarkKafkaIngest(b *testing.B) {
 	topic := kafkatest.CreateTopic(b, brokers, "bench", 4)
 	b.Cleanup(func() { kafkatest.DeleteTopic(b, brokers, topic+".dlq") })
 	now := time.Now()
-	msgs := make([]kafka.Message, 0, 50_000)
+	msgs := make([]*kgo.Record, 0, 50_000)
 	for i := 0; i < n; i++ {
 		user := "user-" + strconv.Itoa(i%10_000)
 		ts := now.Add(-7*24*time.Hour + time.Duration(i)*(7*24*time.Hour)/time.Duration(n)).UnixMilli()
-		msgs = append(msgs, kafka.Message{Key: []byte(user),
+		msgs = append(msgs, &kgo.Record{Key: []byte(user),
 			Value: fmt.Appendf(nil, `{"user_id":%q,"ts":%d,"amount":%d.25,"merchant":"m%d"}`, user, ts, i%500, i%37)})
 		if len(msgs) == cap(msgs) || i == n-1 {
 			kafkatest.Produce(b, brokers, topic, msgs)
