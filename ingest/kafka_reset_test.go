@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
 	"github.com/featured-dev/featured/internal/kafkatest"
 )
