@@ -321,7 +321,7 @@ func (pc *partitionConsumer) receive(ctx context.Context, idle <-chan time.Time)
 // so that ingest resumes soon after space is freed. The partition's
 // fetching is paused meanwhile. Nothing is lost: the batch is applied once
 // writes resume, or read again from the stored offsets if the consumer
-// stops first.
+// or the partition stops first.
 func (pc *partitionConsumer) waitWritable(ctx context.Context, log *slog.Logger) error {
 	writable := pc.c.k.opts.Writable
 	err := writable()
@@ -335,6 +335,13 @@ func (pc *partitionConsumer) waitWritable(ctx context.Context, log *slog.Logger)
 	b := newBackoff(pc.c.k.opts.RetryMin, min(pc.c.k.opts.RetryMax, time.Second))
 	for err != nil {
 		pc.setErr(fmt.Errorf("paused: %w", err))
+		select {
+		case <-pc.stopc:
+			// The batch was not handed over: whoever reads the
+			// partition next reads it again from the stored offsets.
+			return errStopped
+		default:
+		}
 		if !b.wait(ctx) {
 			return ctx.Err()
 		}

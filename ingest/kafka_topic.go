@@ -169,7 +169,8 @@ func (c *topicConsumer) run(ctx context.Context) {
 
 // assign starts a goroutine for each of the topic's n partitions that is
 // in the partition set and has none, and stops those no longer in it, each
-// once it has handed its current batch to the store.
+// once it has handed its current batch to the store. A stopped partition
+// leaves Status once its goroutine has ended.
 func (c *topicConsumer) assign(ctx context.Context, wg *sync.WaitGroup, n int) {
 	set := c.k.opts.Partitions
 	var stopped []*partitionConsumer
@@ -183,7 +184,6 @@ func (c *topicConsumer) assign(ctx context.Context, wg *sync.WaitGroup, n int) {
 	}
 	for p, pc := range c.mu.parts {
 		if !set.Contains(int32(p)) {
-			delete(c.mu.parts, p)
 			stopped = append(stopped, pc)
 		}
 	}
@@ -192,11 +192,16 @@ func (c *topicConsumer) assign(ctx context.Context, wg *sync.WaitGroup, n int) {
 	c.mu.Unlock()
 	for _, pc := range stopped {
 		close(pc.stopc)
+	}
+	for _, pc := range stopped {
 		select {
 		case <-pc.done:
 		case <-ctx.Done():
 			return
 		}
+		c.mu.Lock()
+		delete(c.mu.parts, pc.partition)
+		c.mu.Unlock()
 		c.seek(int32(pc.partition), seek{stop: true})
 		c.k.opts.Logger.Info("kafka partition no longer read", "source", c.source, "topic", c.topic,
 			"partition", pc.partition, "next", pc.next.Load())
