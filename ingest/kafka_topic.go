@@ -24,7 +24,11 @@ import (
 // RemoveConsumePartitions and AddConsumePartitions at the exact offset,
 // which drop what the client had buffered) and tags every fetch it hands
 // out with the generation of the partition's last seek, so a partition
-// goroutine drops fetches from before its latest seek.
+// goroutine drops fetches from before its latest seek. A partition
+// goroutine that does not take its fetches for a while (its batch waits
+// for the disk or for the dead-letter topic; it pauses its fetching
+// meanwhile) holds the poll goroutine up once its channel is full, and
+// with it the source's other partitions: they share that store and broker.
 type topicConsumer struct {
 	k      *Kafka
 	source string

@@ -56,8 +56,12 @@ func (s *PartitionSet) Contains(partition int32) bool {
 	return s.mu.set[partition]
 }
 
-// Partitions returns the set's partitions in ascending order.
+// Partitions returns the set's partitions in ascending order; nil for a
+// nil set, which holds every partition.
 func (s *PartitionSet) Partitions() []int32 {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Sorted(maps.Keys(s.mu.set))
