@@ -7,8 +7,8 @@ import (
 
 // The name rules of registry (registry/names.go), repeated here so that
 // Convert lists a name featured refuses as Unmapped instead of writing a
-// document that apply refuses. TestConvertPlans applies the documents the
-// tests convert, so a drift from the registry's rules fails there.
+// document that apply refuses. The tests plan every document they convert
+// (plan in convert_test.go), so a drift from the registry's rules fails there.
 
 const maxNameLen = 128
 
