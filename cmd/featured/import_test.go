@@ -11,11 +11,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/featured-dev/featured/internal/kafkatest"
 )
 
 // feastPython returns the project venv's interpreter (scripts/python-env.sh),
@@ -80,7 +85,8 @@ store.materialize(start_date=start.to_pydatetime(), end_date=end.to_pydatetime()
 
 // TestImportFeast applies the Feast repo of testdata/feastrepo with the
 // real `feast apply`, imports its registry with `featured import feast`,
-// and has `featured plan` and `apply` take the document as is. Then the
+// and has `featured plan` and `apply` take the document as is; the imported
+// Kafka source and stream feature view aggregate Feast-shaped events. Then the
 // side-by-side check: the same rows in Feast's sqlite online store
 // (materialized) and in featured (pushed), the same /get-online-features
 // requests to `feast serve` and to featured, the same response bodies but
@@ -92,6 +98,22 @@ func TestImportFeast(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(repo, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The Kafka source reads a topic of this test's own.
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "driver_trips", 1)
+	t.Cleanup(func() { kafkatest.DeleteTopic(t, brokers, topic+".dlq") })
+	repoPy := filepath.Join(repo, "repo.py")
+	src, err := os.ReadFile(repoPy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(src, []byte(`topic="driver_trips",`)) {
+		t.Fatal(`testdata/feastrepo/repo.py: no topic="driver_trips",`)
+	}
+	src = bytes.Replace(src, []byte(`topic="driver_trips",`), []byte(`topic="`+topic+`",`), 1)
+	if err := os.WriteFile(repoPy, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := feastCmd(py, repo, "apply").CombinedOutput(); err != nil {
@@ -127,7 +149,7 @@ func TestImportFeast(t *testing.T) {
 	for _, want := range []string{
 		"  - {name: driver, join_key: driver_id, type: int64}",
 		"  - name: driver_stats_push\n    kind: push\n",
-		"    topic: \"driver_trips\"\n",
+		"    topic: \"" + topic + "\"\n",
 		"fields: {acc_rate: float64, avg_daily_trips: int64, city: string, conv_rate: float64}",
 		"{name: conv_rate, aggregation: last, field: conv_rate}",
 		"{name: sum_trip_km_3600s, aggregation: sum, field: trip_km, window: 1h, hop: 1h}",
@@ -143,7 +165,7 @@ func TestImportFeast(t *testing.T) {
 	}
 
 	// featured plan and apply take it as is.
-	s := startServer(t, t.TempDir())
+	s := startServer(t, t.TempDir(), "--kafka-brokers", strings.Join(brokers, ","))
 	out, err := s.cli(t, "plan", "-f", defs)
 	if err != nil {
 		t.Fatalf("plan: %v\n%s", err, out)
@@ -157,8 +179,32 @@ func TestImportFeast(t *testing.T) {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
 
-	// The same rows in both stores.
+	// The imported Kafka source and stream view ingest Feast-shaped JSON
+	// events (the timestamp field as RFC 3339) and aggregate them as
+	// windows: sum and mean over 1h, count over 1d, max over 7d.
 	now := time.Now()
+	trip := func(km float64, ago time.Duration) kafka.Message {
+		b, _ := json.Marshal(map[string]any{"driver_id": 1001, "trip_km": km, "event_timestamp": now.Add(-ago).UTC().Format(time.RFC3339)})
+		return kafka.Message{Key: []byte("1001"), Value: b}
+	}
+	kafkatest.Produce(t, brokers, topic, []kafka.Message{trip(3.5, 10*time.Minute), trip(6.5, 40*time.Minute), trip(20, 3*time.Hour)})
+	tripRefs := []string{"driver_trips:sum_trip_km_3600s", "driver_trips:count_trip_km_86400s", "driver_trips:avg_trip_km_1h", "driver_trips:max_trip_km_604800s"}
+	wantTrips := []float64{10, 3, 5, 20}
+	var got []float64
+	var body []byte
+	for deadline := time.Now().Add(30 * time.Second); !slices.Equal(got, wantTrips); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream view's aggregates: %s, want values %v after 30s\n%s", body, wantTrips, s.logs)
+		}
+		var code int
+		code, body = s.post(t, "/v1/features", map[string]any{"features": tripRefs, "entities": map[string]any{"driver_id": []int{1001}}})
+		var r struct{ Rows []struct{ Values []float64 } }
+		if code == 200 && json.Unmarshal(body, &r) == nil && len(r.Rows) == 1 {
+			got = r.Rows[0].Values
+		}
+	}
+
+	// The same rows in both stores.
 	rows := driverRows(now)
 	rowsJSON, _ := json.Marshal(rows)
 	mat := exec.Command(py, "-c", materializeScript, string(rowsJSON))
