@@ -552,6 +552,10 @@ func (c *converter) convertStreamView(spec *feastcore.StreamFeatureViewSpec) {
 	if s == nil {
 		return
 	}
+	if ts := spec.GetTimestampField(); ts != "" && ts != s.eventTime {
+		c.skip(kind, v.name, "it aggregates on timestamp field %s, its source's is %s: a featured source has one event time", ts, s.eventTime)
+		return
+	}
 	v.source = s.name
 	if len(spec.GetAggregations()) == 0 {
 		c.lastFeatures(kind, v, s, spec.GetFeatures(), keys)

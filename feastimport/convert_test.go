@@ -101,7 +101,7 @@ func svc(name string, ps ...*feastcore.FeatureViewProjection) *feastcore.Feature
 
 // reg serializes a Registry holding objs; a data source of a view is also
 // listed among data_sources, as feast apply does.
-func reg(t *testing.T, objs ...proto.Message) []byte {
+func reg(t testing.TB, objs ...proto.Message) []byte {
 	t.Helper()
 	r := &feastcore.Registry{Projects: []*feastcore.Project{{Spec: &feastcore.ProjectSpec{Name: project}}}}
 	seen := map[string]bool{}
@@ -174,11 +174,11 @@ func plan(t *testing.T, doc []byte) {
 	}
 }
 
-// TestConvertRides converts the registry of cmd/featured's testdata Feast
+// TestImportRides converts the registry of cmd/featured's testdata Feast
 // repo (an entity, a push and a Kafka source, a plain and a stream feature
 // view, two services, and what does not map) and compares the whole
 // document.
-func TestConvertRides(t *testing.T) {
+func TestImportRides(t *testing.T) {
 	stats := push("driver_stats_push")
 	trips := kafka("driver_trips_kafka", "driver_trips")
 	trips.GetKafkaOptions().WatermarkDelayThreshold = dur(5 * time.Minute)
@@ -273,10 +273,10 @@ feature_services:
 	plan(t, res.YAML)
 }
 
-// TestConvertUnmapped gives, per reason, a registry with one thing featured
+// TestImportUnmapped gives, per reason, a registry with one thing featured
 // cannot define: Convert lists it (kind, name, reason), writes it as a
 // comment, and the rest of the document still plans.
-func TestConvertUnmapped(t *testing.T) {
+func TestImportUnmapped(t *testing.T) {
 	stats := push("stats")
 	ok := fv("ok", []string{"driver"}, stats, time.Hour, feat("x", DOUBLE))
 	f := func(name string, want Unmapped, objs ...proto.Message) {
@@ -345,6 +345,9 @@ func TestConvertUnmapped(t *testing.T) {
 	tf.Spec.FeatureTransformation = &feastcore.FeatureTransformationV2{}
 	tf.Spec.Mode = "spark"
 	f("transformation", Unmapped{"stream_feature_view", "v", "a feature transformation (mode spark)"}, tf)
+	otherTime := sfv("v", []string{"driver"}, kafka("k", "t"), time.Hour, []*feastcore.FeatureSpecV2{feat("y", DOUBLE)}, agg("y", "sum", time.Hour, 0, ""))
+	otherTime.Spec.TimestampField = "ts"
+	f("timestamp field", Unmapped{"stream_feature_view", "v", "it aggregates on timestamp field ts, its source's is event_timestamp"}, otherTime)
 	sv := func(aggs ...*feastcore.Aggregation) *feastcore.StreamFeatureView {
 		return sfv("v", []string{"driver"}, kafka("k", "t"), days(30),
 			[]*feastcore.FeatureSpecV2{feat("y", DOUBLE), feat("s", STRING)}, append(aggs, agg("y", "sum", time.Hour, 0, "keep"))...)
@@ -368,8 +371,8 @@ func TestConvertUnmapped(t *testing.T) {
 		&feastcore.SavedDataset{Spec: &feastcore.SavedDatasetSpec{Name: "training", Project: project}})
 }
 
-// TestConvertMappings checks each mapping rule on its own document.
-func TestConvertMappings(t *testing.T) {
+// TestImportMappings checks each mapping rule on its own document.
+func TestImportMappings(t *testing.T) {
 	f := func(name string, want []string, objs ...proto.Message) {
 		t.Helper()
 		t.Run(name, func(t *testing.T) {
@@ -424,7 +427,7 @@ func TestConvertMappings(t *testing.T) {
 		fv("v", []string{"driver", "rider"}, push("s"), time.Hour, feat("km", DOUBLE)))
 }
 
-func TestConvertProject(t *testing.T) {
+func TestImportProject(t *testing.T) {
 	b := reg(t, driver)
 	var r feastcore.Registry
 	if err := proto.Unmarshal(b, &r); err != nil {

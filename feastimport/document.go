@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/featured-dev/featured/registry"
 )
@@ -15,7 +17,7 @@ import (
 // the view, entity_key: [k1, k2] on its source).
 func (c *converter) document() []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# featured definitions imported from Feast project %s by `featured import feast`.\n", c.project)
+	fmt.Fprintf(&b, "# featured definitions imported from Feast project %s by `featured import feast`.\n", oneLine(c.project))
 	if len(c.unmapped) == 0 {
 		b.WriteString("# Everything in the project was imported.\n")
 	} else {
@@ -141,12 +143,13 @@ func quote(s string) string {
 	return string(b)
 }
 
-// oneLine keeps a comment on one line whatever a Feast name holds.
+// oneLine keeps a comment one line of printable text whatever a Feast
+// name holds: YAML refuses control characters even in comments.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' {
-			return ' '
+		if unicode.IsControl(r) || r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ' {
+			return '?'
 		}
 		return r
-	}, s)
+	}, strings.ToValidUTF8(s, "?"))
 }
