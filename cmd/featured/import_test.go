@@ -52,7 +52,8 @@ func feastCmd(py, dir string, args ...string) *exec.Cmd {
 // driverRows are the driver_hourly_stats rows both stores get: Feast's by
 // materializing them from the push source's parquet file, featured's
 // through its push API into the imported push source. Driver 1001 has two
-// rows; the later one is the answer.
+// rows, the later one is the answer; 1004's city is null; 1005's row is
+// older than the view's TTL (1d).
 func driverRows(now time.Time) []map[string]any {
 	at := func(d time.Duration) string { return now.Add(-d).UTC().Format(time.RFC3339) }
 	return []map[string]any{
@@ -60,6 +61,8 @@ func driverRows(now time.Time) []map[string]any {
 		{"driver_id": 1001, "event_timestamp": at(time.Hour), "conv_rate": 0.5, "acc_rate": 0.123456789, "avg_daily_trips": 12, "city": "Zürich"},
 		{"driver_id": 1002, "event_timestamp": at(2 * time.Hour), "conv_rate": 0.25, "acc_rate": 1.0 / 3, "avg_daily_trips": 7, "city": "Lyon"},
 		{"driver_id": 1003, "event_timestamp": at(30 * time.Minute), "conv_rate": 1e-7, "acc_rate": 12345.5, "avg_daily_trips": 0, "city": ""},
+		{"driver_id": 1004, "event_timestamp": at(20 * time.Minute), "conv_rate": 0.75, "acc_rate": 0.5, "avg_daily_trips": 4, "city": nil},
+		{"driver_id": 1005, "event_timestamp": at(50 * time.Hour), "conv_rate": 0.9, "acc_rate": 0.9, "avg_daily_trips": 9, "city": "Bergen"},
 	}
 }
 
@@ -224,6 +227,8 @@ func TestImportFeast(t *testing.T) {
 		"one entity":         `"values":["Zürich"],"statuses":["PRESENT"]`,
 		"several rows":       `"values":[1e-7,0.5,0.25],"statuses":["PRESENT","PRESENT","PRESENT"]`,
 		"missing entity":     `"statuses":["PRESENT","NOT_FOUND"]`,
+		"null value":         `"values":[null],"statuses":["NULL_VALUE"]`,
+		"older than ttl":     `"values":[null],"statuses":["NOT_FOUND"],"event_timestamps":["1970-01-01T00:00:00Z"]`,
 		"full feature names": `"driver_hourly_stats__avg_daily_trips"`,
 		"feature service":    `"values":[7,12]`,
 	}
@@ -235,6 +240,14 @@ func TestImportFeast(t *testing.T) {
 		"several rows": {
 			"features": []string{"driver_hourly_stats:city", "driver_hourly_stats:conv_rate"},
 			"entities": map[string]any{"driver_id": []int{1003, 1001, 1002}},
+		},
+		"null value": {
+			"features": []string{"driver_hourly_stats:city", "driver_hourly_stats:conv_rate"},
+			"entities": map[string]any{"driver_id": []int{1004}},
+		},
+		"older than ttl": {
+			"features": []string{"driver_hourly_stats:city", "driver_hourly_stats:conv_rate"},
+			"entities": map[string]any{"driver_id": []int{1005}},
 		},
 		"missing entity": {
 			"features": []string{"driver_hourly_stats:conv_rate", "driver_hourly_stats:city"},
@@ -267,7 +280,7 @@ func TestImportFeast(t *testing.T) {
 			if err := json.Unmarshal(obody, &ov); err != nil {
 				t.Fatalf("featured's body %s: %v", obody, err)
 			}
-			fv, ov = feastDifferences(t, fv), feastDifferences(t, ov)
+			fv, ov = feastDifferences(t, fv, now.Add(-24*time.Hour)), feastDifferences(t, ov, now.Add(-24*time.Hour))
 			if !reflect.DeepEqual(fv, ov) {
 				t.Errorf("bodies differ\nfeast:    %s\nfeatured: %s", fbody, obody)
 			}
@@ -277,7 +290,8 @@ func TestImportFeast(t *testing.T) {
 
 // feastDifferences removes from a /get-online-features body what
 // documentedly differs between Feast's feature server and featured, so
-// that the rest compares field for field (README, Coming from Feast):
+// that the rest compares field for field (README, Coming from Feast).
+// expired is now minus driver_hourly_stats' TTL.
 //
 //  1. Column order. Feast groups a view's requested features in a Python
 //     set (utils._group_feature_refs), so its columns come in an order that
@@ -287,7 +301,13 @@ func TestImportFeast(t *testing.T) {
 //  2. Number text. Feast writes 1e-07 where featured writes 1e-7 (Python's
 //     and Go's shortest float text); both parse to the same float64, and
 //     the bodies are compared parsed.
-func feastDifferences(t *testing.T, body any) any {
+//  3. A null value. Feast answers a null it materialized as PRESENT,
+//     featured as NULL_VALUE; a null PRESENT becomes NULL_VALUE here.
+//  4. The TTL. Feast's feature server (sqlite online store) serves what was
+//     materialized however old; featured never serves a value older than
+//     the view's TTL (NOT_FOUND, null, event time 0). A value older than
+//     expired becomes that here.
+func feastDifferences(t *testing.T, body any, expired time.Time) any {
 	t.Helper()
 	m, ok := body.(map[string]any)
 	if !ok {
@@ -300,7 +320,24 @@ func feastDifferences(t *testing.T, body any) any {
 	}
 	byName := map[string]any{}
 	for i, n := range names {
-		byName[fmt.Sprint(n)] = results[i]
+		col, _ := results[i].(map[string]any)
+		values, _ := col["values"].([]any)
+		statuses, _ := col["statuses"].([]any)
+		stamps, _ := col["event_timestamps"].([]any)
+		if len(values) != len(statuses) || len(values) != len(stamps) {
+			t.Fatalf("column %v: %d values, %d statuses, %d event times", n, len(values), len(statuses), len(stamps))
+		}
+		if n != "driver_id" { // the entity key column has event time 0
+			for r := range values {
+				if ts, err := time.Parse(time.RFC3339, fmt.Sprint(stamps[r])); err == nil && ts.Before(expired) {
+					values[r], statuses[r], stamps[r] = nil, "NOT_FOUND", "1970-01-01T00:00:00Z"
+				}
+				if values[r] == nil && statuses[r] == "PRESENT" {
+					statuses[r] = "NULL_VALUE"
+				}
+			}
+		}
+		byName[fmt.Sprint(n)] = col
 	}
 	out := map[string]any{}
 	for k, v := range m {
