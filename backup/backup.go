@@ -434,3 +434,36 @@ func (d *Dest) Prune(ctx context.Context, keep int) (deleted int, err error) {
 	}
 	return deleted, nil
 }
+
+// ReadObject reads one file or object: a path, file:///path, or
+// s3://bucket/key?endpoint=...&use_path_style=true&region=... (the
+// object's directory opened as Open opens a destination, with the same
+// credentials). featured import feast reads a Feast registry file this way.
+// Nothing is created: a missing file or object is an error.
+func ReadObject(ctx context.Context, src string) ([]byte, error) {
+	u, err := url.Parse(src)
+	if err != nil || u.Scheme == "" {
+		return os.ReadFile(src)
+	}
+	switch u.Scheme {
+	case "file":
+		return os.ReadFile(u.Path)
+	case "s3":
+		dir, key := path.Split(strings.TrimPrefix(u.Path, "/"))
+		if key == "" {
+			return nil, fmt.Errorf("backup: read %s: no object key", src)
+		}
+		u.Path = "/" + dir
+		d, err := Open(ctx, u.String())
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		b, err := d.b.ReadAll(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("backup: read %s: %w", src, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("backup: read %s: unsupported scheme %q (a path, file:// or s3://)", src, u.Scheme)
+}

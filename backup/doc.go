@@ -3,7 +3,9 @@
 // It uploads a data dir laid out by a checkpoint (featurestore.Store
 // Checkpoint, registry.Registry.CopyTo, eventlog.Log.CopyTo), lists the
 // backups a destination holds, restores one into an empty data dir and
-// deletes the backups past a retention count.
+// deletes the backups past a retention count. ReadObject reads a single
+// file from the same kinds of places (featured import feast reads a Feast
+// registry file with it).
 //
 // # Layout at the destination
 //

@@ -7,20 +7,23 @@ import (
 
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	feastcore "github.com/featured-dev/featured/api/feast/core"
 	feastserving "github.com/featured-dev/featured/api/feast/serving"
 	feasttypes "github.com/featured-dev/featured/api/feast/types"
 )
 
 // feastDescriptorScript prints, as JSON, the descriptors that the feast
-// wheel embeds in its generated ServingService_pb2.py and the files it
-// imports: per file its package, messages (nested ones by full name) with
+// wheel embeds in its generated ServingService_pb2.py and Registry_pb2.py
+// and the files they import: per file its package, messages (nested ones by full name) with
 // every field, enums with every value, and services with their methods.
 const feastDescriptorScript = `
 import json
 from google.protobuf import descriptor_pb2
-import feast.protos.feast.serving.ServingService_pb2 as m
+import feast.protos.feast.serving.ServingService_pb2 as serving
+import feast.protos.feast.core.Registry_pb2 as registry
 out = {}
 def msgs(prefix, ds, acc):
     for d in ds:
@@ -45,7 +48,8 @@ def walk(fd):
     out[fd.name] = acc
     for d in fd.dependencies:
         walk(d)
-walk(m.DESCRIPTOR)
+walk(serving.DESCRIPTOR)
+walk(registry.DESCRIPTOR)
 print(json.dumps(out))
 `
 
@@ -65,7 +69,9 @@ type wheelFile struct {
 	Services map[string]map[string][2]string
 }
 
-// TestFeastDescriptors checks api/feast against the feast wheel: every
+// TestFeastDescriptors checks api/feast (every file registered under the
+// packages feast.serving, feast.types and feast.core) against the feast
+// wheel: every
 // message, field (number, label, type, type name, oneof), enum value and
 // method of the Go descriptors is the wheel's, and every field of those
 // messages in the wheel is in ours, so the wire is Feast's. Only the
@@ -81,15 +87,20 @@ func TestFeastDescriptors(t *testing.T) {
 	if err := json.Unmarshal(out, &wheel); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	ours := map[string]protoreflect.FileDescriptor{
-		"feast/serving/ServingService.proto": feastserving.File_feast_serving_ServingService_proto,
-		"feast/types/Value.proto":            feasttypes.File_feast_types_Value_proto,
+	// Referenced so that the packages are linked and their files registered.
+	_ = []protoreflect.FileDescriptor{feastserving.File_feast_serving_ServingService_proto,
+		feasttypes.File_feast_types_Value_proto, feastcore.File_feast_core_Registry_proto}
+	ours := map[string]protoreflect.FileDescriptor{}
+	for _, pkg := range []protoreflect.FullName{"feast.serving", "feast.types", "feast.core"} {
+		protoregistry.GlobalFiles.RangeFilesByPackage(pkg, func(fd protoreflect.FileDescriptor) bool {
+			ours[fd.Path()] = fd
+			return true
+		})
 	}
-	if len(wheel) != len(ours) {
-		t.Errorf("the wheel's service imports %d feast files, api/feast has %d", len(wheel), len(ours))
+	if len(wheel) != len(ours) || len(ours) < 25 {
+		t.Errorf("the wheel's service and registry import %d feast files, api/feast has %d", len(wheel), len(ours))
 	}
 	feastOmitted := map[string]bool{
-		".feast.types.ValueType":                                          true,
 		".feast.serving.FeatureReferenceV2":                               true,
 		".feast.serving.GetOnlineFeaturesRequestV2":                       true,
 		".feast.serving.GetOnlineFeaturesRequestV2.EntityRow":             true,
@@ -168,7 +179,7 @@ func TestFeastDescriptors(t *testing.T) {
 			t.Errorf("%s: services %v, the wheel's %v", name, our.Services, w.Services)
 		}
 	}
-	if checked < 60 {
+	if checked < 400 {
 		t.Errorf("only %d fields compared", checked)
 	}
 }

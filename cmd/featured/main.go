@@ -1,6 +1,7 @@
 // Command featured is the feature store's one binary: the server
 // (`featured serve`) and the client commands that talk to a running server
-// (`apply`, `plan`, `get`, `push`, `delete`, `registry`, `status`).
+// (`apply`, `plan`, `get`, `push`, `delete`, `registry`, `status`), and
+// `import feast`, which turns a Feast registry into definitions offline.
 package main
 
 import (

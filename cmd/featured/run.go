@@ -36,6 +36,10 @@ Usage:
   featured status                        print ingest and store status
   featured token --name N --scopes read[,write,admin] [--views a,b] [--services s]
                                          make a random token; print it and its --auth-file entry
+  featured import feast REGISTRY [--project P] [-o FILE]
+                                         definitions from a Feast registry file (data/registry.db;
+                                         a path, file:///path or s3://bucket/key); what does not
+                                         map is listed with the reason
   featured version
 
 Client commands send the bearer token of FEATURED_TOKEN or --token-file, and
@@ -88,6 +92,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return showCmd(ctx, cmd, rest, stdout, stderr)
 	case "token":
 		return tokenCmd(rest, stdout, stderr)
+	case "import":
+		return importCmd(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "featured", version)
 		return nil

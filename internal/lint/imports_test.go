@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"api/featured/v1":               {},
 	"api/feast/types":               {},
 	"api/feast/serving":             {"api/feast/types"},
+	"api/feast/core":                {"api/feast/types"},
 	"ingest":                        {"aggregate", "featurestore", "registry", "internal/keyenc", "internal/jsoncheck"},
 	// offline/: the log knows nothing of exports; the export reads the log;
 	// the skew check runs exports; the root wires them to HTTP and backfill.
@@ -45,6 +46,9 @@ var allowed = map[string][]string{
 	// telemetry reads the Stats of the packages that do the work and feeds
 	// their hooks; none of them imports it (or OpenTelemetry).
 	"internal/telemetry": {"featurestore", "ingest", "offline", "offline/export", "registry", "serving"},
+	// feastimport turns a Feast registry into definitions (it writes
+	// durations the registry's way); cmd/featured reads the file.
+	"feastimport":        {"registry", "api/feast/core", "api/feast/types"},
 	"cmd/featured":       {"*"},
 	"loadtest":           {"*"},
 	"internal/kafkatest": {},
