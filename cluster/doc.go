@@ -28,8 +28,9 @@
 //
 // A [Membership] may be used from any goroutine. The owner map it returns
 // is immutable; Current returns it with a channel closed when a newer map
-// replaces it. Config.CaughtUp is called from the group client's goroutine
-// at every join and must not block or call back into the Membership.
+// replaces it. Config.CaughtUp is called at every join and every probing
+// interval, from the Membership's goroutines; it must not block or call back
+// into the Membership.
 // Membership runs two goroutines of its own (the probing ticker and the
 // Kafka client's), both stopped and waited for by Close or Leave.
 //

@@ -35,9 +35,11 @@ func (g *groupBalancer) IsCooperative() bool { return false }
 
 // JoinGroupMetadata runs on the group client's goroutine at every join.
 func (g *groupBalancer) JoinGroupMetadata(topics []string, _ map[string][]int32, _ int32) []byte {
+	mm := g.m.joinMeta()
+	g.m.noteJoined(mm)
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Topics = topics
-	meta.UserData = g.m.joinMeta().Encode()
+	meta.UserData = mm.Encode()
 	return meta.AppendTo(nil)
 }
 
@@ -59,7 +61,10 @@ func (g *groupBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int
 	return map[string][]int32{}, nil
 }
 
-// MemberBalancer runs on the leader only.
+// MemberBalancer runs on the leader only, and not at all when a static
+// leader restarts within the session timeout: the broker then returns the
+// group's current assignment and, for a balancer it does not know, kgo
+// skips balancing (KIP-814), so a restart causes no rebalance.
 func (g *groupBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
 	mb := &memberBalancer{m: g.m, members: members}
 	for _, jm := range members {
@@ -95,21 +100,13 @@ func (mb *memberBalancer) SetBalanceInfo(bi kgo.BalanceInfo) { mb.gen = bi.Gener
 
 func (mb *memberBalancer) Balance(map[string]int32) kgo.IntoSyncAssignment {
 	m := mb.m
-	var om *OwnerMap
-	if last := m.last(); last != nil && last.Generation == mb.gen {
-		// Balancing a generation already decided: a static leader that
-		// restarted (KIP-814). kgo compares our result with the assignment
-		// the broker kept and rejoins if they differ, so answer that map.
-		om = last
-	} else {
-		om = Balance(BalanceInput{
-			Generation: mb.gen,
-			Partitions: m.cfg.Partitions,
-			Standbys:   m.cfg.Standbys,
-			MaxWarmups: m.cfg.MaxWarmups,
-			Members:    mb.metas,
-		})
-	}
+	om := Balance(BalanceInput{
+		Generation: mb.gen,
+		Partitions: m.cfg.Partitions,
+		Standbys:   m.cfg.Standbys,
+		MaxWarmups: m.cfg.MaxWarmups,
+		Members:    mb.metas,
+	})
 	m.noteBalanced(mb.gen)
 	a := kmsg.NewConsumerMemberAssignment()
 	a.UserData = om.Encode()

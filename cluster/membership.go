@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,20 +64,25 @@ type Config struct {
 	// RebalanceTimeout is how long the broker waits for members to rejoin
 	// during a rebalance. The default value is 30 s.
 	RebalanceTimeout time.Duration
-	// ProbingInterval is how often the group leader forces a rebalance
-	// (KIP-441's probing rebalance), the backstop for a member that caught
-	// up without calling Rebalance. The default value is 10 min.
+	// ProbingInterval is how often the member checks whether the
+	// partitions it holds caught up changed since its last join and, if
+	// so, rejoins, which rebalances the group: the backstop (as KIP-441's
+	// probing rebalance) for warm-ups that caught up without a call to
+	// Rebalance. The default value is 10 min.
 	ProbingInterval time.Duration
 	// CaughtUp returns the partitions this member holds within the
-	// acceptable recovery lag of their end offsets. It is called from the
-	// group client's goroutine at every join, so it must be quick and must
-	// not call the Membership. Nil reports none.
+	// acceptable recovery lag of their end offsets. It is called at every
+	// join (from the Kafka client's goroutine) and every ProbingInterval
+	// (from the Membership's), so it must be quick, safe for concurrent
+	// use, and must not call the Membership. Nil reports none.
 	CaughtUp func() []int32
 	// Previous is the owner map this member last saw, if the server kept
-	// it (e.g. in its data dir). Its roles go into the first join, so a
-	// restarted member, and in particular a restarted group leader (which
-	// KIP-814 asks to recompute the current generation's map), agrees with
-	// the group's current map and causes no rebalance. Nil for none.
+	// it (e.g. in its data dir). Its roles go into the member's joins until
+	// it receives a map, so a member that comes back after the session
+	// timeout (a rebalance without it already happened, or happens at its
+	// join) keeps its roles where balance allows. Within the session
+	// timeout it does not matter: the broker hands a static member its
+	// current assignment without a rebalance. Nil for none.
 	Previous *OwnerMap
 	// Logger receives the member's and the Kafka client's logs. The default
 	// value is slog.Default().
@@ -142,9 +148,10 @@ type Membership struct {
 
 	mu struct {
 		sync.Mutex
-		cur     *OwnerMap     // nil before the first map
-		changed chan struct{} // closed when cur is replaced
-		ledGen  int32         // the generation this member last balanced as leader
+		cur        *OwnerMap     // nil before the first map
+		changed    chan struct{} // closed when cur is replaced
+		ledGen     int32         // the generation this member last balanced as leader
+		sentCaught []int32       // the caught-up partitions of the last join
 	}
 
 	rebalances atomic.Uint64
@@ -323,9 +330,13 @@ func (m *Membership) Leave(ctx context.Context) error {
 	return err
 }
 
-// probe forces a rebalance every ProbingInterval while this member is the
-// leader; only the leader's rejoin makes the broker rebalance regardless of
-// metadata, and one prober is enough.
+// probe rejoins every ProbingInterval if the partitions this member holds
+// caught up changed since its last join. Every member probes, not only the
+// leader: a rejoin with changed metadata makes the broker rebalance
+// whoever leads, and the balancer is a function of the members' metadata,
+// so a rebalance when no member's caught-up set changed would not move
+// anything. (Roles, the other changing part of the metadata, change only
+// with a map, which the balancer made from them.)
 func (m *Membership) probe() {
 	t := time.NewTicker(m.cfg.ProbingInterval)
 	defer t.Stop()
@@ -334,12 +345,22 @@ func (m *Membership) probe() {
 		case <-m.stopc:
 			return
 		case <-t.C:
-			if m.Stats().Leader {
-				m.cfg.Logger.Debug("cluster: probing rebalance", "group", m.cfg.Group)
+			now := m.joinMeta().CaughtUp
+			m.mu.Lock()
+			changed := !slices.Equal(now, m.mu.sentCaught)
+			m.mu.Unlock()
+			if changed {
+				m.cfg.Logger.Debug("cluster: caught-up partitions changed, rejoining", "group", m.cfg.Group)
 				m.cl.ForceRebalance()
 			}
 		}
 	}
+}
+
+func (m *Membership) noteJoined(mm *MemberMeta) {
+	m.mu.Lock()
+	m.mu.sentCaught = mm.CaughtUp
+	m.mu.Unlock()
 }
 
 // joinMeta is this member's join metadata now.
