@@ -12,8 +12,8 @@ type BalanceInput struct {
 	// Generation is the group generation being balanced; it becomes the
 	// map's Generation.
 	Generation int32
-	// Partitions is P, the leader's partition count. Members reporting
-	// another P are left out of the map.
+	// Partitions is P, the leader's partition count, at least 1. Members
+	// reporting another P are left out of the map.
 	Partitions int
 	// Standbys is R, the standbys wanted per partition; the balancer places
 	// min(R, members-1).

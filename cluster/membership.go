@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -166,7 +167,7 @@ type Membership struct {
 type Stats struct {
 	// Generation is the generation of the current map, 0 before the first.
 	Generation int32 `json:"generation"`
-	// Rebalances counts the maps of new generations this member received.
+	// Rebalances counts the owner maps this member adopted.
 	Rebalances uint64 `json:"rebalances"`
 	// Balances counts the maps this member computed as group leader.
 	Balances uint64 `json:"balances"`
@@ -195,7 +196,7 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID("featured-"+cfg.InstanceID),
-		kgo.WithLogger(kgoLogger{cfg.Logger.With("group", cfg.Group)}),
+		kgo.WithLogger(kgoLogger{cfg.Logger}),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(m.topic),
 		kgo.Balancers(&groupBalancer{m: m}),
@@ -243,7 +244,7 @@ func (m *Membership) ensureTopic(ctx context.Context) error {
 }
 
 // Current returns the current owner map (nil before the first) and a
-// channel closed when it is replaced by a map of a newer generation.
+// channel closed when another map replaces it.
 func (m *Membership) Current() (*OwnerMap, <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -383,14 +384,22 @@ func (m *Membership) last() *OwnerMap {
 	return m.cfg.Previous
 }
 
-// adopt makes om current if it is of a newer generation than the current
-// map; the same generation again (a rejoin without rebalance) changes
-// nothing.
+// adopt makes om current unless it is the current map again (a rejoin
+// that did not rebalance hands back the same assignment). A map of an older
+// generation is adopted too, with a warning: the broker answers in order,
+// so that means the group was recreated (e.g. deleted while empty) and its
+// generations started over.
 func (m *Membership) adopt(om *OwnerMap) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur := m.mu.cur; cur != nil && om.Generation <= cur.Generation {
-		return
+	if cur := m.mu.cur; cur != nil {
+		if om.Generation == cur.Generation && bytes.Equal(om.Encode(), cur.Encode()) {
+			return
+		}
+		if om.Generation <= cur.Generation {
+			m.cfg.Logger.Warn("cluster: owner map of an older generation; the group was recreated",
+				"group", m.cfg.Group, "generation", om.Generation, "was", cur.Generation)
+		}
 	}
 	m.mu.cur = om
 	close(m.mu.changed)

@@ -137,3 +137,41 @@ func contains(xs []int, x int) bool {
 	}
 	return false
 }
+
+func TestAdopt(t *testing.T) {
+	m := &Membership{cfg: Config{Logger: testLogger()}, self: Member{InstanceID: "m00"}}
+	m.mu.changed = make(chan struct{})
+	isClosed := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	cur, ch := m.Current()
+	if cur != nil {
+		t.Fatal("a map before the first sync")
+	}
+	g5 := sampleMap(t)
+	g5.Generation = 5
+	m.adopt(g5)
+	if cur, _ := m.Current(); cur != g5 || !isClosed(ch) {
+		t.Fatal("the first map was not adopted and announced")
+	}
+	_, ch = m.Current()
+	again, err := DecodeOwnerMap(g5.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.adopt(again)
+	if isClosed(ch) || m.Stats().Rebalances != 1 {
+		t.Fatal("the same map again (a rejoin without rebalance) was announced as a change")
+	}
+	// A recreated group starts its generations over: its maps still count.
+	g1 := &OwnerMap{Generation: 1, Partitions: 16, Members: members(1), Parts: make([]Placement, 16)}
+	m.adopt(g1)
+	if cur, _ := m.Current(); cur != g1 || !isClosed(ch) || m.Stats().Generation != 1 {
+		t.Fatal("a map of a recreated group (generation 1 after 5) was not adopted")
+	}
+}
