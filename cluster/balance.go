@@ -54,6 +54,8 @@ type balancer struct {
 	in       BalanceInput
 	members  []*MemberMeta
 	n, parts int
+	eligible []bool // [member] may be a target: not draining (or all are)
+	nTarget  int    // eligible members
 	r        int
 	warmCap  int
 
@@ -61,7 +63,7 @@ type balancer struct {
 	prevRole  [][]Role // [member][partition], a stale "active" demoted to standby
 	prevAct   []int    // [partition] previous active member, -1 if none present
 	anyCaught []bool   // [partition] some member reports it caught up
-	zones     int      // distinct non-empty zones among members
+	zones     int      // distinct non-empty zones among eligible members
 
 	// The target, built by targetActives, targetStandbys, repairStandbys.
 	tAct  []int   // [partition]
@@ -89,7 +91,21 @@ func newBalancer(in BalanceInput) *balancer {
 	ms = slices.CompactFunc(ms, func(a, b *MemberMeta) bool { return a.InstanceID == b.InstanceID })
 
 	b := &balancer{in: in, members: ms, n: len(ms), parts: in.Partitions}
-	b.r = min(max(in.Standbys, 0), max(b.n-1, 0))
+	b.eligible = make([]bool, b.n)
+	for i, m := range ms {
+		if !m.Draining {
+			b.eligible[i] = true
+			b.nTarget++
+		}
+	}
+	if b.nTarget == 0 {
+		// Everyone draining: someone must hold the partitions.
+		for i := range b.eligible {
+			b.eligible[i] = true
+		}
+		b.nTarget = b.n
+	}
+	b.r = min(max(in.Standbys, 0), max(b.nTarget-1, 0))
 	b.warmCap = max(in.MaxWarmups, 1)
 	b.caught = make([][]bool, b.n)
 	b.prevRole = make([][]Role, b.n)
@@ -101,7 +117,7 @@ func newBalancer(in BalanceInput) *balancer {
 	}
 	zones := map[string]bool{}
 	for i, m := range ms {
-		if m.Zone != "" {
+		if m.Zone != "" && b.eligible[i] {
 			zones[m.Zone] = true
 		}
 		b.caught[i] = make([]bool, b.parts)
@@ -188,7 +204,7 @@ func (b *balancer) targetActives() {
 		}
 		return
 	}
-	q := newQuota(b.parts, b.n, b.acts)
+	q := newQuota(b.parts, b.nTarget, b.acts)
 	assign := func(p, i int) {
 		q.take(b.acts[i])
 		b.acts[i]++
@@ -197,7 +213,7 @@ func (b *balancer) targetActives() {
 	}
 	for p := range b.parts {
 		b.tAct[p] = -1
-		if a := b.prevAct[p]; a >= 0 && q.fits(b.acts[a]) {
+		if a := b.prevAct[p]; a >= 0 && b.eligible[a] && q.fits(b.acts[a]) {
 			assign(p, a)
 		}
 	}
@@ -207,7 +223,7 @@ func (b *balancer) targetActives() {
 		}
 		best := -1
 		for i := range b.n {
-			if !q.fits(b.acts[i]) {
+			if !b.eligible[i] || !q.fits(b.acts[i]) {
 				continue
 			}
 			if best < 0 || b.betterActive(p, i, best) {
@@ -274,7 +290,7 @@ func (b *balancer) targetStandbys() {
 	if b.r == 0 {
 		return
 	}
-	q := newQuota(b.parts*(1+b.r), b.n, b.load)
+	q := newQuota(b.parts*(1+b.r), b.nTarget, b.load)
 	add := func(p, i int) {
 		q.take(b.load[i])
 		b.load[i]++
@@ -285,11 +301,11 @@ func (b *balancer) targetStandbys() {
 	best := func(p int) int {
 		c := -1
 		for i := range b.n {
-			if !b.isReplica(p, i) && (c < 0 || b.betterStandby(p, i, c, &q)) {
+			if b.eligible[i] && !b.isReplica(p, i) && (c < 0 || b.betterStandby(p, i, c, &q)) {
 				c = i
 			}
 		}
-		return c // r <= n-1 leaves a member that is not a replica
+		return c // r <= nTarget-1 leaves an eligible member that is not a replica
 	}
 	// Sticky first: a slot whose best candidate held the partition takes
 	// it before any partition's fill can use up that member's room.
@@ -339,11 +355,14 @@ func (b *balancer) repairStandbys() {
 	if b.r == 0 {
 		return
 	}
-	order := make([]int, b.n)
+	var order []int
 	for moved := true; moved; {
 		moved = false
-		for i := range order {
-			order[i] = i
+		order = order[:0]
+		for i := range b.n {
+			if b.eligible[i] {
+				order = append(order, i)
+			}
 		}
 		slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(b.load[j], b.load[i]) })
 	pairs:

@@ -17,6 +17,7 @@ type world struct {
 	last       *OwnerMap
 	gen        int32
 	caught     func(id string) []int32 // nil: nothing caught up
+	draining   map[string]bool
 }
 
 func members(n int, zones ...string) []Member {
@@ -39,7 +40,7 @@ func (w *world) input() BalanceInput {
 		if w.caught != nil {
 			cu = w.caught(m.InstanceID)
 		}
-		in.Members = append(in.Members, metaFor(m, w.p, w.last, cu))
+		in.Members = append(in.Members, metaFor(m, w.p, w.last, cu, w.draining[m.InstanceID]))
 	}
 	return in
 }
@@ -72,7 +73,16 @@ func checkMap(t testing.TB, in BalanceInput, m *OwnerMap) {
 		t.Fatalf("invalid map: %v", err)
 	}
 	n := len(m.Members)
-	r := min(in.Standbys, max(n-1, 0))
+	targets := 0 // members not draining, or all if all are
+	for _, mm := range in.Members {
+		if _, ok := m.Member(mm.InstanceID); ok && !mm.Draining {
+			targets++
+		}
+	}
+	if targets == 0 {
+		targets = n
+	}
+	r := min(in.Standbys, max(targets-1, 0))
 	caught := map[string]map[int32]bool{}
 	for _, mm := range in.Members {
 		caught[mm.InstanceID] = map[int32]bool{}
@@ -157,17 +167,22 @@ func warmups(m *OwnerMap) int {
 	return c
 }
 
-// converge balances until a map has no warm-ups, every member reporting
-// what it holds as caught up, and returns it.
+// converge balances, every member reporting what it holds as caught up,
+// until a map has no warm-ups and the next balance moves nothing, and
+// returns that map.
 func (w *world) converge(t testing.TB) *OwnerMap {
 	t.Helper()
 	w.caught = w.holding
-	for range 2*w.p*(1+w.r) + 4 {
-		if m := w.step(t); warmups(m) == 0 {
+	limit := 2*w.p*(1+w.r) + 4
+	var prev *OwnerMap
+	for range limit {
+		m := w.step(t)
+		if prev != nil && warmups(m) == 0 && samePlacement(prev, m) {
 			return m
 		}
+		prev = m
 	}
-	t.Fatalf("no map without warm-ups after %d balances", 2*w.p*(1+w.r)+4)
+	t.Fatalf("no fixpoint after %d balances", limit)
 	return nil
 }
 
@@ -388,7 +403,7 @@ func TestBalanceLeavesOutOtherP(t *testing.T) {
 
 func TestBalanceProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	for i := range 300 {
+	for i := range 200 {
 		n := 1 + rng.IntN(10)
 		p := []int{1, 2, 3, 16, 64, 256}[rng.IntN(6)]
 		r := rng.IntN(4)
@@ -410,6 +425,21 @@ func TestBalanceProperties(t *testing.T) {
 				}
 				w.step(t)
 			}
+			// Some members drain: once converged they hold nothing (unless
+			// all drain).
+			w.draining = map[string]bool{}
+			for _, mb := range w.members {
+				w.draining[mb.InstanceID] = rng.IntN(5) == 0
+			}
+			drained := w.converge(t)
+			if len(w.draining) > 0 && slices.ContainsFunc(w.members, func(mb Member) bool { return !w.draining[mb.InstanceID] }) {
+				for _, mb := range w.members {
+					if w.draining[mb.InstanceID] && len(drained.Roles(mb.InstanceID)) > 0 {
+						t.Fatalf("draining %s still holds %v", mb.InstanceID, drained.Roles(mb.InstanceID))
+					}
+				}
+			}
+			w.draining = nil
 			final := w.converge(t)
 			if len(zones) == 0 {
 				checkBalanced(t, final)
@@ -446,4 +476,27 @@ func dump(m *OwnerMap) string {
 		fmt.Fprintf(&b, "p%d: active %s standbys %v warm-ups %v\n", p, a, pl.Standbys, pl.Warmups)
 	}
 	return b.String()
+}
+
+func TestBalanceDrain(t *testing.T) {
+	w := &world{p: 12, r: 1, warm: 2, members: members(4)}
+	before := w.converge(t)
+	had := before.Roles("m01")
+	w.draining = map[string]bool{"m01": true}
+	m := w.step(t)
+	for p, r := range m.Roles("m01") {
+		if had[p] == RoleNone || (r == RoleActive && had[p] != RoleActive) {
+			t.Fatalf("draining m01 got %s of partition %d, having held %s", r, p, had[p])
+		}
+	}
+	final := w.converge(t)
+	if roles := final.Roles("m01"); len(roles) != 0 {
+		t.Fatalf("drained m01 still holds %v", roles)
+	}
+	acts, reps := counts(final)
+	for i, mb := range final.Members {
+		if mb.InstanceID != "m01" && (acts[i] != 4 || reps[i] != 8) {
+			t.Fatalf("after the drain, %s has %d actives and %d replicas, want 4 and 8", mb.InstanceID, acts[i], reps[i])
+		}
+	}
 }

@@ -19,6 +19,10 @@
 // replica, whatever its role, consumes its partitions directly from the
 // offsets in its own store.
 //
+// A member being emptied before it goes away calls Drain: its metadata says
+// so, the balancer places nothing new on it and moves its replicas away as
+// their new holders catch up; once it holds nothing it calls Leave.
+//
 // The broker is the one authority on who is in the group: it detects a
 // member that stops heartbeating after Config.SessionTimeout, rebalances
 // when a member joins, leaves or changes its metadata, and keeps a static
@@ -43,7 +47,8 @@
 //	OwnerMap v1:   1, generation, P, nMembers, {instanceID, advertise, zone}*,
 //	               then per partition: active+1 (0: none), nStandbys, standby*,
 //	               nWarmups, warmup*  (member indexes into the member list)
-//	MemberMeta v1: 1, instanceID, advertise, zone, P, lastGeneration,
+//	MemberMeta v1: 1, instanceID, advertise, zone, flags byte (bit 0:
+//	               draining; other bits refused), P, lastGeneration,
 //	               nCaughtUp, caught-up partition deltas*,
 //	               nRoles, {partition delta, role byte}*
 //

@@ -157,6 +157,7 @@ type Membership struct {
 
 	rebalances atomic.Uint64
 	balances   atomic.Uint64
+	draining   atomic.Bool
 
 	stopc     chan struct{}
 	wg        sync.WaitGroup
@@ -260,6 +261,16 @@ func (m *Membership) Self() Member { return m.self }
 // with unchanged metadata by a member that is not the leader rebalances
 // nothing.
 func (m *Membership) Rebalance() {
+	m.cl.ForceRebalance()
+}
+
+// Drain marks this member draining and rebalances: the balancer places no
+// new replica on it and moves its replicas to the other members, each once
+// its new holder caught up (warm-ups first), so the member keeps serving
+// what it still holds. When its roles in the current map are empty, Leave.
+// Draining cannot be undone but by a restart.
+func (m *Membership) Drain() {
+	m.draining.Store(true)
 	m.cl.ForceRebalance()
 }
 
@@ -370,7 +381,7 @@ func (m *Membership) joinMeta() *MemberMeta {
 	if m.cfg.CaughtUp != nil {
 		caught = m.cfg.CaughtUp()
 	}
-	return metaFor(m.self, m.cfg.Partitions, m.last(), caught)
+	return metaFor(m.self, m.cfg.Partitions, m.last(), caught, m.draining.Load())
 }
 
 // last is the newest map this member knows: the current one, or the

@@ -456,3 +456,30 @@ func TestMembershipProbingRebalance(t *testing.T) {
 		return true
 	}, all...)
 }
+
+func TestMembershipDrainThenLeave(t *testing.T) {
+	h := newHarness(t, 8)
+	h.probe = 100 * time.Millisecond
+	nodes := startThree(t, h)
+	for _, n := range nodes {
+		n.holdAll()
+	}
+	drained := nodes[2]
+	drained.m.Drain()
+	// Every node catches up on what it is given at once; the probes rejoin
+	// with the new caught-up sets until the drained node holds nothing.
+	var m *OwnerMap
+	waitFor(t, "the drained node holds nothing", func() bool {
+		for _, n := range nodes {
+			n.holdAll()
+		}
+		m, _ = drained.m.Current()
+		return len(m.Roles(drained.id)) == 0
+	})
+	checkCover(t, m, 1)
+	if err := drained.m.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := agreed(t, "the others agree without the drained node", nil, nodes[0], nodes[1])
+	checkCover(t, after, 1)
+}

@@ -15,6 +15,10 @@ type MemberMeta struct {
 	InstanceID string
 	Advertise  string
 	Zone       string
+	// Draining marks a member that is being emptied before it leaves: the
+	// balancer places no new replica on it and moves its replicas away,
+	// warm-ups first, so it keeps serving until their targets caught up.
+	Draining bool
 	// Partitions is the member's configured P; the leader places nothing on
 	// a member whose P differs from its own.
 	Partitions int
@@ -37,6 +41,10 @@ type PartitionRole struct {
 
 const memberMetaVersion = 1
 
+// flagDraining is MemberMeta.Draining in the flags byte; other bits are
+// refused, so a new flag needs a new version.
+const flagDraining = 1
+
 // Encode returns the metadata's compact, versioned encoding. Partition
 // lists are delta-encoded uvarints, so a member holding a run of partitions
 // costs about a byte per partition.
@@ -46,6 +54,11 @@ func (mm *MemberMeta) Encode() []byte {
 	b = appendString(b, mm.InstanceID)
 	b = appendString(b, mm.Advertise)
 	b = appendString(b, mm.Zone)
+	var flags byte
+	if mm.Draining {
+		flags |= flagDraining
+	}
+	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(mm.Partitions))
 	b = binary.AppendUvarint(b, uint64(uint32(mm.LastGeneration)))
 	b = binary.AppendUvarint(b, uint64(len(mm.CaughtUp)))
@@ -75,6 +88,16 @@ func DecodeMemberMeta(b []byte) (*MemberMeta, error) {
 	}
 	d := decoder{b: b[1:]}
 	mm := &MemberMeta{InstanceID: d.string(), Advertise: d.string(), Zone: d.string()}
+	if d.err == nil {
+		if len(d.b) == 0 {
+			d.err = errors.New("truncated flags")
+		} else if f := d.b[0]; f&^flagDraining != 0 {
+			d.err = fmt.Errorf("unknown flags %#x", f)
+		} else {
+			mm.Draining = f&flagDraining != 0
+			d.b = d.b[1:]
+		}
+	}
 	mm.Partitions = int(d.uvarint(maxDecodedCount))
 	mm.LastGeneration = int32(uint32(d.uvarint(1<<32 - 1)))
 	n := int(d.uvarint(maxDecodedCount))
@@ -127,8 +150,8 @@ func DecodeMemberMeta(b []byte) (*MemberMeta, error) {
 // metaFor builds the join metadata of instanceID from the last map it saw
 // and the partitions it reports caught up (any order, duplicates and
 // out-of-range partitions dropped).
-func metaFor(self Member, partitions int, last *OwnerMap, caughtUp []int32) *MemberMeta {
-	mm := &MemberMeta{InstanceID: self.InstanceID, Advertise: self.Advertise, Zone: self.Zone, Partitions: partitions}
+func metaFor(self Member, partitions int, last *OwnerMap, caughtUp []int32, draining bool) *MemberMeta {
+	mm := &MemberMeta{InstanceID: self.InstanceID, Advertise: self.Advertise, Zone: self.Zone, Draining: draining, Partitions: partitions}
 	cu := slices.Clone(caughtUp)
 	slices.Sort(cu)
 	cu = slices.Compact(cu)

@@ -33,7 +33,7 @@ func FuzzDecodeOwnerMap(f *testing.F) {
 
 func FuzzDecodeMemberMeta(f *testing.F) {
 	m := sampleMap(f)
-	f.Add(metaFor(m.Members[0], 16, m, []int32{1, 2, 3}).Encode())
+	f.Add(metaFor(m.Members[0], 16, m, []int32{1, 2, 3}, true).Encode())
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > maxFuzzInput {

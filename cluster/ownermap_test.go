@@ -108,7 +108,7 @@ func TestOwnerMapHelpers(t *testing.T) {
 
 func TestMemberMetaRoundTrip(t *testing.T) {
 	m := sampleMap(t)
-	mm := metaFor(m.Members[1], 16, m, []int32{9, 3, 3, 40, -1, 0})
+	mm := metaFor(m.Members[1], 16, m, []int32{9, 3, 3, 40, -1, 0}, true)
 	if want := []int32{0, 3, 9}; !cmp.Equal(mm.CaughtUp, want) {
 		t.Fatalf("caught up %v, want %v (sorted, deduplicated, in range)", mm.CaughtUp, want)
 	}
