@@ -31,12 +31,12 @@
 // # Concurrency
 //
 // A [Membership] may be used from any goroutine. The owner map it returns
-// is immutable; Current returns it with a channel closed when a newer map
+// is immutable; Current returns it with a channel closed when another map
 // replaces it. Config.CaughtUp is called at every join and every probing
 // interval, from the Membership's goroutines; it must not block or call back
-// into the Membership.
-// Membership runs two goroutines of its own (the probing ticker and the
-// Kafka client's), both stopped and waited for by Close or Leave.
+// into the Membership. Membership runs two goroutines of its own (the probe and a loop that
+// drains the Kafka client's error notices) besides the Kafka client's; Close
+// or Leave stops and waits for all of them.
 //
 // # Encodings
 //

@@ -155,11 +155,13 @@ type Membership struct {
 		sentCaught []int32       // the caught-up partitions of the last join
 	}
 
-	rebalances atomic.Uint64
-	balances   atomic.Uint64
-	draining   atomic.Bool
+	rebalances  atomic.Uint64
+	balances    atomic.Uint64
+	groupErrors atomic.Uint64
+	draining    atomic.Bool
 
-	stopc     chan struct{}
+	// stop ends the goroutines below; Close and Leave call it, then wait.
+	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -174,6 +176,10 @@ type Stats struct {
 	Balances uint64 `json:"balances"`
 	// Leader is whether this member balanced the current map.
 	Leader bool `json:"leader"`
+	// GroupErrors counts the errors of the group session (a failed join,
+	// sync or heartbeat, a map this member refused); the client logs each
+	// and retries.
+	GroupErrors uint64 `json:"group_errors"`
 }
 
 // Join creates the membership topic if it is absent and joins the group.
@@ -188,7 +194,6 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 		cfg:   cfg,
 		self:  Member{InstanceID: cfg.InstanceID, Advertise: cfg.Advertise, Zone: cfg.Zone},
 		topic: cfg.Group + MembersTopicSuffix,
-		stopc: make(chan struct{}),
 	}
 	m.mu.changed = make(chan struct{})
 	if err := m.ensureTopic(ctx); err != nil {
@@ -211,7 +216,10 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("join group %s: new client: %w", cfg.Group, err)
 	}
 	m.cl = cl
-	m.wg.Go(m.probe)
+	runCtx, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	m.wg.Go(func() { m.probe(runCtx) })
+	m.wg.Go(func() { m.drainErrors(runCtx) })
 	return m, nil
 }
 
@@ -278,7 +286,7 @@ func (m *Membership) Drain() {
 func (m *Membership) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Stats{Rebalances: m.rebalances.Load(), Balances: m.balances.Load()}
+	s := Stats{Rebalances: m.rebalances.Load(), Balances: m.balances.Load(), GroupErrors: m.groupErrors.Load()}
 	if m.mu.cur != nil {
 		s.Generation = m.mu.cur.Generation
 		s.Leader = m.mu.ledGen == m.mu.cur.Generation
@@ -295,7 +303,7 @@ func (m *Membership) Stats() Stats {
 // idempotent.
 func (m *Membership) Close() {
 	m.closeOnce.Do(func() {
-		close(m.stopc)
+		m.stop()
 		m.wg.Wait()
 		m.cl.Close()
 	})
@@ -308,7 +316,7 @@ func (m *Membership) Close() {
 func (m *Membership) Leave(ctx context.Context) error {
 	var err error
 	m.closeOnce.Do(func() {
-		close(m.stopc)
+		m.stop()
 		m.wg.Wait()
 		defer m.cl.Close()
 		// kgo does not send LeaveGroup for a static member; stop its group
@@ -349,12 +357,12 @@ func (m *Membership) Leave(ctx context.Context) error {
 // so a rebalance when no member's caught-up set changed would not move
 // anything. (Roles, the other changing part of the metadata, change only
 // with a map, which the balancer made from them.)
-func (m *Membership) probe() {
+func (m *Membership) probe(ctx context.Context) {
 	t := time.NewTicker(m.cfg.ProbingInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-m.stopc:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			now := m.joinMeta().CaughtUp
@@ -366,6 +374,22 @@ func (m *Membership) probe() {
 				m.cl.ForceRebalance()
 			}
 		}
+	}
+}
+
+// drainErrors polls the group client, which never has records (nothing is
+// assigned) but queues an error fetch for every failed group session; unpolled,
+// they would pile up for the life of the process.
+func (m *Membership) drainErrors(ctx context.Context) {
+	for {
+		fs := m.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			m.groupErrors.Add(1)
+			m.cfg.Logger.Warn("cluster: group session error", "group", m.cfg.Group, "err", err)
+		})
 	}
 }
 

@@ -483,3 +483,28 @@ func TestMembershipDrainThenLeave(t *testing.T) {
 	after := agreed(t, "the others agree without the drained node", nil, nodes[0], nodes[1])
 	checkCover(t, after, 1)
 }
+
+func TestMembershipOtherPartitionCountIsLeftOut(t *testing.T) {
+	h := newHarness(t, 6)
+	nodes := startThree(t, h)
+	m, _ := nodes[0].m.Current()
+
+	odd := &node{id: "node-odd"}
+	cfg := h.config(odd, nil)
+	cfg.Partitions = 7
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	om, err := Join(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(om.Close)
+	odd.m = om
+	waitFor(t, "the member of P=7 counts the map it refused", func() bool { return om.Stats().GroupErrors > 0 })
+	if cur, _ := om.Current(); cur != nil {
+		t.Fatalf("the member of P=7 adopted a map of P=%d", cur.Partitions)
+	}
+	// The others agree on a map that leaves it out.
+	got := agreed(t, "the three agree after the odd join", func(x *OwnerMap) bool { return x.Generation > m.Generation }, nodes...)
+	checkCover(t, got, 1)
+}
