@@ -63,7 +63,6 @@ type balancer struct {
 	prevRole  [][]Role // [member][partition], a stale "active" demoted to standby
 	prevAct   []int    // [partition] previous active member, -1 if none present
 	anyCaught []bool   // [partition] some member reports it caught up
-	zones     int      // distinct non-empty zones among eligible members
 
 	// The target, built by targetActives, targetStandbys, repairStandbys.
 	tAct  []int   // [partition]
@@ -115,11 +114,7 @@ func newBalancer(in BalanceInput) *balancer {
 	for p := range b.prevAct {
 		b.prevAct[p] = -1
 	}
-	zones := map[string]bool{}
 	for i, m := range ms {
-		if m.Zone != "" && b.eligible[i] {
-			zones[m.Zone] = true
-		}
 		b.caught[i] = make([]bool, b.parts)
 		for _, p := range m.CaughtUp {
 			if p >= 0 && int(p) < b.parts {
@@ -148,7 +143,6 @@ func newBalancer(in BalanceInput) *balancer {
 			}
 		}
 	}
-	b.zones = len(zones)
 	b.tAct = make([]int, b.parts)
 	b.tStby = make([][]int, b.parts)
 	b.acts = make([]int, b.n)
@@ -269,19 +263,6 @@ func (b *balancer) zoneUse(p, i int) int {
 	return c
 }
 
-func (b *balancer) zonesUsed(p int) int {
-	seen := map[string]bool{}
-	if a := b.tAct[p]; a >= 0 && b.members[a].Zone != "" {
-		seen[b.members[a].Zone] = true
-	}
-	for _, s := range b.tStby[p] {
-		if b.members[s].Zone != "" {
-			seen[b.members[s].Zone] = true
-		}
-	}
-	return len(seen)
-}
-
 func (b *balancer) isReplica(p, i int) bool {
 	return b.tAct[p] == i || slices.Contains(b.tStby[p], i)
 }
@@ -296,8 +277,7 @@ func (b *balancer) targetStandbys() {
 		b.load[i]++
 		b.tStby[p] = append(b.tStby[p], i)
 	}
-	// Sticky: last map's standbys, then its active if it lost the active,
-	// as long as balance and zones allow.
+	// best is p's best candidate for one more standby now.
 	best := func(p int) int {
 		c := -1
 		for i := range b.n {
