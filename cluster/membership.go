@@ -153,6 +153,7 @@ type Membership struct {
 		changed    chan struct{} // closed when cur is replaced
 		ledGen     int32         // the generation this member last balanced as leader
 		sentCaught []int32       // the caught-up partitions of the last join
+		sentDrain  bool          // the draining flag of the last join
 	}
 
 	rebalances  atomic.Uint64
@@ -351,7 +352,7 @@ func (m *Membership) Leave(ctx context.Context) error {
 }
 
 // probe rejoins every ProbingInterval if the partitions this member holds
-// caught up changed since its last join. Every member probes, not only the
+// caught up (or its draining flag) changed since its last join. Every member probes, not only the
 // leader: a rejoin with changed metadata makes the broker rebalance
 // whoever leads, and the balancer is a function of the members' metadata,
 // so a rebalance when no member's caught-up set changed would not move
@@ -365,9 +366,9 @@ func (m *Membership) probe(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			now := m.joinMeta().CaughtUp
+			now := m.joinMeta()
 			m.mu.Lock()
-			changed := !slices.Equal(now, m.mu.sentCaught)
+			changed := !slices.Equal(now.CaughtUp, m.mu.sentCaught) || now.Draining != m.mu.sentDrain
 			m.mu.Unlock()
 			if changed {
 				m.cfg.Logger.Debug("cluster: caught-up partitions changed, rejoining", "group", m.cfg.Group)
@@ -396,6 +397,7 @@ func (m *Membership) drainErrors(ctx context.Context) {
 func (m *Membership) noteJoined(mm *MemberMeta) {
 	m.mu.Lock()
 	m.mu.sentCaught = mm.CaughtUp
+	m.mu.sentDrain = mm.Draining
 	m.mu.Unlock()
 }
 
