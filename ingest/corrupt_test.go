@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
@@ -98,7 +98,7 @@ func TestKafkaCorruptState(t *testing.T) {
 	e.corruptState(t, "v", "bad")
 	ts := e.now.Add(-time.Minute).UnixMilli()
 	badMsg := fmt.Sprintf(`{"user_id":"bad","ts":%d,"items":1}`, ts)
-	msgs := []kafka.Message{
+	msgs := []*kgo.Record{
 		{Key: []byte("g"), Value: []byte(fmt.Sprintf(`{"user_id":"g","ts":%d,"items":1}`, ts))},
 		{Key: []byte("b"), Value: []byte(badMsg)},
 		{Key: []byte("g"), Value: []byte(fmt.Sprintf(`{"user_id":"g","ts":%d,"items":2}`, ts))},
@@ -109,7 +109,7 @@ func TestKafkaCorruptState(t *testing.T) {
 		applied, rejected := counted(run.k, "tx_kafka")
 		return applied == 2 && rejected == 1
 	})
-	var dead []kafka.Message
+	var dead []*kgo.Record
 	waitFor(t, "the dead letter", 30*time.Second, func() bool {
 		dead = kafkatest.ReadAll(t, brokers, topic+".dlq", 0)
 		return len(dead) >= 1

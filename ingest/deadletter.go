@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/featurestore"
 )
@@ -57,11 +58,11 @@ func (k *Kafka) publishStoreDeadLettersOnce(ctx context.Context) error {
 		if len(dls) == 0 {
 			return nil
 		}
-		msgs := make([]kafka.Message, len(dls))
+		msgs := make([]*kgo.Record, len(dls))
 		for i := range dls {
 			msgs[i] = k.storeDeadLetter(ctx, &dls[i])
 		}
-		if err := k.dlq.WriteMessages(ctx, msgs...); err != nil {
+		if err := k.produce(ctx, msgs); err != nil {
 			return fmt.Errorf("write dead letters: %w", err)
 		}
 		if err := k.store.DeleteDeadLetters(dls); err != nil {
@@ -92,7 +93,7 @@ func splitOffsetName(name string) (source, topic string) {
 // message, fetched again from its partition (the store keeps its position,
 // not its bytes), with the usual headers. A message the topic no longer
 // holds is dead-lettered with an empty value and the reason saying so.
-func (k *Kafka) storeDeadLetter(ctx context.Context, dl *featurestore.DeadLetter) kafka.Message {
+func (k *Kafka) storeDeadLetter(ctx context.Context, dl *featurestore.DeadLetter) *kgo.Record {
 	source, topic := splitOffsetName(dl.Position.Topic)
 	if dl.Source != "" {
 		source = dl.Source
@@ -102,15 +103,15 @@ func (k *Kafka) storeDeadLetter(ctx context.Context, dl *featurestore.DeadLetter
 		dlqTopic = src.DeadLetterTopic
 	}
 	reason := dl.Err
-	key, value, err := k.fetchOne(ctx, topic, int(dl.Position.Partition), dl.Position.Offset)
+	key, value, err := k.fetchOne(ctx, topic, dl.Position.Partition, dl.Position.Offset)
 	if err != nil {
 		reason += fmt.Sprintf(" (the original message could not be read again: %v)", err)
 	}
-	return kafka.Message{
+	return &kgo.Record{
 		Topic: dlqTopic,
 		Key:   key,
 		Value: value,
-		Headers: []kafka.Header{
+		Headers: []kgo.RecordHeader{
 			{Key: HeaderReason, Value: []byte(dl.Reason)},
 			{Key: HeaderError, Value: []byte(reason)},
 			{Key: HeaderSource, Value: []byte(source)},
@@ -125,45 +126,45 @@ func (k *Kafka) storeDeadLetter(ctx context.Context, dl *featurestore.DeadLetter
 // errGone is a message the partition no longer holds.
 var errGone = errors.New("ingest: message no longer in the topic")
 
-// fetchOne reads the message at offset of a partition.
-func (k *Kafka) fetchOne(ctx context.Context, topic string, partition int, offset int64) (key, value []byte, err error) {
+// fetchOne reads the message at offset of a partition, with a client of
+// its own consuming the partition from there.
+func (k *Kafka) fetchOne(ctx context.Context, topic string, partition int32, offset int64) (key, value []byte, err error) {
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res, err := k.client.Fetch(fctx, &kafka.FetchRequest{
-		Topic: topic, Partition: partition, Offset: offset,
-		MinBytes: 1, MaxBytes: int64(k.opts.MaxBytes), MaxWait: k.opts.MaxWait,
-	})
+	cl, err := newClient(&k.opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(offset)}}),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchMaxBytes(int32(k.opts.MaxBytes)),
+		kgo.FetchMaxPartitionBytes(int32(k.opts.MaxBytes)),
+		kgo.FetchMaxWait(k.opts.MaxWait),
+	)
 	if err != nil {
 		return nil, nil, err
 	}
-	if res.Error != nil {
-		return nil, nil, res.Error
-	}
-	if res.Records == nil {
-		return nil, nil, errGone
-	}
+	defer cl.Close()
 	for {
-		r, err := res.Records.ReadRecord()
-		if err != nil {
-			return nil, nil, errGone
+		fs := cl.PollFetches(fctx)
+		if err := fctx.Err(); err != nil {
+			return nil, nil, err
 		}
-		if r.Offset < offset {
-			continue // a fetch starts at its record batch's first offset
-		}
-		if r.Offset > offset {
-			return nil, nil, errGone
-		}
-		if r.Key != nil {
-			if key, err = kafka.ReadAll(r.Key); err != nil {
-				return nil, nil, err
+		var rec *kgo.Record
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		fs.EachRecord(func(r *kgo.Record) {
+			if rec == nil && r.Offset >= offset {
+				rec = r
 			}
+		})
+		switch {
+		case rec != nil && rec.Offset == offset:
+			return rec.Key, rec.Value, nil
+		case rec != nil:
+			return nil, nil, errGone // compacted away
+		case errors.Is(ferr, kerr.OffsetOutOfRange):
+			return nil, nil, errGone // retention removed it
+		case ferr != nil:
+			return nil, nil, ferr
 		}
-		if r.Value != nil {
-			if value, err = kafka.ReadAll(r.Value); err != nil {
-				return nil, nil, err
-			}
-		}
-		return key, value, nil
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/registry"
@@ -26,7 +27,8 @@ type KafkaOptions struct {
 	// Linger is how long a partial batch waits for more messages. The default
 	// value is 5ms.
 	Linger time.Duration
-	// MaxBytes is the largest fetch response. The default value is 16 MiB.
+	// MaxBytes is the largest fetch response, and the most bytes of one
+	// partition in it. The default value is 16 MiB.
 	MaxBytes int
 	// MaxWait is how long the broker holds a fetch for new data. The default
 	// value is 250ms.
@@ -40,7 +42,7 @@ type KafkaOptions struct {
 	// OffsetCheck is how long a partition's reader may go without a message
 	// before its position is compared with the partition's offsets on the
 	// broker, to catch a topic recreated or truncated under it (see Kafka).
-	// The check also runs at once when kafka-go reports an out-of-range
+	// The check also runs at once when a fetch reports an out-of-range
 	// offset. The default value is 10s.
 	OffsetCheck time.Duration
 	// GroupPrefix, when set, makes Run commit each partition's applied
@@ -51,6 +53,12 @@ type KafkaOptions struct {
 	// GroupCommitInterval is how often applied offsets are committed to
 	// the groups. The default value is 5s.
 	GroupCommitInterval time.Duration
+	// Partitions, when set, restricts every source to the partitions in the
+	// set, by partition number, and is watched: a partition added is read
+	// from the store's offsets as at start, one removed stops once the
+	// batch it is applying has been handed to the store. Nil: all
+	// partitions of every topic.
+	Partitions *PartitionSet
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -99,15 +107,16 @@ func (o *KafkaOptions) Validate() error {
 }
 
 // Kafka runs one consumer per Kafka source in the registry, starting and
-// stopping them as sources are applied and deleted. Each partition is read
-// by its own kafka.Reader with no consumer group, from the offsets the store
-// committed with the state (featurestore.Store.Offsets): the store, not
-// Kafka, is the record of what was applied, which is what makes ingestion
-// exactly-once.
+// stopping them as sources are applied and deleted. A source's partitions
+// are read by one franz-go client of its own (kgo, direct partition
+// consumption, no consumer group) and applied by one goroutine per
+// partition, from the offsets the store committed with the state
+// (featurestore.Store.Offsets): the store, not Kafka, is the record of what
+// was applied, which is what makes ingestion exactly-once.
 //
 // A stored offset the partition no longer holds is handled before the
-// partition's reader starts (and, while it runs, whenever kafka-go reports
-// an out-of-range offset or the partition has been idle for
+// partition is read (and, while it is, whenever a fetch reports an
+// out-of-range offset or the partition has been idle for
 // KafkaOptions.OffsetCheck):
 //
 //  1. Stored offset below the partition's first offset: retention or
@@ -115,9 +124,10 @@ func (o *KafkaOptions) Validate() error {
 //     the gap is counted in PartitionStatus.Skipped, logged as a warning,
 //     and reading resumes at the first offset.
 //  2. Stored offset above the partition's end offset (high watermark): the
-//     topic was deleted and recreated, or truncated. kafka-go alone would
-//     retry forever, then resume silently at the stored offset once the new
-//     topic grew past it, skipping the new topic's first events. Instead the
+//     topic was deleted and recreated, or truncated. A client left to
+//     itself would reset silently or retry forever, then resume at the
+//     stored offset once the new topic grew past it, skipping the new
+//     topic's first events. Instead the
 //     reset is logged as an error (topic, partition, stored and end
 //     offsets), counted in PartitionStatus.OffsetResets, and the partition
 //     is read again from its first offset: its events are new events, folded
@@ -147,8 +157,11 @@ type Kafka struct {
 	opts   KafkaOptions
 	router router
 	stats  stats
-	client *kafka.Client
-	dlq    *kafka.Writer
+	// cl is the client for everything but consuming: metadata, offsets,
+	// topic creation and group commits (through adm) and the dead letters
+	// it produces. Run makes it and closes it.
+	cl  *kgo.Client
+	adm *kadm.Client
 
 	mu struct {
 		sync.Mutex
@@ -167,21 +180,26 @@ func NewKafka(reg *registry.Registry, store *featurestore.Store, opts KafkaOptio
 		reg:    reg,
 		opts:   opts,
 		router: router{reg: reg},
-		client: &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Timeout: 10 * time.Second},
-		dlq: &kafka.Writer{
-			Addr:         kafka.TCP(opts.Brokers...),
-			Balancer:     &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: time.Millisecond,
-		},
 	}
 	k.mu.consumers = make(map[string]*topicConsumer)
 	return k, nil
 }
 
 // Run reconciles consumers with the registry until ctx ends, then stops
-// them and flushes what they handed to the store.
+// them and flushes what they handed to the store. It is called once.
 func (k *Kafka) Run(ctx context.Context) error {
+	cl, err := newClient(&k.opts,
+		// Dead letters: acks from every in-sync replica, keys placed as the
+		// Java client places them (murmur2), idempotent (kgo's default).
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerLinger(time.Millisecond),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	k.cl, k.adm = cl, kadm.NewClient(cl)
 	var wg sync.WaitGroup
 	wg.Go(func() { k.publishStoreDeadLetters(ctx) })
 	if k.opts.GroupPrefix != "" {
@@ -196,11 +214,7 @@ func (k *Kafka) Run(ctx context.Context) error {
 			wg.Wait()
 			flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			err := k.store.Flush(flushCtx)
-			if cerr := k.dlq.Close(); err == nil {
-				err = cerr
-			}
-			return err
+			return k.store.Flush(flushCtx)
 		case <-changed:
 		}
 	}

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Dead-letter message headers.
@@ -21,33 +22,28 @@ const (
 
 // ensureDLQ creates the dead-letter topic when it is missing.
 func (c *topicConsumer) ensureDLQ(ctx context.Context, partitions int) error {
-	res, err := c.k.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: c.dlqTopic, NumPartitions: min(partitions, 4), ReplicationFactor: -1,
-	}}})
-	if err != nil {
+	_, err := c.k.adm.CreateTopic(ctx, int32(min(partitions, 4)), -1, nil, c.dlqTopic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create dead-letter topic %q: %w", c.dlqTopic, err)
-	}
-	if e := res.Errors[c.dlqTopic]; e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("create dead-letter topic %q: %w", c.dlqTopic, e)
 	}
 	return nil
 }
 
-func deadLetter(c *topicConsumer, m *kafka.Message, e *RowError) kafka.Message {
+func deadLetter(c *topicConsumer, m *kgo.Record, e *RowError) *kgo.Record {
 	reason := e.Reason
 	if e.Field != "" {
 		reason = e.Field + ": " + reason
 	}
-	return kafka.Message{
+	return &kgo.Record{
 		Topic: c.dlqTopic,
 		Key:   m.Key,
 		Value: m.Value,
-		Headers: []kafka.Header{
+		Headers: []kgo.RecordHeader{
 			{Key: HeaderReason, Value: []byte(e.Code)},
 			{Key: HeaderError, Value: []byte(reason)},
 			{Key: HeaderSource, Value: []byte(c.source)},
 			{Key: HeaderTopic, Value: []byte(c.topic)},
-			{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
+			{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(m.Partition)))},
 			{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
 		},
 	}
@@ -55,10 +51,10 @@ func deadLetter(c *topicConsumer, m *kafka.Message, e *RowError) kafka.Message {
 
 // writeDead writes dead letters, retrying with backoff while the broker is
 // unavailable: the partition pauses rather than drop a bad message's record.
-func (pc *partitionConsumer) writeDead(ctx context.Context, msgs []kafka.Message) error {
+func (pc *partitionConsumer) writeDead(ctx context.Context, msgs []*kgo.Record) error {
 	backoff := newBackoff(pc.c.k.opts.RetryMin, pc.c.k.opts.RetryMax)
 	for {
-		err := pc.c.k.dlq.WriteMessages(ctx, msgs...)
+		err := pc.c.k.produce(ctx, msgs)
 		if err == nil {
 			pc.c.k.stats.source(pc.c.source).deadLetters.Add(uint64(len(msgs)))
 			return nil
@@ -68,4 +64,15 @@ func (pc *partitionConsumer) writeDead(ctx context.Context, msgs []kafka.Message
 			return ctx.Err()
 		}
 	}
+}
+
+// produce writes records and waits for every in-sync replica's
+// acknowledgement of all of them.
+func (k *Kafka) produce(ctx context.Context, recs []*kgo.Record) error {
+	for _, r := range recs {
+		// A record produced before and failed carries its old partition
+		// and attributes; the client sets them again.
+		r.Partition, r.Offset = 0, 0
+	}
+	return k.cl.ProduceSync(ctx, recs...).FirstErr()
 }

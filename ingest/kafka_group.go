@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // commitGroups commits, every KafkaOptions.GroupCommitInterval until ctx
@@ -34,7 +34,7 @@ func (k *Kafka) commitGroups(ctx context.Context) {
 func (k *Kafka) commitGroupsOnce(ctx context.Context) error {
 	var errs []error
 	for _, cs := range k.Status() {
-		var commits []kafka.OffsetCommit
+		commits := kadm.Offsets{}
 		stored := map[string]map[int32]int64{}
 		for _, p := range cs.Partitions {
 			name := cs.Source + "/" + cs.Topic
@@ -47,30 +47,26 @@ func (k *Kafka) commitGroupsOnce(ctx context.Context) error {
 				stored[name] = offs
 			}
 			if off, ok := offs[int32(p.Partition)]; ok {
-				commits = append(commits, kafka.OffsetCommit{Partition: p.Partition, Offset: off})
+				commits.Add(kadm.Offset{Topic: cs.Topic, Partition: int32(p.Partition), At: off, LeaderEpoch: -1})
 			}
 		}
 		if len(commits) == 0 {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resp, err := k.client.OffsetCommit(cctx, &kafka.OffsetCommitRequest{
-			GroupID:      k.opts.GroupPrefix + cs.Source,
-			GenerationID: -1, // a group with no members takes commits from anyone
-			Topics:       map[string][]kafka.OffsetCommit{cs.Topic: commits},
-		})
+		// An admin commit (generation -1): a group with no members takes
+		// commits from anyone.
+		resp, err := k.adm.CommitOffsets(cctx, k.opts.GroupPrefix+cs.Source, commits)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("group %s%s: %w", k.opts.GroupPrefix, cs.Source, err))
 			continue
 		}
-		for _, ps := range resp.Topics {
-			for _, p := range ps {
-				if p.Error != nil {
-					errs = append(errs, fmt.Errorf("group %s%s partition %d: %w", k.opts.GroupPrefix, cs.Source, p.Partition, p.Error))
-				}
+		resp.Each(func(r kadm.OffsetResponse) {
+			if r.Err != nil {
+				errs = append(errs, fmt.Errorf("group %s%s partition %d: %w", k.opts.GroupPrefix, cs.Source, r.Partition, r.Err))
 			}
-		}
+		})
 	}
 	return errors.Join(errs...)
 }

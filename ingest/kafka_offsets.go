@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // offsetName is the name of the source's offsets in the store in the given
@@ -48,7 +47,7 @@ func (pc *partitionConsumer) startOffset(ctx context.Context, log *slog.Logger) 
 	case !ok && pc.began.set:
 		// Rewound before the first commit: back to where reading began.
 		return max(pc.began.offset, first), nil
-	case !ok && c.startOffset == kafka.LastOffset:
+	case !ok && c.latest:
 		pc.began.offset, pc.began.set = end, true
 		return end, nil
 	case !ok:
@@ -57,8 +56,8 @@ func (pc *partitionConsumer) startOffset(ctx context.Context, log *slog.Logger) 
 		pc.reset(log, stored, first, end)
 		return first, nil
 	case stored < first:
-		// Retention removed offsets this source never applied. kafka-go
-		// would jump silently; count it and say so.
+		// Retention removed offsets this source never applied. Count it
+		// and say so.
 		pc.skipped.Add(first - stored)
 		log.Warn("stored offset is gone from the topic; resuming at the earliest offset",
 			"stored", stored, "earliest", first, "lost", first-stored)
@@ -92,25 +91,9 @@ func (pc *partitionConsumer) reset(log *slog.Logger, next, first, end int64) {
 		"stored", next, "end", end, "earliest", first, "offset_epoch", epoch)
 }
 
-// errOffsetCheck is returned by fetchFirst when the partition's offsets are
-// to be checked: no message for OffsetCheck, or kafka-go reported an
-// out-of-range offset.
+// errOffsetCheck is returned by receive when the partition's offsets are
+// to be checked: no message for OffsetCheck.
 var errOffsetCheck = errors.New("ingest: check partition offsets")
-
-// outOfRange reports whether a kafka-go error log line is about an offset
-// out of range: the error itself, or kafka-go's "reading passed the last
-// offset" (v0.4.51), logged while it retries a fetch past the end.
-func outOfRange(msg string, args []any) bool {
-	if strings.Contains(msg, "passed the last offset") {
-		return true
-	}
-	for _, a := range args {
-		if err, ok := a.(error); ok && errors.Is(err, kafka.OffsetOutOfRange) {
-			return true
-		}
-	}
-	return false
-}
 
 // checkOffsets compares the partition's next offset with its offsets on
 // the broker. When the next offset is past the end it resets the partition
@@ -131,16 +114,27 @@ func (pc *partitionConsumer) checkOffsets(ctx context.Context, log *slog.Logger)
 // offsets returns the partition's first offset and its end offset (the
 // high watermark: the offset the next message will get).
 func (pc *partitionConsumer) offsets(ctx context.Context) (first, end int64, err error) {
-	res, err := pc.c.k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{pc.c.topic: {kafka.FirstOffsetOf(pc.partition), kafka.LastOffsetOf(pc.partition)}},
-	})
+	return partitionOffsets(ctx, pc.c.k.adm, pc.c.topic, int32(pc.partition))
+}
+
+func partitionOffsets(ctx context.Context, adm *kadm.Client, topic string, partition int32) (first, end int64, err error) {
+	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, po := range res.Topics[pc.c.topic] {
-		if po.Partition == pc.partition {
-			return po.FirstOffset, po.LastOffset, po.Error
-		}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, err
 	}
-	return 0, 0, fmt.Errorf("no offsets for partition %d", pc.partition)
+	s, ok1 := starts.Lookup(topic, partition)
+	e, ok2 := ends.Lookup(topic, partition)
+	switch {
+	case !ok1 || !ok2:
+		return 0, 0, fmt.Errorf("no offsets for partition %d", partition)
+	case s.Err != nil:
+		return 0, 0, s.Err
+	case e.Err != nil:
+		return 0, 0, e.Err
+	}
+	return s.Offset, e.Offset, nil
 }

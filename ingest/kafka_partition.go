@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
 
 	"github.com/featured-dev/featured/aggregate"
@@ -18,13 +18,19 @@ import (
 )
 
 // partitionConsumer reads one partition. Its run goroutine owns probed,
-// fence and began and is the only writer of the counters, next, high and
-// epoch; the reader's
-// error logger (kafka-go's goroutines) sets lastErr and outOfRange and calls
-// wake; status reads the atomics from any goroutine.
+// fence, began, gen and held and is the only writer of the counters, next,
+// high and epoch; status reads the atomics from any goroutine. The topic
+// consumer's poll goroutine sends it fetches on in.
 type partitionConsumer struct {
 	c         *topicConsumer
 	partition int
+
+	// in carries the poll goroutine's fetches; stopc, closed by the topic
+	// consumer, stops the partition once its current batch is handed to
+	// the store; done is closed when run returns.
+	in    chan fetched
+	stopc chan struct{}
+	done  chan struct{}
 
 	next     atomic.Int64
 	high     atomic.Int64
@@ -50,12 +56,20 @@ type partitionConsumer struct {
 		offset int64
 		set    bool
 	}
+	// gen is the generation of the partition's latest seek: fetches of
+	// other generations were read from an older position. held is a fetch
+	// error received while a batch was filling, handled after it.
+	gen  uint64
+	held *fetched
+}
 
-	// outOfRange is set by the reader's error logger when kafka-go reports
-	// an out-of-range offset; wake cancels the current wait for a message
-	// (nil between waits), so the offsets are checked at once.
-	outOfRange atomic.Bool
-	wake       atomic.Pointer[context.CancelFunc]
+func newPartitionConsumer(c *topicConsumer, partition int) *partitionConsumer {
+	return &partitionConsumer{
+		c: c, partition: partition,
+		in:    make(chan fetched, 2),
+		stopc: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
 }
 
 func (pc *partitionConsumer) status() PartitionStatus {
@@ -77,9 +91,14 @@ func (pc *partitionConsumer) setErr(err error) {
 	pc.lastErr.Store(&msg)
 }
 
-// run consumes the partition until ctx ends. After a failure that leaves
-// the batch unapplied it starts again from the store's offsets.
+// errStopped ends a partition's reading when it leaves the partition set.
+var errStopped = errors.New("ingest: partition no longer read")
+
+// run consumes the partition until ctx ends or the partition is stopped.
+// After a failure that leaves the batch unapplied it starts again from the
+// store's offsets.
 func (pc *partitionConsumer) run(ctx context.Context) {
+	defer close(pc.done)
 	k := pc.c.k
 	log := k.opts.Logger.With("source", pc.c.source, "topic", pc.c.topic, "partition", pc.partition)
 	backoff := newBackoff(k.opts.RetryMin, k.opts.RetryMax)
@@ -87,7 +106,7 @@ func (pc *partitionConsumer) run(ctx context.Context) {
 		before := pc.applied.Load() + pc.rejected.Load()
 		started := time.Now()
 		err := pc.consume(ctx, log)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, errStopped) {
 			return
 		}
 		progress := pc.applied.Load()+pc.rejected.Load() != before
@@ -109,14 +128,35 @@ func (pc *partitionConsumer) run(ctx context.Context) {
 		if progress {
 			backoff.reset() // a new failure, not the same one
 		}
-		if !backoff.wait(ctx) {
+		if !pc.sleep(ctx, backoff) {
 			return
 		}
 	}
 }
 
+// sleep waits for the backoff, dropping the fetches that arrive meanwhile
+// (reading starts again with a seek), so the poll goroutine is never held
+// up by this partition. It returns false when ctx ended or the partition
+// was stopped.
+func (pc *partitionConsumer) sleep(ctx context.Context, b *backoff) bool {
+	t := time.NewTimer(b.cur)
+	defer t.Stop()
+	b.cur = min(2*b.cur, b.max)
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-pc.stopc:
+			return false
+		case <-pc.in:
+		case <-t.C:
+			return true
+		}
+	}
+}
+
 // consume reads the partition from where the store's offsets say, until
-// ctx ends or a failure; a reset found while reading starts a new reader.
+// ctx ends or a failure; a reset found while reading seeks anew.
 func (pc *partitionConsumer) consume(ctx context.Context, log *slog.Logger) error {
 	start, err := pc.startOffset(ctx, log)
 	if err != nil {
@@ -129,85 +169,99 @@ func (pc *partitionConsumer) consume(ctx context.Context, log *slog.Logger) erro
 	}
 }
 
-// read runs a reader from start, applying batches, until ctx ends or a
-// failure. After a reset it returns the offset to read from next.
+// seek has the partition read from offset; fetches from before are
+// dropped from then on.
+func (pc *partitionConsumer) seek(offset int64) {
+	pc.gen = pc.c.gens.Add(1)
+	pc.held = nil
+	pc.c.seek(int32(pc.partition), seek{offset: offset, gen: pc.gen})
+}
+
+// read seeks to start and applies batches until ctx ends, the partition is
+// stopped, or a failure. After a reset it returns the offset to read from
+// next.
 func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start int64) (int64, error) {
 	k := pc.c.k
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   k.opts.Brokers,
-		Topic:     pc.c.topic,
-		Partition: pc.partition,
-		MinBytes:  1,
-		MaxBytes:  k.opts.MaxBytes,
-		MaxWait:   k.opts.MaxWait,
-		// An offset past the end when the reader connects is returned by
-		// FetchMessage; the same found while fetching is only logged, and
-		// kafka-go retries it forever (docs/kafka.md).
-		OffsetOutOfRangeError: true,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			pc.setErr(fmt.Errorf(msg, args...))
-			if outOfRange(msg, args) {
-				pc.wakeOffsetCheck()
-			}
-		}),
-	})
-	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
-		return 0, fmt.Errorf("set offset %d: %w", start, err)
-	}
+	pc.seek(start)
 	pc.next.Store(start)
-
-	// Fetches end when the fence moves, so that an idle partition rewinds
-	// at once rather than at its next message.
-	rctx, cancel := context.WithCancel(ctx)
-	moved := pc.fence.Moved()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() {
-		select {
-		case <-moved:
-			cancel()
-		case <-rctx.Done():
-		}
-	})
-
+	// want is the offset after the last record taken from a fetch: a
+	// record below it was taken already.
+	want := start
+	var pending []*kgo.Record
+	batch := make([]*kgo.Record, 0, k.opts.BatchSize)
+	idle := time.NewTimer(k.opts.OffsetCheck)
+	defer idle.Stop()
 	var parser fastjson.Parser
-	batch := make([]kafka.Message, 0, k.opts.BatchSize)
 	for {
-		batch = batch[:0]
-		msg, err := pc.fetchFirst(rctx, r)
-		if err != nil {
-			if ctx.Err() == nil && pc.fenced() {
-				return 0, fmt.Errorf("fetch at offset %d: %w", pc.next.Load(), featurestore.ErrFenced)
+		select {
+		case <-pc.stopc:
+			return 0, errStopped
+		default:
+		}
+		for len(pending) == 0 {
+			f, err := pc.receive(ctx, idle.C)
+			if err == nil {
+				pending = pc.take(f, &want)
+				continue
 			}
-			if ctx.Err() != nil || !(errors.Is(err, errOffsetCheck) || errors.Is(err, kafka.OffsetOutOfRange)) {
-				return 0, fmt.Errorf("fetch: %w", err)
-			}
-			first, reset, cerr := pc.checkOffsets(ctx, log)
 			switch {
-			case reset:
-				return first, nil
-			case errors.Is(err, kafka.OffsetOutOfRange):
-				// The reader gave up; start a new one after a backoff.
+			case ctx.Err() != nil || errors.Is(err, errStopped):
+				return 0, err
+			case errors.Is(err, featurestore.ErrFenced):
 				return 0, fmt.Errorf("fetch at offset %d: %w", pc.next.Load(), err)
-			case cerr != nil:
-				pc.setErr(fmt.Errorf("check offsets: %w", cerr))
+			case errors.Is(err, errOffsetCheck), errors.Is(err, kerr.OffsetOutOfRange):
+				first, reset, cerr := pc.checkOffsets(ctx, log)
+				switch {
+				case reset:
+					return first, nil
+				case errors.Is(err, kerr.OffsetOutOfRange):
+					// Below the first offset (retention) or a position
+					// the client gave up on: start again from the store.
+					return 0, fmt.Errorf("fetch at offset %d: %w", want, err)
+				case cerr != nil:
+					pc.setErr(fmt.Errorf("check offsets: %w", cerr))
+				}
+				idle.Reset(k.opts.OffsetCheck)
+			default:
+				// The client retries what it can; say what it saw.
+				pc.setErr(fmt.Errorf("fetch: %w", err))
 			}
+		}
+		idle.Reset(k.opts.OffsetCheck)
+		batch = batch[:0]
+		n := min(len(pending), k.opts.BatchSize)
+		batch, pending = append(batch, pending[:n]...), pending[n:]
+		// Fill the batch from what the poll goroutine has, waiting at most
+		// Linger for the rest.
+		if len(batch) < k.opts.BatchSize {
+			linger := time.NewTimer(k.opts.Linger)
+		fill:
+			for len(batch) < k.opts.BatchSize {
+				select {
+				case f := <-pc.in:
+					if f.gen != pc.gen {
+						continue
+					}
+					if f.err != nil {
+						pc.held = &f
+						break fill
+					}
+					recs := pc.take(f, &want)
+					n := min(len(recs), k.opts.BatchSize-len(batch))
+					batch, pending = append(batch, recs[:n]...), recs[n:]
+				case <-linger.C:
+					break fill
+				case <-ctx.Done():
+					break fill
+				case <-pc.stopc:
+					break fill
+				}
+			}
+			linger.Stop()
+		}
+		if len(batch) == 0 {
 			continue
 		}
-		batch = append(batch, msg)
-		// Fill the batch from what the reader has buffered, waiting at most
-		// Linger for the rest.
-		lctx, cancel := context.WithTimeout(rctx, k.opts.Linger)
-		for len(batch) < k.opts.BatchSize {
-			msg, err := r.FetchMessage(lctx)
-			if err != nil {
-				break
-			}
-			batch = append(batch, msg)
-		}
-		cancel()
 		if err := pc.waitWritable(ctx, log); err != nil {
 			return 0, err
 		}
@@ -220,24 +274,74 @@ func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start i
 	}
 }
 
-// fetchFirst waits for the first message of a batch. It returns
-// errOffsetCheck after OffsetCheck without a message, or at once when the
-// reader's error logger reported an out-of-range offset.
+// take returns f's records from want on (an earlier seek's records the
+// client still had may precede them) and moves want past them.
+func (pc *partitionConsumer) take(f fetched, want *int64) []*kgo.Record {
+	recs := f.recs
+	for len(recs) > 0 && recs[0].Offset < *want {
+		recs = recs[1:]
+	}
+	if len(recs) > 0 {
+		*want = recs[len(recs)-1].Offset + 1
+		pc.high.Store(max(f.high, *want))
+	}
+	return recs
+}
+
+// receive waits for the next fetch of the partition's current generation.
+// It returns errOffsetCheck when idle fires (no records for OffsetCheck),
+// ErrFenced when a failed commit moved the fence, errStopped when the
+// partition leaves the set, and a fetch's error.
+func (pc *partitionConsumer) receive(ctx context.Context, idle <-chan time.Time) (fetched, error) {
+	if f := pc.held; f != nil {
+		pc.held = nil
+		return *f, f.err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return fetched{}, ctx.Err()
+		case <-pc.stopc:
+			return fetched{}, errStopped
+		case <-pc.fence.Moved():
+			return fetched{}, featurestore.ErrFenced
+		case <-idle:
+			return fetched{}, errOffsetCheck
+		case f := <-pc.in:
+			if f.gen != pc.gen {
+				continue
+			}
+			return f, f.err
+		}
+	}
+}
+
 // waitWritable holds a fetched batch while the store may not take writes
 // (Options.Writable: the disk is full), polling with backoff up to a second
-// so that ingest resumes soon after space is freed. Nothing is lost: the
-// batch is applied once writes resume, or read again from the stored
-// offsets if the consumer stops first.
+// so that ingest resumes soon after space is freed. The partition's
+// fetching is paused meanwhile. Nothing is lost: the batch is applied once
+// writes resume, or read again from the stored offsets if the consumer
+// or the partition stops first.
 func (pc *partitionConsumer) waitWritable(ctx context.Context, log *slog.Logger) error {
 	writable := pc.c.k.opts.Writable
 	err := writable()
 	if err == nil {
 		return nil
 	}
+	tp := map[string][]int32{pc.c.topic: {int32(pc.partition)}}
+	pc.c.cl.PauseFetchPartitions(tp)
+	defer pc.c.cl.ResumeFetchPartitions(tp)
 	log.Warn("kafka ingest paused: the store takes no writes", "partition", pc.partition, "err", err)
 	b := newBackoff(pc.c.k.opts.RetryMin, min(pc.c.k.opts.RetryMax, time.Second))
 	for err != nil {
 		pc.setErr(fmt.Errorf("paused: %w", err))
+		select {
+		case <-pc.stopc:
+			// The batch was not handed over: whoever reads the
+			// partition next reads it again from the stored offsets.
+			return errStopped
+		default:
+		}
 		if !b.wait(ctx) {
 			return ctx.Err()
 		}
@@ -247,50 +351,11 @@ func (pc *partitionConsumer) waitWritable(ctx context.Context, log *slog.Logger)
 	return nil
 }
 
-func (pc *partitionConsumer) fetchFirst(ctx context.Context, r *kafka.Reader) (kafka.Message, error) {
-	if pc.outOfRange.Swap(false) {
-		return kafka.Message{}, errOffsetCheck
-	}
-	fctx, cancel := context.WithTimeout(ctx, pc.c.k.opts.OffsetCheck)
-	defer cancel()
-	pc.wake.Store(&cancel)
-	defer pc.wake.Store(nil)
-	if pc.outOfRange.Load() {
-		cancel() // reported between the Swap and the Store
-	}
-	msg, err := r.FetchMessage(fctx)
-	if err != nil && ctx.Err() == nil && fctx.Err() != nil {
-		pc.outOfRange.Store(false)
-		return msg, errOffsetCheck
-	}
-	return msg, err
-}
-
-// fenced reports whether a failed commit has moved the partition's fence
-// since the consumer took it.
-func (pc *partitionConsumer) fenced() bool {
-	select {
-	case <-pc.fence.Moved():
-		return true
-	default:
-		return false
-	}
-}
-
-// wakeOffsetCheck makes the fetch loop check the partition's offsets now.
-// Called from the reader's goroutines.
-func (pc *partitionConsumer) wakeOffsetCheck() {
-	pc.outOfRange.Store(true)
-	if cancel := pc.wake.Load(); cancel != nil {
-		(*cancel)()
-	}
-}
-
 // apply decodes a batch, dead-letters the bad messages, and hands the good
 // ones to the store together with the next offset to read. Dead letters are
 // written before the batch's offsets can be committed, so a crash may write
 // a dead letter twice but never loses one.
-func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser, batch []kafka.Message) (err error) {
+func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser, batch []*kgo.Record) (err error) {
 	tracer := pc.c.k.opts.Tracer
 	ctx, end := startSpan(ctx, tracer, SpanKafkaBatch)
 	defer func() { end(err) }()
@@ -309,12 +374,12 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	positions := make([]featurestore.Position, len(batch))
 	writes := make([]featurestore.Write, 0, len(batch))
 	var keys []byte
-	var dead []kafka.Message
+	var dead []*kgo.Record
 	var rec Record
 	expect := pc.next.Load()
 	maxMillis := int64(0)
 	for i := range batch {
-		m := &batch[i]
+		m := batch[i]
 		if expect >= 0 && m.Offset > expect {
 			pc.skipped.Add(m.Offset - expect)
 		}
@@ -368,7 +433,6 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		return err
 	}
 	pc.next.Store(last.Offset + 1)
-	pc.high.Store(last.HighWaterMark)
 	pc.applied.Add(uint64(len(writes)))
 	pc.rejected.Add(uint64(len(dead)))
 	st.add(rt, writes)

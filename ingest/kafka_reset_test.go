@@ -2,12 +2,8 @@ package ingest
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
 	"github.com/featured-dev/featured/internal/kafkatest"
@@ -60,8 +56,8 @@ func checkResets(t *testing.T, k *Kafka, ends map[int32]int64, resets int64, epo
 // TestKafkaRecreatedTopic: while ingestion is stopped the topic is deleted
 // and recreated with fewer events than were applied, so every stored
 // offset is past its partition's new end. On restart each partition is
-// reset once and the new events are applied on top of the old ones (kafka-go
-// alone would retry forever). A restart with the store reopened keeps the
+// reset once and the new events are applied on top of the old ones (a
+// client alone would retry forever or reset silently). A restart with the store reopened keeps the
 // new offsets: no second reset, nothing applied twice.
 func TestKafkaRecreatedTopic(t *testing.T) {
 	const partitions = 2
@@ -128,8 +124,9 @@ func TestKafkaRecreatedTopic(t *testing.T) {
 
 // TestKafkaTopicRecreatedWhileRunning: the topic is deleted and recreated
 // under a running consumer, with fewer events than were applied. Each
-// partition is reset once, from wherever kafka-go reports it (its first
-// fetch on the new topic, the reader reconnecting, or the idle check), and
+// partition is reset once, from wherever it is found (a fetch's
+// out-of-range error once the client has forgotten the old topic, or the
+// idle check), and
 // the new events are applied on top of the old ones.
 func TestKafkaTopicRecreatedWhileRunning(t *testing.T) {
 	const partitions = 2
@@ -160,21 +157,4 @@ func TestKafkaTopicRecreatedWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.checkView(t, "v", prefix(streams, 70))
-}
-
-// TestOutOfRangeLogLines: the kafka-go v0.4.51 error log lines that mean an
-// offset out of range wake the offset check; the others do not.
-func TestOutOfRangeLogLines(t *testing.T) {
-	f := func(want bool, msg string, args ...any) {
-		t.Helper()
-		if got := outOfRange(msg, args); got != want {
-			t.Errorf("outOfRange(%q): %t, want %t", fmt.Sprintf(msg, args...), got, want)
-		}
-	}
-	f(true, "the kafka reader is reading passed the last offset for partition %d of %s at offset %d", 0, "tx", int64(240))
-	f(true, "error initializing the kafka reader for partition %d of %s: %s", 0, "tx", kafka.OffsetOutOfRange)
-	f(true, "error: %s", fmt.Errorf("fetch: %w", kafka.OffsetOutOfRange))
-	f(false, "the kafka reader is reading before the first offset for partition %d of %s, skipping from offset %d to %d (%d messages)", 0, "tx", int64(1), int64(5), int64(4))
-	f(false, "failed to read from current broker %v for partition %d of %s at offset %d: %v", []string{"b"}, 0, "tx", int64(3), kafka.UnknownTopicOrPartition)
-	f(false, "error initializing the kafka reader for partition %d of %s: %s", 0, "tx", errors.New("dial tcp: connection refused"))
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
 	"github.com/featured-dev/featured/internal/kafkatest"
@@ -90,12 +90,12 @@ func counted(k *Kafka, source string) (applied, rejected uint64) {
 }
 
 // messages renders streams as keyed Kafka messages, entities interleaved.
-func messages(streams map[string][]aggregatetest.Event, from, to int) []kafka.Message {
-	var msgs []kafka.Message
+func messages(streams map[string][]aggregatetest.Event, from, to int) []*kgo.Record {
+	var msgs []*kgo.Record
 	for i := from; i < to; i++ {
 		for user, events := range streams {
 			if i < len(events) {
-				msgs = append(msgs, kafka.Message{Key: []byte(user), Value: eventJSON(user, events[i], i)})
+				msgs = append(msgs, &kgo.Record{Key: []byte(user), Value: eventJSON(user, events[i], i)})
 			}
 		}
 	}
@@ -188,22 +188,22 @@ func TestKafkaDeadLetters(t *testing.T) {
 		fmt.Sprintf(`{"user_id":"a","ts":%d,"items":"x"}`, ts): ReasonWrongType,
 		fmt.Sprintf(`{"user_id":"a","ts":%d}`, ts+3600_000):    ReasonFuture,
 	}
-	var msgs []kafka.Message
+	var msgs []*kgo.Record
 	good := 0
 	for v := range bad {
-		msgs = append(msgs, kafka.Message{Value: []byte(v)})
-		msgs = append(msgs, kafka.Message{Key: []byte("g"), Value: []byte(fmt.Sprintf(`{"user_id":"g","ts":%d,"items":1}`, ts))})
+		msgs = append(msgs, &kgo.Record{Value: []byte(v)})
+		msgs = append(msgs, &kgo.Record{Key: []byte("g"), Value: []byte(fmt.Sprintf(`{"user_id":"g","ts":%d,"items":1}`, ts))})
 		good++
 	}
 	// Valid but older than the TTL: history, not a dead letter.
-	msgs = append(msgs, kafka.Message{Key: []byte("h"), Value: []byte(fmt.Sprintf(`{"user_id":"h","ts":%d,"items":1}`, ts-3*24*3600_000))})
+	msgs = append(msgs, &kgo.Record{Key: []byte("h"), Value: []byte(fmt.Sprintf(`{"user_id":"h","ts":%d,"items":1}`, ts-3*24*3600_000))})
 	run := e.runKafka(t, brokers)
 	kafkatest.Produce(t, brokers, topic, msgs)
 	waitFor(t, "every message handled", 60*time.Second, func() bool {
 		applied, rejected := counted(run.k, "tx_kafka")
 		return applied == uint64(good) && rejected == uint64(len(bad)) && historyOf(run.k, "tx_kafka") == 1
 	})
-	var dead []kafka.Message
+	var dead []*kgo.Record
 	waitFor(t, "dead letters", 30*time.Second, func() bool {
 		dead = kafkatest.ReadAll(t, brokers, topic+".dlq", 0)
 		return len(dead) >= len(bad)
@@ -242,7 +242,7 @@ func TestKafkaMissingTopic(t *testing.T) {
 	kafkatest.CreateNamedTopic(t, brokers, topic, 2)
 	t.Cleanup(func() { kafkatest.DeleteTopic(t, brokers, topic+".dlq") })
 	waitFor(t, "ready once the topic exists", 30*time.Second, func() bool { return run.k.Ready() == nil })
-	kafkatest.Produce(t, brokers, topic, []kafka.Message{{Key: []byte("u"), Value: []byte(fmt.Sprintf(`{"user_id":"u","ts":%d}`, e.now.UnixMilli()))}})
+	kafkatest.Produce(t, brokers, topic, []*kgo.Record{{Key: []byte("u"), Value: []byte(fmt.Sprintf(`{"user_id":"u","ts":%d}`, e.now.UnixMilli()))}})
 	waitFor(t, "the event applied", 30*time.Second, func() bool {
 		applied, _ := counted(run.k, "tx_kafka")
 		return applied == 1
@@ -269,7 +269,7 @@ func TestKafkaConsumersFollowRegistry(t *testing.T) {
 	if _, err := e.reg.Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	kafkatest.Produce(t, brokers, topic, []kafka.Message{{Key: []byte("u"), Value: []byte(fmt.Sprintf(`{"user_id":"u","ts":%d}`, e.now.UnixMilli()))}})
+	kafkatest.Produce(t, brokers, topic, []*kgo.Record{{Key: []byte("u"), Value: []byte(fmt.Sprintf(`{"user_id":"u","ts":%d}`, e.now.UnixMilli()))}})
 	waitFor(t, "the new source's event applied", 30*time.Second, func() bool {
 		applied, _ := counted(run.k, "tx_kafka")
 		return applied == 1

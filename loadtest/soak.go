@@ -22,7 +22,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // The soak (issue 9, "how it is shown") runs featured as a child process
@@ -331,20 +333,22 @@ func soak(ctx context.Context, o soakOptions) (*SoakReport, error) {
 
 	// The Kafka producer: keyed by entity, acks=all, murmur2 as Java's.
 	wg.Go(func() {
-		tr := &kafka.Transport{}
-		defer tr.CloseIdleConnections()
-		wr := &kafka.Writer{Addr: kafka.TCP(o.Brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 500, Transport: tr}
+		wr, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...), kgo.DefaultProduceTopic(topic),
+			kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.ProducerLinger(5*time.Millisecond))
+		if err != nil {
+			return
+		}
 		defer wr.Close()
 		rng := rand.New(rand.NewPCG(99, 2))
 		for load.Err() == nil {
-			msgs := make([]kafka.Message, 100)
+			msgs := make([]*kgo.Record, 100)
 			for i := range msgs {
 				user := fmt.Sprintf("u%04d", rng.IntN(o.Entities))
 				b, _ := json.Marshal(map[string]any{"user_id": user, "ts": time.Now().UnixMilli(), "v": rng.Int64N(100) + 1})
-				msgs[i] = kafka.Message{Key: []byte(user), Value: b}
+				msgs[i] = &kgo.Record{Key: []byte(user), Value: b}
 			}
-			if err := wr.WriteMessages(load, msgs...); err == nil {
+			if err := wr.ProduceSync(load, msgs...).FirstErr(); err == nil {
 				atomic.AddInt64(&rep.KafkaMessages, int64(len(msgs)))
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -557,36 +561,51 @@ func soakRead(url string, users []string) (map[string][4]int64, error) {
 
 // readTopic reads the whole topic back: per entity, count and sum of v.
 func readTopic(ctx context.Context, brokers []string, topic string) (map[string][2]int64, error) {
-	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return nil, err
 	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		return nil, err
+	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topic)
+	admCl.Close()
+	if err == nil {
+		err = ends.Error()
 	}
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	start := map[int32]kgo.Offset{}
+	left := map[int32]int64{} // the end offset of each partition not read to its end
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			start[o.Partition] = kgo.NewOffset().At(0)
+			left[o.Partition] = o.Offset
+		}
+	})
 	out := map[string][2]int64{}
-	for _, p := range parts {
-		pc, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
-		if err != nil {
-			return nil, err
+	if len(left) == 0 {
+		return out, nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.FetchMaxWait(250*time.Millisecond),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	for len(left) > 0 {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		fs := cl.PollFetches(rctx)
+		cancel()
+		if err := fs.Err0(); err != nil {
+			return nil, fmt.Errorf("read %s (partitions left %v): %w", topic, left, err)
 		}
-		end, err := pc.ReadLastOffset()
-		pc.Close()
-		if err != nil {
-			return nil, err
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 250 * time.Millisecond})
-		for off := int64(0); off < end; {
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			m, err := r.ReadMessage(rctx)
-			cancel()
-			if err != nil {
-				r.Close()
-				return nil, fmt.Errorf("read %s/%d at %d of %d: %w", topic, p.ID, off, end, err)
+		fs.EachRecord(func(m *kgo.Record) {
+			end, ok := left[m.Partition]
+			if !ok || m.Offset >= end {
+				return
 			}
-			off = m.Offset + 1
+			if m.Offset+1 >= end {
+				delete(left, m.Partition)
+			}
 			var ev struct {
 				User string `json:"user_id"`
 				V    int64  `json:"v"`
@@ -595,21 +614,19 @@ func readTopic(ctx context.Context, brokers []string, topic string) (map[string]
 				c := out[ev.User]
 				out[ev.User] = [2]int64{c[0] + 1, c[1] + ev.V}
 			}
-		}
-		r.Close()
+		})
 	}
 	return out, nil
 }
 
 func createSoakTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
-	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}}})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
-		return fmt.Errorf("create topic %s: %w", topic, err)
+		return err
 	}
-	if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+	defer cl.Close()
+	_, err = kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	return nil

@@ -21,7 +21,7 @@
 # succeed without doing anything. docs/kafka.md explains the settings.
 set -euo pipefail
 
-# The pinned broker. kafka-go v0.4.51 is tested against it by internal/kafkatest.
+# The pinned broker. franz-go v1.22.3 is tested against it by internal/kafkatest.
 readonly KAFKA_VERSION=4.2.0
 # Kafka 4 logs through slf4j 1.7; log4j-core comes with kafka-server, its slf4j-1
 # binding does not. Without it the broker logs nothing and readiness never fires.

@@ -58,6 +58,21 @@
 //     servers (one object per entity with values[i] for features[i]); see
 //     response.go. It serves one entity per request, keyed as the entity's
 //     type says, and answers errors in featured's shape.
+//   - Feast's push API (feast_push.go): POST /push (push_source_name, a
+//     columnar df, to) pushes the df's rows as events of that featured push
+//     source; POST /write-to-online-store (feature_view_name, df), which is
+//     what the Feast SDK's remote online store sends for FeatureStore.push
+//     and write_to_online_store, pushes them into the view's source when
+//     the view only passes fields through (every feature the lifetime last
+//     of the field of its name), and refuses any other view, naming its
+//     aggregates. Both go through ingest.Pusher like POST /v1/push (write
+//     scope, push class, --max-push-events, the body limit), atomically,
+//     since a Feast client reads no per-row result: one bad cell and
+//     nothing is written, each bad cell named as df.column[row]. Event
+//     times may be naive (UTC, as Feast reads them); to: offline is refused
+//     (featured writes its offline log with every push and has no
+//     offline-only write). Errors are in Feast's shape, as on
+//     /get-online-features.
 //   - Push, apply/plan/delete and the registry listing, over both HTTP and
 //     gRPC. Deleting a view (or one version) also drops its stored state.
 //     POST /v1/apply?backfill=true then builds every ingested view version

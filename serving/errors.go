@@ -257,6 +257,10 @@ func problemsOf(err error) []Problem {
 	if errors.As(err, &re) {
 		return re.Problems
 	}
+	var pl interface{ problemList() []Problem }
+	if errors.As(err, &pl) {
+		return pl.problemList()
+	}
 	var se *SyntaxError
 	if errors.As(err, &se) {
 		return []Problem{{Field: se.Field, Reason: fmt.Sprintf("offset %d: %s", se.Offset, se.Msg)}}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -12,8 +13,8 @@ import (
 // column name twice; Feast's FeatureNameCollisionError.
 var errDuplicateName = errors.New("serving: duplicate column name")
 
-// feastErrorTable maps a lookup's error to the exception Feast's feature
-// server raises for it, so that the Feast SDK, which rebuilds the exception
+// feastErrorTable maps an error of Feast's endpoints (a lookup's, a
+// push's) to the exception Feast's feature server raises for it, so that the Feast SDK, which rebuilds the exception
 // from the response body (FeastError.from_error_detail), raises the same
 // class against featured as against Feast. The first row that errors.Is
 // matches wins; a zero status keeps featured's own (errorTable). Anything
@@ -31,6 +32,11 @@ var feastErrorTable = []struct {
 	{registry.ErrUnknownFeature, "FeastObjectNotFoundException", http.StatusNotFound},
 	{registry.ErrUnknownEntity, "EntityNotFoundException", http.StatusNotFound},
 	{errDuplicateName, "FeatureNameCollisionError", 0},
+	// POST /push: Feast raises this, with 422, for a name no feature view
+	// reads as its push source; a featured source that reads Kafka is not
+	// a push source either.
+	{ingest.ErrUnknownSource, "PushSourceNotFoundException", http.StatusUnprocessableEntity},
+	{ingest.ErrNotPushSource, "PushSourceNotFoundException", http.StatusUnprocessableEntity},
 }
 
 // feastError is the error detail Feast's feature server sends

@@ -70,22 +70,7 @@ func TestFeastSDK(t *testing.T) {
 	py := feastPython(t)
 	h := newHarness(t, serving.Options{})
 	seed(h)
-	dir := t.TempDir()
-	yaml := "project: featured_test\nregistry: data/registry.db\nprovider: local\n" +
-		"online_store:\n  type: remote\n  path: " + h.url + "\nentity_key_serialization_version: 3\n"
-	for name, body := range map[string]string{"feature_store.yaml": yaml, "repo.py": feastRepo} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	apply := exec.Command(filepath.Join(filepath.Dir(py), "feast"), "apply")
-	apply.Dir = dir
-	if out, err := apply.CombinedOutput(); err != nil {
-		t.Fatalf("feast apply: %v\n%s", err, out)
-	}
+	dir := feastApply(t, py, h.url, feastRepo)
 	out, err := exec.Command(py, "-c", feastScript, dir).Output()
 	if err != nil {
 		t.Fatalf("feast script: %v\n%s", err, out)
@@ -110,4 +95,28 @@ func TestFeastSDK(t *testing.T) {
 	if e := got["unknown_view"]; e.Error != "FeatureViewNotFoundException" {
 		t.Errorf("unknown view: %+v, want FeatureViewNotFoundException", e)
 	}
+}
+
+// feastApply writes a Feast repo (feature_store.yaml with featured at url
+// as its remote online store, and repo.py), runs feast apply in it and
+// returns its directory.
+func feastApply(t *testing.T, py, url, repo string) string {
+	t.Helper()
+	dir := t.TempDir()
+	yaml := "project: featured_test\nregistry: data/registry.db\nprovider: local\n" +
+		"online_store:\n  type: remote\n  path: " + url + "\nentity_key_serialization_version: 3\n"
+	for name, body := range map[string]string{"feature_store.yaml": yaml, "repo.py": repo} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	apply := exec.Command(filepath.Join(filepath.Dir(py), "feast"), "apply")
+	apply.Dir = dir
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("feast apply: %v\n%s", err, out)
+	}
+	return dir
 }

@@ -54,6 +54,8 @@ type OfflineRoutes struct {
 //	POST   /get-online-features        Feast's lookup (request and response as Feast's)
 //	POST   /v1/features                the native lookup (row-major response)
 //	POST   /v1/push                    push events into a push source
+//	POST   /push                       Feast's push (a columnar df into a push source)
+//	POST   /write-to-online-store      Feast's online write (a pass-through view's values)
 //	POST   /v1/apply[?backfill=true]   apply definitions (YAML or JSON by Content-Type);
 //	                                   backfill: then build each view version it created
 //	                                   from the offline log (Options.Backfill)
@@ -91,6 +93,8 @@ func (s *Server) HTTPHandler() http.Handler {
 	r.With(read, s.Limit(ClassLookup)).Post("/get-online-features", s.handleFeastLookup)
 	r.With(read, s.Limit(ClassLookup)).Post("/v1/features", s.handleNativeLookup)
 	r.With(write, s.Limit(ClassPush)).Post("/v1/push", s.handlePush)
+	r.With(write, s.Limit(ClassPush)).Post("/push", s.handleFeastPush)
+	r.With(write, s.Limit(ClassPush)).Post("/write-to-online-store", s.handleFeastWrite)
 	r.With(admin).Post("/v1/apply", s.limitBy(applyClass, http.HandlerFunc(s.handleApply)).ServeHTTP)
 	r.Group(func(r chi.Router) {
 		r.Use(admin, s.Limit(ClassRegistry))

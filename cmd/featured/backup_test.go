@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/backup"
 	"github.com/featured-dev/featured/internal/kafkatest"
@@ -67,11 +67,11 @@ func testBackupRestore(t *testing.T, destOf func(t *testing.T, dir string) strin
 	}
 	const entities, events = 20, 60
 	streams := streamsFor(entities, 11, events, time.Now())
-	var msgs []kafka.Message
+	var msgs []*kgo.Record
 	for i := 0; i < events; i++ {
 		for u, evs := range streams {
 			b, _ := json.Marshal(eventObject(u, evs[i]))
-			msgs = append(msgs, kafka.Message{Key: []byte(u), Value: b})
+			msgs = append(msgs, &kgo.Record{Key: []byte(u), Value: b})
 		}
 	}
 	args := []string{"--kafka-brokers", strings.Join(brokers, ","), "--apply", defsFile, "--commit-interval", "2ms"}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/internal/kafkatest"
 	"github.com/featured-dev/featured/offline/eventlog"
@@ -43,11 +43,11 @@ func TestCrashKafkaExactlyOnce(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 	streams := streamsFor(entities, 42, events, time.Now())
-	var msgs []kafka.Message
+	var msgs []*kgo.Record
 	for i := 0; i < events; i++ {
 		for u, evs := range streams {
 			b, _ := json.Marshal(eventObject(u, evs[i]))
-			msgs = append(msgs, kafka.Message{Key: []byte(u), Value: b})
+			msgs = append(msgs, &kgo.Record{Key: []byte(u), Value: b})
 		}
 	}
 

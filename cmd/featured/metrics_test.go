@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/internal/kafkatest"
 	"github.com/featured-dev/featured/internal/testdefs"
@@ -98,12 +99,12 @@ func TestMetricsScrape(t *testing.T) {
 	if code, body := s.post(t, "/v1/push", map[string]any{"source": "tx", "events": events}); code != 200 {
 		t.Fatalf("push: %d %s", code, body)
 	}
-	var msgs []kafka.Message
+	var msgs []*kgo.Record
 	for i := range 10 {
 		v, _ := json.Marshal(map[string]any{"user_id": fmt.Sprintf("k%d", i), "ts": now, "amount": 1.0, "merchant": "m", "items": 1, "flag": true})
-		msgs = append(msgs, kafka.Message{Key: []byte(fmt.Sprintf("k%d", i)), Value: v})
+		msgs = append(msgs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: v})
 	}
-	msgs = append(msgs, kafka.Message{Key: []byte("bad"), Value: []byte("{not json")})
+	msgs = append(msgs, &kgo.Record{Key: []byte("bad"), Value: []byte("{not json")})
 	kafkatest.Produce(t, brokers, topic, msgs)
 
 	s.lookup(t, []string{"spend:cnt_items_life"}, []string{"u1", "u2", "nobody"})
@@ -191,16 +192,20 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	// Lag tools see the applied offsets in the informational group:
 	// together the partitions hold the 11 messages produced.
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: "metrics-test-ktx",
-			Topics: map[string][]int{topic: {0, 1}}})
+		resp, err := adm.FetchOffsetsForTopics(context.Background(), "metrics-test-ktx", topic)
 		var total int64
 		if err == nil {
-			for _, p := range resp.Topics[topic] {
-				if p.CommittedOffset > 0 {
-					total += p.CommittedOffset
+			for _, p := range []int32{0, 1} {
+				if o, ok := resp.Lookup(topic, p); ok && o.Err == nil && o.At > 0 {
+					total += o.At
 				}
 			}
 		}

@@ -3,7 +3,6 @@ package kafkatest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 const (
@@ -46,13 +45,13 @@ func consumeFixture(b *testing.B) {
 		}
 		benchTopic.brokers, benchTopic.name = brokers, name
 		value := bytes.Repeat([]byte{'v'}, benchValueBytes)
-		msgs := make([]kafka.Message, benchMessages)
+		msgs := make([]*kgo.Record, benchMessages)
 		for i := range msgs {
-			msgs[i].Value = value
+			msgs[i] = &kgo.Record{Value: value}
 		}
 		began := time.Now()
 		// Round-robin gives each partition exactly a quarter.
-		if benchTopic.err = produce(brokers, name, msgs, &kafka.RoundRobin{}); benchTopic.err != nil {
+		if benchTopic.err = produce(brokers, name, msgs, kgo.RoundRobinPartitioner()); benchTopic.err != nil {
 			return
 		}
 		b.Logf("fixture: produced %d messages of %d B to %s in %v", benchMessages, benchValueBytes, name, time.Since(began).Round(time.Millisecond))
@@ -77,86 +76,83 @@ func deleteBenchTopic() error {
 	return deleteTopic(ctx, benchTopic.brokers, benchTopic.name)
 }
 
-// BenchmarkConsume measures raw consumption from the real broker: one
-// partition-bound kafka.Reader per partition (no group, SetOffset), reading in
-// parallel, each message's value checked for length and nothing else done with
-// it. One op is one message; msgs/s is the ceiling for ingest. Run it with e.g.
+// BenchmarkConsume measures raw consumption from the real broker: one franz-go
+// client consuming the 4 partitions directly (no group, exact start offsets),
+// each message's value checked for length and nothing else done with it. One op
+// is one message; msgs/s is the ceiling for ingest. Run it with e.g.
 //
 //	go test ./internal/kafkatest -run '^$' -bench Consume -benchtime 1000000x
 //
-// Sub-benchmarks compare kafka-go's defaults with larger fetches; docs/kafka.md
-// has the numbers (about 1.3-1.4M msgs/s with MaxBytes 16 MB on 2 idle cores)
-// and what follows from them. cpu-ns/msg and broker-cpu-ns/msg are the client's
-// and the broker's CPU per message, which hold when other work shares the cores.
+// Sub-benchmarks compare franz-go's defaults (FetchMaxBytes 50 MB,
+// FetchMaxPartitionBytes 1 MB, FetchMaxWait 5 s) with larger partition
+// fetches; docs/kafka.md has the numbers. cpu-ns/msg and broker-cpu-ns/msg are
+// the client's and the broker's CPU per message, which hold when other work
+// shares the cores.
 func BenchmarkConsume(b *testing.B) {
 	consumeFixture(b)
 	configs := []struct {
 		name string
-		cfg  kafka.ReaderConfig
+		opts []kgo.Opt
 	}{
-		// kafka-go's defaults: MinBytes 1, MaxBytes 1 MB, MaxWait 10 s, QueueCapacity 100.
-		{name: "defaults", cfg: kafka.ReaderConfig{}},
-		{name: "max4MB", cfg: kafka.ReaderConfig{MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond}},
-		{name: "max16MB", cfg: kafka.ReaderConfig{MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond}},
-		{name: "max64MB", cfg: kafka.ReaderConfig{MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 250 * time.Millisecond}},
+		{name: "defaults"},
+		{name: "max4MB", opts: []kgo.Opt{kgo.FetchMaxBytes(4 << 20), kgo.FetchMaxPartitionBytes(4 << 20), kgo.FetchMaxWait(250 * time.Millisecond)}},
+		{name: "max16MB", opts: []kgo.Opt{kgo.FetchMaxBytes(16 << 20), kgo.FetchMaxPartitionBytes(16 << 20), kgo.FetchMaxWait(250 * time.Millisecond)}},
+		{name: "max64MB", opts: []kgo.Opt{kgo.FetchMaxBytes(64 << 20), kgo.FetchMaxPartitionBytes(64 << 20), kgo.FetchMaxWait(250 * time.Millisecond)}},
 	}
 	for _, c := range configs {
-		b.Run(c.name, func(b *testing.B) { benchConsume(b, c.cfg) })
+		b.Run(c.name, func(b *testing.B) { benchConsume(b, c.opts) })
 	}
 }
 
-func benchConsume(b *testing.B, cfg kafka.ReaderConfig) {
+func benchConsume(b *testing.B, opts []kgo.Opt) {
 	b.ReportAllocs()
 	b.SetBytes(benchValueBytes)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	readers := make([]*kafka.Reader, benchPartitions)
-	for p := range readers {
-		c := cfg
-		c.Brokers, c.Topic, c.Partition = benchTopic.brokers, benchTopic.name, p
-		readers[p] = kafka.NewReader(c)
-		defer readers[p].Close()
-		if err := readers[p].SetOffset(benchTopic.first[p]); err != nil {
+	// open consumes every partition from its first offset; a pass over the
+	// fixture reads benchMessages, and b.N beyond that starts another pass.
+	open := func() *kgo.Client {
+		start := map[int32]kgo.Offset{}
+		for p := range benchPartitions {
+			start[int32(p)] = kgo.NewOffset().At(benchTopic.first[p])
+		}
+		cl, err := kgo.NewClient(append([]kgo.Opt{
+			kgo.SeedBrokers(benchTopic.brokers...),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{benchTopic.name: start}),
+		}, opts...)...)
+		if err != nil {
 			b.Fatal(err)
 		}
+		return cl
 	}
-	errs := make([]error, benchPartitions)
 	broker := brokerPID()
 	cpuBefore, brokerBefore := processCPU(b), procCPU(broker)
 	b.ResetTimer()
-	var wg sync.WaitGroup
-	for p, r := range readers {
-		// Each reader reads its quarter of b.N, wrapping to the first offset
-		// when b.N exceeds what the partition holds.
-		share := b.N / benchPartitions
-		if p < b.N%benchPartitions {
-			share++
+	cl := open()
+	read, pass := 0, 0
+	var err error
+	for read < b.N && err == nil {
+		fs := cl.PollFetches(ctx)
+		if err = fs.Err0(); err != nil {
+			break
 		}
-		wg.Go(func() {
-			for range share {
-				m, err := r.ReadMessage(ctx)
-				if err != nil {
-					errs[p] = fmt.Errorf("partition %d at offset %d: %w", p, r.Offset(), err)
-					return
-				}
-				if len(m.Value) != benchValueBytes {
-					errs[p] = fmt.Errorf("partition %d offset %d: %d-byte value, want %d", p, m.Offset, len(m.Value), benchValueBytes)
-					return
-				}
-				if m.Offset+1 >= benchTopic.end[p] {
-					if err := r.SetOffset(benchTopic.first[p]); err != nil {
-						errs[p] = err
-						return
-					}
-				}
+		fs.EachRecord(func(m *kgo.Record) {
+			if len(m.Value) != benchValueBytes && err == nil {
+				err = fmt.Errorf("partition %d offset %d: %d-byte value, want %d", m.Partition, m.Offset, len(m.Value), benchValueBytes)
 			}
+			read++
+			pass++
 		})
+		if pass >= benchMessages && read < b.N {
+			cl.Close()
+			cl, pass = open(), 0
+		}
 	}
-	wg.Wait()
+	cl.Close()
 	b.StopTimer()
 	cpu, brokerCPU := processCPU(b)-cpuBefore, procCPU(broker)-brokerBefore
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/featured-dev/featured/internal/partition"
 )
 
 func TestMain(m *testing.M) {
@@ -132,13 +136,12 @@ func TestCreateTopic(t *testing.T) {
 		// featured must treat a missing topic as an error; the broker runs with
 		// auto.create.topics.enable=false so that tests see what production sees.
 		topic := uniqueName("missing")
-		w := NewWriter(t, brokers, topic)
-		w.MaxAttempts = 1
+		w := NewWriter(t, brokers, topic, kgo.UnknownTopicRetries(1))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("v")})
-		if !errors.Is(err, kafka.UnknownTopicOrPartition) {
-			t.Fatalf("writing to missing topic %s: error = %v, want %v", topic, err, kafka.UnknownTopicOrPartition)
+		err := w.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("v")}).FirstErr()
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) {
+			t.Fatalf("writing to missing topic %s: error = %v, want %v", topic, err, kerr.UnknownTopicOrPartition)
 		}
 		if TopicExists(t, brokers, topic) {
 			t.Fatalf("writing to missing topic %s created it", topic)
@@ -156,10 +159,10 @@ func TestReadAll(t *testing.T) {
 	}
 	var want []string
 	for round, n := range []int{3, 2} {
-		msgs := make([]kafka.Message, n)
+		msgs := make([]*kgo.Record, n)
 		for i := range msgs {
 			v := fmt.Sprintf("round%d-msg%d", round, i)
-			msgs[i] = kafka.Message{Key: []byte("k"), Value: []byte(v)}
+			msgs[i] = &kgo.Record{Key: []byte("k"), Value: []byte(v)}
 			want = append(want, v)
 		}
 		Produce(t, brokers, topic, msgs)
@@ -179,7 +182,8 @@ func TestReadAll(t *testing.T) {
 
 // TestProduceReadBack is the helper's end-to-end check against the real broker:
 // 10,000 keyed messages over 4 partitions, read back with one partition-bound
-// Reader per partition (no group, SetOffset), as featured's ingest reads.
+// client per partition (no group, an exact start offset), as featured's ingest
+// reads.
 func TestProduceReadBack(t *testing.T) {
 	t.Parallel()
 	const (
@@ -190,10 +194,10 @@ func TestProduceReadBack(t *testing.T) {
 	brokers := Brokers(t)
 	topic := CreateTopic(t, brokers, "readback", partitions)
 
-	msgs := make([]kafka.Message, 0, keys*perKey)
+	msgs := make([]*kgo.Record, 0, keys*perKey)
 	for seq := range perKey {
 		for k := range keys {
-			msgs = append(msgs, kafka.Message{
+			msgs = append(msgs, &kgo.Record{
 				Key:   fmt.Appendf(nil, "user-%04d", k),
 				Value: fmt.Appendf(nil, "user-%04d/%d", k, seq),
 			})
@@ -203,7 +207,7 @@ func TestProduceReadBack(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	got := make([][]kafka.Message, partitions)
+	got := make([][]*kgo.Record, partitions)
 	errs := make([]error, partitions)
 	var wg sync.WaitGroup
 	for p := range partitions {
@@ -214,8 +218,6 @@ func TestProduceReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	balancer := &kafka.Murmur2Balancer{}
-	all := []int{0, 1, 2, 3}
 	partitionOf := map[string]int{}
 	nextSeq := map[string]int{}
 	total := 0
@@ -228,14 +230,14 @@ func TestProduceReadBack(t *testing.T) {
 		}
 		for i, m := range pm {
 			key := string(m.Key)
-			if m.Partition != p || m.Offset != int64(i) {
+			if int(m.Partition) != p || m.Offset != int64(i) {
 				t.Fatalf("partition %d message %d is %d@%d", p, i, m.Partition, m.Offset)
 			}
 			if prev, seen := partitionOf[key]; seen && prev != p {
 				t.Fatalf("key %s in partitions %d and %d", key, prev, p)
 			}
 			partitionOf[key] = p
-			if want := balancer.Balance(m, all...); want != p {
+			if want := partition.Of(m.Key, partitions); want != p {
 				t.Fatalf("key %s in partition %d, Murmur2 says %d", key, p, want)
 			}
 			if want := fmt.Sprintf("%s/%d", key, nextSeq[key]); string(m.Value) != want {
@@ -254,68 +256,38 @@ func TestProduceReadBack(t *testing.T) {
 	}
 }
 
-// TestConsumerGroup proves that kafka-go's consumer groups work against the
-// pinned broker version (Kafka 4 dropped old protocol versions): partition
-// assignment through the generation API, and committed offsets through a
-// group Reader.
+// TestConsumerGroup proves that franz-go's consumer groups work against the
+// pinned broker version: partitions split between members by the group's
+// balancer, and committed offsets resumed from by a new member.
 func TestConsumerGroup(t *testing.T) {
 	t.Parallel()
 	brokers := Brokers(t)
 
-	t.Run("generations split partitions", func(t *testing.T) {
+	t.Run("members split partitions", func(t *testing.T) {
 		topic := CreateTopic(t, brokers, "group-gen", 4)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cfg := kafka.ConsumerGroupConfig{
-			ID:                topic + "-group",
-			Brokers:           brokers,
-			Topics:            []string{topic},
-			HeartbeatInterval: 100 * time.Millisecond,
-			JoinGroupBackoff:  100 * time.Millisecond,
-			RebalanceTimeout:  10 * time.Second,
-		}
-		g1, err := kafka.NewConsumerGroup(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g1.Close()
-		gen, err := nextGeneration(ctx, g1)
-		if err != nil {
-			t.Fatalf("first member, first generation: %v", err)
-		}
-		if got := assigned(gen, topic); !slices.Equal(got, []int{0, 1, 2, 3}) {
-			t.Fatalf("a lone member got partitions %v, want all 4", got)
-		}
-
-		g2, err := kafka.NewConsumerGroup(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g2.Close()
-		var gens [2]*kafka.Generation
-		var errs [2]error
-		var wg sync.WaitGroup
-		for i, g := range []*kafka.ConsumerGroup{g1, g2} {
-			wg.Go(func() { gens[i], errs[i] = nextGeneration(ctx, g) })
-		}
-		wg.Wait()
-		if err := errors.Join(errs[:]...); err != nil {
-			t.Fatalf("rebalance to two members: %v", err)
-		}
-		p1, p2 := assigned(gens[0], topic), assigned(gens[1], topic)
-		if gens[0].ID != gens[1].ID || len(p1) != 2 || len(p2) != 2 || !slices.Equal(slices.Sorted(slices.Values(append(p1, p2...))), []int{0, 1, 2, 3}) {
-			t.Fatalf("two members got generations %d and %d with partitions %v and %v, want one generation splitting 0-3 two and two",
-				gens[0].ID, gens[1].ID, p1, p2)
-		}
+		group := topic + "-group"
+		m1 := newMember(t, brokers, group, topic)
+		m1.poll(ctx)
+		waitFor(t, time.Minute, "a lone member to own all 4 partitions", func() bool {
+			return slices.Equal(m1.owned(), []int32{0, 1, 2, 3})
+		})
+		m2 := newMember(t, brokers, group, topic)
+		m2.poll(ctx)
+		waitFor(t, time.Minute, "two members to own two partitions each", func() bool {
+			p1, p2 := m1.owned(), m2.owned()
+			return len(p1) == 2 && len(p2) == 2 && slices.Equal(slices.Sorted(slices.Values(append(p1, p2...))), []int32{0, 1, 2, 3})
+		})
 	})
 
-	t.Run("reader resumes from committed offsets", func(t *testing.T) {
+	t.Run("member resumes from committed offsets", func(t *testing.T) {
 		topic := CreateTopic(t, brokers, "group-commit", 4)
 		group := topic + "-group"
-		batch := func(round, n int) []kafka.Message {
-			msgs := make([]kafka.Message, n)
+		batch := func(round, n int) []*kgo.Record {
+			msgs := make([]*kgo.Record, n)
 			for i := range msgs {
-				msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "round%d", round)}
+				msgs[i] = &kgo.Record{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "round%d", round)}
 			}
 			return msgs
 		}
@@ -323,26 +295,26 @@ func TestConsumerGroup(t *testing.T) {
 			t.Helper()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers:           brokers,
-				GroupID:           group,
-				Topic:             topic,
-				MaxWait:           100 * time.Millisecond,
-				HeartbeatInterval: 100 * time.Millisecond,
-				JoinGroupBackoff:  100 * time.Millisecond,
-				StartOffset:       kafka.FirstOffset,
-			})
-			defer r.Close()
-			for i := range n {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					t.Fatalf("fetch %d of %d: %v", i, n, err)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+				kgo.FetchMaxWait(100*time.Millisecond), kgo.DisableAutoCommit(),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			for got := 0; got < n; {
+				fs := cl.PollFetches(ctx)
+				if err := fs.Err0(); err != nil {
+					t.Fatalf("fetch after %d of %d: %v", got, n, err)
 				}
-				if string(m.Value) != wantValue {
-					t.Fatalf("fetched %q at %d/%d, want %q: the group did not resume from its commit", m.Value, m.Partition, m.Offset, wantValue)
+				for _, m := range fs.Records() {
+					if string(m.Value) != wantValue {
+						t.Fatalf("fetched %q at %d/%d, want %q: the group did not resume from its commit", m.Value, m.Partition, m.Offset, wantValue)
+					}
+					got++
 				}
-				if err := r.CommitMessages(ctx, m); err != nil {
-					t.Fatalf("commit %d/%d: %v", m.Partition, m.Offset, err)
+				if err := cl.CommitRecords(ctx, fs.Records()...); err != nil {
+					t.Fatalf("commit: %v", err)
 				}
 			}
 		}
@@ -353,9 +325,12 @@ func TestConsumerGroup(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		a := newAdmin(brokers)
+		a, err := newAdmin(brokers)
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer a.close()
-		committed, err := a.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: topic, GroupId: group})
+		committed, err := a.FetchOffsets(ctx, group)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,54 +339,83 @@ func TestConsumerGroup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if committed[p] != end {
-				t.Errorf("partition %d: committed offset %d, end offset %d", p, committed[p], end)
+			if c, ok := committed.Lookup(topic, int32(p)); !ok || c.Err != nil || c.At != end {
+				t.Errorf("partition %d: committed offset %+v, end offset %d", p, c, end)
 			}
 		}
 	})
 }
 
-// nextGeneration waits for the group's next generation. ConsumerGroup.Next
-// returns the group's transient errors too (the first join on a fresh broker
-// gets GroupCoordinatorNotAvailable while __consumer_offsets is created) and
-// keeps trying in the background; callers retry Next on temporary errors.
-func nextGeneration(ctx context.Context, g *kafka.ConsumerGroup) (*kafka.Generation, error) {
-	for {
-		gen, err := g.Next(ctx)
-		var kerr kafka.Error
-		if err != nil && errors.As(err, &kerr) && kerr.Temporary() && ctx.Err() == nil {
-			continue
-		}
-		return gen, err
-	}
+// member is a group member that records the partitions it owns.
+type member struct {
+	cl *kgo.Client
+	mu sync.Mutex
+	ps map[int32]bool
 }
 
-func assigned(gen *kafka.Generation, topic string) []int {
-	var ps []int
-	for _, a := range gen.Assignments[topic] {
-		ps = append(ps, a.ID)
+func newMember(t *testing.T, brokers []string, group, topic string) *member {
+	t.Helper()
+	m := &member{ps: map[int32]bool{}}
+	change := func(add bool) func(context.Context, *kgo.Client, map[string][]int32) {
+		return func(_ context.Context, _ *kgo.Client, tps map[string][]int32) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			for _, p := range tps[topic] {
+				if add {
+					m.ps[p] = true
+				} else {
+					delete(m.ps, p)
+				}
+			}
+		}
 	}
-	slices.Sort(ps)
-	return ps
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.OnPartitionsAssigned(change(true)), kgo.OnPartitionsRevoked(change(false)), kgo.OnPartitionsLost(change(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	m.cl = cl
+	return m
+}
+
+// poll keeps the member polling (the group's callbacks run from polls) until
+// ctx ends.
+func (m *member) poll(ctx context.Context) {
+	go func() {
+		for ctx.Err() == nil {
+			if m.cl.PollFetches(ctx).IsClientClosed() {
+				return
+			}
+		}
+	}()
+}
+
+func (m *member) owned() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Sorted(maps.Keys(m.ps))
 }
 
 func partitionCount(t *testing.T, brokers []string, topic string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a := newAdmin(brokers)
-	defer a.close()
-	md, err := a.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	a, err := newAdmin(brokers)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tp := range md.Topics {
-		if tp.Name == topic {
-			return len(tp.Partitions)
-		}
+	defer a.close()
+	md, err := a.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("topic %s not in metadata", topic)
-	return 0
+	tp, ok := md.Topics[topic]
+	if !ok || tp.Err != nil {
+		t.Fatalf("topic %s not in metadata (%v)", topic, tp.Err)
+	}
+	return len(tp.Partitions)
 }
 
 // waitFor polls cond every 50 ms until it holds, failing the test after total.

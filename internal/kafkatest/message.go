@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // produceTimeout caps one Produce call; a million 200-byte messages take a few
@@ -20,66 +20,72 @@ const readTimeout = time.Minute
 // bounds the writer's buffered batches for very large inputs.
 const produceChunk = 50_000
 
-// NewWriter returns a kafka.Writer configured the way featured's tests and tools
-// must write keyed data, closed in t.Cleanup:
-//   - the Murmur2 hash balancer, the Java client's default partitioner, so a key
-//     lands on the same partition whichever client wrote it (kafka-go's default
-//     is round-robin);
-//   - RequiredAcks all in-sync replicas (kafka-go's default waits for none);
-//   - batches of up to 5,000 messages flushed after 5 ms (kafka-go's default
-//     BatchTimeout of 1 s stalls every synchronous WriteMessages);
-//   - no implicit topic creation;
-//   - a kafka.Transport of its own. kafka-go's Transport answers metadata from a
-//     cache refreshed every 6 s (MetadataTTL), and a writer on a shared transport
-//     fails at once with UnknownTopicOrPartition for a topic created since the
-//     last refresh, e.g. by CreateTopic.
-func NewWriter(t testing.TB, brokers []string, topic string) *kafka.Writer {
-	w, closeW := newWriter(brokers, topic)
-	t.Cleanup(closeW)
+// NewWriter returns a franz-go producer client configured the way featured's
+// tests and tools must write keyed data, producing to topic unless a record
+// names its own, closed in t.Cleanup:
+//   - the sticky key partitioner with murmur2, the Java client's default, so a
+//     key lands on the same partition whichever client wrote it;
+//   - acks from all in-sync replicas, idempotent (kgo's defaults);
+//   - batches flushed after at most 5 ms;
+//   - no implicit topic creation (kgo's default).
+func NewWriter(t testing.TB, brokers []string, topic string, opts ...kgo.Opt) *kgo.Client {
+	w, err := newWriter(brokers, topic, opts...)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	t.Cleanup(w.Close)
 	return w
 }
 
-func newWriter(brokers []string, topic string) (w *kafka.Writer, closeW func()) {
-	tr := &kafka.Transport{}
-	w = &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Topic:        topic,
-		Balancer:     &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchSize:    5_000,
-		// BatchBytes stays at kafka-go's 1 MiB default: the broker rejects
-		// batches above message.max.bytes (~1 MiB by default).
-		BatchTimeout:           5 * time.Millisecond,
-		MaxAttempts:            10,
-		AllowAutoTopicCreation: false,
-		Transport:              tr,
+func newWriter(brokers []string, topic string, opts ...kgo.Opt) (*kgo.Client, error) {
+	w, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(2 * produceChunk),
+	}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("producer client: %w", err)
 	}
-	return w, func() {
-		w.Close()
-		tr.CloseIdleConnections()
-	}
+	return w, nil
 }
 
 // Produce writes msgs to topic with [NewWriter]'s settings and returns once the
 // broker has acknowledged all of them. Each message's Topic must be empty and
 // its Partition is ignored: the key decides the partition (a nil key gets a
-// random one). It fails the test on any error.
-func Produce(t testing.TB, brokers []string, topic string, msgs []kafka.Message) {
+// sticky one). It fails the test on any error.
+func Produce(t testing.TB, brokers []string, topic string, msgs []*kgo.Record) {
 	t.Helper()
-	if err := produce(brokers, topic, msgs, &kafka.Murmur2Balancer{}); err != nil {
+	if err := produce(brokers, topic, msgs, nil); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 }
 
-func produce(brokers []string, topic string, msgs []kafka.Message, balancer kafka.Balancer) error {
+// produce writes msgs to topic, placed by partitioner (nil: NewWriter's).
+func produce(brokers []string, topic string, msgs []*kgo.Record, partitioner kgo.Partitioner) error {
 	ctx, cancel := context.WithTimeout(context.Background(), produceTimeout)
 	defer cancel()
-	w, closeW := newWriter(brokers, topic)
-	defer closeW()
-	w.Balancer = balancer
+	var opts []kgo.Opt
+	if partitioner != nil {
+		opts = append(opts, kgo.RecordPartitioner(partitioner))
+	}
+	w, err := newWriter(brokers, topic, opts...)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	// The client fills in a record's topic, partition and offset: produce
+	// copies, so that the caller's messages can be produced again.
+	chunk := make([]*kgo.Record, 0, min(produceChunk, len(msgs)))
 	for start := 0; start < len(msgs); start += produceChunk {
 		end := min(start+produceChunk, len(msgs))
-		if err := w.WriteMessages(ctx, msgs[start:end]...); err != nil {
+		chunk = chunk[:0]
+		for _, m := range msgs[start:end] {
+			chunk = append(chunk, &kgo.Record{Key: m.Key, Value: m.Value, Headers: m.Headers, Timestamp: m.Timestamp})
+		}
+		if err := w.ProduceSync(ctx, chunk...).FirstErr(); err != nil {
 			return fmt.Errorf("produce messages %d..%d of %d to %s: %w", start, end-1, len(msgs), topic, err)
 		}
 	}
@@ -88,10 +94,10 @@ func produce(brokers []string, topic string, msgs []kafka.Message, balancer kafk
 
 // ReadAll returns every message of one partition of topic, from its first
 // retained offset up to its end offset at the time of the call, in offset order.
-// It reads with a kafka.Reader bound to the partition, without a consumer group,
-// positioned with SetOffset: the way featured consumes. Use it to check what a
+// It reads with a client consuming the partition directly, without a consumer
+// group, from an exact offset: the way featured consumes. Use it to check what a
 // component wrote, e.g. a dead-letter topic.
-func ReadAll(t testing.TB, brokers []string, topic string, partition int) []kafka.Message {
+func ReadAll(t testing.TB, brokers []string, topic string, partition int) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
@@ -102,7 +108,7 @@ func ReadAll(t testing.TB, brokers []string, topic string, partition int) []kafk
 	return msgs
 }
 
-func readAll(ctx context.Context, brokers []string, topic string, partition int) ([]kafka.Message, error) {
+func readAll(ctx context.Context, brokers []string, topic string, partition int) ([]*kgo.Record, error) {
 	first, end, err := partitionOffsets(ctx, brokers, topic, partition)
 	if err != nil {
 		return nil, err
@@ -110,27 +116,34 @@ func readAll(ctx context.Context, brokers []string, topic string, partition int)
 	if first >= end {
 		return nil, nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   brokers,
-		Topic:     topic,
-		Partition: partition,
-		MinBytes:  1,
-		MaxBytes:  10 << 20,
-		MaxWait:   100 * time.Millisecond,
-	})
-	defer r.Close()
-	if err := r.SetOffset(first); err != nil {
-		return nil, fmt.Errorf("read %s/%d: set offset %d: %w", topic, partition, first, err)
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {int32(partition): kgo.NewOffset().At(first)}}),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchMaxBytes(10<<20),
+		kgo.FetchMaxPartitionBytes(10<<20),
+		kgo.FetchMaxWait(100*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("read %s/%d: %w", topic, partition, err)
 	}
-	msgs := make([]kafka.Message, 0, end-first)
+	defer cl.Close()
+	msgs := make([]*kgo.Record, 0, end-first)
+	next := first
 	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read %s/%d at offset %d (want up to %d): %w", topic, partition, r.Offset(), end, err)
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read %s/%d at offset %d (want up to %d): %w", topic, partition, next, end, err)
 		}
-		msgs = append(msgs, m)
-		if m.Offset+1 >= end {
-			return msgs, nil
+		if err := fs.Err0(); err != nil {
+			return nil, fmt.Errorf("read %s/%d at offset %d (want up to %d): %w", topic, partition, next, end, err)
+		}
+		for _, m := range fs.Records() {
+			msgs = append(msgs, m)
+			next = m.Offset + 1
+			if next >= end {
+				return msgs, nil
+			}
 		}
 	}
 }
@@ -138,24 +151,28 @@ func readAll(ctx context.Context, brokers []string, topic string, partition int)
 // partitionOffsets returns the first retained offset and the end offset (the
 // offset the next message will get) of one partition.
 func partitionOffsets(ctx context.Context, brokers []string, topic string, partition int) (first, end int64, err error) {
-	a := newAdmin(brokers)
+	a, err := newAdmin(brokers)
+	if err != nil {
+		return 0, 0, err
+	}
 	defer a.close()
-	res, err := a.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{
-			topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
-		},
-	})
+	starts, err := a.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return 0, 0, fmt.Errorf("list offsets of %s/%d: %w", topic, partition, err)
 	}
-	for _, po := range res.Topics[topic] {
-		if po.Partition != partition {
-			continue
-		}
-		if po.Error != nil {
-			return 0, 0, fmt.Errorf("list offsets of %s/%d: %w", topic, partition, po.Error)
-		}
-		return po.FirstOffset, po.LastOffset, nil
+	ends, err := a.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("list offsets of %s/%d: %w", topic, partition, err)
 	}
-	return 0, 0, fmt.Errorf("list offsets of %s/%d: partition missing from the response", topic, partition)
+	s, ok1 := starts.Lookup(topic, int32(partition))
+	e, ok2 := ends.Lookup(topic, int32(partition))
+	switch {
+	case !ok1 || !ok2:
+		return 0, 0, fmt.Errorf("list offsets of %s/%d: partition missing from the response", topic, partition)
+	case s.Err != nil:
+		return 0, 0, fmt.Errorf("list offsets of %s/%d: %w", topic, partition, s.Err)
+	case e.Err != nil:
+		return 0, 0, fmt.Errorf("list offsets of %s/%d: %w", topic, partition, e.Err)
+	}
+	return s.Offset, e.Offset, nil
 }

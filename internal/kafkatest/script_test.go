@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // script runs scripts/kafka.sh with env added and returns its exit code (0 on
@@ -167,8 +167,8 @@ func TestScriptLifecycle(t *testing.T) {
 	if err := createTopic(ctx, brokers, topic, 2); err != nil {
 		t.Fatal(err)
 	}
-	msgs := []kafka.Message{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("b"), Value: []byte("2")}, {Key: []byte("c"), Value: []byte("3")}}
-	if err := produce(brokers, topic, msgs, &kafka.Murmur2Balancer{}); err != nil {
+	msgs := []*kgo.Record{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("b"), Value: []byte("2")}, {Key: []byte("c"), Value: []byte("3")}}
+	if err := produce(brokers, topic, msgs, nil); err != nil {
 		t.Fatal(err)
 	}
 	count := func() int {

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // adminTimeout caps one admin operation: create or delete a topic, list offsets,
@@ -58,65 +60,59 @@ func uniqueName(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(suffix[:])
 }
 
-// admin is a kafka.Client with a transport of its own, so that closing it
-// leaves no idle connections behind in kafka.DefaultTransport.
+// admin is a kadm.Client over a kgo.Client of its own, closed with it.
 type admin struct {
-	*kafka.Client
-	transport *kafka.Transport
+	*kadm.Client
+	cl *kgo.Client
 }
 
-func newAdmin(brokers []string) admin {
-	tr := &kafka.Transport{}
-	return admin{
-		Client:    &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: adminTimeout, Transport: tr},
-		transport: tr,
+func newAdmin(brokers []string) (admin, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequestTimeoutOverhead(adminTimeout))
+	if err != nil {
+		return admin{}, fmt.Errorf("admin client: %w", err)
 	}
+	return admin{Client: kadm.NewClient(cl), cl: cl}, nil
 }
 
-func (a admin) close() { a.transport.CloseIdleConnections() }
+func (a admin) close() { a.cl.Close() }
 
 func createTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
-	a := newAdmin(brokers)
-	defer a.close()
-	res, err := a.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: -1}},
-	})
-	if err == nil {
-		err = res.Errors[topic]
-	}
+	a, err := newAdmin(brokers)
 	if err != nil {
+		return err
+	}
+	defer a.close()
+	if _, err := a.CreateTopic(ctx, int32(partitions), -1, nil, topic); err != nil {
 		return fmt.Errorf("create topic %s with %d partitions: %w", topic, partitions, err)
 	}
 	// The broker answers before its metadata cache has the new partitions; wait
 	// until each has a leader so that the first produce or fetch does not fail.
 	return poll(ctx, func() (bool, error) {
-		md, err := a.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		md, err := a.Metadata(ctx, topic)
 		if err != nil {
 			return false, nil // retried until the deadline
 		}
-		for _, tp := range md.Topics {
-			if tp.Name != topic || tp.Error != nil || len(tp.Partitions) != partitions {
+		tp, ok := md.Topics[topic]
+		if !ok || tp.Err != nil || len(tp.Partitions) != partitions {
+			return false, nil
+		}
+		for _, p := range tp.Partitions {
+			if p.Err != nil || p.Leader < 0 {
 				return false, nil
 			}
-			for _, p := range tp.Partitions {
-				if p.Error != nil || p.Leader.ID < 0 || p.Leader.Host == "" {
-					return false, nil
-				}
-			}
-			return true, nil
 		}
-		return false, nil
+		return true, nil
 	}, fmt.Sprintf("topic %s to have a leader for all %d partitions", topic, partitions))
 }
 
 func deleteTopic(ctx context.Context, brokers []string, topic string) error {
-	a := newAdmin(brokers)
-	defer a.close()
-	res, err := a.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	if err == nil {
-		err = res.Errors[topic]
+	a, err := newAdmin(brokers)
+	if err != nil {
+		return err
 	}
-	if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
+	defer a.close()
+	_, err = a.DeleteTopic(ctx, topic)
+	if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
 		return fmt.Errorf("delete topic %s: %w", topic, err)
 	}
 	return nil
@@ -128,25 +124,23 @@ func TopicExists(t testing.TB, brokers []string, topic string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	a := newAdmin(brokers)
+	a, err := newAdmin(brokers)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
 	defer a.close()
-	md, err := a.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	md, err := a.Metadata(ctx, topic)
 	if err != nil {
 		t.Fatalf("kafkatest: metadata of %s: %v", topic, err)
 	}
-	for _, tp := range md.Topics {
-		if tp.Name != topic {
-			continue
-		}
-		if errors.Is(tp.Error, kafka.UnknownTopicOrPartition) {
-			return false
-		}
-		if tp.Error != nil {
-			t.Fatalf("kafkatest: metadata of %s: %v", topic, tp.Error)
-		}
-		return true
+	tp, ok := md.Topics[topic]
+	if !ok || errors.Is(tp.Err, kerr.UnknownTopicOrPartition) {
+		return false
 	}
-	return false
+	if tp.Err != nil {
+		t.Fatalf("kafkatest: metadata of %s: %v", topic, tp.Err)
+	}
+	return true
 }
 
 // poll calls cond every 50 ms until it returns true or an error, or ctx ends;

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -165,7 +165,7 @@ func TestKafkaBatchSpans(t *testing.T) {
 		}
 	}()
 	now := time.Now().UnixMilli()
-	kafkatest.Produce(t, brokers, topic, []kafka.Message{
+	kafkatest.Produce(t, brokers, topic, []*kgo.Record{
 		{Key: []byte("u1"), Value: event("u1", now)},
 		{Key: []byte("u2"), Value: []byte(`{"user_id":"u2","ts":"not a time"}`)},
 		{Key: []byte("u3"), Value: event("u3", now)},
