@@ -43,6 +43,9 @@ var allowed = map[string][]string{
 	// backup moves a checkpointed data dir to and from a destination; the
 	// server (cmd/featured) takes the checkpoint.
 	"backup": {"featurestore"},
+	// cluster decides who holds which partition from Kafka's group
+	// protocol; it moves no data, so it needs none of ours.
+	"cluster": {},
 	// telemetry reads the Stats of the packages that do the work and feeds
 	// their hooks; none of them imports it (or OpenTelemetry).
 	"internal/telemetry": {"featurestore", "ingest", "offline", "offline/export", "registry", "serving"},
