@@ -87,6 +87,10 @@ type harness struct {
 	srv   *serving.Server
 	url   string
 	conn  *grpc.ClientConn
+	// grpcAddr is the gRPC listener's address; stopGRPC stops its server
+	// (as a killed node's), idempotent.
+	grpcAddr string
+	stopGRPC func()
 
 	serving  featuredv1.ServingServiceClient
 	ingest   featuredv1.IngestServiceClient
@@ -192,6 +196,9 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 		gs.Stop()
 		wg.Wait()
 		hs.Close()
+		if err := srv.Close(); err != nil {
+			t.Errorf("close server: %v", err)
+		}
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)
 		}
@@ -206,6 +213,7 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	})
 	h = &harness{
 		t: t, reg: reg, store: store, srv: srv, url: hs.URL, conn: conn,
+		grpcAddr: lis.Addr().String(), stopGRPC: gs.Stop,
 		serving:  featuredv1.NewServingServiceClient(conn),
 		ingest:   featuredv1.NewIngestServiceClient(conn),
 		registry: featuredv1.NewRegistryServiceClient(conn),
