@@ -478,7 +478,10 @@ func (s *Server) mergeForward(l *lookup, p *plan, c *forwardCall, remote []remot
 	if c.err != nil {
 		code := status.Code(c.err)
 		switch code {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.FailedPrecondition, codes.ResourceExhausted:
+		// Worth another replica: this one is down, slow, busy, at another
+		// registry generation, or its copy is damaged (DataLoss): the
+		// other replicas hold their own.
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.FailedPrecondition, codes.ResourceExhausted, codes.DataLoss:
 			for _, i := range c.parts {
 				remote[i].tried = append(remote[i].tried, c.addr+": "+code.String()+": "+status.Convert(c.err).Message())
 			}
@@ -543,8 +546,6 @@ func peerError(addr string, err error) error {
 		return fmt.Errorf("%w (at peer %s): %s", ErrUnauthenticated, addr, msg)
 	case codes.InvalidArgument:
 		return fmt.Errorf("%w (at peer %s): %s", ErrBadRequest, addr, msg)
-	case codes.DataLoss:
-		return fmt.Errorf("serving: peer %s: %s", addr, msg)
 	}
 	return fmt.Errorf("serving: peer %s: %s: %s", addr, st.Code(), msg)
 }
