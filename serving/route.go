@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -87,8 +88,12 @@ func (e *PartitionError) Error() string {
 func (e *PartitionError) Unwrap() error { return ErrUnavailable }
 
 // peerDownFor is how long a peer that failed a forward is skipped before it
-// is tried again.
-const peerDownFor = time.Second
+// is tried again; peerConnectTimeout how long one attempt to connect to a
+// peer may take (calls fail at their own deadline meanwhile).
+const (
+	peerDownFor        = time.Second
+	peerConnectTimeout = 2 * time.Second
+)
 
 // entityPartition is the partition of an entity key among n: Kafka's
 // default partitioner over the key's record-key bytes (a string's UTF-8, an
@@ -175,8 +180,14 @@ func (ps *peerSet) get(addr string) (*peerConn, error) {
 		return c, nil
 	}
 	// grpc.NewClient connects lazily, in the background: a peer that is
-	// down fails the first Read, not this call.
-	conn, err := grpc.NewClient(addr, ps.dialOpts...)
+	// down fails the first Read, not this call. grpc-go's reconnect
+	// backoff grows to 2 minutes by default; a peer back from a restart
+	// must be found within about the time it is marked down.
+	opts := append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: peerDownFor},
+		MinConnectTimeout: peerConnectTimeout,
+	})}, ps.dialOpts...)
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("serving: dial peer %s: %w", addr, err)
 	}
