@@ -630,3 +630,53 @@ func TestRouteViewLimitedToken(t *testing.T) {
 		t.Fatalf("Read of user_spend as merch: %v, want PermissionDenied", err)
 	}
 }
+
+// TestRouteConcurrent: lookups through every node at once share the peer
+// connections, the plans' peer views and the down marks without a race,
+// and each equals the reference.
+func TestRouteConcurrent(t *testing.T) {
+	c := newCluster(t, serving.Options{}, activeStandby(3, routePartitions), 3)
+	c.fill(60, 3)
+	native := map[string]any{"features": routeUserRefs, "entities": map[string]any{"user_id": routeKeys(0, 60)}}
+	st, want := c.ref.post("/v1/features", native)
+	if st != http.StatusOK {
+		t.Fatalf("reference: %d %s", st, want)
+	}
+	wm, _ := withoutPositions(t, want)
+	body, _ := json.Marshal(native)
+	var wg sync.WaitGroup
+	errs := make(chan error, 24)
+	for g := range 6 {
+		wg.Go(func() {
+			h := c.nodes[g%3]
+			for range 4 {
+				resp, err := http.Post(h.url+"/v1/features", "application/json", strings.NewReader(string(body)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("node %d: %d %s %v", g%3, resp.StatusCode, got, err)
+					return
+				}
+				var gm map[string]any
+				if err := json.Unmarshal(got, &gm); err != nil {
+					errs <- err
+					return
+				}
+				delete(gm, "positions")
+				if d := cmp.Diff(wm, gm); d != "" {
+					errs <- fmt.Errorf("node %d (-reference +node):\n%s", g%3, d)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
