@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# genproto.sh regenerates the Go code of api/featured/v1 and api/feast/... (Feast's
-# serving protos, and the feast.core protos of its registry file, written from
-# the feast wheel's descriptors) from their .proto files.
+# genproto.sh regenerates the Go code of api/featured/v1, api/featured/peer/v1
+# (the nodes' internal PeerService) and api/feast/... (Feast's serving protos,
+# and the feast.core protos of its registry file, written from the feast
+# wheel's descriptors) from their .proto files.
 #
 # Everything it needs is installed under the git-ignored .cache/ of the repo, so
 # a second run downloads nothing and the output does not depend on what the
@@ -46,7 +47,7 @@ install_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc 
 
 # The directories under api/ whose .proto files are generated; protoc runs once
 # per directory (one Go package each).
-dirs=(featured/v1 feast/types feast/serving feast/core)
+dirs=(featured/v1 featured/peer/v1 feast/types feast/serving feast/core)
 
 generate() { # outdir
 	local out=$1

@@ -119,6 +119,7 @@ var grpcScopes = map[string]auth.Scope{
 	"/feast.serving.ServingService/GetOnlineFeatures":   auth.ScopeRead,
 	"/feast.serving.ServingService/GetFeastServingInfo": auth.ScopeRead,
 	"/featured.v1.IngestService/Push":                   auth.ScopeWrite,
+	"/featured.internal.v1.PeerService/Read":            auth.ScopeRead,
 	"/featured.v1.RegistryService/ListViews":            auth.ScopeRead,
 	"/featured.v1.RegistryService/GetRegistry":          auth.ScopeRead,
 	"/featured.v1.RegistryService/Apply":                auth.ScopeAdmin,

@@ -151,7 +151,9 @@ func (w *responseWriter) bufferSlice() mem.BufferSlice {
 }
 
 func (w *responseWriter) response(m *featuredv1.GetOnlineFeaturesResponse) bool {
-	if hasUnknown(m, offResponse) {
+	// Positions come only from a node in a cluster, a few per response:
+	// proto.Marshal writes them.
+	if hasUnknown(m, offResponse) || len(m.Positions) > 0 {
 		return false
 	}
 	// The first buffer holds the whole message unless strings or lists

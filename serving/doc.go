@@ -87,6 +87,29 @@
 //     named checks (health.go), the offline routes whose handlers the caller
 //     passes in Options.Offline, and pprof when Options.Pprof.
 //
+// # Routing
+//
+// With Options.Placement set (a node of a cluster; docs/scaling.md,
+// Routing), every lookup path (native HTTP and gRPC, Feast's HTTP and gRPC)
+// routes its rows: each (row, join key) is placed by entityPartition
+// (Kafka's partitioner over the key's record-key bytes, route.go), the
+// partitions this node answers are read here as without a cluster, and
+// the others go in one featured.internal.v1.PeerService/Read per peer, in
+// parallel, each within min(the caller's deadline,
+// Options.ForwardTimeout). A peer that refuses, times out or is
+// unavailable is marked down for a second and its partitions retried on
+// their next replica; a partition with none left fails the lookup with
+// 503 / UNAVAILABLE naming it (*PartitionError), never NOT_FOUND. The
+// owner (peer.go) re-resolves the request's view versions against its own
+// snapshot, refuses another registry generation with FAILED_PRECONDITION
+// (the front node tries the next replica), checks the forwarded bearer
+// token as it would locally, reads only partitions it answers itself and
+// never forwards (one hop). Answers carry the positions of the partitions
+// they read: "positions" in native JSON and gRPC responses, the
+// Featured-Positions header (featured-positions metadata over gRPC) for
+// Feast's. Without a Placement none of this runs and responses are byte
+// for byte what they were. RouterStats counts forwards for metrics.
+//
 // # Middleware
 //
 // Every HTTP route runs behind one stack, in this order: panic recovery ->
@@ -114,7 +137,8 @@
 // A Server is safe for concurrent use by any number of requests. It starts no
 // goroutine and owns no listener: the caller serves HTTPHandler and a
 // grpc.Server built with GRPCServerOptions on which it called RegisterGRPC,
-// and stops them before closing the store. SetReady may be called at any time from any goroutine.
+// and stops them before calling Close (which closes the connections to
+// peers a routed lookup opened) and closing the store. SetReady may be called at any time from any goroutine.
 // Lookups never block on writers (featurestore's contract) nor on each other
 // (the plan cache is read with one atomic load).
 //

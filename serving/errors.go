@@ -72,6 +72,7 @@ var errorTable = []struct {
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	{ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, codes.InvalidArgument},
 	{ErrNotReady, http.StatusServiceUnavailable, codes.Unavailable},
+	{ErrUnavailable, http.StatusServiceUnavailable, codes.Unavailable},
 	{ErrOverloaded, http.StatusServiceUnavailable, codes.ResourceExhausted},
 	{ErrBodyTimeout, http.StatusRequestTimeout, codes.DeadlineExceeded},
 	// The disk is (nearly) full: writes wait for space, lookups go on.

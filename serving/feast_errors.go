@@ -84,6 +84,7 @@ func (s *Server) writeFeastError(w http.ResponseWriter, r *http.Request, err err
 	if st := httpStatus(err); st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout && st != http.StatusInsufficientStorage {
 		s.opts.Logger.Error("serving: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	setRetryAfter(w, err, s.opts.RetryAfter)
 	status, body := feastErrorOf(err)
 	writeJSON(w, status, body)
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -48,6 +50,10 @@ func (g feastService) GetOnlineFeatures(ctx context.Context, in *feastserving.Ge
 		return nil, toGRPC(err)
 	}
 	s.observe(ctx, APIFeastGRPC, l, p)
+	if s.opts.Placement != nil {
+		// Feast's message has no room for them: a header, as over HTTP.
+		_ = grpc.SetHeader(ctx, metadata.Pairs("featured-positions", string(appendPositionsJSON(nil, l.route.positions))))
+	}
 	resp := newFeastResponse(p, &l.req, l.out)
 	if proto.Size(resp) > s.opts.MaxResponseBytes {
 		return nil, toGRPC(s.responseTooLarge())

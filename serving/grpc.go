@@ -17,6 +17,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	feastserving "github.com/featured-dev/featured/api/feast/serving"
+	peerv1 "github.com/featured-dev/featured/api/featured/peer/v1"
 	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
 	"github.com/featured-dev/featured/ingest"
 )
@@ -76,12 +77,13 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(int(s.opts.MaxBodyBytes)),
-		grpc.MaxConcurrentStreams(uint32(s.opts.MaxLookups + s.opts.MaxPushes + s.opts.MaxRegistryChanges)),
+		grpc.MaxConcurrentStreams(uint32(s.opts.MaxLookups + s.opts.MaxPushes + s.opts.MaxRegistryChanges + s.opts.MaxPeerReads)),
 	}
 }
 
 // RegisterGRPC registers featured.v1's ServingService, IngestService and
-// RegistryService, and Feast's feast.serving.ServingService (feast_grpc.go), on g, with the gRPC health service (following SetReady) and
+// RegistryService, Feast's feast.serving.ServingService (feast_grpc.go) and
+// the nodes' own featured.internal.v1.PeerService (peer.go), on g, with the gRPC health service (following SetReady) and
 // server reflection. g must be built with GRPCServerOptions (its recovery
 // and limits are the methods'). The caller owns g: its listener and
 // shutdown.
@@ -90,6 +92,7 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 	featuredv1.RegisterIngestServiceServer(g, ingestService{s: s})
 	featuredv1.RegisterRegistryServiceServer(g, registryService{s: s})
 	feastserving.RegisterServingServiceServer(g, feastService{s: s})
+	peerv1.RegisterPeerServiceServer(g, peerService{s: s})
 	healthgrpc.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 }
@@ -119,6 +122,10 @@ func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.Ge
 	// the handler, so it is not pooled. bound is cheap and never below the
 	// encoded size; only a response near the limit is sized exactly.
 	resp, bound := newResponse(p, &l.req, l.out)
+	if s.opts.Placement != nil {
+		resp.Positions = positionsProto(l.route.positions)
+		bound += proto.Size(&featuredv1.GetOnlineFeaturesResponse{Positions: resp.Positions})
+	}
 	if bound > s.opts.MaxResponseBytes && proto.Size(resp) > s.opts.MaxResponseBytes {
 		return nil, toGRPC(s.responseTooLarge())
 	}

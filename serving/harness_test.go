@@ -87,6 +87,12 @@ type harness struct {
 	srv   *serving.Server
 	url   string
 	conn  *grpc.ClientConn
+	// grpcAddr is the gRPC listener's address; stopGRPC stops its server
+	// (as a killed node's), idempotent, and startGRPC serves it again on
+	// the same address (a restarted node's).
+	grpcAddr  string
+	stopGRPC  func()
+	startGRPC func()
 
 	serving  featuredv1.ServingServiceClient
 	ingest   featuredv1.IngestServiceClient
@@ -177,10 +183,28 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var gmu sync.Mutex // guards gs
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.RegisterGRPC(gs)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = gs.Serve(lis) })
+	stopGRPC := func() {
+		gmu.Lock()
+		defer gmu.Unlock()
+		gs.Stop()
+	}
+	startGRPC := func() {
+		gmu.Lock()
+		defer gmu.Unlock()
+		l, err := net.Listen("tcp", lis.Addr().String())
+		if err != nil {
+			t.Fatalf("listen again on %s: %v", lis.Addr(), err)
+		}
+		gs = grpc.NewServer(srv.GRPCServerOptions()...)
+		srv.RegisterGRPC(gs)
+		g := gs
+		wg.Go(func() { _ = g.Serve(l) })
+	}
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -189,9 +213,12 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 		// Shutdown reverses startup: listeners, then the store, then the
 		// registry.
 		conn.Close()
-		gs.Stop()
+		stopGRPC()
 		wg.Wait()
 		hs.Close()
+		if err := srv.Close(); err != nil {
+			t.Errorf("close server: %v", err)
+		}
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)
 		}
@@ -206,6 +233,7 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	})
 	h = &harness{
 		t: t, reg: reg, store: store, srv: srv, url: hs.URL, conn: conn,
+		grpcAddr: lis.Addr().String(), stopGRPC: stopGRPC, startGRPC: startGRPC,
 		serving:  featuredv1.NewServingServiceClient(conn),
 		ingest:   featuredv1.NewIngestServiceClient(conn),
 		registry: featuredv1.NewRegistryServiceClient(conn),

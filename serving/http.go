@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -271,6 +272,10 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool)
 		writeError(w, r, err)
 		return
 	}
+	routed := s.opts.Placement != nil
+	if routed {
+		l.authz = r.Header.Get("Authorization")
+	}
 	p, at, err := s.lookupDecoded(r.Context(), l, feast)
 	if err != nil {
 		writeError(w, r, err)
@@ -290,6 +295,16 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool)
 	if !ok {
 		writeError(w, r, s.responseTooLarge())
 		return
+	}
+	if routed {
+		// Positions only from a node in a cluster: a single node's
+		// responses stay byte for byte what they were.
+		if feast {
+			w.Header()["Featured-Positions"] = []string{string(appendPositionsJSON(nil, l.route.positions))}
+		} else {
+			l.buf = append(l.buf[:len(l.buf)-1], `,"positions":`...)
+			l.buf = append(appendPositionsJSON(l.buf, l.route.positions), '}')
+		}
 	}
 	writeJSON(w, http.StatusOK, l.buf)
 }
@@ -364,6 +379,14 @@ func requireJSON(r *http.Request) error {
 	return fmt.Errorf("%w: Content-Type %q; send application/json", ErrUnsupportedMediaType, mt)
 }
 
+// setRetryAfter tells a client refused for a partition no replica answered
+// when to retry (docs/scaling.md, Routing: 503 with Retry-After).
+func setRetryAfter(w http.ResponseWriter, err error, d time.Duration) {
+	if errors.Is(err, ErrUnavailable) {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
+}
+
 // errorBody is the JSON of an error response.
 type errorBody struct {
 	Error errorDetail `json:"error"`
@@ -380,6 +403,7 @@ type errorDetail struct {
 // it names no secret and helps the operator.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	st := httpStatus(err)
+	setRetryAfter(w, err, s.opts.RetryAfter)
 	// 503, 504 and 507 are states the server reports elsewhere (readiness,
 	// the client's deadline, the disk guard's own log line), not faults.
 	if st >= 500 && st != http.StatusServiceUnavailable && st != http.StatusGatewayTimeout && st != http.StatusInsufficientStorage {

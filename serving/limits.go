@@ -35,13 +35,14 @@ const (
 	ClassRegistry              // apply, plan, delete
 	ClassExport                // POST /v1/export
 	ClassBackfill              // POST /v1/backfill, POST /v1/verify-skew, apply?backfill=true
+	ClassPeerRead              // PeerService.Read: rows forwarded by other nodes
 	numClasses
 )
 
-var classNames = [numClasses]string{"lookups", "pushes", "registry changes", "exports", "backfills"}
+var classNames = [numClasses]string{"lookups", "pushes", "registry changes", "exports", "backfills", "peer reads"}
 
 // classFlags name the serve flag of each class's limit, for error messages.
-var classFlags = [numClasses]string{"--max-lookups", "--max-pushes", "--max-registry-changes", "--max-exports", "--max-backfills"}
+var classFlags = [numClasses]string{"--max-lookups", "--max-pushes", "--max-registry-changes", "--max-exports", "--max-backfills", "--max-peer-reads"}
 
 func (c Class) String() string {
 	if c < 0 || c >= numClasses {
@@ -82,7 +83,7 @@ type limiter struct {
 
 func newLimiter(o *Options) *limiter {
 	l := &limiter{wait: o.ShedWait, retryAfter: o.RetryAfter}
-	for c, n := range [numClasses]int{o.MaxLookups, o.MaxPushes, o.MaxRegistryChanges, o.MaxExports, o.MaxBackfills} {
+	for c, n := range [numClasses]int{o.MaxLookups, o.MaxPushes, o.MaxRegistryChanges, o.MaxExports, o.MaxBackfills, o.MaxPeerReads} {
 		l.sems[c] = make(chan struct{}, n)
 	}
 	return l
@@ -210,6 +211,7 @@ var grpcClasses = map[string]Class{
 	"/featured.v1.ServingService/GetOnlineFeatures":   ClassLookup,
 	"/feast.serving.ServingService/GetOnlineFeatures": ClassLookup,
 	"/featured.v1.IngestService/Push":                 ClassPush,
+	"/featured.internal.v1.PeerService/Read":          ClassPeerRead,
 	"/featured.v1.RegistryService/Apply":              ClassRegistry,
 	"/featured.v1.RegistryService/Plan":               ClassRegistry,
 	"/featured.v1.RegistryService/Delete":             ClassRegistry,

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -119,6 +121,37 @@ type Options struct {
 	// Version is what Feast's GetFeastServingInfo answers; featured serve
 	// sets it to its build's version. The default is "featured".
 	Version string
+
+	// Placement, when set, routes lookups across the cluster's nodes
+	// (route.go): rows of partitions this node does not answer are
+	// forwarded to a replica that does, and answers carry positions. Nil:
+	// one node, every row read here, responses as without a cluster.
+	Placement Placement
+	// ForwardTimeout bounds one forward to a peer (within the caller's
+	// own deadline); past it the peer is marked down for a second and its
+	// rows go to the next replica. The default is 250ms.
+	ForwardTimeout time.Duration
+	// PeerDialOptions are how this node dials its peers' gRPC addresses:
+	// transport credentials matching the peers' TLS (featured serve passes
+	// its own client TLS config). The default is plaintext. The caller's
+	// bearer token is forwarded per call whatever they are.
+	PeerDialOptions []grpc.DialOption
+	// ForwardObserver, when set, is told of every forward (for the
+	// forward duration histogram); nil: none. RouterStats counts them
+	// either way.
+	ForwardObserver ForwardObserver
+	// MaxPeerReads is how many forwarded reads (PeerService.Read) this node
+	// answers at once: a class of its own, so that front nodes whose
+	// lookups wait on forwards never hold the slots their peers need. The
+	// default is 16.
+	MaxPeerReads int
+}
+
+// A ForwardObserver is told of every forward of a routed lookup, on the
+// forwarding goroutine: the peer's address, the rows sent, how long the
+// call took and its error. It must not block.
+type ForwardObserver interface {
+	ObserveForward(peer string, rows int, d time.Duration, err error)
 }
 
 // Defaults of Options.
@@ -139,6 +172,8 @@ const (
 	DefaultBodyTimeout       = 30 * time.Second
 	DefaultSpineBodyTimeout  = 10 * time.Minute
 	DefaultWriteTimeout      = 60 * time.Second
+	DefaultForwardTimeout    = 250 * time.Millisecond
+	DefaultMaxPeerReads      = 16
 )
 
 // EnsureDefaults sets every zero field to its default.
@@ -164,6 +199,7 @@ func (o *Options) EnsureDefaults() {
 	setInt(&o.MaxRegistryChanges, DefaultMaxRegistryChange)
 	setInt(&o.MaxExports, DefaultMaxExports)
 	setInt(&o.MaxBackfills, DefaultMaxBackfills)
+	setInt(&o.MaxPeerReads, DefaultMaxPeerReads)
 	setDur := func(p *time.Duration, d time.Duration) {
 		if *p == 0 {
 			*p = d
@@ -174,6 +210,10 @@ func (o *Options) EnsureDefaults() {
 	setDur(&o.BodyTimeout, DefaultBodyTimeout)
 	setDur(&o.SpineBodyTimeout, DefaultSpineBodyTimeout)
 	setDur(&o.WriteTimeout, DefaultWriteTimeout)
+	setDur(&o.ForwardTimeout, DefaultForwardTimeout)
+	if o.PeerDialOptions == nil {
+		o.PeerDialOptions = defaultPeerDialOptions()
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -204,6 +244,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("serving: options: shed wait: %s is negative", o.ShedWait)
 	case o.RetryAfter < 0:
 		return fmt.Errorf("serving: options: retry after: %s is negative", o.RetryAfter)
+	case o.ForwardTimeout < 0:
+		return fmt.Errorf("serving: options: forward timeout: %s is negative", o.ForwardTimeout)
+	case o.Placement != nil && o.Placement.Partitions() < 1:
+		return fmt.Errorf("serving: options: placement: %d partitions; want at least 1", o.Placement.Partitions())
 	}
 	// The server's own checks: "ready", "store", and "disk" with Options.Disk.
 	seen := map[string]bool{readyCheckName: true, storeCheckName: true, diskCheckName: o.Disk != nil}
@@ -218,7 +262,7 @@ func (o *Options) Validate() error {
 		}
 		seen[c.Name] = true
 	}
-	for c, n := range [numClasses]int{o.MaxLookups, o.MaxPushes, o.MaxRegistryChanges, o.MaxExports, o.MaxBackfills} {
+	for c, n := range [numClasses]int{o.MaxLookups, o.MaxPushes, o.MaxRegistryChanges, o.MaxExports, o.MaxBackfills, o.MaxPeerReads} {
 		if n < 1 {
 			return fmt.Errorf("serving: options: max %s: %d is less than 1", Class(c), n)
 		}

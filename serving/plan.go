@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/featured-dev/featured/aggregate"
+	peerv1 "github.com/featured-dev/featured/api/featured/peer/v1"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/registry"
 )
@@ -47,6 +48,10 @@ type plan struct {
 	// nativeHeader the start of the native response, through `"rows":[`.
 	feastHeader  []byte
 	nativeHeader []byte
+	// peer is groups as PeerService's views, made on the first routed
+	// lookup (peerViews).
+	peerOnce sync.Once
+	peer     []*peerv1.ViewRead
 }
 
 // planEntity is one entity a plan's features are keyed by.

@@ -31,11 +31,15 @@ type Server struct {
 	plans   plans
 	lookups sync.Pool // *lookup
 	limits  *limiter
+	// peers are the connections of routed lookups (route.go).
+	peers peerSet
 }
 
 // New returns a Server over the registry, the store and the pusher. opts may
 // be the zero value. The server starts not ready: the caller calls
-// SetReady(true) once the store is open and the registry loaded.
+// SetReady(true) once the store is open and the registry loaded, and Close
+// once its listeners are stopped (a server with a Placement holds
+// connections to its peers).
 func New(reg *registry.Registry, store *featurestore.Store, pusher *ingest.Pusher, opts Options) (*Server, error) {
 	if reg == nil {
 		return nil, errors.New("serving: new: nil registry")
@@ -52,6 +56,7 @@ func New(reg *registry.Registry, store *featurestore.Store, pusher *ingest.Pushe
 	}
 	s := &Server{reg: reg, store: store, pusher: pusher, opts: opts, health: health.NewServer(), limits: newLimiter(&opts)}
 	s.lookups.New = func() any { return new(lookup) }
+	s.peers.dialOpts = opts.PeerDialOptions
 	s.SetReady(false)
 	return s, nil
 }
@@ -94,6 +99,10 @@ type lookup struct {
 	// views and info are observe's scratch.
 	views []ViewStatuses
 	info  LookupInfo
+	// route is a routed lookup's scratch (Options.Placement); authz the
+	// caller's Authorization header over HTTP, forwarded to peers.
+	route *routeState
+	authz string
 }
 
 // maxPooledBytes keeps buffers of unusually large requests out of the pool.
@@ -112,6 +121,11 @@ func (s *Server) putLookup(l *lookup) {
 	// not zero its whole capacity on every small one after it.
 	clear(l.out)
 	clear(l.tmp)
+	l.authz = ""
+	if l.route != nil {
+		clear(l.route.positions)
+		l.route.positions = l.route.positions[:0]
+	}
 	l.out, l.tmp = l.out[:0], l.tmp[:0]
 	s.lookups.Put(l)
 }
@@ -215,7 +229,12 @@ func (s *Server) lookupDecoded(ctx context.Context, l *lookup, feast bool) (*pla
 		return nil, 0, &CellsError{Rows: len(l.req.values), RowValues: p.rowValues, Limit: s.opts.MaxCells}
 	}
 	at := s.opts.Now().UnixMilli()
-	if err := s.execute(ctx, l, p, at); err != nil {
+	if s.opts.Placement != nil {
+		err = s.executeRouted(ctx, l, p, snap, at)
+	} else {
+		err = s.execute(ctx, l, p, at)
+	}
+	if err != nil {
 		return nil, 0, err
 	}
 	return p, at, nil

@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"featurestore":                  {"aggregate"},
 	"featurestore/featurestoretest": {"featurestore"},
 	"api/featured/v1":               {},
+	"api/featured/peer/v1":          {"api/featured/v1"},
 	"api/feast/types":               {},
 	"api/feast/serving":             {"api/feast/types"},
 	"api/feast/core":                {"api/feast/types"},
@@ -39,7 +40,7 @@ var allowed = map[string][]string{
 	"offline/export":         {"aggregate", "featurestore", "registry", "internal/keyenc", "offline/eventlog", "offline/internal/codec"},
 	"offline/skew":           {"aggregate", "featurestore", "registry", "offline/eventlog", "offline/export", "offline/internal/codec"},
 	"offline":                {"aggregate", "featurestore", "registry", "internal/bytesize", "offline/eventlog", "offline/export", "offline/skew"},
-	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "api/featured/v1", "api/feast/serving", "api/feast/types"},
+	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "internal/partition", "api/featured/v1", "api/featured/peer/v1", "api/feast/serving", "api/feast/types"},
 	// backup moves a checkpointed data dir to and from a destination; the
 	// server (cmd/featured) takes the checkpoint.
 	"backup": {"featurestore"},

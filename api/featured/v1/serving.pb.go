@@ -176,7 +176,11 @@ type GetOnlineFeaturesResponse struct {
 	Metadata *GetOnlineFeaturesResponseMetadata `protobuf:"bytes,1,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	// One column per name in metadata.feature_names, in the same order: the
 	// join key first, then the features in request order.
-	Results       []*FeatureVector `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	Results []*FeatureVector `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	// positions, only from a node in a cluster: for every partition the answer
+	// read, the offset up to which the replica that answered had applied each
+	// source (docs/scaling.md, Routing).
+	Positions     []*Position `protobuf:"bytes,3,rep,name=positions,proto3" json:"positions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -225,6 +229,75 @@ func (x *GetOnlineFeaturesResponse) GetResults() []*FeatureVector {
 	return nil
 }
 
+func (x *GetOnlineFeaturesResponse) GetPositions() []*Position {
+	if x != nil {
+		return x.Positions
+	}
+	return nil
+}
+
+// Position is how far a replica had applied one source's partition: the
+// next offset it will read.
+type Position struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Partition     uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Position) Reset() {
+	*x = Position{}
+	mi := &file_featured_v1_serving_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Position) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Position) ProtoMessage() {}
+
+func (x *Position) ProtoReflect() protoreflect.Message {
+	mi := &file_featured_v1_serving_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Position.ProtoReflect.Descriptor instead.
+func (*Position) Descriptor() ([]byte, []int) {
+	return file_featured_v1_serving_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Position) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Position) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *Position) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 type GetOnlineFeaturesResponseMetadata struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	FeatureNames  *FeatureList           `protobuf:"bytes,1,opt,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
@@ -234,7 +307,7 @@ type GetOnlineFeaturesResponseMetadata struct {
 
 func (x *GetOnlineFeaturesResponseMetadata) Reset() {
 	*x = GetOnlineFeaturesResponseMetadata{}
-	mi := &file_featured_v1_serving_proto_msgTypes[3]
+	mi := &file_featured_v1_serving_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +319,7 @@ func (x *GetOnlineFeaturesResponseMetadata) String() string {
 func (*GetOnlineFeaturesResponseMetadata) ProtoMessage() {}
 
 func (x *GetOnlineFeaturesResponseMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_featured_v1_serving_proto_msgTypes[3]
+	mi := &file_featured_v1_serving_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +332,7 @@ func (x *GetOnlineFeaturesResponseMetadata) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use GetOnlineFeaturesResponseMetadata.ProtoReflect.Descriptor instead.
 func (*GetOnlineFeaturesResponseMetadata) Descriptor() ([]byte, []int) {
-	return file_featured_v1_serving_proto_rawDescGZIP(), []int{3}
+	return file_featured_v1_serving_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetOnlineFeaturesResponseMetadata) GetFeatureNames() *FeatureList {
@@ -283,7 +356,7 @@ type FeatureVector struct {
 
 func (x *FeatureVector) Reset() {
 	*x = FeatureVector{}
-	mi := &file_featured_v1_serving_proto_msgTypes[4]
+	mi := &file_featured_v1_serving_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -295,7 +368,7 @@ func (x *FeatureVector) String() string {
 func (*FeatureVector) ProtoMessage() {}
 
 func (x *FeatureVector) ProtoReflect() protoreflect.Message {
-	mi := &file_featured_v1_serving_proto_msgTypes[4]
+	mi := &file_featured_v1_serving_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -308,7 +381,7 @@ func (x *FeatureVector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeatureVector.ProtoReflect.Descriptor instead.
 func (*FeatureVector) Descriptor() ([]byte, []int) {
-	return file_featured_v1_serving_proto_rawDescGZIP(), []int{4}
+	return file_featured_v1_serving_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FeatureVector) GetValues() []*Value {
@@ -347,10 +420,15 @@ const file_featured_v1_serving_proto_rawDesc = "" +
 	"\rEntitiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.featured.v1.RepeatedValueR\x05value:\x028\x01B\x06\n" +
-	"\x04kind\"\x9d\x01\n" +
+	"\x04kind\"\xd2\x01\n" +
 	"\x19GetOnlineFeaturesResponse\x12J\n" +
 	"\bmetadata\x18\x01 \x01(\v2..featured.v1.GetOnlineFeaturesResponseMetadataR\bmetadata\x124\n" +
-	"\aresults\x18\x02 \x03(\v2\x1a.featured.v1.FeatureVectorR\aresults\"b\n" +
+	"\aresults\x18\x02 \x03(\v2\x1a.featured.v1.FeatureVectorR\aresults\x123\n" +
+	"\tpositions\x18\x03 \x03(\v2\x15.featured.v1.PositionR\tpositions\"X\n" +
+	"\bPosition\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"b\n" +
 	"!GetOnlineFeaturesResponseMetadata\x12=\n" +
 	"\rfeature_names\x18\x01 \x01(\v2\x18.featured.v1.FeatureListR\ffeatureNames\"\xb8\x01\n" +
 	"\rFeatureVector\x12*\n" +
@@ -372,36 +450,38 @@ func file_featured_v1_serving_proto_rawDescGZIP() []byte {
 	return file_featured_v1_serving_proto_rawDescData
 }
 
-var file_featured_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_featured_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_featured_v1_serving_proto_goTypes = []any{
 	(*FeatureList)(nil),                       // 0: featured.v1.FeatureList
 	(*GetOnlineFeaturesRequest)(nil),          // 1: featured.v1.GetOnlineFeaturesRequest
 	(*GetOnlineFeaturesResponse)(nil),         // 2: featured.v1.GetOnlineFeaturesResponse
-	(*GetOnlineFeaturesResponseMetadata)(nil), // 3: featured.v1.GetOnlineFeaturesResponseMetadata
-	(*FeatureVector)(nil),                     // 4: featured.v1.FeatureVector
-	nil,                                       // 5: featured.v1.GetOnlineFeaturesRequest.EntitiesEntry
-	(*Value)(nil),                             // 6: featured.v1.Value
-	(FieldStatus)(0),                          // 7: featured.v1.FieldStatus
-	(*timestamppb.Timestamp)(nil),             // 8: google.protobuf.Timestamp
-	(*RepeatedValue)(nil),                     // 9: featured.v1.RepeatedValue
+	(*Position)(nil),                          // 3: featured.v1.Position
+	(*GetOnlineFeaturesResponseMetadata)(nil), // 4: featured.v1.GetOnlineFeaturesResponseMetadata
+	(*FeatureVector)(nil),                     // 5: featured.v1.FeatureVector
+	nil,                                       // 6: featured.v1.GetOnlineFeaturesRequest.EntitiesEntry
+	(*Value)(nil),                             // 7: featured.v1.Value
+	(FieldStatus)(0),                          // 8: featured.v1.FieldStatus
+	(*timestamppb.Timestamp)(nil),             // 9: google.protobuf.Timestamp
+	(*RepeatedValue)(nil),                     // 10: featured.v1.RepeatedValue
 }
 var file_featured_v1_serving_proto_depIdxs = []int32{
 	0,  // 0: featured.v1.GetOnlineFeaturesRequest.features:type_name -> featured.v1.FeatureList
-	5,  // 1: featured.v1.GetOnlineFeaturesRequest.entities:type_name -> featured.v1.GetOnlineFeaturesRequest.EntitiesEntry
-	3,  // 2: featured.v1.GetOnlineFeaturesResponse.metadata:type_name -> featured.v1.GetOnlineFeaturesResponseMetadata
-	4,  // 3: featured.v1.GetOnlineFeaturesResponse.results:type_name -> featured.v1.FeatureVector
-	0,  // 4: featured.v1.GetOnlineFeaturesResponseMetadata.feature_names:type_name -> featured.v1.FeatureList
-	6,  // 5: featured.v1.FeatureVector.values:type_name -> featured.v1.Value
-	7,  // 6: featured.v1.FeatureVector.statuses:type_name -> featured.v1.FieldStatus
-	8,  // 7: featured.v1.FeatureVector.event_timestamps:type_name -> google.protobuf.Timestamp
-	9,  // 8: featured.v1.GetOnlineFeaturesRequest.EntitiesEntry.value:type_name -> featured.v1.RepeatedValue
-	1,  // 9: featured.v1.ServingService.GetOnlineFeatures:input_type -> featured.v1.GetOnlineFeaturesRequest
-	2,  // 10: featured.v1.ServingService.GetOnlineFeatures:output_type -> featured.v1.GetOnlineFeaturesResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	6,  // 1: featured.v1.GetOnlineFeaturesRequest.entities:type_name -> featured.v1.GetOnlineFeaturesRequest.EntitiesEntry
+	4,  // 2: featured.v1.GetOnlineFeaturesResponse.metadata:type_name -> featured.v1.GetOnlineFeaturesResponseMetadata
+	5,  // 3: featured.v1.GetOnlineFeaturesResponse.results:type_name -> featured.v1.FeatureVector
+	3,  // 4: featured.v1.GetOnlineFeaturesResponse.positions:type_name -> featured.v1.Position
+	0,  // 5: featured.v1.GetOnlineFeaturesResponseMetadata.feature_names:type_name -> featured.v1.FeatureList
+	7,  // 6: featured.v1.FeatureVector.values:type_name -> featured.v1.Value
+	8,  // 7: featured.v1.FeatureVector.statuses:type_name -> featured.v1.FieldStatus
+	9,  // 8: featured.v1.FeatureVector.event_timestamps:type_name -> google.protobuf.Timestamp
+	10, // 9: featured.v1.GetOnlineFeaturesRequest.EntitiesEntry.value:type_name -> featured.v1.RepeatedValue
+	1,  // 10: featured.v1.ServingService.GetOnlineFeatures:input_type -> featured.v1.GetOnlineFeaturesRequest
+	2,  // 11: featured.v1.ServingService.GetOnlineFeatures:output_type -> featured.v1.GetOnlineFeaturesResponse
+	11, // [11:12] is the sub-list for method output_type
+	10, // [10:11] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_featured_v1_serving_proto_init() }
@@ -420,7 +500,7 @@ func file_featured_v1_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_featured_v1_serving_proto_rawDesc), len(file_featured_v1_serving_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
