@@ -263,10 +263,14 @@ type PartitionStatus struct {
 	Topic     string `json:"topic"`
 	Partition int    `json:"partition"`
 	// NextOffset is the next offset to read; HighWatermark the partition's
-	// end as last seen; Lag their difference.
+	// end as last seen; Lag their difference. Reading says the partition
+	// has been positioned (its start offset found in the store and checked
+	// against the broker): before that, NextOffset, HighWatermark and Lag
+	// are zeros, not a partition caught up.
 	NextOffset    int64  `json:"next_offset"`
 	HighWatermark int64  `json:"high_watermark"`
 	Lag           int64  `json:"lag"`
+	Reading       bool   `json:"reading"`
 	Applied       uint64 `json:"events_applied"`
 	Rejected      uint64 `json:"events_rejected"`
 	// Skipped counts offsets that were gone when read (retention or

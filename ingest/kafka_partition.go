@@ -34,6 +34,7 @@ type partitionConsumer struct {
 
 	next     atomic.Int64
 	high     atomic.Int64
+	reading  atomic.Bool
 	applied  atomic.Uint64
 	rejected atomic.Uint64
 	skipped  atomic.Int64
@@ -75,7 +76,7 @@ func newPartitionConsumer(c *topicConsumer, partition int) *partitionConsumer {
 func (pc *partitionConsumer) status() PartitionStatus {
 	s := PartitionStatus{
 		Source: pc.c.source, Topic: pc.c.topic, Partition: pc.partition,
-		NextOffset: pc.next.Load(), HighWatermark: pc.high.Load(),
+		NextOffset: pc.next.Load(), HighWatermark: pc.high.Load(), Reading: pc.reading.Load(),
 		Applied: pc.applied.Load(), Rejected: pc.rejected.Load(), Skipped: pc.skipped.Load(),
 		OffsetResets: pc.resets.Load(), OffsetEpoch: pc.epoch.Load(), Rewinds: pc.rewinds.Load(),
 	}
@@ -184,6 +185,7 @@ func (pc *partitionConsumer) read(ctx context.Context, log *slog.Logger, start i
 	k := pc.c.k
 	pc.seek(start)
 	pc.next.Store(start)
+	pc.reading.Store(true)
 	// want is the offset after the last record taken from a fetch: a
 	// record below it was taken already.
 	want := start
