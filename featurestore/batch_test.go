@@ -302,7 +302,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 
 func TestJournalEntryRoundTrip(t *testing.T) {
 	f := newBatchFixture(t)
-	sc := &Schema{Source: "tx", KeyKind: aggregate.KindString, Names: []string{"amount", "merchant", "items"},
+	sc := &Schema{Source: "tx", KeyKinds: []aggregate.Kind{aggregate.KindString}, Names: []string{"amount", "merchant", "items"},
 		Kinds: []aggregate.Kind{aggregate.KindFloat64, aggregate.KindString, aggregate.KindInt64}}
 	ws := append([]Write(nil), f.ws[:20]...)
 	for i := range ws {

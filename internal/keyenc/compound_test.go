@@ -46,6 +46,16 @@ func TestCompoundKey(t *testing.T) {
 		if err != nil || !sameParts(dec, parts) {
 			t.Fatalf("DecodeKey(%q) = %v, %v; want %v", got[1:], dec, err, parts)
 		}
+		if len(parts) > 1 {
+			var byParts []byte
+			for _, p := range parts {
+				enc, _ := keyenc.AppendEntity(nil, p)
+				byParts = keyenc.AppendPart(byParts, enc, p.Kind)
+			}
+			if string(byParts) != want {
+				t.Fatalf("AppendPart of %v = %q, want AppendKey's %q", parts, byParts, want)
+			}
+		}
 		first, err := keyenc.FirstPart(got[1:], kindsOf(parts))
 		single, _ := keyenc.AppendEntity(nil, parts[0])
 		if err != nil || !bytes.Equal(first, single) {

@@ -127,6 +127,19 @@ func AppendKey(dst []byte, parts ...aggregate.Value) ([]byte, error) {
 	return dst, nil
 }
 
+// AppendPart appends part, the AppendEntity encoding of a value of kind k,
+// to dst as one part of a compound key: AppendKey(nil, a, b) equals
+// AppendPart(AppendPart(nil, AppendEntity(a), a.Kind), AppendEntity(b), b.Kind).
+// It lets a caller that encodes each entity's key once build every compound
+// key of a row from them.
+func AppendPart(dst, part []byte, k aggregate.Kind) []byte {
+	dst = append(dst, part...)
+	if k == aggregate.KindString {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
 // DecodeKey decodes key bytes made by AppendKey from parts of the given
 // kinds, appending the parts to dst. Strings are copied out of b.
 func DecodeKey(dst []aggregate.Value, b []byte, kinds []aggregate.Kind) ([]aggregate.Value, error) {
@@ -203,4 +216,41 @@ func decodePart(b []byte, k aggregate.Kind) (aggregate.Value, error) {
 		return aggregate.Value{Kind: aggregate.KindString, S: string(b)}, nil
 	}
 	return aggregate.Value{}, fmt.Errorf("%w: kind %s is no key kind", ErrBadKeyBytes, k)
+}
+
+// AppendKinds appends the kinds of a key's parts as the stored formats
+// (the push journal, the offline log's schemas) write them: one part as its
+// kind's byte, as before compound keys; n > 1 parts as the byte 0x80|n and
+// then one byte per kind. Kinds are small, so the first byte tells the two
+// apart.
+func AppendKinds(dst []byte, kinds []aggregate.Kind) []byte {
+	if len(kinds) == 1 {
+		return append(dst, byte(kinds[0]))
+	}
+	if len(kinds) == 0 {
+		return append(dst, byte(aggregate.KindNull))
+	}
+	dst = append(dst, 0x80|byte(len(kinds)))
+	for _, k := range kinds {
+		dst = append(dst, byte(k))
+	}
+	return dst
+}
+
+// ReadKinds reads what AppendKinds wrote, taking bytes from next. A lone
+// KindNull (a source no view reads) reads as nil.
+func ReadKinds(next func() byte) []aggregate.Kind {
+	b := next()
+	if b&0x80 == 0 {
+		if aggregate.Kind(b) == aggregate.KindNull {
+			return nil
+		}
+		return []aggregate.Kind{aggregate.Kind(b)}
+	}
+	n := int(b & 0x7f)
+	out := make([]aggregate.Kind, n)
+	for i := range out {
+		out[i] = aggregate.Kind(next())
+	}
+	return out
 }
