@@ -13,8 +13,8 @@ type Schema struct {
 	// per entity for a compound key (internal/keyenc.AppendKey); nil while
 	// no view reads the source.
 	KeyKinds []aggregate.Kind
-	Names   []string
-	Kinds   []aggregate.Kind
+	Names    []string
+	Kinds    []aggregate.Kind
 }
 
 // EventLog is the offline log's hook into the shard writers. It sees every

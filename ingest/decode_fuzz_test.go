@@ -82,7 +82,7 @@ func FuzzDecodeEvent(f *testing.F) {
 
 			event := map[string]aggregate.Value{
 				fuzzSource.EntityKey[0]: rec.Key[0],
-				fuzzSource.EventTime: {Kind: aggregate.KindInt64, I: rec.EventMillis},
+				fuzzSource.EventTime:    {Kind: aggregate.KindInt64, I: rec.EventMillis},
 			}
 			for i, v := range rec.Fields {
 				event[fuzzSource.Fields[i].Name] = v

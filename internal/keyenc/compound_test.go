@@ -3,7 +3,7 @@ package keyenc_test
 import (
 	"bytes"
 	"errors"
-		"testing"
+	"testing"
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/internal/keyenc"

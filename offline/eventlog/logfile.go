@@ -46,7 +46,7 @@ const (
 	// metaKeyKinds lists a compound key's part kinds ("2,1"); files of
 	// one-part keys have only metaKeyKind.
 	metaKeyKinds = "featured.key_kinds"
-	metaFormat  = "featured.offline_log"
+	metaFormat   = "featured.offline_log"
 )
 
 func logArrowSchema(s *Schema) *arrow.Schema {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/featured-dev/featured/aggregate"
-	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
@@ -20,11 +20,11 @@ var ErrCorrupt = errors.New("eventlog: corrupt log data")
 // fingerprint wherever they were defined. A Schema is immutable once made
 // (readers on many goroutines share one), hence accessors, not fields.
 type Schema struct {
-	source  string
+	source   string
 	keyKinds []aggregate.Kind
-	names   []string
-	kinds   []aggregate.Kind
-	fp      uint64 // fingerprint of the above
+	names    []string
+	kinds    []aggregate.Kind
+	fp       uint64 // fingerprint of the above
 }
 
 // NewSchema returns the schema of source with entity key part kinds keyKinds

@@ -146,10 +146,10 @@ type exportView struct {
 type group struct {
 	joinKeys []string
 	keyKinds []aggregate.Kind
-	views   []*exportView
-	sources map[string]bool
-	cols    []column
-	colBase int // first output feature column of the group
+	views    []*exportView
+	sources  map[string]bool
+	cols     []column
+	colBase  int // first output feature column of the group
 }
 
 // plan resolves the request into groups of views by join key.
