@@ -3,6 +3,7 @@ package keyenc_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/featured-dev/featured/aggregate"
@@ -147,4 +148,25 @@ func FuzzCompoundKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestKinds checks that AppendKinds writes one kind as its old single byte
+// and that ReadKinds reads back what it wrote, consuming exactly those bytes.
+func TestKinds(t *testing.T) {
+	f := func(kinds []aggregate.Kind, want string) {
+		t.Helper()
+		b := keyenc.AppendKinds([]byte("p"), kinds)
+		if string(b[1:]) != want {
+			t.Fatalf("AppendKinds(%v) = %q, want %q", kinds, b[1:], want)
+		}
+		rest := append(b[1:], 0xEE)
+		got := keyenc.ReadKinds(func() byte { c := rest[0]; rest = rest[1:]; return c })
+		if fmt.Sprint(got) != fmt.Sprint(kinds) || len(rest) != 1 {
+			t.Fatalf("ReadKinds(%q) = %v with %d bytes left, want %v and 1", b[1:], got, len(rest), kinds)
+		}
+	}
+	f(nil, "\x00")
+	f([]aggregate.Kind{aggregate.KindInt64}, string(rune(aggregate.KindInt64)))
+	f([]aggregate.Kind{aggregate.KindString}, string(rune(aggregate.KindString)))
+	f([]aggregate.Kind{aggregate.KindInt64, aggregate.KindString}, "\x82"+string(rune(aggregate.KindInt64))+string(rune(aggregate.KindString)))
 }
