@@ -285,3 +285,40 @@ feature_views:
 		t.Errorf("YAML round trip (-before +after):\n%s", diff)
 	}
 }
+
+// TestRegistryFileKeyForms checks registry.json's records: a one-entity view
+// and its source are written as before compound keys (entity: {...},
+// entity_key: "user_id"), so older binaries' files and these stay alike; a
+// compound view writes entities and a list.
+func TestRegistryFileKeyForms(t *testing.T) {
+	r, path := newTestRegistry(t)
+	d, err := ParseYAML([]byte(baseYAML + `
+  - name: pair
+    features: [pair_spend:n]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Entities = append(d.Entities, EntityDef{Name: "shop", JoinKey: "shop_id", Type: "int64"})
+	d.Sources = append(d.Sources, SourceDef{Name: "visits", Kind: "push", EntityKey: KeyFields{"user_id", "shop_id"}, EventTime: "ts"})
+	d.FeatureViews = append(d.FeatureViews, ViewDef{Name: "pair_spend", Entities: []string{"user", "shop"}, Source: "visits", TTL: "1d",
+		Features: []FeatureDef{{Name: "n", Aggregation: "count"}}})
+	if _, err := r.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact := strings.Join(strings.Fields(string(raw)), "")
+	for _, want := range []string{
+		`"entity_key":"user_id"`,
+		`"entity":{"name":"user","join_key":"user_id","type":"string"}`,
+		`"entity_key":["user_id","shop_id"]`,
+		`"entities":[{"name":"user","join_key":"user_id","type":"string"},{"name":"shop","join_key":"shop_id","type":"int64"}]`,
+	} {
+		if !strings.Contains(compact, want) {
+			t.Errorf("registry.json lacks %s:\n%s", want, raw)
+		}
+	}
+}

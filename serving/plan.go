@@ -29,8 +29,8 @@ type plan struct {
 	// serve plans of one key (oneKey); Feast's endpoints join several per
 	// row, as Feast does.
 	joinKeys []planEntity
-	// oneKey is set when every view read has the same key: the entities
-	// joinKeys, in that order (a view of one entity, or a compound view).
+	// oneKey is set when every view read is keyed by all of joinKeys (in
+	// its own order): one entity, or the entities of a compound key.
 	oneKey     bool
 	joinKey    string
 	entityName string
