@@ -20,7 +20,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/featured-dev/featured/aggregate"
 	feastserving "github.com/featured-dev/featured/api/feast/serving"
@@ -350,6 +352,23 @@ func TestCompoundKeysEndToEnd(t *testing.T) {
 		}
 	}
 	check("Feast gRPC", feastGRPC, "fare_1d", "trips", "last_fare", "d_fare", "d_rides")
+
+	// Over gRPC too, a request without the customer column is refused
+	// naming it.
+	_, err = featuredv1.NewServingServiceClient(conn).GetOnlineFeatures(ctx, &featuredv1.GetOnlineFeaturesRequest{
+		Kind:     &featuredv1.GetOnlineFeaturesRequest_Features{Features: &featuredv1.FeatureList{Val: feastRefs[:1]}},
+		Entities: map[string]*featuredv1.RepeatedValue{"driver_id": dv},
+	})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "customer_id") {
+		t.Errorf("native gRPC without customer_id: %v", err)
+	}
+	_, err = feastserving.NewServingServiceClient(conn).GetOnlineFeatures(ctx, &feastserving.GetOnlineFeaturesRequest{
+		Kind:     &feastserving.GetOnlineFeaturesRequest_Features{Features: &feastserving.FeatureList{Val: feastRefs}},
+		Entities: map[string]*feasttypes.RepeatedValue{"driver_id": fdv},
+	})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "customer_id") {
+		t.Errorf("Feast gRPC without customer_id: %v", err)
+	}
 
 	// The CLI takes one --entity per join key.
 	out, err := s.cli(t, "get", "--features", "dc:trips", "--entity", "driver_id=1,3", "--entity", "customer_id=b,a")
