@@ -398,6 +398,16 @@ func TestCompoundKeysEndToEnd(t *testing.T) {
 	check("export", readExport(t, exported, len(lookupRows), "fare_1d", "trips", "last_fare", "d_fare", "d_rides"),
 		"fare_1d", "trips", "last_fare", "d_fare", "d_rides")
 
+	// A spine without one of the key columns is refused naming it.
+	partial := filepath.Join(dir, "partial.csv")
+	if err := os.WriteFile(partial, []byte("driver_id,event_timestamp\n1,2026-01-01T00:00:00Z\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.cli(t, "export", "--spine", partial, "--features", "dc:trips", "--out", filepath.Join(dir, "partial.parquet")); err == nil ||
+		!strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "customer_id") {
+		t.Errorf("export of a spine without customer_id: %v\n%s", err, out)
+	}
+
 	// A copy of dc applied now and backfilled answers as dc.
 	mirror := defs + strings.Replace(defs[strings.Index(defs, "  - name: dc\n"):strings.Index(defs, "  - name: dck\n")], "name: dc\n", "name: dc2\n", 1)
 	mirrorFile := filepath.Join(dir, "mirror.yaml")
