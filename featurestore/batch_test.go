@@ -300,9 +300,17 @@ func TestConcurrentDuplicates(t *testing.T) {
 	checkAgainstReference(t, s, f.l, f.vk, f.keys, f.events, f.now)
 }
 
+// TestJournalEntryRoundTrip runs for a one-part key and a compound key's
+// part kinds (the key bytes are opaque to the journal).
 func TestJournalEntryRoundTrip(t *testing.T) {
+	for _, kinds := range [][]aggregate.Kind{{aggregate.KindString}, {aggregate.KindInt64, aggregate.KindString}} {
+		t.Run(fmt.Sprint(kinds), func(t *testing.T) { testJournalEntryRoundTrip(t, kinds) })
+	}
+}
+
+func testJournalEntryRoundTrip(t *testing.T, kinds []aggregate.Kind) {
 	f := newBatchFixture(t)
-	sc := &Schema{Source: "tx", KeyKind: aggregate.KindString, Names: []string{"amount", "merchant", "items"},
+	sc := &Schema{Source: "tx", KeyKinds: kinds, Names: []string{"amount", "merchant", "items"},
 		Kinds: []aggregate.Kind{aggregate.KindFloat64, aggregate.KindString, aggregate.KindInt64}}
 	ws := append([]Write(nil), f.ws[:20]...)
 	for i := range ws {

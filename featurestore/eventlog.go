@@ -8,10 +8,13 @@ import "github.com/featured-dev/featured/aggregate"
 // only hands it to Options.EventLog.
 type Schema struct {
 	Source string
-	// KeyKind is the entity key's kind: aggregate.KindString or KindInt64.
-	KeyKind aggregate.Kind
-	Names   []string
-	Kinds   []aggregate.Kind
+	// KeyKinds are the kinds of the entity key's parts, each
+	// aggregate.KindString or KindInt64: one for a view of one entity, one
+	// per entity for a compound key (internal/keyenc.AppendKey); nil while
+	// no view reads the source.
+	KeyKinds []aggregate.Kind
+	Names    []string
+	Kinds    []aggregate.Kind
 }
 
 // EventLog is the offline log's hook into the shard writers. It sees every

@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/internal/keyenc"
 )
 
 // The push journal makes an atomic push all or nothing across shards and
@@ -363,7 +364,7 @@ func (j *journal) stop() {
 // Entry encoding (version 1), all integers big-endian or varints:
 //
 //	u8 version | u64 created millis | uvarint accepted
-//	uvarint schemas, each: str source | u8 key kind | uvarint fields, each: str name | u8 kind
+//	uvarint schemas, each: str source | key kinds (keyenc.AppendKinds: u8 kind, or u8 0x80|n and n kinds) | uvarint fields, each: str name | u8 kind
 //	uvarint writes, each: uvarint schema (0: none, else index+1) | str entity |
 //	  varint event millis | varint ingest millis | uvarint fields, each: value |
 //	  uvarint targets, each: u32 view id | u32 version
@@ -391,7 +392,7 @@ func appendEntry(dst []byte, e *journalEntry) ([]byte, error) {
 	dst = binary.AppendUvarint(dst, uint64(len(order)))
 	for _, sc := range order {
 		dst = appendStr(dst, sc.Source)
-		dst = append(dst, byte(sc.KeyKind))
+		dst = keyenc.AppendKinds(dst, sc.KeyKinds)
 		dst = binary.AppendUvarint(dst, uint64(len(sc.Names)))
 		for i, n := range sc.Names {
 			dst = appendStr(dst, n)
@@ -528,7 +529,8 @@ func decodeEntry(id string, v []byte, layouts func(ViewKey) *aggregate.Layout) (
 	e = &journalEntry{id: id, createdMillis: int64(r.u64()), accepted: int(r.uvarint())}
 	schemas := make([]*Schema, r.count())
 	for i := range schemas {
-		sc := &Schema{Source: r.str(), KeyKind: aggregate.Kind(r.byte())}
+		sc := &Schema{Source: r.str()}
+		sc.KeyKinds = keyenc.ReadKinds(r.byte)
 		nf := r.count()
 		for k := 0; k < nf; k++ {
 			sc.Names = append(sc.Names, r.str())

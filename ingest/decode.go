@@ -59,10 +59,11 @@ func (e *RowError) Error() string {
 	return fmt.Sprintf("event %d: %s", e.Index, e.Reason)
 }
 
-// Record is a decoded event: its entity key, event time and the source's
-// fields in the source's field order (KindNull where absent).
+// Record is a decoded event: its entity key (one part per field of the
+// source's entity_key: a compound key has several), event time and the
+// source's fields in the source's field order (KindNull where absent).
 type Record struct {
-	Entity      aggregate.Value
+	Key         []aggregate.Value
 	EventMillis int64
 	Fields      []aggregate.Value
 }
@@ -71,13 +72,18 @@ type Record struct {
 // built and safe for concurrent use; parsing state lives in the caller's
 // fastjson.Parser.
 type decoder struct {
-	src     *registry.Source
-	keyKind aggregate.Kind
-	fields  map[string]int
+	src *registry.Source
+	// keyKinds[i] is the kind of the key field src.EntityKey[i] (KindNull
+	// for every part while no view reads the source: then no key decodes).
+	keyKinds []aggregate.Kind
+	fields   map[string]int
 }
 
-func newDecoder(src *registry.Source, keyKind aggregate.Kind) *decoder {
-	d := &decoder{src: src, keyKind: keyKind, fields: make(map[string]int, len(src.Fields))}
+func newDecoder(src *registry.Source, keyKinds []aggregate.Kind) *decoder {
+	if len(keyKinds) != len(src.EntityKey) {
+		keyKinds = make([]aggregate.Kind, len(src.EntityKey))
+	}
+	d := &decoder{src: src, keyKinds: keyKinds, fields: make(map[string]int, len(src.Fields))}
 	for i, f := range src.Fields {
 		d.fields[f.Name] = i
 	}
@@ -102,25 +108,22 @@ func (d *decoder) decodeJSON(p *fastjson.Parser, data []byte, rec *Record) *RowE
 	if err != nil {
 		return &RowError{Code: ReasonMalformed, Reason: fmt.Sprintf("event is a JSON %s, not an object", v.Type())}
 	}
-	for i := range rec.Fields {
-		rec.Fields[i] = aggregate.Value{}
-	}
+	d.resetRecord(rec)
 	var rowErr *RowError
-	haveKey, haveTime := false, false
+	haveTime := false
 	obj.Visit(func(key []byte, fv *fastjson.Value) {
 		if rowErr != nil {
 			return
 		}
 		name := string(key) // no allocation: the compiler elides it in comparisons and map lookups
-		switch {
-		case name == d.src.EntityKey:
+		switch k := d.keyPart(name); {
+		case k >= 0:
 			if fv.Type() == fastjson.TypeNull {
 				return
 			}
-			haveKey = true
-			rec.Entity, rowErr = jsonValue(fv, d.keyKind, d.src.EntityKey)
+			rec.Key[k], rowErr = jsonValue(fv, d.keyKinds[k], d.src.EntityKey[k])
 			if rowErr == nil {
-				rowErr = d.checkKey(rec.Entity)
+				rowErr = d.checkKey(k, rec.Key[k])
 			}
 		case name == d.src.EventTime:
 			if fv.Type() == fastjson.TypeNull {
@@ -139,8 +142,8 @@ func (d *decoder) decodeJSON(p *fastjson.Parser, data []byte, rec *Record) *RowE
 	if rowErr != nil {
 		return rowErr
 	}
-	if !haveKey {
-		return &RowError{Code: ReasonMissingKey, Field: d.src.EntityKey, Reason: "entity key is missing"}
+	if rowErr := d.missingKey(rec); rowErr != nil {
+		return rowErr
 	}
 	if !haveTime {
 		return &RowError{Code: ReasonMissingTime, Field: d.src.EventTime, Reason: "event time is missing"}
@@ -148,15 +151,57 @@ func (d *decoder) decodeJSON(p *fastjson.Parser, data []byte, rec *Record) *RowE
 	return nil
 }
 
-// checkKey applies the one entity key rule of every path (keyenc.Check).
-func (d *decoder) checkKey(key aggregate.Value) *RowError {
+// resetRecord clears rec's key parts and fields, sizing rec.Key for the
+// source (reusing its array).
+func (d *decoder) resetRecord(rec *Record) {
+	if cap(rec.Key) < len(d.src.EntityKey) {
+		rec.Key = make([]aggregate.Value, len(d.src.EntityKey))
+	}
+	rec.Key = rec.Key[:len(d.src.EntityKey)]
+	clear(rec.Key)
+	clear(rec.Fields)
+}
+
+// keyPart returns the index of name in the source's entity_key, or -1.
+func (d *decoder) keyPart(name string) int {
+	for i, k := range d.src.EntityKey {
+		if k == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// missingKey names the first key field an event lacks (absent or null).
+func (d *decoder) missingKey(rec *Record) *RowError {
+	for i, v := range rec.Key {
+		if v.Kind == aggregate.KindNull {
+			return &RowError{Code: ReasonMissingKey, Field: d.src.EntityKey[i], Reason: "entity key is missing"}
+		}
+	}
+	return nil
+}
+
+// checkKey applies the one entity key rule of every path (keyenc.Check) to
+// key part k.
+func (d *decoder) checkKey(k int, key aggregate.Value) *RowError {
 	if key.Kind != aggregate.KindString {
 		return nil
 	}
 	if err := keyenc.Check(key.S); err != nil {
-		return &RowError{Code: ReasonBadKey, Field: d.src.EntityKey, Reason: strings.TrimPrefix(err.Error(), "keyenc: ")}
+		return &RowError{Code: ReasonBadKey, Field: d.src.EntityKey[k], Reason: strings.TrimPrefix(err.Error(), "keyenc: ")}
 	}
 	return nil
+}
+
+// appendKey appends the encoded key of a decoded rec to dst (keyenc.AppendKey),
+// the bytes the store and the log key the event by.
+func (d *decoder) appendKey(dst []byte, rec *Record) ([]byte, *RowError) {
+	out, err := keyenc.AppendKey(dst, rec.Key...)
+	if err != nil {
+		return dst, &RowError{Code: ReasonWrongType, Field: d.src.EntityKey.String(), Reason: err.Error()}
+	}
+	return out, nil
 }
 
 func jsonValue(v *fastjson.Value, kind aggregate.Kind, field string) (aggregate.Value, *RowError) {
@@ -237,20 +282,20 @@ func parseTime(b []byte, field string) (int64, *RowError) {
 // valuesRecord builds a Record from typed values (the gRPC push path). The
 // event time may be KindInt64 (epoch ms) or KindString (RFC 3339).
 func (d *decoder) valuesRecord(event map[string]aggregate.Value, rec *Record) *RowError {
-	for i := range rec.Fields {
-		rec.Fields[i] = aggregate.Value{}
+	d.resetRecord(rec)
+	for k, field := range d.src.EntityKey {
+		key, ok := event[field]
+		if !ok || key.Kind == aggregate.KindNull {
+			return &RowError{Code: ReasonMissingKey, Field: field, Reason: "entity key is missing"}
+		}
+		if key.Kind != d.keyKinds[k] {
+			return &RowError{Code: ReasonWrongType, Field: field, Reason: fmt.Sprintf("want %s, got %s", d.keyKinds[k], key.Kind)}
+		}
+		if rowErr := d.checkKey(k, key); rowErr != nil {
+			return rowErr
+		}
+		rec.Key[k] = key
 	}
-	key, ok := event[d.src.EntityKey]
-	if !ok || key.Kind == aggregate.KindNull {
-		return &RowError{Code: ReasonMissingKey, Field: d.src.EntityKey, Reason: "entity key is missing"}
-	}
-	if key.Kind != d.keyKind {
-		return &RowError{Code: ReasonWrongType, Field: d.src.EntityKey, Reason: fmt.Sprintf("want %s, got %s", d.keyKind, key.Kind)}
-	}
-	if rowErr := d.checkKey(key); rowErr != nil {
-		return rowErr
-	}
-	rec.Entity = key
 	ts, ok := event[d.src.EventTime]
 	switch {
 	case !ok || ts.Kind == aggregate.KindNull:

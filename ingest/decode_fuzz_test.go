@@ -14,7 +14,7 @@ import (
 // fuzzSource has a value field of every kind; the fuzzer decodes against it
 // with a string and with an int64 entity key.
 var fuzzSource = &registry.Source{
-	Name: "tx", Kind: "push", Format: "json", EntityKey: "user_id", EventTime: "ts",
+	Name: "tx", Kind: "push", Format: "json", EntityKey: registry.KeyFields{"user_id"}, EventTime: "ts",
 	Fields: []registry.Field{
 		{Name: "amount", Kind: aggregate.KindFloat64},
 		{Name: "flag", Kind: aggregate.KindBool},
@@ -44,7 +44,7 @@ func FuzzDecodeEvent(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	decs := []*decoder{newDecoder(fuzzSource, aggregate.KindString), newDecoder(fuzzSource, aggregate.KindInt64)}
+	decs := []*decoder{newDecoder(fuzzSource, []aggregate.Kind{aggregate.KindString}), newDecoder(fuzzSource, []aggregate.Kind{aggregate.KindInt64})}
 	var p fastjson.Parser
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {
@@ -59,8 +59,8 @@ func FuzzDecodeEvent(f *testing.F) {
 				}
 				continue
 			}
-			if rec.Entity.Kind != d.keyKind {
-				t.Fatalf("%q: entity %+v, want kind %s", data, rec.Entity, d.keyKind)
+			if rec.Key[0].Kind != d.keyKinds[0] {
+				t.Fatalf("%q: entity %+v, want kind %s", data, rec.Key[0], d.keyKinds[0])
 			}
 			for i, v := range rec.Fields {
 				if v.Kind != aggregate.KindNull && v.Kind != fuzzSource.Fields[i].Kind {
@@ -81,8 +81,8 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 
 			event := map[string]aggregate.Value{
-				fuzzSource.EntityKey: rec.Entity,
-				fuzzSource.EventTime: {Kind: aggregate.KindInt64, I: rec.EventMillis},
+				fuzzSource.EntityKey[0]: rec.Key[0],
+				fuzzSource.EventTime:    {Kind: aggregate.KindInt64, I: rec.EventMillis},
 			}
 			for i, v := range rec.Fields {
 				event[fuzzSource.Fields[i].Name] = v
@@ -102,9 +102,9 @@ func FuzzDecodeEvent(f *testing.F) {
 // are (encoding/json would replace invalid UTF-8, which the decoder keeps).
 func appendEventJSON(b []byte, d *decoder, rec *Record) []byte {
 	b = append(b, '{')
-	b = appendJSONString(b, d.src.EntityKey)
+	b = appendJSONString(b, d.src.EntityKey[0])
 	b = append(b, ':')
-	b = appendJSONValue(b, rec.Entity)
+	b = appendJSONValue(b, rec.Key[0])
 	b = append(b, ',')
 	b = appendJSONString(b, d.src.EventTime)
 	b = append(b, ':')
@@ -152,7 +152,7 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 func sameRecord(a, b *Record) bool {
-	if !sameValue(a.Entity, b.Entity) || a.EventMillis != b.EventMillis || len(a.Fields) != len(b.Fields) {
+	if !sameValue(a.Key[0], b.Key[0]) || a.EventMillis != b.EventMillis || len(a.Fields) != len(b.Fields) {
 		return false
 	}
 	for i := range a.Fields {

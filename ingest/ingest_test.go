@@ -339,10 +339,10 @@ func FuzzDecodeJSON(f *testing.F) {
 		`{"user_id":"a","ts":"2026-11-24T10:00:00Z"}`, `{`, `[]`, `{"user_id":1}`, `{"ts":"x"}`, `null`} {
 		f.Add([]byte(s))
 	}
-	src := &registry.Source{Name: "tx", EntityKey: "user_id", EventTime: "ts", Fields: []registry.Field{
+	src := &registry.Source{Name: "tx", EntityKey: registry.KeyFields{"user_id"}, EventTime: "ts", Fields: []registry.Field{
 		{Name: "amount", Kind: aggregate.KindFloat64}, {Name: "flag", Kind: aggregate.KindBool},
 		{Name: "items", Kind: aggregate.KindInt64}, {Name: "merchant", Kind: aggregate.KindString}}}
-	d := newDecoder(src, aggregate.KindString)
+	d := newDecoder(src, []aggregate.Kind{aggregate.KindString})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 4096 {
 			return
@@ -355,7 +355,7 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 			return
 		}
-		if rec.Entity.Kind != aggregate.KindString {
+		if rec.Key[0].Kind != aggregate.KindString {
 			t.Fatalf("accepted event without a string key: %+v", rec)
 		}
 	})

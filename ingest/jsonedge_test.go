@@ -17,8 +17,8 @@ import (
 // event decoder of push bodies and Kafka messages: as a string field, as
 // the entity key, as int64 and float64 fields, and with repeated keys.
 func TestJSONEdgeCases(t *testing.T) {
-	strKey := newDecoder(fuzzSource, aggregate.KindString)
-	intKey := newDecoder(fuzzSource, aggregate.KindInt64)
+	strKey := newDecoder(fuzzSource, []aggregate.Kind{aggregate.KindString})
+	intKey := newDecoder(fuzzSource, []aggregate.Kind{aggregate.KindInt64})
 	var p fastjson.Parser
 	decode := func(d *decoder, event string) (Record, *RowError) {
 		rec := Record{Fields: make([]aggregate.Value, len(fuzzSource.Fields))}
@@ -50,8 +50,8 @@ func TestJSONEdgeCases(t *testing.T) {
 				}
 			case rowErr != nil:
 				t.Fatalf("as a key: %v", rowErr)
-			case rec.Entity.S != c.Value:
-				t.Fatalf("as a key: %q, want %q", rec.Entity.S, c.Value)
+			case rec.Key[0].S != c.Value:
+				t.Fatalf("as a key: %q, want %q", rec.Key[0].S, c.Value)
 			}
 		})
 	}
@@ -63,8 +63,8 @@ func TestJSONEdgeCases(t *testing.T) {
 				t.Fatalf("as an int64 field: %+v %v, want ok %v %d", rec.Fields[items], rowErr, c.IntOK, c.Int)
 			}
 			rec, rowErr = decode(intKey, `{"user_id":`+c.JSON+`,"ts":1}`)
-			if (rowErr == nil) != c.IntOK || (c.IntOK && rec.Entity.I != c.Int) {
-				t.Fatalf("as an int64 key: %+v %v, want ok %v %d", rec.Entity, rowErr, c.IntOK, c.Int)
+			if (rowErr == nil) != c.IntOK || (c.IntOK && rec.Key[0].I != c.Int) {
+				t.Fatalf("as an int64 key: %+v %v, want ok %v %d", rec.Key[0], rowErr, c.IntOK, c.Int)
 			}
 			rec, rowErr = decode(strKey, `{"user_id":"u","ts":1,"amount":`+c.JSON+`}`)
 			if (rowErr == nil) != c.FloatOK || (c.FloatOK && rec.Fields[amount].F != c.Float) || (!c.FloatOK && rowErr.Code != ReasonWrongType) {
@@ -100,7 +100,7 @@ func TestJSONEdgeCases(t *testing.T) {
 func BenchmarkDecodeEvent(b *testing.B) {
 	event := []byte(benchEvent)
 	b.Run("fastjson", func(b *testing.B) {
-		d := newDecoder(fuzzSource, aggregate.KindString)
+		d := newDecoder(fuzzSource, []aggregate.Kind{aggregate.KindString})
 		var p fastjson.Parser
 		rec := Record{Fields: make([]aggregate.Value, len(fuzzSource.Fields))}
 		b.SetBytes(int64(len(event)))

@@ -14,7 +14,6 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
-	"github.com/featured-dev/featured/internal/keyenc"
 )
 
 // partitionConsumer reads one partition. Its run goroutine owns probed,
@@ -394,10 +393,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		}
 		start := len(keys)
 		if rowErr == nil {
-			var err error
-			if keys, err = keyenc.AppendEntity(keys, rec.Entity); err != nil {
-				rowErr = &RowError{Code: ReasonWrongType, Field: rt.src.EntityKey, Reason: err.Error()}
-			}
+			keys, rowErr = rt.dec.appendKey(keys, &rec)
 		}
 		if rowErr != nil {
 			st.reject(rowErr.Code)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
-	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -201,13 +200,9 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 		if rowErr == nil {
 			targets, rowErr = rt.admit(rec.EventMillis, now, p.opts.MaxFutureSkew)
 		}
-		var err error
 		start := len(keys)
 		if rowErr == nil {
-			keys, err = keyenc.AppendEntity(keys, rec.Entity)
-			if err != nil {
-				rowErr = &RowError{Code: ReasonWrongType, Field: rt.src.EntityKey, Reason: err.Error()}
-			}
+			keys, rowErr = rt.dec.appendKey(keys, &rec)
 		}
 		if rowErr != nil {
 			rowErr.Index = i

@@ -53,8 +53,8 @@ func (r *router) route(source string) *route {
 	if !ok {
 		return nil
 	}
-	rt := &route{src: src, dec: newDecoder(src, snap.SourceKeyKind(source))}
-	rt.schema = &featurestore.Schema{Source: src.Name, KeyKind: snap.SourceKeyKind(source)}
+	rt := &route{src: src, dec: newDecoder(src, snap.SourceKeyKinds(source))}
+	rt.schema = &featurestore.Schema{Source: src.Name, KeyKinds: snap.SourceKeyKinds(source)}
 	for _, f := range src.Fields {
 		rt.schema.Names = append(rt.schema.Names, f.Name)
 		rt.schema.Kinds = append(rt.schema.Kinds, f.Kind)

@@ -2,6 +2,7 @@ package offline
 
 import (
 	"context"
+	"slices"
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
@@ -51,7 +52,7 @@ type BackfillStats = featurestore.RebuildStats
 // folded into a view when its time is within the view's TTL of the ingest
 // clock. (The future bound was checked for every view at ingest.)
 func admits(v *registry.View, r *eventlog.Row) bool {
-	return r.Schema().Source() == v.Source.Name && r.Schema().KeyKind() == v.Entity.Type &&
+	return r.Schema().Source() == v.Source.Name && slices.Equal(r.Schema().KeyKinds(), v.KeyKinds()) &&
 		r.EventMillis() >= r.IngestMillis()-v.TTL.Milliseconds()
 }
 

@@ -105,7 +105,7 @@ func newSweepWork(t *testing.T) *sweepWork {
 		t.Fatal(err)
 	}
 	src, _ := snap.Source("clicks")
-	w.kschem = &featurestore.Schema{Source: "clicks", KeyKind: snap.SourceKeyKind("clicks")}
+	w.kschem = &featurestore.Schema{Source: "clicks", KeyKinds: snap.SourceKeyKinds("clicks")}
 	for _, f := range src.Fields {
 		w.kschem.Names = append(w.kschem.Names, f.Name)
 		w.kschem.Kinds = append(w.kschem.Kinds, f.Kind)

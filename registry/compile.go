@@ -26,8 +26,8 @@ type featureSpec struct {
 // viewSpec is a validated view version definition.
 type viewSpec struct {
 	name     string
-	path     string // in the document; "" for versions made by a source change
-	entity   *Entity
+	path     string   // in the document; "" for versions made by a source change
+	entities []Entity // nil when one is bad
 	source   *Source
 	ttl      time.Duration
 	features []featureSpec
@@ -183,7 +183,7 @@ func (c *compiler) entity(p string, ed *EntityDef) {
 			diffs = append(diffs, fmt.Sprintf("type %s -> %s", kindName(old.Type), kindName(e.Type)))
 		}
 		ch.Detail = strings.Join(diffs, "; ")
-		if users := c.cur.viewsUsing(func(v *View) bool { return v.Entity.Name == e.Name }); users != "" {
+		if users := c.cur.viewsUsing(func(v *View) bool { return v.UsesEntity(e.Name) }); users != "" {
 			field := p + ".join_key"
 			if old.JoinKey == e.JoinKey {
 				field = p + ".type"
@@ -225,7 +225,7 @@ func (c *compiler) source(p string, sd *SourceDef) {
 	}
 	s := &Source{
 		Name: sd.Name, Kind: sd.Kind, Topic: sd.Topic, Format: sd.Format,
-		EntityKey: sd.EntityKey, EventTime: sd.EventTime,
+		EntityKey: slices.Clone(sd.EntityKey), EventTime: sd.EventTime,
 		DeadLetterTopic: sd.DeadLetterTopic, StartOffset: sd.StartOffset,
 	}
 	switch s.Kind {
@@ -271,12 +271,23 @@ func (c *compiler) source(p string, sd *SourceDef) {
 	default:
 		c.errs.add(p+".format", "%q: the only format is json", s.Format)
 	}
-	if msg := checkFieldName(s.EntityKey); msg != "" {
-		c.errs.add(p+".entity_key", "%s", msg)
+	if len(s.EntityKey) == 0 {
+		c.errs.add(p+".entity_key", "%s", checkFieldName(""))
+	}
+	for i, k := range s.EntityKey {
+		kp := p + ".entity_key"
+		if len(s.EntityKey) > 1 {
+			kp = index(kp, i)
+		}
+		if msg := checkFieldName(k); msg != "" {
+			c.errs.add(kp, "%s", msg)
+		} else if j := slices.Index(s.EntityKey, k); j < i {
+			c.errs.add(kp, "duplicate key field %s (first at entity_key[%d])", k, j)
+		}
 	}
 	if msg := checkFieldName(s.EventTime); msg != "" {
 		c.errs.add(p+".event_time", "%s", msg)
-	} else if s.EventTime == s.EntityKey {
+	} else if s.EntityKey.Has(s.EventTime) {
 		c.errs.add(p+".event_time", "is also the entity_key")
 	}
 	for _, name := range sortedKeys(sd.Fields) {
@@ -285,7 +296,7 @@ func (c *compiler) source(p string, sd *SourceDef) {
 		switch {
 		case checkFieldName(name) != "":
 			c.errs.add(fp, "%s", checkFieldName(name))
-		case name == s.EntityKey:
+		case s.EntityKey.Has(name):
 			c.errs.add(fp, "is the entity_key; fields lists only value fields (the key's type is the entity's)")
 		case name == s.EventTime:
 			c.errs.add(fp, "is the event_time; fields lists only value fields")
@@ -335,7 +346,7 @@ func sourceDiff(a, b *Source) []string {
 	str("kind", a.Kind, b.Kind)
 	str("topic", a.Topic, b.Topic)
 	str("format", a.Format, b.Format)
-	str("entity_key", a.EntityKey, b.EntityKey)
+	str("entity_key", a.EntityKey.String(), b.EntityKey.String())
 	str("event_time", a.EventTime, b.EventTime)
 	for _, f := range b.Fields {
 		if k := a.fieldKind(f.Name); k == aggregate.KindNull {

@@ -18,14 +18,7 @@ func (c *compiler) view(p string, vd *ViewDef) {
 	spec := &viewSpec{name: vd.Name, path: p}
 	// A bad or duplicate name is reported already; validate the rest anyway.
 	registered := c.viewPaths[vd.Name] == p
-	switch e := c.entities[vd.Entity]; {
-	case vd.Entity == "":
-		c.errs.add(p+".entity", "required")
-	case e == nil:
-		c.errs.add(p+".entity", "unknown entity %q%s", vd.Entity, didYouMean(vd.Entity, sortedKeys(c.entities)))
-	default:
-		spec.entity = e
-	}
+	spec.entities = c.viewEntities(p, vd)
 	switch s := c.sources[vd.Source]; {
 	case vd.Source == "":
 		c.errs.add(p+".source", "required")
@@ -33,6 +26,14 @@ func (c *compiler) view(p string, vd *ViewDef) {
 		c.errs.add(p+".source", "unknown source %q%s", vd.Source, didYouMean(vd.Source, sortedKeys(c.sources)))
 	default:
 		spec.source = s
+	}
+	if spec.entities != nil && spec.source != nil && len(spec.entities) != len(spec.source.EntityKey) {
+		ep := p + ".entity"
+		if len(vd.Entities) > 0 {
+			ep = p + ".entities"
+		}
+		c.errs.add(ep, "view %s has %s but source %s's entity_key %s has %s: field i of the entity_key holds entity i's key",
+			vd.Name, plural(len(spec.entities), "entity"), spec.source.Name, spec.source.EntityKey, plural(len(spec.source.EntityKey), "field"))
 	}
 	if vd.TTL == "" {
 		c.errs.add(p+".ttl", "required, e.g. 8d: state not updated for ttl is gone, and no window is longer")
@@ -85,6 +86,58 @@ func (c *compiler) view(p string, vd *ViewDef) {
 	c.viewChanges = append(c.viewChanges, ch)
 }
 
+// viewEntities resolves a view's entity or entities, nil if any is bad.
+func (c *compiler) viewEntities(p string, vd *ViewDef) []Entity {
+	names, ep := []string{vd.Entity}, p+".entity"
+	switch {
+	case vd.Entity != "" && len(vd.Entities) > 0:
+		c.errs.add(p+".entities", "give entity (one) or entities (a list), not both")
+		return nil
+	case len(vd.Entities) > 0:
+		names, ep = vd.Entities, p+".entities"
+	case vd.Entity == "":
+		c.errs.add(p+".entity", "required (or entities: a list, for a key of several entities)")
+		return nil
+	}
+	var out []Entity
+	ok := true
+	for i, name := range names {
+		np := ep
+		if len(vd.Entities) > 0 {
+			np = index(ep, i)
+		}
+		e := c.entities[name]
+		switch {
+		case name == "":
+			c.errs.add(np, "required")
+		case e == nil:
+			c.errs.add(np, "unknown entity %q%s", name, didYouMean(name, sortedKeys(c.entities)))
+		default:
+			for j, prev := range out {
+				if prev.Name == e.Name {
+					c.errs.add(np, "duplicate entity %s (first at entities[%d])", name, j)
+					e = nil
+				} else if prev.JoinKey == e.JoinKey {
+					c.errs.add(np, "entities %s and %s of view %s have the same join key %s: a key's columns must be distinct", prev.Name, e.Name, vd.Name, e.JoinKey)
+					e = nil
+				}
+				if e == nil {
+					break
+				}
+			}
+		}
+		if e == nil {
+			ok = false
+			continue
+		}
+		out = append(out, *e)
+	}
+	if !ok {
+		return nil
+	}
+	return out
+}
+
 func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
@@ -135,7 +188,7 @@ func (c *compiler) feature(fp string, fd *FeatureDef, spec *viewSpec) (featureSp
 				}
 				c.errs.add(fp+".field", "%s does not aggregate %s field %s (want %s)", op.name, kindName(kind), fd.Field, want)
 			}
-		case fd.Field == src.EntityKey:
+		case src.EntityKey.Has(fd.Field):
 			c.errs.add(fp+".field", "%s is source %s's entity_key, not a value field", fd.Field, src.Name)
 		case fd.Field == src.EventTime:
 			c.errs.add(fp+".field", "%s is source %s's event_time, not a value field", fd.Field, src.Name)
@@ -217,7 +270,7 @@ func readFields(feats []featureSpec) []string {
 // from source a: entity key, event time, kinds of the given fields.
 func mappingDiff(a, b *Source, fields []string) []string {
 	var d []string
-	if a.EntityKey != b.EntityKey {
+	if !slices.Equal(a.EntityKey, b.EntityKey) {
 		d = append(d, fmt.Sprintf("entity_key %s -> %s", a.EntityKey, b.EntityKey))
 	}
 	if a.EventTime != b.EventTime {
@@ -252,8 +305,12 @@ func specsOf(v *View) []featureSpec {
 // applying spec would leave v the latest version.
 func viewDiff(v *View, spec *viewSpec) []string {
 	var d []string
-	if v.Entity.Name != spec.entity.Name {
-		d = append(d, fmt.Sprintf("entity %s -> %s", v.Entity.Name, spec.entity.Name))
+	if !sameKey(v.Entities, spec.entities) {
+		what := "entity"
+		if len(v.Entities) > 1 || len(spec.entities) > 1 {
+			what = "entities"
+		}
+		d = append(d, fmt.Sprintf("%s %s -> %s", what, v.EntityNames(), entityNames(spec.entities)))
 	}
 	if v.Source.Name != spec.source.Name {
 		d = append(d, fmt.Sprintf("source %s -> %s", v.Source.Name, spec.source.Name))
@@ -367,10 +424,8 @@ func (c *compiler) sourceTriggeredVersions() {
 			if len(diffs) == 0 {
 				continue
 			}
-			spec := &viewSpec{name: name, entity: c.entities[latest.Entity.Name], source: src, ttl: latest.TTL, features: feats}
-			if spec.entity == nil {
-				spec.entity = &latest.Entity
-			}
+			// Entities in use cannot change: latest's are the current ones.
+			spec := &viewSpec{name: name, entities: latest.Entities, source: src, ttl: latest.TTL, features: feats}
 			for i := range diffs {
 				diffs[i] = "source " + srcName + " " + diffs[i]
 			}
@@ -414,7 +469,7 @@ func (c *compiler) build() *Snapshot {
 				nh.live[i] = v
 				continue
 			}
-			nv, err := buildView(v.ID, v.Name, v.Version, v.CreatedAt, v.Entity, v.origin, c.sources[v.origin.Name], v.TTL, specsOf(v))
+			nv, err := buildView(v.ID, v.Name, v.Version, v.CreatedAt, v.Entities, v.origin, c.sources[v.origin.Name], v.TTL, specsOf(v))
 			if err != nil {
 				c.errs.add(c.sourcePaths[v.origin.Name], "view %s v%d: %v", v.Name, v.Version, err)
 				nh.live[i] = v
@@ -441,7 +496,7 @@ func (c *compiler) build() *Snapshot {
 			next.nextViewID++
 		}
 		nh.lastVersion++
-		v, err := buildView(nh.id, spec.name, nh.lastVersion, c.now, *spec.entity, spec.source, spec.source, spec.ttl, spec.features)
+		v, err := buildView(nh.id, spec.name, nh.lastVersion, c.now, spec.entities, spec.source, spec.source, spec.ttl, spec.features)
 		if err != nil {
 			c.errs.add(spec.path, "%v", err)
 			continue
@@ -473,41 +528,54 @@ func (c *compiler) build() *Snapshot {
 	return next
 }
 
-// checkKeyKinds refuses views on one source whose entities have different
-// key types: ingest decodes the key once per event.
+// checkKeyKinds refuses views on one source whose keys have different
+// types (part by part, for compound keys): ingest decodes the key once per
+// event.
 func (c *compiler) checkKeyKinds(next *Snapshot) {
-	bySource := map[string]map[aggregate.Kind][]*View{}
+	bySource := map[string]map[string][]*View{} // source -> key kinds -> views
 	for _, v := range next.all {
 		m := bySource[v.Source.Name]
 		if m == nil {
-			m = map[aggregate.Kind][]*View{}
+			m = map[string][]*View{}
 			bySource[v.Source.Name] = m
 		}
-		m[v.Entity.Type] = append(m[v.Entity.Type], v)
+		k := kindsName(v.KeyKinds())
+		m[k] = append(m[k], v)
 	}
 	for _, src := range sortedKeys(bySource) {
 		m := bySource[src]
 		if len(m) < 2 {
 			continue
 		}
+		kinds := sortedKeys(m)
+		// One-entity keys first, string before int64, as always printed.
+		rank := map[string]int{"string": -2, "int64": -1}
+		sort.SliceStable(kinds, func(i, j int) bool { return rank[kinds[i]] < rank[kinds[j]] })
 		var parts []string
 		path := ""
-		for _, k := range []aggregate.Kind{aggregate.KindString, aggregate.KindInt64} {
+		for _, k := range kinds {
 			var names []string
 			vers := map[string][]string{}
 			for _, v := range m[k] {
-				label := v.Name + " " + v.Entity.Name
+				label := v.Name + " " + v.EntityNames()
 				if _, ok := vers[label]; !ok {
 					names = append(names, label)
 				}
 				vers[label] = append(vers[label], fmt.Sprintf("v%d", v.Version))
 				if p := c.created[v]; p != "" && path == "" {
 					path = p + ".entity"
+					if len(v.Entities) > 1 {
+						path = p + ".entities"
+					}
 				}
 			}
 			for _, label := range names {
 				name, entity, _ := strings.Cut(label, " ")
-				parts = append(parts, fmt.Sprintf("%s %s (entity %s, %s)", name, strings.Join(vers[label], ", "), entity, kindName(k)))
+				what := "entity"
+				if strings.HasPrefix(entity, "[") {
+					what = "entities"
+				}
+				parts = append(parts, fmt.Sprintf("%s %s (%s %s, %s)", name, strings.Join(vers[label], ", "), what, entity, k))
 			}
 		}
 		if path == "" {
@@ -517,13 +585,22 @@ func (c *compiler) checkKeyKinds(next *Snapshot) {
 	}
 }
 
+// kindsName is "int64" for a one-part key, "[int64, string]" for several.
+func kindsName(kinds []aggregate.Kind) string {
+	names := make(KeyFields, len(kinds))
+	for i, k := range kinds {
+		names[i] = kindName(k)
+	}
+	return names.String()
+}
+
 // buildView compiles one view version. origin is the source as of the
 // version's creation; cur the source now (nil if gone). The version is
 // bound to cur when cur maps what it reads the same way, else Detached and
 // bound to origin.
-func buildView(id uint32, name string, version int, created time.Time, ent Entity, origin, cur *Source, ttl time.Duration, feats []featureSpec) (*View, error) {
+func buildView(id uint32, name string, version int, created time.Time, ents []Entity, origin, cur *Source, ttl time.Duration, feats []featureSpec) (*View, error) {
 	v := &View{
-		ID: id, Name: name, Version: version, Entity: ent, TTL: ttl, CreatedAt: created,
+		ID: id, Name: name, Version: version, Entities: ents, TTL: ttl, CreatedAt: created,
 		origin:  origin,
 		byName:  make(map[string]int, len(feats)),
 		readSet: readFields(feats),

@@ -35,8 +35,10 @@ type SourceDef struct {
 	// Format is the event encoding; "json" (the default) is the only one.
 	Format string `yaml:"format,omitempty" json:"format,omitempty"`
 	// EntityKey is the event field holding the entity key; its type is the
-	// type of the views' entity.
-	EntityKey string `yaml:"entity_key" json:"entity_key"`
+	// type of the views' entity. For views of several entities it is a list,
+	// one field per entity in the views' entity order (field i holds entity
+	// i's key, of entity i's type); one field is written as a string.
+	EntityKey KeyFields `yaml:"entity_key" json:"entity_key"`
 	// EventTime is the event field holding the event time: an RFC 3339
 	// string or epoch milliseconds.
 	EventTime string `yaml:"event_time" json:"event_time"`
@@ -52,11 +54,16 @@ type SourceDef struct {
 	StartOffset string `yaml:"start_offset,omitempty" json:"start_offset,omitempty"`
 }
 
-// ViewDef defines a feature view: features of one entity over one source.
+// ViewDef defines a feature view: features of one entity, or of a tuple of
+// entities (a compound key), over one source.
 type ViewDef struct {
-	Name   string `yaml:"name" json:"name"`
-	Entity string `yaml:"entity" json:"entity"`
-	Source string `yaml:"source" json:"source"`
+	Name string `yaml:"name" json:"name"`
+	// Entity is the view's one entity; Entities lists several (the key is
+	// the tuple of their join keys, in this order). Exactly one of the two
+	// is set; Definition writes Entity for one entity.
+	Entity   string   `yaml:"entity,omitempty" json:"entity,omitempty"`
+	Entities []string `yaml:"entities,omitempty" json:"entities,omitempty"`
+	Source   string   `yaml:"source" json:"source"`
 	// TTL: state of an entity not updated for TTL is gone; no window is
 	// longer. A duration such as "8d".
 	TTL      string       `yaml:"ttl" json:"ttl"`
@@ -146,7 +153,7 @@ func decodeDefinitions(root *node) (*Definitions, error) {
 			Kind:            d.str(f["kind"], p+".kind"),
 			Topic:           d.str(f["topic"], p+".topic"),
 			Format:          d.str(f["format"], p+".format"),
-			EntityKey:       d.str(f["entity_key"], p+".entity_key"),
+			EntityKey:       d.strs(f["entity_key"], p+".entity_key"),
 			EventTime:       d.str(f["event_time"], p+".event_time"),
 			DeadLetterTopic: d.str(f["dead_letter_topic"], p+".dead_letter_topic"),
 			StartOffset:     d.str(f["start_offset"], p+".start_offset"),
@@ -165,12 +172,17 @@ func decodeDefinitions(root *node) (*Definitions, error) {
 	}
 	for i, n := range d.list(m["feature_views"], "feature_views") {
 		p := index("feature_views", i)
-		f := d.mapping(n, p, "name", "entity", "source", "ttl", "features")
+		f := d.mapping(n, p, "name", "entity", "entities", "source", "ttl", "features")
 		v := ViewDef{
 			Name:   d.str(f["name"], p+".name"),
 			Entity: d.str(f["entity"], p+".entity"),
 			Source: d.str(f["source"], p+".source"),
 			TTL:    d.str(f["ttl"], p+".ttl"),
+		}
+		if en := f["entities"]; en != nil && en.kind != nodeNull {
+			for j, e := range d.list(en, p+".entities") {
+				v.Entities = append(v.Entities, d.str(e, index(p+".entities", j)))
+			}
 		}
 		for j, fnode := range d.list(f["features"], p+".features") {
 			fp := index(p+".features", j)
@@ -265,6 +277,25 @@ func (d *defDecoder) str(n *node, path string) string {
 		return ""
 	}
 	return n.value
+}
+
+// strs returns a string or a list of strings (nil for null or missing).
+func (d *defDecoder) strs(n *node, path string) KeyFields {
+	if n == nil || n.kind == nodeNull {
+		return nil
+	}
+	if n.kind == nodeScalar {
+		return KeyFields{n.value}
+	}
+	if n.kind != nodeList {
+		d.errs.add(path, "want a string or a list of strings, not %s", n.describe())
+		return nil
+	}
+	out := make(KeyFields, 0, len(n.items))
+	for i, item := range n.items {
+		out = append(out, d.str(item, index(path, i)))
+	}
+	return out
 }
 
 // int returns an integer scalar (0 for null or missing).

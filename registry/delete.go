@@ -85,7 +85,7 @@ func (s *Snapshot) planDelete(kind, name string, version int) (*Snapshot, *Plan,
 		if _, ok := s.entities[name]; !ok {
 			return nil, nil, fmt.Errorf("%w %q", ErrUnknownEntity, name)
 		}
-		if users := s.viewsUsing(func(v *View) bool { return v.Entity.Name == name }); users != "" {
+		if users := s.viewsUsing(func(v *View) bool { return v.UsesEntity(name) }); users != "" {
 			return nil, nil, fmt.Errorf("%w: cannot delete entity %s: live views use it: %s; delete them first", ErrInUse, name, users)
 		}
 		next.entities = cloneMap(s.entities)

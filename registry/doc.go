@@ -9,7 +9,8 @@
 //
 // A view version is immutable. Apply compares each view of the document with
 // the view's latest live version; a change to its features (names, order,
-// aggregations, fields, windows, hops, k), entity, source, its TTL, or to the
+// aggregations, fields, windows, hops, k), entities (which and their order),
+// source, its TTL, or to the
 // way its source maps what it reads (entity_key, event_time, the kinds of
 // the fields it reads) makes version n+1. Older versions stay live,
 // servable with "view@vN:feature", until Delete removes them. A source
@@ -39,9 +40,19 @@
 // the source it was created with, stays servable until its state expires
 // by TTL or it is deleted, and is no longer ingested (LiveViews leaves it
 // out). All live versions of all views on one source use one entity key
-// type, because the decoder decodes the key once per event
-// (Snapshot.SourceKeyKind). No two kafka sources read one topic, since
-// offsets are committed per topic.
+// type, part by part for compound keys, because the decoder decodes the key
+// once per event (Snapshot.SourceKeyKinds). No two kafka sources read one
+// topic, since offsets are committed per topic.
+//
+// # Compound keys
+//
+// A view may be keyed by several entities (View.Entities, ViewDef.Entities):
+// its key is the tuple of their join-key values in the view's order
+// (internal/keyenc.AppendKey). Its source's entity_key (Source.EntityKey)
+// lists one event field per entity in that order; field i holds entity i's
+// key, of entity i's type. The entities of one view have distinct join keys.
+// In documents and registry.json one entity is written entity: x and one key
+// field as a string, exactly as before compound keys.
 //
 // # Rules decided here
 //

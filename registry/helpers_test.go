@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/featured-dev/featured/aggregate"
 )
 
 // testClock is a deterministic Options.Now: every call is one second later.
@@ -126,7 +128,7 @@ func dumpViews(s *Snapshot) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "generation %d\n", s.Generation())
 	for _, v := range s.Views() {
-		fmt.Fprintf(&b, "%s v%d id=%d entity=%s(%s) ttl=%s", v.Name, v.Version, v.ID, v.Entity.Name, kindName(v.Entity.Type), FormatDuration(v.TTL))
+		fmt.Fprintf(&b, "%s v%d id=%d entity=%s(%s) ttl=%s", v.Name, v.Version, v.ID, v.EntityNames(), kindsName(v.KeyKinds()), FormatDuration(v.TTL))
 		if v.Detached {
 			b.WriteString(" detached")
 		}
@@ -154,11 +156,18 @@ func dumpViews(s *Snapshot) string {
 		}
 	}
 	for _, src := range s.Sources() {
-		fmt.Fprintf(&b, "source %s key=%s ingests:", src.Name, kindName(s.SourceKeyKind(src.Name)))
+		fmt.Fprintf(&b, "source %s key=%s ingests:", src.Name, keyKindsName(s.SourceKeyKinds(src.Name)))
 		for _, v := range s.LiveViews(src.Name) {
 			fmt.Fprintf(&b, " %s@v%d", v.Name, v.Version)
 		}
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+func keyKindsName(k []aggregate.Kind) string {
+	if len(k) == 0 {
+		return "null"
+	}
+	return kindsName(k)
 }

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/featured-dev/featured/aggregate"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -217,8 +220,8 @@ Plan: 4 to create.
 	if i < 0 || v.Features[i].Spec.Field != v.Source.FieldIndex("merchant") || v.Source.Fields[v.Features[i].Spec.Field].Name != "merchant" {
 		t.Errorf("last_merchant spec %+v does not index merchant in %+v", v.Features[i].Spec, v.Source.Fields)
 	}
-	if got := s.SourceKeyKind("transactions"); got != v.Entity.Type {
-		t.Errorf("SourceKeyKind = %v, want %v", got, v.Entity.Type)
+	if got := s.SourceKeyKinds("transactions"); !slices.Equal(got, []aggregate.Kind{v.Entities[0].Type}) {
+		t.Errorf("SourceKeyKinds = %v, want [%v]", got, v.Entities[0].Type)
 	}
 	p, err = r.Apply(s.Definitions())
 	if err != nil || p.Changed() {
@@ -227,5 +230,95 @@ Plan: 4 to create.
 	p, err = r.Apply(d)
 	if err != nil || p.Changed() {
 		t.Errorf("re-applying the example: %v\n%s", err, p)
+	}
+}
+
+// TestParseRoundTripCompound checks that the compound form (entity_key and
+// entities as lists) survives JSON and YAML, and that one key field is still
+// written as a plain string, as every document before compound keys has it.
+func TestParseRoundTripCompound(t *testing.T) {
+	d, err := ParseYAML([]byte(`
+sources:
+  - {name: trips, kind: push, entity_key: [driver_id, customer_id], event_time: ts}
+  - {name: rides, kind: push, entity_key: driver_id, event_time: ts}
+feature_views:
+  - {name: dc, entities: [driver, customer], source: trips, ttl: 1d}
+  - {name: d, entity: driver, source: rides, ttl: 1d}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Sources[0].EntityKey; !slices.Equal(got, KeyFields{"driver_id", "customer_id"}) {
+		t.Errorf("entity_key = %v", got)
+	}
+	if got := d.FeatureViews[0].Entities; !slices.Equal(got, []string{"driver", "customer"}) || d.FeatureViews[0].Entity != "" {
+		t.Errorf("entities = %v, entity = %q", got, d.FeatureViews[0].Entity)
+	}
+	j, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"entity_key":["driver_id","customer_id"]`, `"entity_key":"driver_id"`, `"entities":["driver","customer"]`, `"entity":"driver"`} {
+		if !strings.Contains(string(j), want) {
+			t.Errorf("JSON lacks %s:\n%s", want, j)
+		}
+	}
+	dj, err := ParseJSON(j)
+	if err != nil {
+		t.Fatalf("ParseJSON(json.Marshal(defs)): %v\n%s", err, j)
+	}
+	if diff := cmp.Diff(d, dj); diff != "" {
+		t.Errorf("JSON round trip (-yaml +json):\n%s", diff)
+	}
+	y, err := yaml.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), "entity_key: driver_id\n") {
+		t.Errorf("YAML writes one key field as a list:\n%s", y)
+	}
+	dy, err := ParseYAML(y)
+	if err != nil {
+		t.Fatalf("ParseYAML(yaml.Marshal(defs)): %v\n%s", err, y)
+	}
+	if diff := cmp.Diff(d, dy); diff != "" {
+		t.Errorf("YAML round trip (-before +after):\n%s", diff)
+	}
+}
+
+// TestRegistryFileKeyForms checks registry.json's records: a one-entity view
+// and its source are written as before compound keys (entity: {...},
+// entity_key: "user_id"), so older binaries' files and these stay alike; a
+// compound view writes entities and a list.
+func TestRegistryFileKeyForms(t *testing.T) {
+	r, path := newTestRegistry(t)
+	d, err := ParseYAML([]byte(baseYAML + `
+  - name: pair
+    features: [pair_spend:n]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Entities = append(d.Entities, EntityDef{Name: "shop", JoinKey: "shop_id", Type: "int64"})
+	d.Sources = append(d.Sources, SourceDef{Name: "visits", Kind: "push", EntityKey: KeyFields{"user_id", "shop_id"}, EventTime: "ts"})
+	d.FeatureViews = append(d.FeatureViews, ViewDef{Name: "pair_spend", Entities: []string{"user", "shop"}, Source: "visits", TTL: "1d",
+		Features: []FeatureDef{{Name: "n", Aggregation: "count"}}})
+	if _, err := r.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact := strings.Join(strings.Fields(string(raw)), "")
+	for _, want := range []string{
+		`"entity_key":"user_id"`,
+		`"entity":{"name":"user","join_key":"user_id","type":"string"}`,
+		`"entity_key":["user_id","shop_id"]`,
+		`"entities":[{"name":"user","join_key":"user_id","type":"string"},{"name":"shop","join_key":"shop_id","type":"int64"}]`,
+	} {
+		if !strings.Contains(compact, want) {
+			t.Errorf("registry.json lacks %s:\n%s", want, raw)
+		}
 	}
 }

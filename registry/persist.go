@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -41,7 +42,7 @@ type sourceRec struct {
 	Kind            string     `json:"kind"`
 	Topic           string     `json:"topic,omitempty"`
 	Format          string     `json:"format"`
-	EntityKey       string     `json:"entity_key"`
+	EntityKey       KeyFields  `json:"entity_key"` // a string for one field, as before compound keys
 	EventTime       string     `json:"event_time"`
 	Fields          []fieldRec `json:"fields"`
 	DeadLetterTopic string     `json:"dead_letter_topic,omitempty"`
@@ -65,7 +66,10 @@ type viewRec struct {
 type versionRec struct {
 	Version   int       `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
-	Entity    entityRec `json:"entity"`
+	// Entity is a one-entity version's entity (every file before compound
+	// keys has it); Entities a compound version's, in key order.
+	Entity   *entityRec  `json:"entity,omitempty"`
+	Entities []entityRec `json:"entities,omitempty"`
 	// Source is the source as of the version's creation.
 	Source    sourceRec    `json:"source"`
 	TTLMillis int64        `json:"ttl_ms"`
@@ -93,7 +97,7 @@ func entityToRec(e *Entity) entityRec {
 func sourceToRec(s *Source) sourceRec {
 	r := sourceRec{
 		Name: s.Name, Kind: s.Kind, Topic: s.Topic, Format: s.Format,
-		EntityKey: s.EntityKey, EventTime: s.EventTime,
+		EntityKey: slices.Clone(s.EntityKey), EventTime: s.EventTime,
 		DeadLetterTopic: s.DeadLetterTopic, StartOffset: s.StartOffset,
 		Fields: make([]fieldRec, len(s.Fields)),
 	}
@@ -127,9 +131,16 @@ func encodeSnapshot(s *Snapshot) ([]byte, error) {
 			rec := versionRec{
 				Version:   v.Version,
 				CreatedAt: v.CreatedAt,
-				Entity:    entityToRec(&v.Entity),
 				Source:    sourceToRec(v.origin),
 				TTLMillis: v.TTL.Milliseconds(),
+			}
+			if len(v.Entities) == 1 {
+				e := entityToRec(&v.Entities[0])
+				rec.Entity = &e
+			} else {
+				for i := range v.Entities {
+					rec.Entities = append(rec.Entities, entityToRec(&v.Entities[i]))
+				}
 			}
 			for _, f := range v.Features {
 				rec.Features = append(rec.Features, featureRec{
@@ -226,9 +237,20 @@ func decodeSnapshot(data []byte) (*Snapshot, error) {
 			if r.Version < 1 || r.Version > vr.LastVersion || (i > 0 && vr.Versions[i-1].Version >= r.Version) {
 				return nil, corruptf("view %q: version %d out of order", vr.Name, r.Version)
 			}
-			ent, err := entityFromRec(r.Entity)
-			if err != nil {
-				return nil, err
+			recs := r.Entities
+			if r.Entity != nil {
+				recs = append([]entityRec{*r.Entity}, recs...)
+			}
+			if len(recs) == 0 || (r.Entity != nil && len(r.Entities) > 0) {
+				return nil, corruptf("view %q v%d: want one entity or a list of entities", vr.Name, r.Version)
+			}
+			ents := make([]Entity, len(recs))
+			for j, er := range recs {
+				ent, err := entityFromRec(er)
+				if err != nil {
+					return nil, err
+				}
+				ents[j] = *ent
 			}
 			origin, err := sourceFromRec(r.Source)
 			if err != nil {
@@ -248,7 +270,7 @@ func decodeSnapshot(data []byte) (*Snapshot, error) {
 				}
 			}
 			ttl := time.Duration(r.TTLMillis) * time.Millisecond
-			v, err := buildView(vr.ID, vr.Name, r.Version, r.CreatedAt, *ent, origin, s.sources[origin.Name], ttl, feats)
+			v, err := buildView(vr.ID, vr.Name, r.Version, r.CreatedAt, ents, origin, s.sources[origin.Name], ttl, feats)
 			if err != nil {
 				return nil, corruptf("view %q v%d: %v", vr.Name, r.Version, err)
 			}

@@ -96,8 +96,8 @@ func TestOpenNewFile(t *testing.T) {
 	if _, err := s.View("x", 0); !errors.Is(err, ErrUnknownView) {
 		t.Errorf("View on empty registry: %v", err)
 	}
-	if k := s.SourceKeyKind("x"); k != aggregate.KindNull {
-		t.Errorf("SourceKeyKind of unknown source = %v", k)
+	if k := s.SourceKeyKinds("x"); k != nil {
+		t.Errorf("SourceKeyKinds of unknown source = %v", k)
 	}
 }
 

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +26,7 @@ type Snapshot struct {
 	// Derived by index().
 	all      []*View            // every live version, by name then version
 	bySource map[string][]*View // live, not detached versions per source
-	keyKinds map[string]aggregate.Kind
+	keyKinds map[string][]aggregate.Kind
 	// refs holds every valid reference ("view:feat" for the latest version,
 	// "view@vN:feat" for every live one), so Resolve is one map lookup per
 	// ref on the lookup path.
@@ -69,7 +70,7 @@ func emptySnapshot() *Snapshot {
 func (s *Snapshot) index() {
 	s.all = s.all[:0]
 	s.bySource = map[string][]*View{}
-	s.keyKinds = map[string]aggregate.Kind{}
+	s.keyKinds = map[string][]aggregate.Kind{}
 	s.refs = map[string]Resolved{}
 	for _, name := range sortedKeys(s.views) {
 		h := s.views[name]
@@ -89,7 +90,7 @@ func (s *Snapshot) index() {
 				s.bySource[v.Source.Name] = append(s.bySource[v.Source.Name], v)
 			}
 			if _, ok := s.keyKinds[v.Source.Name]; !ok {
-				s.keyKinds[v.Source.Name] = v.Entity.Type
+				s.keyKinds[v.Source.Name] = v.KeyKinds()
 			}
 		}
 	}
@@ -129,14 +130,12 @@ func (s *Snapshot) Sources() []*Source {
 	return out
 }
 
-// SourceKeyKind returns the kind of the entity key that the views on source
-// read (every live version of every view on one source has the same key
-// kind; Apply enforces it), or aggregate.KindNull when no view reads it.
-func (s *Snapshot) SourceKeyKind(source string) aggregate.Kind {
-	if k, ok := s.keyKinds[source]; ok {
-		return k
-	}
-	return aggregate.KindNull
+// SourceKeyKinds returns the kinds of the key parts that the views on
+// source read, one per field of the source's entity_key (every live version
+// of every view on one source has the same key kinds; Apply enforces it), or
+// nil when no view reads it. The slice is shared: do not modify it.
+func (s *Snapshot) SourceKeyKinds(source string) []aggregate.Kind {
+	return s.keyKinds[source]
 }
 
 // View returns version version of the named view, or its latest live
@@ -281,7 +280,7 @@ func (s *Snapshot) Definitions() *Definitions {
 func sourceDef(src *Source) SourceDef {
 	sd := SourceDef{
 		Name: src.Name, Kind: src.Kind, Topic: src.Topic, Format: src.Format,
-		EntityKey: src.EntityKey, EventTime: src.EventTime,
+		EntityKey: slices.Clone(src.EntityKey), EventTime: src.EventTime,
 		DeadLetterTopic: src.DeadLetterTopic, StartOffset: src.StartOffset,
 	}
 	if len(src.Fields) > 0 {

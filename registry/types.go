@@ -35,9 +35,12 @@ type Source struct {
 	Topic string
 	// Format is the event encoding, "json".
 	Format string
-	// EntityKey is the event field holding the entity key, EventTime the one
-	// holding the event time (RFC 3339 string or epoch milliseconds).
-	EntityKey, EventTime string
+	// EntityKey is the event fields holding the key of the views on the
+	// source (one per entity of those views, in their entity order; at
+	// least one), EventTime the one holding the event time (RFC 3339 string
+	// or epoch milliseconds).
+	EntityKey KeyFields
+	EventTime string
 	// Fields are the value fields, sorted by name. aggregate.Spec.Field of
 	// every feature of a view indexes into its View.Source.Fields.
 	Fields []Field
@@ -91,8 +94,10 @@ type View struct {
 	ID      uint32
 	Name    string
 	Version int // from 1; never reused after a delete
-	// Entity is the view's entity (entities in use cannot change).
-	Entity Entity
+	// Entities are the view's entities, at least one; its key is the tuple
+	// of their join-key values in this order (internal/keyenc.AppendKey).
+	// Entities in use cannot change, and a version's entities never do.
+	Entities []Entity
 	// Source is the source as this version reads it: the entity key, event
 	// time and the kinds of the fields the features read are those of the
 	// version's definition and never change. While the version ingests
@@ -129,7 +134,14 @@ func (v *View) FeatureIndex(name string) int {
 
 // Definition returns the view version as a definition (hops explicit).
 func (v *View) Definition() ViewDef {
-	d := ViewDef{Name: v.Name, Entity: v.Entity.Name, Source: v.Source.Name, TTL: FormatDuration(v.TTL)}
+	d := ViewDef{Name: v.Name, Source: v.Source.Name, TTL: FormatDuration(v.TTL)}
+	if len(v.Entities) == 1 {
+		d.Entity = v.Entities[0].Name
+	} else {
+		for _, e := range v.Entities {
+			d.Entities = append(d.Entities, e.Name)
+		}
+	}
 	for _, f := range v.Features {
 		fd := FeatureDef{Name: f.Name, Aggregation: f.Aggregation, Field: f.Field, K: f.K}
 		if f.Window > 0 {

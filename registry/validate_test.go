@@ -41,7 +41,7 @@ type wantErr struct {
 // that errors.Is(err, ErrInvalid), and that the registry is unchanged.
 func TestValidation(t *testing.T) {
 	kafka := func(d *Definitions) *SourceDef {
-		d.Sources = append(d.Sources, SourceDef{Name: "clicks", Kind: "kafka", Topic: "clicks", EntityKey: "user_id", EventTime: "ts"})
+		d.Sources = append(d.Sources, SourceDef{Name: "clicks", Kind: "kafka", Topic: "clicks", EntityKey: KeyFields{"user_id"}, EventTime: "ts"})
 		return &d.Sources[len(d.Sources)-1]
 	}
 	feat := func(d *Definitions, i int) *FeatureDef { return &d.FeatureViews[0].Features[i] }
@@ -116,7 +116,7 @@ func TestValidation(t *testing.T) {
 			[]wantErr{{"sources[0].format", `"avro": the only format is json`}}},
 		{"field type", func(d *Definitions) { src(d).Fields["items"] = "int32" },
 			[]wantErr{{"sources[0].fields.items", `"int32" is not a field type: want int64, float64, string or bool`}}},
-		{"entity_key missing", func(d *Definitions) { src(d).EntityKey = "" },
+		{"entity_key missing", func(d *Definitions) { src(d).EntityKey = nil },
 			[]wantErr{{"sources[0].entity_key", "required"}}},
 		{"event_time missing", func(d *Definitions) { src(d).EventTime = "" },
 			[]wantErr{{"sources[0].event_time", "required"}}},

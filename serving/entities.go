@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,8 +14,9 @@ import (
 // them: every join key of the plan is given, all with one value per entity
 // row, each value of its entity's type.
 //
-// The native API and featured's gRPC (feast false) serve one entity: the
-// plan must have one join key and the request exactly that key. Feast's
+// The native API and featured's gRPC (feast false) serve one key: every
+// view of the plan must be keyed by the same join keys (one, or the several
+// of a compound key), and the request must send exactly those. Feast's
 // endpoints (feast true) do what Feast's feature server does: features of
 // several entities are joined per row, each view reading its own join
 // key's column; a key that is the join key of another entity of snap is
@@ -96,29 +98,57 @@ func checkEntities(snap *registry.Snapshot, p *plan, req *lookupRequest, feast b
 	return nil
 }
 
-// checkOneEntity is the native API's rule: one entity per request, sent
-// under its join key alone.
+// checkOneEntity is the native API's rule: one key per request (one
+// entity, or the entities of a compound key), sent under its join keys
+// alone.
 func checkOneEntity(p *plan, req *lookupRequest) error {
 	var rerr RequestError
-	if len(p.joinKeys) > 1 {
-		e := &p.joinKeys[1]
-		rerr.add(p.field(e.first), p.refs[e.first], "keyed by entity "+strconv.Quote(e.name)+" (join key "+
-			strconv.Quote(e.joinKey)+"), but "+p.field(0)+" is keyed by entity "+strconv.Quote(p.entityName)+
-			" (join key "+strconv.Quote(p.joinKey)+"); one request serves one entity (POST /get-online-features joins several)", nil)
-		return &rerr
-	}
-	for i, k := range req.keys {
-		name := req.str(k)
-		if string(name) == p.joinKey {
-			if i > 0 {
-				rerr.add("entities."+p.joinKey, "", "featured serves one entity key per request; send only "+strconv.Quote(p.joinKey), nil)
+	if !p.oneKey {
+		// The first group whose key differs from the first's names it.
+		g0 := &p.groups[0]
+		for i := range p.groups {
+			g := &p.groups[i]
+			if slices.Equal(g.keys, g0.keys) {
+				continue
 			}
+			c := g.cols[0]
+			rerr.add(p.field(c), p.refs[c], "keyed by "+p.keyText(g.keys)+", but "+p.field(g0.cols[0])+" is keyed by "+
+				p.keyText(g0.keys)+"; one request serves one entity key (POST /get-online-features joins several)", nil)
+			return &rerr
+		}
+	}
+	for _, k := range req.keys {
+		name := string(req.str(k))
+		known := false
+		for j := range p.joinKeys {
+			known = known || p.joinKeys[j].joinKey == name
+		}
+		if known {
 			continue
 		}
-		rerr.add("entities."+string(name), string(name), "not the join key of the requested features: they are keyed by entity "+
-			strconv.Quote(p.entityName)+" with join key "+strconv.Quote(p.joinKey), nil)
+		if len(p.joinKeys) == 1 {
+			rerr.add("entities."+name, name, "not the join key of the requested features: they are keyed by entity "+
+				strconv.Quote(p.entityName)+" with join key "+strconv.Quote(p.joinKey), nil)
+			continue
+		}
+		rerr.add("entities."+name, name, "not a join key of the requested features: they are keyed by "+p.keyText(p.groups[0].keys), nil)
 	}
 	return rerr.err()
+}
+
+// keyText names the key of join keys ks: entity "user" with join key
+// "user_id", or entities "driver", "customer" with join keys "driver_id",
+// "customer_id".
+func (p *plan) keyText(ks []int) string {
+	if len(ks) == 1 {
+		e := &p.joinKeys[ks[0]]
+		return "entity " + strconv.Quote(e.name) + " (join key " + strconv.Quote(e.joinKey) + ")"
+	}
+	names, keys := make([]string, len(ks)), make([]string, len(ks))
+	for i, k := range ks {
+		names[i], keys[i] = strconv.Quote(p.joinKeys[k].name), strconv.Quote(p.joinKeys[k].joinKey)
+	}
+	return "entities " + strings.Join(names, ", ") + " (join keys " + strings.Join(keys, ", ") + ")"
 }
 
 // checkValues checks the values of request key k against its entity's

@@ -116,7 +116,11 @@ func (s *Server) handleFeastWrite(w http.ResponseWriter, r *http.Request) {
 	for i, f := range v.Features {
 		fields[i] = f.Field
 	}
-	cols := sourceColumns(src, req.DF, &writeColumns{joinKeys: []string{v.Entity.JoinKey}, fields: fields})
+	joinKeys := make([]string, len(v.Entities))
+	for i, e := range v.Entities {
+		joinKeys[i] = e.JoinKey
+	}
+	cols := sourceColumns(src, req.DF, &writeColumns{joinKeys: joinKeys, fields: fields})
 	s.pushFrame(w, r, src, req.DF, cols)
 }
 
@@ -227,7 +231,7 @@ func sourceColumns(src *registry.Source, df map[string]json.RawMessage, wc *writ
 }
 
 // keyFields are the event fields that make a source's entity key.
-func keyFields(src *registry.Source) []string { return []string{src.EntityKey} }
+func keyFields(src *registry.Source) []string { return src.EntityKey }
 
 // pushFrame pushes df's rows as events of src, atomically, and answers.
 func (s *Server) pushFrame(w http.ResponseWriter, r *http.Request, src *registry.Source, df map[string]json.RawMessage, cols []column) {

@@ -35,12 +35,20 @@ import (
 func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featuredv1.GetOnlineFeaturesResponse, bound int) {
 	n := len(req.values)
 	nf := len(p.names)
-	cells := n * (nf + 1)
+	// The key columns first: one, or one per join key of a compound key.
+	nk := max(1, len(p.joinKeys))
+	cells := n * (nf + nk)
 
-	names := make([]string, 0, nf+1)
-	names = append(names, p.joinKey)
+	names := make([]string, 0, nf+nk)
+	if nk == 1 {
+		names = append(names, p.joinKey)
+	} else {
+		for j := range p.joinKeys {
+			names = append(names, p.joinKeys[j].joinKey)
+		}
+	}
 	names = append(names, p.names...)
-	bound = 16 + cells*maxCellBytes + (nf+1)*maxVectorHeaderBytes
+	bound = 16 + cells*maxCellBytes + (nf+nk)*maxVectorHeaderBytes
 	for _, name := range names {
 		bound += len(name) + 6
 	}
@@ -54,7 +62,7 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 	head.names.Val = names
 	head.md.FeatureNames = &head.names
 	resp.Metadata = &head.md
-	resp.Results = make([]*featuredv1.FeatureVector, nf+1)
+	resp.Results = make([]*featuredv1.FeatureVector, nf+nk)
 	// The statuses and the timestamps first, reading the results in their
 	// row-major order; the count of present values sizes the Value array.
 	// Each pointer is stored once: while the GC marks, every store of a
@@ -65,7 +73,9 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 	empty := stamps.empty()
 	set := 0 // the present values
 	for e := 0; e < n; e++ {
-		statuses[e], stampPtrs[e] = featuredv1.FieldStatus_PRESENT, empty // the key
+		for j := 0; j < nk; j++ {
+			statuses[j*n+e], stampPtrs[j*n+e] = featuredv1.FieldStatus_PRESENT, empty // the key
+		}
 		row := out[e*nf : (e+1)*nf]
 		for c := range row {
 			r := &row[c]
@@ -77,11 +87,11 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 			if r.Status != aggregate.StatusNotFound && r.EventMillis != 0 {
 				ts = stamps.at(r.EventMillis)
 			}
-			statuses[(c+1)*n+e], stampPtrs[(c+1)*n+e] = featuredv1.FieldStatus(st), ts
+			statuses[(c+nk)*n+e], stampPtrs[(c+nk)*n+e] = featuredv1.FieldStatus(st), ts
 		}
 	}
-	vectors := make([]featuredv1.FeatureVector, nf+1)
-	values := make([]featuredv1.Value, n+set+1) // the last one is the shared empty Value
+	vectors := make([]featuredv1.FeatureVector, nf+nk)
+	values := make([]featuredv1.Value, nk*n+set+1) // the last one is the shared empty Value
 	valuePtrs := make([]*featuredv1.Value, cells)
 	unset := &values[len(values)-1]
 	for c := range vectors {
@@ -93,28 +103,34 @@ func newResponse(p *plan, req *lookupRequest, out []aggregate.Result) (_ *featur
 	}
 
 	var kinds oneofs
-	keys := &vectors[0]
-	for e := range req.values {
-		ev := &req.values[e]
-		x := &values[e]
-		if ev.isInt {
-			x.Kind = kinds.int64(ev.i, n+set)
-		} else {
-			x.Kind = kinds.string(string(req.str(ev.s)), n+set)
-			bound += len(req.str(ev.s))
+	for j := 0; j < nk; j++ {
+		keys := &vectors[j]
+		kcol := req.values
+		if nk > 1 {
+			kcol = req.col(req.keyOf[j])
 		}
-		keys.Values[e] = x
+		for e := range kcol {
+			ev := &kcol[e]
+			x := &values[j*n+e]
+			if ev.isInt {
+				x.Kind = kinds.int64(ev.i, nk*n+set)
+			} else {
+				x.Kind = kinds.string(string(req.str(ev.s)), nk*n+set)
+				bound += len(req.str(ev.s))
+			}
+			keys.Values[e] = x
+		}
 	}
-	next := n // the next free element of values
+	next := nk * n // the next free element of values
 	for c := 0; c < nf; c++ {
-		col := &vectors[c+1]
+		col := &vectors[c+nk]
 		for e := 0; e < n; e++ {
 			x := unset
 			if col.Statuses[e] == featuredv1.FieldStatus_PRESENT {
 				r := &out[e*nf+c]
 				x = &values[next]
 				next++
-				kinds.set(x, &r.Value, n+set)
+				kinds.set(x, &r.Value, nk*n+set)
 				switch r.Value.Kind {
 				case aggregate.KindString:
 					bound += len(r.Value.S)

@@ -25,10 +25,19 @@ type plan struct {
 	// features (LookupInfo).
 	service string
 	// joinKeys are the entities the features are keyed by, in order of
-	// first use; joinKey, entityName and entityKind are the first's. The
-	// native API and featured's gRPC serve plans of one entity; Feast's
-	// endpoints join several per row, as Feast does.
-	joinKeys   []planEntity
+	// first use; joinKey, entityName and entityKind are the first's. A
+	// compound view is keyed by several. The native API and featured's gRPC
+	// serve plans of one key (oneKey); Feast's endpoints join several per
+	// row, as Feast does.
+	joinKeys []planEntity
+	// routeKeys are the distinct key tuples of the groups (indexes in
+	// joinKeys, in key order), in order of first use. A routed lookup reads
+	// and forwards per (row, route key): a compound key's state lives in its
+	// first part's partition, so it is one unit, not one per part.
+	routeKeys [][]int
+	// oneKey is set when every view read is keyed by all of joinKeys (in
+	// its own order): one entity, or the entities of a compound key.
+	oneKey     bool
 	joinKey    string
 	entityName string
 	entityKind aggregate.Kind
@@ -66,7 +75,12 @@ type planEntity struct {
 // readGroup is the features of one view version that a lookup reads with
 // one featurestore.Store.Read per entity.
 type readGroup struct {
-	key      int // the index in plan.joinKeys of the view's entity
+	// keys are the indexes in plan.joinKeys of the view's entities, in the
+	// view's key order: one, or several for a compound view.
+	keys     []int
+	compound bool // len(keys) > 1
+	// kinds are the kinds of the key parts, for the compound encoding.
+	kinds    []aggregate.Kind
 	vk       featurestore.ViewKey
 	view     string // the view's name and version, for LookupInfo
 	version  int
@@ -76,6 +90,9 @@ type readGroup struct {
 	// contiguous is set when cols is cols[0], cols[0]+1, ...: the read then
 	// fills the output row in place.
 	contiguous bool
+	// rk is the index in plan.routeKeys of the group's key tuple: the unit
+	// a routed lookup reads it with.
+	rk int
 }
 
 // planKey builds the cache key of a request's feature list into dst. Every
@@ -223,21 +240,30 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 	for i := range resolved {
 		r := &resolved[i]
 		v := r.View
-		key := -1
-		for j := range p.joinKeys {
-			if p.joinKeys[j].joinKey == v.Entity.JoinKey {
-				key = j
+		keys := make([]int, 0, len(v.Entities))
+		conflict := false
+		for _, ent := range v.Entities {
+			key := -1
+			for j := range p.joinKeys {
+				if p.joinKeys[j].joinKey == ent.JoinKey {
+					key = j
+				}
 			}
+			if key < 0 {
+				key = len(p.joinKeys)
+				p.joinKeys = append(p.joinKeys, planEntity{joinKey: ent.JoinKey, name: ent.Name, kind: ent.Type, first: i})
+			} else if e := p.joinKeys[key]; e.name != ent.Name || e.kind != ent.Type {
+				// Two entities of one join key would make one request column
+				// mean two things.
+				rerr.add(field(i), refs[i], "view "+strconv.Quote(v.Name)+" is keyed by entity "+
+					strconv.Quote(ent.Name)+" with join key "+strconv.Quote(ent.JoinKey)+", but "+
+					field(e.first)+" by entity "+strconv.Quote(e.name)+" with the same join key", nil)
+				conflict = true
+				break
+			}
+			keys = append(keys, key)
 		}
-		if key < 0 {
-			key = len(p.joinKeys)
-			p.joinKeys = append(p.joinKeys, planEntity{joinKey: v.Entity.JoinKey, name: v.Entity.Name, kind: v.Entity.Type, first: i})
-		} else if e := p.joinKeys[key]; e.name != v.Entity.Name || e.kind != v.Entity.Type {
-			// Two entities of one join key would make one request column
-			// mean two things.
-			rerr.add(field(i), refs[i], "view "+strconv.Quote(v.Name)+" is keyed by entity "+
-				strconv.Quote(v.Entity.Name)+" with join key "+strconv.Quote(v.Entity.JoinKey)+", but "+
-				field(e.first)+" by entity "+strconv.Quote(e.name)+" with the same join key", nil)
+		if conflict {
 			continue
 		}
 		name := r.Name
@@ -264,7 +290,8 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		if !ok {
 			g = len(p.groups)
 			groupOf[vk] = g
-			p.groups = append(p.groups, readGroup{key: key, vk: vk, view: v.Name, version: v.Version, layout: v.Layout})
+			p.groups = append(p.groups, readGroup{keys: keys, compound: len(keys) > 1, kinds: v.KeyKinds(),
+				vk: vk, view: v.Name, version: v.Version, layout: v.Layout})
 			if !slices.Contains(p.views, v.Name) {
 				p.views = append(p.views, v.Name)
 			}
@@ -276,8 +303,19 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		return nil, err
 	}
 	p.joinKey, p.entityName, p.entityKind = p.joinKeys[0].joinKey, p.joinKeys[0].name, p.joinKeys[0].kind
+	p.oneKey = true
+	for i := range p.groups {
+		if len(p.groups[i].keys) != len(p.joinKeys) {
+			p.oneKey = false // keys are numbered in order of first use
+		}
+	}
 	for i := range p.groups {
 		g := &p.groups[i]
+		g.rk = slices.IndexFunc(p.routeKeys, func(k []int) bool { return slices.Equal(k, g.keys) })
+		if g.rk < 0 {
+			g.rk = len(p.routeKeys)
+			p.routeKeys = append(p.routeKeys, g.keys)
+		}
 		g.contiguous = true
 		for j, c := range g.cols {
 			if c != g.cols[0]+j {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -203,9 +204,12 @@ type registryJSON struct {
 // assigned.
 type viewJSON struct {
 	registry.ViewDef
-	Version   int       `json:"version"`
-	ID        uint32    `json:"id"`
-	JoinKey   string    `json:"join_key"`
+	Version int    `json:"version"`
+	ID      uint32 `json:"id"`
+	JoinKey string `json:"join_key"`
+	// JoinKeys are a compound view's join keys, in key order (JoinKey is
+	// the first); absent for a view of one entity.
+	JoinKeys  []string  `json:"join_keys,omitempty"`
 	Latest    bool      `json:"latest"`
 	Detached  bool      `json:"detached,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
@@ -229,8 +233,11 @@ func (s *Server) handleRegistry(w http.ResponseWriter, r *http.Request) {
 	for i, v := range views {
 		latest, _ := snap.View(v.Name, 0)
 		out.FeatureViews[i] = viewJSON{
-			ViewDef: v.Definition(), Version: v.Version, ID: v.ID, JoinKey: v.Entity.JoinKey,
+			ViewDef: v.Definition(), Version: v.Version, ID: v.ID, JoinKey: v.Entities[0].JoinKey,
 			Latest: latest == v, Detached: v.Detached, CreatedAt: v.CreatedAt.UTC(),
+		}
+		if len(v.Entities) > 1 {
+			out.FeatureViews[i].JoinKeys = v.JoinKeys()
 		}
 	}
 	if out.Entities == nil {
@@ -313,9 +320,13 @@ func (g registryService) Delete(ctx context.Context, in *featuredv1.DeleteReques
 
 func viewToProto(v *registry.View) *featuredv1.FeatureView {
 	out := &featuredv1.FeatureView{
-		Name: v.Name, Version: int32(v.Version), Id: v.ID, Entity: v.Entity.Name, JoinKey: v.Entity.JoinKey,
+		Name: v.Name, Version: int32(v.Version), Id: v.ID, Entity: v.Entities[0].Name, JoinKey: v.Entities[0].JoinKey,
 		Source: v.Source.Name, TtlMillis: v.TTL.Milliseconds(),
 		Features: make([]*featuredv1.Feature, len(v.Features)),
+		JoinKeys: v.JoinKeys(),
+	}
+	for _, e := range v.Entities {
+		out.Entities = append(out.Entities, e.Name)
 	}
 	for i, f := range v.Features {
 		out.Features[i] = &featuredv1.Feature{
@@ -350,7 +361,8 @@ func (g registryService) GetRegistry(context.Context, *featuredv1.GetRegistryReq
 	}
 	for _, src := range snap.Sources() {
 		ps := &featuredv1.Source{Name: src.Name, Kind: src.Kind, Topic: src.Topic, Format: src.Format,
-			EntityKey: src.EntityKey, EventTime: src.EventTime, Fields: make(map[string]string, len(src.Fields))}
+			EntityKey: src.EntityKey[0], EntityKeys: slices.Clone(src.EntityKey), EventTime: src.EventTime,
+			Fields: make(map[string]string, len(src.Fields))}
 		for _, f := range src.Fields {
 			ps.Fields[f.Name] = f.Kind.String()
 		}

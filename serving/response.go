@@ -29,6 +29,13 @@ import (
 //	  {"key":"u2","values":[null,0],"statuses":["NOT_FOUND","NOT_FOUND"],
 //	   "event_ms":[0,0]}]}
 //
+// A compound key (views of several entities) has "join_keys" instead of
+// "join_key", and each row "keys", in that order, instead of "key":
+//
+//	{"join_keys":["driver_id","customer_id"],"features":["fare_1d"],
+//	 "read_at_ms":1795000000000,
+//	 "rows":[{"keys":[7,"c1"],"values":[12.5],...}]}
+//
 // values[i] belongs to features[i]; statuses are the Feast names; event_ms
 // is the event time (Unix milliseconds) each value reflects, 0 when none.
 
@@ -80,8 +87,19 @@ func appendFeastHeaderKeys(b []byte, p *plan, req *lookupRequest) []byte {
 }
 
 func appendNativeHeader(b []byte, p *plan) []byte {
-	b = append(b, `{"join_key":`...)
-	b = appendString(b, p.joinKey)
+	if len(p.joinKeys) <= 1 {
+		b = append(b, `{"join_key":`...)
+		b = appendString(b, p.joinKey)
+	} else {
+		b = append(b, `{"join_keys":[`...)
+		for j := range p.joinKeys {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, p.joinKeys[j].joinKey)
+		}
+		b = append(b, ']')
+	}
 	b = append(b, `,"features":[`...)
 	for i, n := range p.names {
 		if i > 0 {
@@ -211,8 +229,19 @@ func appendNativeResponseLimit(b []byte, p *plan, req *lookupRequest, out []aggr
 		if e > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"key":`...)
-		b = appendEntity(b, req, &req.values[e])
+		if len(p.joinKeys) <= 1 {
+			b = append(b, `{"key":`...)
+			b = appendEntity(b, req, &req.values[e])
+		} else {
+			b = append(b, `{"keys":[`...)
+			for j := range p.joinKeys {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendEntity(b, req, &req.col(req.keyOf[j])[e])
+			}
+			b = append(b, ']')
+		}
 		row := out[e*nf : (e+1)*nf]
 		b = append(b, `,"values":[`...)
 		for c := range row {

@@ -229,7 +229,8 @@ func defaultPeerDialOptions() []grpc.DialOption {
 
 // routeState is a routed lookup's scratch, kept in the pooled lookup.
 type routeState struct {
-	// Per unit u = e*nk + j (row e, join key j): its partition, and its
+	// Per unit u = e*nk + j (row e, route key j: a join key, or the join
+	// keys of a compound key): its partition (the first part's), and its
 	// entity key's bytes keys[keyOff[u]:keyOff[u+1]].
 	part   []int32
 	keyOff []int32
@@ -258,7 +259,7 @@ func (s *Server) executeRouted(ctx context.Context, l *lookup, p *plan, snap *re
 	pl := s.opts.Placement
 	nparts := pl.Partitions()
 	nf := len(p.names)
-	nk := len(p.joinKeys)
+	nk := len(p.routeKeys)
 	rows := len(l.req.values)
 	n := rows * nf
 	if cap(l.out) < n {
@@ -279,18 +280,27 @@ func (s *Server) executeRouted(ctx context.Context, l *lookup, p *plan, snap *re
 
 	for e := range rows {
 		row := l.out[e*nf : (e+1)*nf]
-		for j := range p.joinKeys {
-			v := &l.req.col(l.req.keyOf[j])[e]
-			var err error
+		for j, keys := range p.routeKeys {
 			start := len(r.keys)
-			if v.isInt {
-				r.keys, err = keyenc.AppendEntity(r.keys, aggregate.Value{Kind: aggregate.KindInt64, I: v.i})
+			var err error
+			if len(keys) == 1 {
+				r.keys, err = appendRowKey(r.keys, p, &l.req, keys[0], e)
 			} else {
-				r.keys, err = keyenc.AppendEntity(r.keys, aggregate.Value{Kind: aggregate.KindString, S: unsafeString(l.req.str(v.s))})
+				// A compound key: its parts' encodings, each made on its own
+				// and then joined as the store keys it (keyenc.AppendPart).
+				kinds := p.groups[slices.IndexFunc(p.groups, func(g readGroup) bool { return g.rk == j })].kinds
+				for i, k := range keys {
+					r.pbuf, err = appendRowKey(r.pbuf[:0], p, &l.req, k, e)
+					if err != nil {
+						break
+					}
+					r.keys = keyenc.AppendPart(r.keys, r.pbuf, kinds[i])
+				}
 			}
 			if err != nil {
-				return fmt.Errorf("%w: entities.%s[%d]: %v", ErrBadRequest, p.joinKeys[j].joinKey, e, err)
+				return err
 			}
+			v := &l.req.col(l.req.keyOf[keys[0]])[e]
 			r.keyOff = append(r.keyOff, int32(len(r.keys)))
 			var part int
 			part, r.pbuf = entityPartition(r.pbuf, v, &l.req, nparts)
@@ -322,12 +332,12 @@ func (s *Server) executeRouted(ctx context.Context, l *lookup, p *plan, snap *re
 	return nil
 }
 
-// readLocal reads the groups of join key j of one row from this node's
+// readLocal reads the groups of route key j of one row from this node's
 // store.
 func (s *Server) readLocal(l *lookup, p *plan, row []aggregate.Result, j int, ent []byte, atMillis int64) error {
 	for gi := range p.groups {
 		g := &p.groups[gi]
-		if g.key != j {
+		if g.rk != j {
 			continue
 		}
 		if g.contiguous {
@@ -367,7 +377,7 @@ type forwardCall struct {
 // ends.
 func (s *Server) forward(ctx context.Context, l *lookup, p *plan, snap *registry.Snapshot, remote []remotePart, atMillis int64) error {
 	r := l.route
-	nk := len(p.joinKeys)
+	nk := len(p.routeKeys)
 	tok := l.authz
 	if tok == "" {
 		if md, ok := metadata.FromIncomingContext(ctx); ok {
@@ -517,7 +527,7 @@ func (s *Server) mergeForward(l *lookup, p *plan, c *forwardCall, remote []remot
 		}
 	}
 	nf := len(p.names)
-	nk := len(p.joinKeys)
+	nk := len(p.routeKeys)
 	b := c.resp.GetResults()
 	off := 0
 	for _, u := range c.units {
@@ -528,7 +538,7 @@ func (s *Server) mergeForward(l *lookup, p *plan, c *forwardCall, remote []remot
 		row := l.out[e*nf : (e+1)*nf]
 		for gi := range p.groups {
 			g := &p.groups[gi]
-			if g.key != j {
+			if g.rk != j {
 				continue
 			}
 			for _, col := range g.cols {
@@ -572,7 +582,7 @@ func (p *plan) peerViews() []*peerv1.ViewRead {
 			for k, f := range g.features {
 				fs[k] = uint32(f)
 			}
-			p.peer[i] = &peerv1.ViewRead{View: g.view, Version: uint32(g.version), Key: uint32(g.key), Features: fs}
+			p.peer[i] = &peerv1.ViewRead{View: g.view, Version: uint32(g.version), Key: uint32(g.rk), Features: fs}
 		}
 	})
 	return p.peer
@@ -621,4 +631,20 @@ func positionsProto(ps []Position) []*featuredv1.Position {
 		out[i] = &featuredv1.Position{Source: ps[i].Source, Partition: uint32(ps[i].Partition), Offset: ps[i].Offset}
 	}
 	return out
+}
+
+// appendRowKey appends the store encoding (keyenc) of row e's value of join
+// key k.
+func appendRowKey(dst []byte, p *plan, req *lookupRequest, k, e int) ([]byte, error) {
+	v := &req.col(req.keyOf[k])[e]
+	var err error
+	if v.isInt {
+		dst, err = keyenc.AppendEntity(dst, aggregate.Value{Kind: aggregate.KindInt64, I: v.i})
+	} else {
+		dst, err = keyenc.AppendEntity(dst, aggregate.Value{Kind: aggregate.KindString, S: unsafeString(req.str(v.s))})
+	}
+	if err != nil {
+		return dst, fmt.Errorf("%w: entities.%s[%d]: %v", ErrBadRequest, p.joinKeys[k].joinKey, e, err)
+	}
+	return dst, nil
 }

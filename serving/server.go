@@ -93,6 +93,7 @@ type lookup struct {
 	body []byte
 	key  []byte   // plan cache key
 	ents [][]byte // the entity key being read of each of the plan's join keys
+	ckey []byte   // the compound key being read (built from ents)
 	out  []aggregate.Result
 	tmp  []aggregate.Result
 	buf  []byte // the response
@@ -178,7 +179,16 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 		row := l.out[e*nf : (e+1)*nf]
 		for gi := range p.groups {
 			g := &p.groups[gi]
-			ent := l.ents[g.key]
+			ent := l.ents[g.keys[0]]
+			if g.compound {
+				// The compound key from the parts' encodings, made once
+				// per row for every view of each entity.
+				l.ckey = l.ckey[:0]
+				for i, k := range g.keys {
+					l.ckey = keyenc.AppendPart(l.ckey, l.ents[k], g.kinds[i])
+				}
+				ent = l.ckey
+			}
 			if g.contiguous {
 				dst := row[g.cols[0] : g.cols[0]+len(g.cols)]
 				if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, dst); err != nil {

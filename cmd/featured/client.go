@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -277,24 +278,16 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	server := clientFlags(fs)
 	features := fs.String("features", "", "comma-separated feature refs (view:feature, view@v2:feature)")
 	service := fs.String("service", "", "feature service name (instead of --features)")
-	entity := fs.String("entity", "", "join key and values: user_id=u1,u2 (integers are sent as numbers)")
+	var entities entityFlags
+	fs.Var(&entities, "entity", "join key and values: user_id=u1,u2 (integers are sent as numbers); repeat it for every join key of a compound key: --entity driver_id=1,2 --entity customer_id=a,b")
 	feast := fs.Bool("feast", false, "use the Feast-compatible /get-online-features endpoint")
 	grpcAddr := fs.String("grpc", "", "look up over gRPC at this address (host:port) instead of HTTP")
 	grpcTLS := fs.Bool("grpc-tls", false, "with --grpc: connect with TLS (implied by --ca-file or an https --server)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	key, vals, ok := strings.Cut(*entity, "=")
-	if !ok || key == "" || vals == "" {
-		return fmt.Errorf("get: --entity KEY=V1[,V2...] is required, got %q", *entity)
-	}
-	var values []any
-	for _, v := range strings.Split(vals, ",") {
-		if i, err := strconv.ParseInt(v, 10, 64); err == nil {
-			values = append(values, i)
-		} else {
-			values = append(values, v)
-		}
+	if len(entities.keys) == 0 {
+		return fmt.Errorf("get: --entity KEY=V1[,V2...] is required")
 	}
 	if *features != "" && *service != "" {
 		return fmt.Errorf("get: give --features or --service, not both")
@@ -304,14 +297,18 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if *features != "" {
 			refs = strings.Split(*features, ",")
 		}
-		out, err := grpcGet(ctx, server, *grpcAddr, *grpcTLS, refs, *service, key, values)
+		out, err := grpcGet(ctx, server, *grpcAddr, *grpcTLS, refs, *service, entities.keys, entities.values)
 		if err != nil {
 			return err
 		}
 		printJSON(stdout, out)
 		return nil
 	}
-	req := map[string]any{"entities": map[string]any{key: values}}
+	ents := map[string]any{}
+	for i, k := range entities.keys {
+		ents[k] = entities.values[i]
+	}
+	req := map[string]any{"entities": ents}
 	switch {
 	case *features != "":
 		req["features"] = strings.Split(*features, ",")
@@ -330,6 +327,35 @@ func getCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	printJSON(stdout, out)
+	return nil
+}
+
+// entityFlags collects --entity KEY=V1,V2 flags: one per join key (several
+// for a compound key), each with one value per entity row.
+type entityFlags struct {
+	keys   []string
+	values [][]any
+}
+
+func (e *entityFlags) String() string { return strings.Join(e.keys, ",") }
+
+func (e *entityFlags) Set(s string) error {
+	key, vals, ok := strings.Cut(s, "=")
+	if !ok || key == "" || vals == "" {
+		return fmt.Errorf("want KEY=V1[,V2...], got %q", s)
+	}
+	if slices.Contains(e.keys, key) {
+		return fmt.Errorf("join key %s given twice", key)
+	}
+	var values []any
+	for _, v := range strings.Split(vals, ",") {
+		if i, err := strconv.ParseInt(v, 10, 64); err == nil {
+			values = append(values, i)
+		} else {
+			values = append(values, v)
+		}
+	}
+	e.keys, e.values = append(e.keys, key), append(e.values, values)
 	return nil
 }
 

@@ -19,7 +19,7 @@ import (
 // grpcGet is `featured get --grpc ADDR`: the same lookup through
 // featured.v1.ServingService/GetOnlineFeatures, printed as protojson (what
 // grpcurl would print).
-func grpcGet(ctx context.Context, conf *clientConf, addr string, useTLS bool, refs []string, service, joinKey string, values []any) ([]byte, error) {
+func grpcGet(ctx context.Context, conf *clientConf, addr string, useTLS bool, refs []string, service string, joinKeys []string, values [][]any) ([]byte, error) {
 	creds := insecure.NewCredentials()
 	if useTLS || conf.caFile != "" || strings.HasPrefix(conf.url, "https://") {
 		cfg, err := certs.ClientConfig(conf.caFile)
@@ -46,16 +46,18 @@ func grpcGet(ctx context.Context, conf *clientConf, addr string, useTLS bool, re
 	} else {
 		req.Kind = &featuredv1.GetOnlineFeaturesRequest_Features{Features: &featuredv1.FeatureList{Val: refs}}
 	}
-	rv := &featuredv1.RepeatedValue{}
-	for _, v := range values {
-		switch v := v.(type) {
-		case int64:
-			rv.Val = append(rv.Val, &featuredv1.Value{Kind: &featuredv1.Value_Int64Val{Int64Val: v}})
-		case string:
-			rv.Val = append(rv.Val, &featuredv1.Value{Kind: &featuredv1.Value_StringVal{StringVal: v}})
+	for k, joinKey := range joinKeys {
+		rv := &featuredv1.RepeatedValue{}
+		for _, v := range values[k] {
+			switch v := v.(type) {
+			case int64:
+				rv.Val = append(rv.Val, &featuredv1.Value{Kind: &featuredv1.Value_Int64Val{Int64Val: v}})
+			case string:
+				rv.Val = append(rv.Val, &featuredv1.Value{Kind: &featuredv1.Value_StringVal{StringVal: v}})
+			}
 		}
+		req.Entities[joinKey] = rv
 	}
-	req.Entities[joinKey] = rv
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	resp, err := featuredv1.NewServingServiceClient(conn).GetOnlineFeatures(ctx, req)

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featured-dev/featured/internal/kafkatest"
 )
@@ -186,11 +186,11 @@ func TestImportFeast(t *testing.T) {
 	// events (the timestamp field as RFC 3339) and aggregate them as
 	// windows: sum and mean over 1h, count over 1d, max over 7d.
 	now := time.Now()
-	trip := func(km float64, ago time.Duration) kafka.Message {
+	trip := func(km float64, ago time.Duration) *kgo.Record {
 		b, _ := json.Marshal(map[string]any{"driver_id": 1001, "trip_km": km, "event_timestamp": now.Add(-ago).UTC().Format(time.RFC3339)})
-		return kafka.Message{Key: []byte("1001"), Value: b}
+		return &kgo.Record{Key: []byte("1001"), Value: b}
 	}
-	kafkatest.Produce(t, brokers, topic, []kafka.Message{trip(3.5, 10*time.Minute), trip(6.5, 40*time.Minute), trip(20, 3*time.Hour)})
+	kafkatest.Produce(t, brokers, topic, []*kgo.Record{trip(3.5, 10*time.Minute), trip(6.5, 40*time.Minute), trip(20, 3*time.Hour)})
 	tripRefs := []string{"driver_trips:sum_trip_km_3600s", "driver_trips:count_trip_km_86400s", "driver_trips:avg_trip_km_1h", "driver_trips:max_trip_km_604800s"}
 	wantTrips := []float64{10, 3, 5, 20}
 	var got []float64

@@ -111,7 +111,7 @@ func TestMetricsScrape(t *testing.T) {
 	if code, body := s.post(t, "/get-online-features", map[string]any{"feature_service": "svc", "entities": map[string]any{"user_id": []string{"u1"}}}); code != 200 {
 		t.Fatalf("feast lookup: %d %s", code, body)
 	}
-	if _, err := grpcGet(context.Background(), &clientConf{url: s.url}, s.grpc, false, []string{"spend:cnt_items_life"}, "", "user_id", []any{"u1"}); err != nil {
+	if _, err := grpcGet(context.Background(), &clientConf{url: s.url}, s.grpc, false, []string{"spend:cnt_items_life"}, "", []string{"user_id"}, [][]any{{"u1"}}); err != nil {
 		t.Fatalf("grpc lookup: %v", err)
 	}
 	spine := fmt.Sprintf("user_id,event_timestamp\nu1,%s\n", time.Now().UTC().Format(time.RFC3339Nano))

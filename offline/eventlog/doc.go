@@ -49,7 +49,9 @@
 //     repeated (shard, LSN).
 //   - Columns: shard, lsn, ingest_time (the ingest clock at admission),
 //     commit_time (the store clock when the batch became visible to reads),
-//     event_time, entity (the join key, string or int64), kafka_partition
+//     event_time, entity (the join key, string or int64; a compound key's
+//     keyenc bytes, binary, its part kinds in the metadata
+//     featured.key_kinds), kafka_partition
 //     and kafka_offset (null for pushed events), views (the view versions
 //     folded, id<<32|version), and fields, a struct of the source's fields,
 //     so no field name can collide with the fixed columns.

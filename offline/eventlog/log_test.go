@@ -12,7 +12,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 )
 
-var testSchema = &featurestore.Schema{Source: "tx", KeyKind: aggregate.KindString, Names: []string{"amount"}, Kinds: []aggregate.Kind{aggregate.KindFloat64}}
+var testSchema = &featurestore.Schema{Source: "tx", KeyKinds: []aggregate.Kind{aggregate.KindString}, Names: []string{"amount"}, Kinds: []aggregate.Kind{aggregate.KindFloat64}}
 
 func appendN(l *Log, shard, n int, first int64) {
 	for i := 0; i < n; i++ {

@@ -43,12 +43,18 @@ const (
 
 	metaSource  = "featured.source"
 	metaKeyKind = "featured.key_kind"
-	metaFormat  = "featured.offline_log"
+	// metaKeyKinds lists a compound key's part kinds ("2,1"); files of
+	// one-part keys have only metaKeyKind.
+	metaKeyKinds = "featured.key_kinds"
+	metaFormat   = "featured.offline_log"
 )
 
 func logArrowSchema(s *Schema) *arrow.Schema {
-	key := codec.ArrowType(s.keyKind, 0)
-	if s.keyKind != aggregate.KindInt64 && s.keyKind != aggregate.KindString {
+	// A compound key (or none) is stored as its encoded bytes: decode them
+	// with keyenc.DecodeKey and the schema's KeyKinds.
+	kk := s.KeyKind()
+	key := codec.ArrowType(kk, 0)
+	if kk != aggregate.KindInt64 && kk != aggregate.KindString {
 		key = arrow.BinaryTypes.Binary
 	}
 	fields := []arrow.Field{
@@ -69,10 +75,16 @@ func logArrowSchema(s *Schema) *arrow.Schema {
 		}
 		fields = append(fields, arrow.Field{Name: ColFields, Type: arrow.StructOf(children...)})
 	}
-	md := arrow.NewMetadata(
-		[]string{metaFormat, metaSource, metaKeyKind},
-		[]string{"1", s.source, strconv.Itoa(int(s.keyKind))},
-	)
+	keys := []string{metaFormat, metaSource, metaKeyKind}
+	vals := []string{"1", s.source, strconv.Itoa(int(kk))}
+	if len(s.keyKinds) > 1 {
+		parts := make([]string, len(s.keyKinds))
+		for i, k := range s.keyKinds {
+			parts[i] = strconv.Itoa(int(k))
+		}
+		keys, vals = append(keys, metaKeyKinds), append(vals, strings.Join(parts, ","))
+	}
+	md := arrow.NewMetadata(keys, vals)
 	return arrow.NewSchema(fields, &md)
 }
 
@@ -555,6 +567,18 @@ func schemaFromArrow(sc *arrow.Schema) (*Schema, error) {
 	}
 	src := md.Values()[md.FindKey(metaSource)]
 	kk, _ := strconv.Atoi(md.Values()[md.FindKey(metaKeyKind)])
+	var keyKinds []aggregate.Kind
+	if i := md.FindKey(metaKeyKinds); i >= 0 {
+		for _, p := range strings.Split(md.Values()[i], ",") {
+			k, err := strconv.Atoi(p)
+			if err != nil {
+				return nil, corruptf("%s metadata %q", metaKeyKinds, md.Values()[i])
+			}
+			keyKinds = append(keyKinds, aggregate.Kind(k))
+		}
+	} else if aggregate.Kind(kk) != aggregate.KindNull {
+		keyKinds = []aggregate.Kind{aggregate.Kind(kk)}
+	}
 	var names []string
 	var kinds []aggregate.Kind
 	if idx := sc.FieldIndices(ColFields); len(idx) == 1 {
@@ -564,7 +588,7 @@ func schemaFromArrow(sc *arrow.Schema) (*Schema, error) {
 			kinds = append(kinds, kindOfArrow(f.Type))
 		}
 	}
-	return NewSchema(src, aggregate.Kind(kk), names, kinds), nil
+	return NewSchema(src, keyKinds, names, kinds), nil
 }
 
 func kindOfArrow(t arrow.DataType) aggregate.Kind {

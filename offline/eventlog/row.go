@@ -7,6 +7,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/offline/internal/codec"
 )
 
@@ -19,17 +20,22 @@ var ErrCorrupt = errors.New("eventlog: corrupt log data")
 // fingerprint wherever they were defined. A Schema is immutable once made
 // (readers on many goroutines share one), hence accessors, not fields.
 type Schema struct {
-	source  string
-	keyKind aggregate.Kind
-	names   []string
-	kinds   []aggregate.Kind
-	fp      uint64 // fingerprint of the above
+	source   string
+	keyKinds []aggregate.Kind
+	names    []string
+	kinds    []aggregate.Kind
+	fp       uint64 // fingerprint of the above
 }
 
-// NewSchema returns the schema of source with entity key kind keyKind and
+// NewSchema returns the schema of source with entity key part kinds keyKinds
+// (one for a one-entity key, several for a compound key, nil when no view
+// reads the source) and
 // the given fields; names and kinds are kept, not copied.
-func NewSchema(source string, keyKind aggregate.Kind, names []string, kinds []aggregate.Kind) *Schema {
-	s := &Schema{source: source, keyKind: keyKind, names: names, kinds: kinds}
+func NewSchema(source string, keyKinds []aggregate.Kind, names []string, kinds []aggregate.Kind) *Schema {
+	if len(keyKinds) == 0 {
+		keyKinds = nil
+	}
+	s := &Schema{source: source, keyKinds: keyKinds, names: names, kinds: kinds}
 	h := uint64(14695981039346656037)
 	mix := func(b []byte) {
 		for _, c := range b {
@@ -40,7 +46,7 @@ func NewSchema(source string, keyKind aggregate.Kind, names []string, kinds []ag
 		h *= 1099511628211
 	}
 	mix([]byte(source))
-	mix([]byte{byte(keyKind)})
+	mix(keyenc.AppendKinds(nil, keyKinds))
 	for i, n := range names {
 		mix([]byte(n))
 		mix([]byte{byte(kinds[i])})
@@ -50,14 +56,24 @@ func NewSchema(source string, keyKind aggregate.Kind, names []string, kinds []ag
 }
 
 func schemaOf(fs *featurestore.Schema) *Schema {
-	return NewSchema(fs.Source, fs.KeyKind, fs.Names, fs.Kinds)
+	return NewSchema(fs.Source, fs.KeyKinds, fs.Names, fs.Kinds)
 }
 
 // Source returns the source's name.
 func (s *Schema) Source() string { return s.source }
 
-// KeyKind returns the entity key's kind.
-func (s *Schema) KeyKind() aggregate.Kind { return s.keyKind }
+// KeyKinds returns the kinds of the entity key's parts (nil when no view
+// read the source); do not modify.
+func (s *Schema) KeyKinds() []aggregate.Kind { return s.keyKinds }
+
+// KeyKind returns the kind of a one-part key, KindNull for a compound key or
+// none: the type of the log's entity column.
+func (s *Schema) KeyKind() aggregate.Kind {
+	if len(s.keyKinds) == 1 {
+		return s.keyKinds[0]
+	}
+	return aggregate.KindNull
+}
 
 // Names returns the fields' names, in row order; do not modify.
 func (s *Schema) Names() []string { return s.names }
@@ -236,7 +252,7 @@ func decodeRowBody(d *codec.Decoder, r *Row) {
 func appendSchema(b []byte, s *Schema) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s.source)))
 	b = append(b, s.source...)
-	b = append(b, byte(s.keyKind))
+	b = keyenc.AppendKinds(b, s.keyKinds)
 	b = binary.AppendUvarint(b, uint64(len(s.names)))
 	for i, n := range s.names {
 		b = binary.AppendUvarint(b, uint64(len(n)))
@@ -248,7 +264,7 @@ func appendSchema(b []byte, s *Schema) []byte {
 
 func decodeSchema(d *codec.Decoder) *Schema {
 	src := string(d.Bytes())
-	kk := aggregate.Kind(d.Byte())
+	kk := keyenc.ReadKinds(d.Byte)
 	n := d.Uvarint()
 	if n > uint64(d.Len()) {
 		d.Fail()

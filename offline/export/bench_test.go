@@ -72,7 +72,7 @@ func benchData(b *testing.B, dir string) (reg *registry.Registry, log *eventlog.
 	}
 	v, _ := reg.Snapshot().View("b", 0)
 	vk := eventlog.ViewKeyInt(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)})
-	sc := eventlog.NewSchema("tx", aggregate.KindString, []string{"amount", "items"}, []aggregate.Kind{aggregate.KindFloat64, aggregate.KindInt64})
+	sc := eventlog.NewSchema("tx", []aggregate.Kind{aggregate.KindString}, []string{"amount", "items"}, []aggregate.Kind{aggregate.KindFloat64, aggregate.KindInt64})
 	rng := rand.New(rand.NewPCG(1, 2))
 	const start = int64(1_800_000_000_000)
 	nE, nV := *benchEntities, *benchEvents

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/internal/codec"
 	"github.com/featured-dev/featured/registry"
@@ -139,14 +141,15 @@ type exportView struct {
 	cols     []int // output column of each, within the group
 }
 
-// group is the views of one entity join key.
+// group is the views of one key: one join key, or the tuple of join keys of
+// a compound view (a spine row gives it one column per join key).
 type group struct {
-	joinKey string
-	keyKind aggregate.Kind
-	views   []*exportView
-	sources map[string]bool
-	cols    []column
-	colBase int // first output feature column of the group
+	joinKeys []string
+	keyKinds []aggregate.Kind
+	views    []*exportView
+	sources  map[string]bool
+	cols     []column
+	colBase  int // first output feature column of the group
 }
 
 // plan resolves the request into groups of views by join key.
@@ -168,18 +171,23 @@ func (x *Exporter) plan(req *Request) ([]*group, []column, error) {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	byKey := map[string]*group{}
+	kinds := map[string]aggregate.Kind{} // join key -> its type, across groups
 	var groups []*group
 	seen := map[string]string{}
 	for _, r := range res {
 		v := r.View
-		g := byKey[v.Entity.JoinKey]
+		id := strings.Join(v.JoinKeys(), "\x00")
+		g := byKey[id]
 		if g == nil {
-			g = &group{joinKey: v.Entity.JoinKey, keyKind: v.Entity.Type, sources: map[string]bool{}}
-			byKey[v.Entity.JoinKey] = g
+			g = &group{joinKeys: v.JoinKeys(), keyKinds: v.KeyKinds(), sources: map[string]bool{}}
+			byKey[id] = g
 			groups = append(groups, g)
 		}
-		if g.keyKind != v.Entity.Type {
-			return nil, nil, badInput("join key %q has two types", v.Entity.JoinKey)
+		for _, e := range v.Entities {
+			if k, ok := kinds[e.JoinKey]; ok && k != e.Type {
+				return nil, nil, badInput("join key %q has two types", e.JoinKey)
+			}
+			kinds[e.JoinKey] = e.Type
 		}
 		name := r.Name
 		if req.FullNames {
@@ -268,7 +276,9 @@ func (x *Exporter) export(ctx context.Context, src *spineSource, req Request, si
 	st.Features = len(cols)
 	keys := map[string]aggregate.Kind{}
 	for _, g := range groups {
-		keys[g.joinKey] = g.keyKind
+		for i, jk := range g.joinKeys {
+			keys[jk] = g.keyKinds[i]
+		}
 	}
 
 	// Buckets: partition spine keys and log rows by entity hash so that one
@@ -573,12 +583,15 @@ func (x *Exporter) readSpine(src *spineSource, keys map[string]aggregate.Kind, t
 	defer sr.close()
 	sc := sr.schema()
 	tcol := sc.FieldIndices(timeCol)[0]
-	kcols := make([]int, len(groups))
+	kcols := make([][]int, len(groups))
 	for gi, g := range groups {
-		kcols[gi] = sc.FieldIndices(g.joinKey)[0]
+		for _, jk := range g.joinKeys {
+			kcols[gi] = append(kcols[gi], sc.FieldIndices(jk)[0])
+		}
 	}
 	var rowIdx int64
 	var key []byte
+	var parts []aggregate.Value
 	for {
 		rec, err := sr.next()
 		if errors.Is(err, io.EOF) {
@@ -597,20 +610,26 @@ func (x *Exporter) readSpine(src *spineSource, keys map[string]aggregate.Kind, t
 			tc := rec.Column(tcol)
 			n := int(rec.NumRows())
 			for gi, g := range groups {
-				kc := rec.Column(kcols[gi])
 				for i := 0; i < n; i++ {
 					row := rowIdx + int64(i)
 					t, ok := millisAt(tc, i)
 					if !ok {
 						return badInput("spine row %d: %q is null", row, timeCol)
 					}
-					var err error
-					key, ok, err = keyAt(key[:0], kc, i)
-					if err != nil {
-						return badInput("spine row %d, column %q: %v", row, g.joinKey, err)
+					parts = parts[:0]
+					for ki, c := range kcols[gi] {
+						v, ok, err := keyValueAt(rec.Column(c), i)
+						if err != nil {
+							return badInput("spine row %d, column %q: %v", row, g.joinKeys[ki], err)
+						}
+						if !ok {
+							return badInput("spine row %d: %q is null", row, g.joinKeys[ki])
+						}
+						parts = append(parts, v)
 					}
-					if !ok {
-						return badInput("spine row %d: %q is null", row, g.joinKey)
+					var err error
+					if key, err = keyenc.AppendKey(key[:0], parts...); err != nil {
+						return badInput("spine row %d: %v", row, err) // keyValueAt checked every part
 					}
 					fn(gi, key, row, t)
 				}

@@ -270,7 +270,7 @@ func (x *Exporter) newJoiner(g *group, mode Mode, sp *spineSet, lt *logTable, re
 		key := make([]bool, len(lt.schemas))
 		for si, s := range lt.schemas {
 			src[si] = s.Source() == ev.view.Source.Name
-			key[si] = src[si] && s.KeyKind() == ev.view.Entity.Type
+			key[si] = src[si] && slices.Equal(s.KeyKinds(), ev.view.KeyKinds())
 		}
 		j.source = append(j.source, src)
 		j.keyOK = append(j.keyOK, key)

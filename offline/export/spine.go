@@ -182,11 +182,11 @@ func isTimeType(t arrow.DataType) bool {
 	return t.ID() == arrow.TIMESTAMP || t.ID() == arrow.INT64 || t.ID() == arrow.DATE32
 }
 
-// keyAt appends the keyenc bytes of row i of a key column; ok is false for
-// a null.
-func keyAt(dst []byte, a arrow.Array, i int) ([]byte, bool, error) {
+// keyValueAt returns row i of a key column as a key part (its keyenc bytes
+// are keyenc.AppendKey's); ok is false for a null.
+func keyValueAt(a arrow.Array, i int) (aggregate.Value, bool, error) {
 	if a.IsNull(i) {
-		return dst, false, nil
+		return aggregate.Value{}, false, nil
 	}
 	var v aggregate.Value
 	switch a := a.(type) {
@@ -209,10 +209,14 @@ func keyAt(dst []byte, a arrow.Array, i int) ([]byte, bool, error) {
 	case *array.Uint8:
 		v = aggregate.Value{Kind: aggregate.KindInt64, I: int64(a.Value(i))}
 	default:
-		return dst, false, badInput("key column of type %s", a.DataType())
+		return aggregate.Value{}, false, badInput("key column of type %s", a.DataType())
 	}
-	out, err := keyenc.AppendEntity(dst, v)
-	return out, true, err
+	if v.Kind == aggregate.KindString {
+		if err := keyenc.Check(v.S); err != nil {
+			return v, true, err
+		}
+	}
+	return v, true, nil
 }
 
 // millisAt returns row i of a time column in epoch milliseconds (finer

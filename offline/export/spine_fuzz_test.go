@@ -34,7 +34,7 @@ func fuzzReadSpine(t *testing.T, path, format, joinKey string, kind aggregate.Ki
 	t.Helper()
 	keys := map[string]aggregate.Kind{joinKey: kind}
 	var rows []spineRow
-	recs, n, err := (&Exporter{}).readSpine(&spineSource{path: path, format: format, size: -1}, keys, timeCol, []*group{{joinKey: joinKey, keyKind: kind}}, true,
+	recs, n, err := (&Exporter{}).readSpine(&spineSource{path: path, format: format, size: -1}, keys, timeCol, []*group{{joinKeys: []string{joinKey}, keyKinds: []aggregate.Kind{kind}}}, true,
 		func(_ int, key []byte, row, ms int64) {
 			if row != int64(len(rows)) {
 				t.Fatalf("row %d after %d rows", row, len(rows))

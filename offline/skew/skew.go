@@ -3,13 +3,14 @@ package skew
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/offline/internal/codec"
@@ -286,7 +288,7 @@ func compareSample(v *registry.View, s *Sample, m *collectSink, row int) []Misma
 			continue
 		}
 		out = append(out, Mismatch{
-			Feature: ref, Entity: entityString(v.Entity.Type, s.Entity),
+			Feature: ref, Entity: entityString(v, s.Entity),
 			AtMillis: s.AtMillis, Online: describe(on), Offline: describe(off),
 		})
 	}
@@ -387,32 +389,62 @@ func sameValue(a, b aggregate.Value) bool {
 	return a.I == b.I
 }
 
-func entityString(k aggregate.Kind, b []byte) string {
-	if k == aggregate.KindInt64 && len(b) == 8 {
-		return fmt.Sprint(int64(binary.BigEndian.Uint64(b) ^ (1 << 63)))
+// entityString is how a mismatch names its entity: the key's value, or
+// "join_key=value" per part, comma-separated, for a compound key.
+func entityString(v *registry.View, b []byte) string {
+	parts, err := keyenc.DecodeKey(nil, b, v.KeyKinds())
+	if err != nil {
+		return fmt.Sprintf("%x", b)
 	}
-	return string(b)
+	var sb strings.Builder
+	for i, p := range parts {
+		if len(parts) > 1 {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(v.Entities[i].JoinKey + "=")
+		}
+		if p.Kind == aggregate.KindInt64 {
+			sb.WriteString(strconv.FormatInt(p.I, 10))
+		} else {
+			sb.WriteString(p.S)
+		}
+	}
+	return sb.String()
 }
 
-// writeSampleSpine writes the samples idx of view v as a spine: the view's
-// join key and "t", each sample's AtMillis plus shiftMillis.
+// writeSampleSpine writes the samples idx of view v as a spine: a column per
+// join key of the view and "t", each sample's AtMillis plus shiftMillis.
 func writeSampleSpine(path string, v *registry.View, samples []Sample, idx []int, shiftMillis int64) error {
-	key := arrow.Field{Name: v.Entity.JoinKey, Type: arrow.BinaryTypes.String}
-	if v.Entity.Type == aggregate.KindInt64 {
-		key.Type = arrow.PrimitiveTypes.Int64
+	var fields []arrow.Field
+	for _, e := range v.Entities {
+		key := arrow.Field{Name: e.JoinKey, Type: arrow.BinaryTypes.String}
+		if e.Type == aggregate.KindInt64 {
+			key.Type = arrow.PrimitiveTypes.Int64
+		}
+		fields = append(fields, key)
 	}
-	sc := arrow.NewSchema([]arrow.Field{key, {Name: "t", Type: codec.TimestampMS}}, nil)
+	tcol := len(fields)
+	sc := arrow.NewSchema(append(fields, arrow.Field{Name: "t", Type: codec.TimestampMS}), nil)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 	defer b.Release()
+	kinds := v.KeyKinds()
+	var parts []aggregate.Value
 	for _, i := range idx {
 		s := samples[i]
-		switch kb := b.Field(0).(type) {
-		case *array.Int64Builder:
-			kb.Append(int64(binary.BigEndian.Uint64(s.Entity) ^ (1 << 63)))
-		case *array.StringBuilder:
-			kb.Append(string(s.Entity))
+		var err error
+		if parts, err = keyenc.DecodeKey(parts[:0], s.Entity, kinds); err != nil {
+			return fmt.Errorf("sample of %s v%d: %w", v.Name, v.Version, err)
 		}
-		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(s.AtMillis + shiftMillis))
+		for k, p := range parts {
+			switch kb := b.Field(k).(type) {
+			case *array.Int64Builder:
+				kb.Append(p.I)
+			case *array.StringBuilder:
+				kb.Append(p.S)
+			}
+		}
+		b.Field(tcol).(*array.TimestampBuilder).Append(arrow.Timestamp(s.AtMillis + shiftMillis))
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()

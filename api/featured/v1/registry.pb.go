@@ -718,13 +718,16 @@ type Source struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// "kafka" or "push".
-	Kind      string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Topic     string `protobuf:"bytes,3,opt,name=topic,proto3" json:"topic,omitempty"`
-	Format    string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
+	Kind   string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Topic  string `protobuf:"bytes,3,opt,name=topic,proto3" json:"topic,omitempty"`
+	Format string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
+	// The first (for views of one entity, the only) key field; entity_keys
+	// has them all, one per entity of the views on the source.
 	EntityKey string `protobuf:"bytes,5,opt,name=entity_key,json=entityKey,proto3" json:"entity_key,omitempty"`
 	EventTime string `protobuf:"bytes,6,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
 	// Field name -> type ("int64", "float64", "string", "bool").
 	Fields        map[string]string `protobuf:"bytes,7,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	EntityKeys    []string          `protobuf:"bytes,8,rep,name=entity_keys,json=entityKeys,proto3" json:"entity_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -808,17 +811,29 @@ func (x *Source) GetFields() map[string]string {
 	return nil
 }
 
+func (x *Source) GetEntityKeys() []string {
+	if x != nil {
+		return x.EntityKeys
+	}
+	return nil
+}
+
 type FeatureView struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Version int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	// The registry's stable numeric id of the view name.
-	Id            uint32     `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	Id uint32 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	// The view's first (for a view of one entity, its only) entity and join
+	// key; entities and join_keys list all of them, in the key's order (a
+	// compound key has several).
 	Entity        string     `protobuf:"bytes,4,opt,name=entity,proto3" json:"entity,omitempty"`
 	JoinKey       string     `protobuf:"bytes,5,opt,name=join_key,json=joinKey,proto3" json:"join_key,omitempty"`
 	Source        string     `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
 	TtlMillis     int64      `protobuf:"varint,7,opt,name=ttl_millis,json=ttlMillis,proto3" json:"ttl_millis,omitempty"`
 	Features      []*Feature `protobuf:"bytes,8,rep,name=features,proto3" json:"features,omitempty"`
+	Entities      []string   `protobuf:"bytes,9,rep,name=entities,proto3" json:"entities,omitempty"`
+	JoinKeys      []string   `protobuf:"bytes,10,rep,name=join_keys,json=joinKeys,proto3" json:"join_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -905,6 +920,20 @@ func (x *FeatureView) GetTtlMillis() int64 {
 func (x *FeatureView) GetFeatures() []*Feature {
 	if x != nil {
 		return x.Features
+	}
+	return nil
+}
+
+func (x *FeatureView) GetEntities() []string {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
+}
+
+func (x *FeatureView) GetJoinKeys() []string {
+	if x != nil {
+		return x.JoinKeys
 	}
 	return nil
 }
@@ -1099,7 +1128,7 @@ const file_featured_v1_registry_proto_rawDesc = "" +
 	"\x06Entity\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bjoin_key\x18\x02 \x01(\tR\ajoinKey\x12\x12\n" +
-	"\x04type\x18\x03 \x01(\tR\x04type\"\x90\x02\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\"\xb1\x02\n" +
 	"\x06Source\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
@@ -1109,10 +1138,12 @@ const file_featured_v1_registry_proto_rawDesc = "" +
 	"entity_key\x18\x05 \x01(\tR\tentityKey\x12\x1d\n" +
 	"\n" +
 	"event_time\x18\x06 \x01(\tR\teventTime\x127\n" +
-	"\x06fields\x18\a \x03(\v2\x1f.featured.v1.Source.FieldsEntryR\x06fields\x1a9\n" +
+	"\x06fields\x18\a \x03(\v2\x1f.featured.v1.Source.FieldsEntryR\x06fields\x12\x1f\n" +
+	"\ventity_keys\x18\b \x03(\tR\n" +
+	"entityKeys\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa0\x02\n" +
 	"\vFeatureView\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12\x0e\n" +
@@ -1122,7 +1153,10 @@ const file_featured_v1_registry_proto_rawDesc = "" +
 	"\x06source\x18\x06 \x01(\tR\x06source\x12\x1d\n" +
 	"\n" +
 	"ttl_millis\x18\a \x01(\x03R\tttlMillis\x120\n" +
-	"\bfeatures\x18\b \x03(\v2\x14.featured.v1.FeatureR\bfeatures\"\xbb\x01\n" +
+	"\bfeatures\x18\b \x03(\v2\x14.featured.v1.FeatureR\bfeatures\x12\x1a\n" +
+	"\bentities\x18\t \x03(\tR\bentities\x12\x1b\n" +
+	"\tjoin_keys\x18\n" +
+	" \x03(\tR\bjoinKeys\"\xbb\x01\n" +
 	"\aFeature\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vaggregation\x18\x02 \x01(\tR\vaggregation\x12\x14\n" +
