@@ -68,6 +68,7 @@ type OfflineRoutes struct {
 //	POST   /v1/export, /v1/backfill, /v1/verify-skew   Options.Offline
 //	POST   /v1/backup                  a consistent backup to a destination (Options.Backup)
 //	GET    /v1/status                  ingest, Kafka lag, freshness, store counters
+//	POST   /v1/cluster/drain           drain this node, then leave the cluster (Options.Cluster)
 //	GET    /livez, /healthz            the process is up
 //	GET    /readyz[?verbose]           ready to serve (SetReady, Store.Ready, Options.ReadyChecks)
 //	GET    /debug/pprof/...            net/http/pprof, when Options.Pprof
@@ -124,6 +125,9 @@ func (s *Server) HTTPHandler() http.Handler {
 		r.With(read).Get("/v1/registry", s.handleRegistry)
 		r.With(admin).Get("/v1/registry/history", s.handleHistory)
 		r.With(admin).Get("/v1/status", s.handleStatus)
+		if s.opts.Cluster != nil {
+			r.With(admin).Post("/v1/cluster/drain", s.handleErr(s.audited(s.handleDrain)))
+		}
 		r.Get("/healthz", s.handleLivez)
 		r.Get("/livez", s.handleLivez)
 		r.Get("/readyz", s.handleReadyz)

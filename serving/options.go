@@ -140,6 +140,10 @@ type Options struct {
 	// forward duration histogram); nil: none. RouterStats counts them
 	// either way.
 	ForwardObserver ForwardObserver
+	// Cluster, when set, is this node's part in a cluster: GET /v1/status
+	// gains its "cluster" section and POST /v1/cluster/drain (admin)
+	// drains the node. Nil: a single node, no such route.
+	Cluster ClusterNode
 	// MaxPeerReads is how many forwarded reads (PeerService.Read) this node
 	// answers at once: a class of its own, so that front nodes whose
 	// lookups wait on forwards never hold the slots their peers need. The

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -30,6 +31,19 @@ type OfflineLogStatus interface {
 
 var _ OfflineLogStatus = (*eventlog.Log)(nil)
 
+// ClusterNode is what the server reads of a node's part in a cluster
+// (cmd/featured adapts cluster/replicas.Keeper). Its methods are called
+// from request goroutines, concurrently.
+type ClusterNode interface {
+	// ClusterStatus is the "cluster" section of GET /v1/status, encoded
+	// with encoding/json.
+	ClusterStatus() any
+	// Drain starts draining the node (POST /v1/cluster/drain): its
+	// partitions move to other members, then it leaves the group. It
+	// returns at once; ClusterStatus shows the progress.
+	Drain() error
+}
+
 // viewFreshness is one view version's line of GET /v1/status.
 type viewFreshness struct {
 	View              string  `json:"view"`
@@ -52,6 +66,9 @@ type statusBody struct {
 	// OfflineLog is per shard: WAL bytes cut after a crash, committed
 	// bytes lost to a power loss, and quarantined (damaged) files.
 	OfflineLog []eventlog.ShardStats `json:"offline_log,omitempty"`
+	// Cluster is Options.Cluster's status: the owner map, this node's
+	// role, offsets and lag per partition, forwarding counters.
+	Cluster any `json:"cluster,omitempty"`
 }
 
 // handleStatus serves GET /v1/status: ingest counters, Kafka consumers with
@@ -66,6 +83,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.opts.OfflineLog != nil {
 		st.OfflineLog = s.opts.OfflineLog.Stats()
+	}
+	if s.opts.Cluster != nil {
+		st.Cluster = s.opts.Cluster.ClusterStatus()
 	}
 	latest := map[string]int64{}
 	for _, ss := range st.Push {
@@ -95,4 +115,19 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, append(body, '\n'))
+}
+
+// handleDrain serves POST /v1/cluster/drain: the node starts draining and
+// the answer is 202 with the cluster status; GET /v1/status shows when it
+// holds nothing and has left the group.
+func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) error {
+	if err := s.opts.Cluster.Drain(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotReady, err)
+	}
+	body, err := json.MarshalIndent(s.opts.Cluster.ClusterStatus(), "", "  ")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, append(body, '\n'))
+	return nil
 }

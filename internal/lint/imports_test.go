@@ -47,9 +47,12 @@ var allowed = map[string][]string{
 	// cluster decides who holds which partition from Kafka's group
 	// protocol; it moves no data, so it needs none of ours.
 	"cluster": {},
+	// cluster/replicas keeps a node's replicas in step with the owner map:
+	// the ingest partition set, freshness from the consumers' positions.
+	"cluster/replicas": {"cluster", "ingest"},
 	// telemetry reads the Stats of the packages that do the work and feeds
 	// their hooks; none of them imports it (or OpenTelemetry).
-	"internal/telemetry": {"featurestore", "ingest", "offline", "offline/export", "registry", "serving"},
+	"internal/telemetry": {"cluster", "featurestore", "ingest", "offline", "offline/export", "registry", "serving"},
 	// feastimport turns a Feast registry into definitions (it writes
 	// durations the registry's way); cmd/featured reads the file.
 	"feastimport":        {"registry", "api/feast/core", "api/feast/types"},
