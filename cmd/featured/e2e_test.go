@@ -97,7 +97,13 @@ func (b *syncBuffer) String() string {
 
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
-	httpAddr, grpcAddr := freePort(t), freePort(t)
+	return startServerAt(t, dataDir, freePort(t), freePort(t), extra...)
+}
+
+// startServerAt is startServer on given addresses (a node restarted where
+// its peers know it).
+func startServerAt(t *testing.T, dataDir, httpAddr, grpcAddr string, extra ...string) *server {
+	t.Helper()
 	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--shards", "2"}, extra...)
 	cmd := exec.Command(featuredBinary(t), args...)
 	s := &server{cmd: cmd, url: "http://" + httpAddr, grpc: grpcAddr, logs: &syncBuffer{}, done: make(chan struct{})}

@@ -34,6 +34,7 @@ Usage:
                                          empty data dir
   featured registry                      print the registry
   featured status                        print ingest and store status
+  featured cluster status | drain        the cluster's owner map; drain this node, then leave
   featured token --name N --scopes read[,write,admin] [--views a,b] [--services s]
                                          make a random token; print it and its --auth-file entry
   featured import feast REGISTRY [--project P] [-o FILE]
@@ -88,6 +89,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return backupCmd(ctx, rest, stdout, stderr)
 	case "restore":
 		return restoreCmd(ctx, rest, stdout, stderr)
+	case "cluster":
+		return clusterCmd(ctx, rest, stdout, stderr)
 	case "registry", "status":
 		return showCmd(ctx, cmd, rest, stdout, stderr)
 	case "token":

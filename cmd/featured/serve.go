@@ -96,6 +96,8 @@ type serveConfig struct {
 	insecure             bool
 	tlsCert, tlsKey      string
 	tlsClientCA          string
+	// Cluster mode (cluster.go).
+	cluster clusterConfig
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -155,6 +157,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.BoolVar(&c.insecure, "insecure", false, "allow non-loopback listen addresses without --auth-file, and a non-loopback --pprof-addr")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) for HTTP and gRPC; reloaded when it changes")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	clusterFlags(fs, &c.cluster)
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "PEM CA of client certificates; a verified certificate's subject may stand for a token (subject: in --auth-file)")
 	return c
 }
@@ -236,6 +239,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := checkOpenDoor(c, log); err != nil {
 		return err
 	}
+	if err := c.cluster.check(c); err != nil {
+		return err
+	}
 	var keyring *auth.Keyring
 	if c.authFile != "" {
 		if keyring, err = auth.Open(c.authFile, auth.Options{Logger: log}); err != nil {
@@ -244,6 +250,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("auth on", "file", c.authFile, "entries", keyring.Len())
 	}
 	var tlsConfig *tls.Config
+	var certReloader *certs.Reloader
 	if c.tlsCert != "" {
 		rl, err := certs.NewReloader(c.tlsCert, c.tlsKey, certs.Options{Logger: log})
 		if err != nil {
@@ -252,6 +259,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if tlsConfig, err = certs.ServerConfig(rl, c.tlsClientCA); err != nil {
 			return fmt.Errorf("--tls-client-ca: %w", err)
 		}
+		certReloader = rl
 	}
 	if err := checkDir(c.exportTempDir); err != nil {
 		return fmt.Errorf("--export-temp-dir: %w", err)
@@ -345,14 +353,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log, Writable: disk.Check,
 		PushBatch: tel.PushBatch, Applied: tel.IngestApplied, Tracer: tel.IngestTracer()}
-	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
+	pushOpts := ingestOpts
+	var partitionSet *ingest.PartitionSet // nil: every partition (a single node)
+	if c.cluster.group != "" {
+		pushOpts.Writable = func() error { return errPushInCluster }
+		partitionSet = ingest.NewPartitionSet()
+	}
+	pusher, err := ingest.NewPusher(reg, store, pushOpts)
 	if err != nil {
 		return err
 	}
 	var kafkaIngest *ingest.Kafka
 	if c.kafkaBrokers != "" {
-		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ","), GroupPrefix: c.kafkaGroupPrefix})
+		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ","),
+			GroupPrefix: c.kafkaGroupPrefix, Partitions: partitionSet})
 		if err != nil {
+			return err
+		}
+	}
+	var node *clusterNode
+	if c.cluster.group != "" {
+		if node, err = newClusterNode(c.cluster, c.dataDir, clusterPartitions(c, store), partitionSet, kafkaIngest, log); err != nil {
 			return err
 		}
 	}
@@ -391,10 +412,31 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		sopts.Kafka = kafkaIngest
 		sopts.ReadyChecks = append(sopts.ReadyChecks, serving.Check{Name: "kafka", Check: kafkaIngest.Ready})
 	}
-	srv, err := serving.New(reg, store, pusher, sopts)
+	var srv *serving.Server
+	if node != nil {
+		sopts.Placement = node.keeper
+		sopts.Cluster = node
+		sopts.ForwardTimeout = c.cluster.forwardTimeout
+		sopts.ReadyChecks = append(sopts.ReadyChecks, serving.Check{Name: "cluster", Check: node.keeper.Ready})
+		if sopts.PeerDialOptions, err = peerDialOptions(c, certReloader); err != nil {
+			return err
+		}
+		routerStats := func() serving.RouterStats {
+			if srv == nil {
+				return serving.RouterStats{}
+			}
+			return srv.RouterStats()
+		}
+		if sopts.ForwardObserver, err = tel.ObserveCluster(node.keeper, routerStats); err != nil {
+			return err
+		}
+		node.keeper.SetForwarding(func() any { return routerStats() })
+	}
+	srv, err = serving.New(reg, store, pusher, sopts)
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 
 	httpLn, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
@@ -493,6 +535,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if c.backupInterval > 0 && c.backupDest != "" {
 		backupsDone.Go(func() { backups.schedule(backupCtx, c.backupDest, c.backupInterval, c.backupKeep) })
 	}
+	if node != nil {
+		// Peers may forward to this node as soon as the map names it: the
+		// listeners run already.
+		if err := node.start(ctx, strings.Split(c.kafkaBrokers, ","), clusterPartitions(c, store)); err != nil {
+			srv.SetReady(false)
+			httpSrv.Close()
+			grpcSrv.Stop()
+			wg.Wait()
+			stopKafka()
+			if kafkaDone != nil {
+				<-kafkaDone
+			}
+			return err
+		}
+	}
 	srv.SetReady(true)
 	log.Info("featured serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),
 		"data_dir", c.dataDir, "shards", store.Shards(), "kafka", c.kafkaBrokers != "", "auth", keyring != nil, "tls", tlsConfig != nil)
@@ -518,6 +575,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		grpcSrv.Stop()
 	}
 	wg.Wait()
+	if node != nil {
+		node.close()
+	}
 	stopKafka()
 	if kafkaDone != nil {
 		<-kafkaDone

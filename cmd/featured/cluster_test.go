@@ -1,0 +1,639 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	featuredv1 "github.com/featured-dev/featured/api/featured/v1"
+	"github.com/featured-dev/featured/cluster/replicas"
+	"github.com/featured-dev/featured/internal/kafkatest"
+	"github.com/featured-dev/featured/registry"
+)
+
+var clusterAll = flag.Bool("cluster.all", false, "run every phase of TestCluster (a 4th node added, one drained and removed, a rolling restart); without it: 3 nodes and a SIGKILL")
+
+// clusterPartitions is the test topic's partition count P.
+const clusterP = 8
+
+// clusterRig is the cluster test's world: the topic, its stream, the
+// nodes, and the lookups running through them.
+type clusterRig struct {
+	t       *testing.T
+	brokers []string
+	topic   string
+	group   string
+	dir     string
+	defs    string
+	view    *registry.View
+	refs    []string
+	streams map[string][]aggregatetest.Event
+	users   []string
+
+	// produced is how many rounds (one event of every user) the topic
+	// holds; the reference is the streams cut there.
+	produced atomic.Int64
+
+	mu    sync.Mutex
+	nodes map[string]*clusterNodeProc // by instance name
+	live  []string                    // the nodes lookups go to
+}
+
+type clusterNodeProc struct {
+	name, data, http, grpc string
+	s                      *server
+}
+
+func newClusterRig(t *testing.T, users, events int) *clusterRig {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "cluster", clusterP)
+	t.Cleanup(func() {
+		kafkatest.DeleteTopic(t, brokers, topic+".dlq")
+		kafkatest.DeleteTopic(t, brokers, "featured-"+topic+".members")
+	})
+	dir := t.TempDir()
+	r := &clusterRig{t: t, brokers: brokers, topic: topic, group: "featured-" + topic, dir: dir,
+		defs: defsWith("kafka", topic), nodes: map[string]*clusterNodeProc{}}
+	if err := os.WriteFile(filepath.Join(dir, "defs.yaml"), []byte(r.defs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.view = compiledView(t, r.defs, "spend")
+	r.refs = viewRefs(r.view)
+	r.streams = streamsFor(users, 1414, events, time.Now())
+	for u := range r.streams {
+		r.users = append(r.users, u)
+	}
+	slices.Sort(r.users)
+	return r
+}
+
+// produce writes rounds [from, to) of the stream, a round at a time with a
+// pause between, so that it runs while the test does other things.
+func (r *clusterRig) produce(from, to int, pause time.Duration) {
+	w := kafkatest.NewWriter(r.t, r.brokers, r.topic)
+	for i := from; i < to; i++ {
+		var recs []*kgo.Record
+		for _, u := range r.users {
+			b, _ := json.Marshal(eventObject(u, r.streams[u][i]))
+			recs = append(recs, &kgo.Record{Key: []byte(u), Value: b})
+		}
+		if err := w.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			r.t.Errorf("produce round %d: %v", i, err)
+			return
+		}
+		r.produced.Store(int64(i + 1))
+		time.Sleep(pause)
+	}
+}
+
+// startNode starts (or restarts, on the same data dir and addresses) the
+// node called name.
+func (r *clusterRig) startNode(name string) *clusterNodeProc {
+	r.t.Helper()
+	r.mu.Lock()
+	n := r.nodes[name]
+	if n == nil {
+		n = &clusterNodeProc{name: name, data: filepath.Join(r.dir, name), http: freePort(r.t), grpc: freePort(r.t)}
+		r.nodes[name] = n
+	}
+	r.mu.Unlock()
+	n.s = startServerAt(r.t, n.data, n.http, n.grpc,
+		"--kafka-brokers", strings.Join(r.brokers, ","), "--apply", filepath.Join(r.dir, "defs.yaml"),
+		"--shards", strconv.Itoa(clusterP), "--commit-interval", "2ms",
+		"--cluster-group", r.group, "--cluster-instance", name, "--cluster-advertise", n.grpc,
+		"--cluster-session-timeout", "6s", "--standbys", "1", "--log-level", "debug")
+	r.setLive(name, true)
+	return n
+}
+
+func (r *clusterRig) setLive(name string, live bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.live = slices.DeleteFunc(r.live, func(s string) bool { return s == name })
+	if live {
+		r.live = append(r.live, name)
+	}
+}
+
+func (r *clusterRig) liveNodes() []*clusterNodeProc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*clusterNodeProc, 0, len(r.live))
+	for _, name := range r.live {
+		out = append(out, r.nodes[name])
+	}
+	return out
+}
+
+// status reads a node's cluster status.
+func (n *clusterNodeProc) status(t *testing.T) (*replicas.Status, error) {
+	resp, err := http.Get("http://" + n.http + "/v1/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Cluster *replicas.Status `json:"cluster"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	if body.Cluster == nil {
+		return nil, fmt.Errorf("no cluster in /v1/status")
+	}
+	return body.Cluster, nil
+}
+
+// waitFor polls cond every 100ms until it holds or limit passes.
+func (r *clusterRig) waitFor(what string, limit time.Duration, cond func() (bool, string)) time.Duration {
+	r.t.Helper()
+	start := time.Now()
+	last := ""
+	for {
+		ok, why := cond()
+		if ok {
+			return time.Since(start)
+		}
+		last = why
+		if time.Since(start) > limit {
+			r.dumpLogs()
+			r.t.Fatalf("%s: not after %s: %s", what, limit, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (r *clusterRig) dumpLogs() {
+	for _, n := range r.liveNodes() {
+		logs := n.s.logs.String()
+		if len(logs) > 6000 {
+			logs = logs[len(logs)-6000:]
+		}
+		r.t.Logf("--- %s (tail):\n%s", n.name, logs)
+	}
+}
+
+// settled says whether every live node follows one map of the given
+// members, in which every partition has an active and standbys and no
+// warm-ups, and every live node answers the partitions it holds itself.
+func (r *clusterRig) settled(members ...string) (bool, string) {
+	var gen int32 = -1
+	for _, n := range r.liveNodes() {
+		st, err := n.status(r.t)
+		if err != nil {
+			return false, err.Error()
+		}
+		if gen >= 0 && st.Generation != gen {
+			return false, fmt.Sprintf("%s at generation %d, another at %d", n.name, st.Generation, gen)
+		}
+		gen = st.Generation
+		var names []string
+		for _, m := range st.Members {
+			names = append(names, m.Instance)
+		}
+		if !slices.Equal(names, members) {
+			return false, fmt.Sprintf("%s: members %v, want %v", n.name, names, members)
+		}
+		for _, p := range st.Partition {
+			if p.Active == "" || len(p.Warmups) > 0 || len(p.Standbys) != min(1, len(members)-1) {
+				return false, fmt.Sprintf("%s: partition %d: active %q standbys %v warmups %v", n.name, p.Partition, p.Active, p.Standbys, p.Warmups)
+			}
+			if p.Role != "none" && !p.Local {
+				return false, fmt.Sprintf("%s: partition %d (%s) not answered locally (lag %d)", n.name, p.Partition, p.Role, p.LagRecords)
+			}
+		}
+	}
+	return true, ""
+}
+
+// reference is the stream as produced so far.
+func (r *clusterRig) reference() map[string][]aggregatetest.Event {
+	k := int(r.produced.Load())
+	out := make(map[string][]aggregatetest.Event, len(r.streams))
+	for u, evs := range r.streams {
+		out[u] = evs[:k]
+	}
+	return out
+}
+
+// equalEverywhere reports whether lookups of every user through every live
+// node (native HTTP, 1 and all users; Feast HTTP and gRPC, all users)
+// equal the brute-force reference of what was produced.
+func (r *clusterRig) equalEverywhere() (bool, string) {
+	ref := r.reference()
+	for _, n := range r.liveNodes() {
+		if ok, why := r.nodeEqual(n, ref); !ok {
+			return false, n.name + ": " + why
+		}
+	}
+	return true, ""
+}
+
+func (r *clusterRig) nodeEqual(n *clusterNodeProc, ref map[string][]aggregatetest.Event) (bool, string) {
+	specs := r.view.Layout.Specs()
+	one := r.users[rand.IntN(len(r.users))]
+	for _, users := range [][]string{{one}, r.users} {
+		native, err := nativeLookup(n.http, r.refs, users)
+		if err != nil {
+			return false, err.Error()
+		}
+		for i, row := range native.Rows {
+			for f, spec := range specs {
+				kind := spec.Op.ResultKind(spec.FieldKind)
+				got := resultOf(r.t, kind, spec.FieldKind, row.Values[f], row.Statuses[f], row.EventMs[f])
+				want := aggregatetest.Reference(specs, r.view.Layout.TTLMillis(), ref[users[i]], f, native.ReadAtMs)
+				if !aggregatetest.Equal(got, want, 1e-9) {
+					return false, fmt.Sprintf("native %s %s: got %+v, want %+v", users[i], r.refs[f], got, want)
+				}
+			}
+		}
+		// Feast's endpoint and gRPC against the native answer just read:
+		// the same rows, values and statuses. A window may move between
+		// the two reads; the caller polls again.
+		want := nativeCells(native)
+		feast, err := feastLookup(n.http, r.refs, users)
+		if err != nil {
+			return false, err.Error()
+		}
+		if !slices.Equal(feast, want) {
+			return false, fmt.Sprintf("feast answer differs from native:\n%v\n%v", feast, want)
+		}
+		g, err := grpcLookup(n.grpc, r.refs, users)
+		if err != nil {
+			return false, err.Error()
+		}
+		if !slices.Equal(g, want) {
+			return false, fmt.Sprintf("grpc answer differs from native:\n%v\n%v", g, want)
+		}
+	}
+	return true, ""
+}
+
+func nativeLookup(addr string, refs, users []string) (nativeResponse, error) {
+	var r nativeResponse
+	b, _ := json.Marshal(map[string]any{"features": refs, "entities": map[string]any{"user_id": users}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/v1/features", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return r, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 {
+		return r, fmt.Errorf("native lookup: %d %s", resp.StatusCode, buf.Bytes())
+	}
+	if err := json.Unmarshal(buf.Bytes(), &r); err != nil {
+		return r, err
+	}
+	if len(r.Rows) != len(users) {
+		return r, fmt.Errorf("native lookup: %d rows for %d users", len(r.Rows), len(users))
+	}
+	return r, nil
+}
+
+// clusterCell renders one value for comparison across APIs: numbers as float64,
+// lists element by element.
+func clusterCell(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case json.Number:
+		f, _ := v.Float64()
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	case int64:
+		return strconv.FormatFloat(float64(v), 'g', -1, 64)
+	case string:
+		return strconv.Quote(v)
+	case bool:
+		return strconv.FormatBool(v)
+	case []any:
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = clusterCell(x)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	return fmt.Sprintf("?%T", v)
+}
+
+// nativeCells is row-major "status value" per cell.
+func nativeCells(r nativeResponse) []string {
+	var out []string
+	for _, row := range r.Rows {
+		for f := range row.Values {
+			var v any
+			json.Unmarshal(row.Values[f], &v)
+			out = append(out, row.Statuses[f]+" "+clusterCell(v))
+		}
+	}
+	return out
+}
+
+func feastLookup(addr string, refs, users []string) ([]string, error) {
+	b, _ := json.Marshal(map[string]any{"features": refs, "entities": map[string]any{"user_id": users}})
+	resp, err := http.Post("http://"+addr+"/get-online-features", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("feast lookup: %d %s", resp.StatusCode, buf.Bytes())
+	}
+	var body struct {
+		Results []struct {
+			Values   []any    `json:"values"`
+			Statuses []string `json:"statuses"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &body); err != nil {
+		return nil, err
+	}
+	if len(body.Results) != 1+len(refs) {
+		return nil, fmt.Errorf("feast lookup: %d columns for %d features and the key", len(body.Results), len(refs))
+	}
+	var out []string
+	for e := range users {
+		for f := range refs {
+			col := body.Results[1+f]
+			out = append(out, col.Statuses[e]+" "+clusterCell(col.Values[e]))
+		}
+	}
+	return out, nil
+}
+
+func grpcValue(v *featuredv1.Value) any {
+	switch k := v.GetKind().(type) {
+	case *featuredv1.Value_Int64Val:
+		return k.Int64Val
+	case *featuredv1.Value_DoubleVal:
+		return k.DoubleVal
+	case *featuredv1.Value_StringVal:
+		return k.StringVal
+	case *featuredv1.Value_BoolVal:
+		return k.BoolVal
+	case *featuredv1.Value_ListVal:
+		out := []any{}
+		for _, x := range k.ListVal.GetVal() {
+			out = append(out, grpcValue(x))
+		}
+		return out
+	}
+	return nil
+}
+
+func grpcLookup(addr string, refs, users []string) ([]string, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	rv := &featuredv1.RepeatedValue{}
+	for _, u := range users {
+		rv.Val = append(rv.Val, &featuredv1.Value{Kind: &featuredv1.Value_StringVal{StringVal: u}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := featuredv1.NewServingServiceClient(conn).GetOnlineFeatures(ctx, &featuredv1.GetOnlineFeaturesRequest{
+		Kind:     &featuredv1.GetOnlineFeaturesRequest_Features{Features: &featuredv1.FeatureList{Val: refs}},
+		Entities: map[string]*featuredv1.RepeatedValue{"user_id": rv},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("grpc lookup: %w", err)
+	}
+	if len(resp.Results) != 1+len(refs) {
+		return nil, fmt.Errorf("grpc lookup: %d columns for %d features and the key", len(resp.Results), len(refs))
+	}
+	var out []string
+	for e := range users {
+		for f := range refs {
+			col := resp.Results[1+f]
+			out = append(out, col.Statuses[e].String()+" "+clusterCell(grpcValue(col.Values[e])))
+		}
+	}
+	return out, nil
+}
+
+// loader runs lookups through the live nodes until stopped: each lookup of
+// 1 or 10 users goes to a random live node and is retried on another one
+// within a deadline, as a client behind a load balancer would.
+type loader struct {
+	r       *clusterRig
+	stop    chan struct{}
+	done    chan struct{}
+	lookups atomic.Int64
+	mu      sync.Mutex
+	// attempts that failed (the lookup may have succeeded on a retry),
+	// and lookups that failed every retry within the deadline.
+	failedAttempts []time.Time
+	failed         []string
+}
+
+const lookupDeadline = 3 * time.Second
+
+func (r *clusterRig) startLoad() *loader {
+	l := &loader{r: r, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			users := []string{r.users[rand.IntN(len(r.users))]}
+			if rand.IntN(2) == 0 {
+				users = r.users[:10]
+			}
+			l.lookup(users)
+			l.lookups.Add(1)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return l
+}
+
+func (l *loader) lookup(users []string) {
+	start := time.Now()
+	var last error
+	for time.Since(start) < lookupDeadline {
+		nodes := l.r.liveNodes()
+		if len(nodes) == 0 {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		n := nodes[rand.IntN(len(nodes))]
+		_, err := nativeLookup(n.http, l.r.refs, users)
+		if err == nil {
+			return
+		}
+		last = fmt.Errorf("%s: %w", n.name, err)
+		l.mu.Lock()
+		l.failedAttempts = append(l.failedAttempts, time.Now())
+		l.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.mu.Lock()
+	l.failed = append(l.failed, fmt.Sprintf("%s: %v", start.Format("15:04:05.000"), last))
+	l.mu.Unlock()
+}
+
+// attemptsFailedSince counts failed attempts at or after t.
+func (l *loader) attemptsFailedSince(t time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, at := range l.failedAttempts {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *loader) finish(t *testing.T) {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Logf("lookups: %d, failed attempts (retried): %d, failed within %s: %d", l.lookups.Load(), len(l.failedAttempts), lookupDeadline, len(l.failed))
+	for i, f := range l.failed {
+		if i < 10 {
+			t.Errorf("lookup failed: %s", f)
+		}
+	}
+}
+
+// TestCluster runs featured in cluster mode against the real broker: 3
+// nodes with one standby per partition, a keyed stream from an independent
+// producer, lookups through every node all along; then a node killed with
+// SIGKILL and restarted; with -cluster.all also a 4th node added, a node
+// drained and removed, and a rolling restart of all. After each step,
+// lookups through every node (native, Feast and gRPC) equal the reference
+// of everything produced: nothing lost, nothing doubled.
+func TestCluster(t *testing.T) {
+	const users, events = 40, 40
+	r := newClusterRig(t, users, events)
+	r.produce(0, 10, 0)
+	names := []string{"node-a", "node-b", "node-c"}
+	start := time.Now()
+	for _, name := range names {
+		r.startNode(name)
+	}
+	took := r.waitFor("3 nodes settle", 90*time.Second, func() (bool, string) { return r.settled(names...) })
+	t.Logf("3 nodes settled %s after the first started (%s after the last was ready)", time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond))
+	r.waitFor("3 nodes equal the reference", 30*time.Second, r.equalEverywhere)
+
+	load := r.startLoad()
+	defer func() {
+		if load != nil {
+			load.finish(t)
+		}
+	}()
+
+	// (b) SIGKILL one node while the stream and the lookups go on.
+	var wg sync.WaitGroup
+	wg.Go(func() { r.produce(10, 20, 50*time.Millisecond) })
+	victim := r.nodes["node-b"]
+	r.setLive(victim.name, false)
+	killed := time.Now()
+	victim.s.kill()
+	survivors := []string{"node-a", "node-c"}
+	failover := r.waitFor("the map drops the killed node", 60*time.Second, func() (bool, string) { return r.settled(survivors...) })
+	wg.Wait()
+	r.waitFor("2 nodes equal the reference", 30*time.Second, r.equalEverywhere)
+	t.Logf("SIGKILL: the killed node's partitions promoted %s after the kill (session timeout 6s)", failover.Round(time.Millisecond))
+	// Reads never waited for that: the survivors forwarded to each other
+	// from the first failed forward on.
+	if n := load.attemptsFailedSince(killed.Add(time.Second)); n > 0 {
+		t.Errorf("%d lookup attempts failed more than 1s after the kill", n)
+	}
+
+	restarted := time.Now()
+	wg.Go(func() { r.produce(20, 30, 50*time.Millisecond) })
+	r.startNode(victim.name)
+	back := r.waitFor("the killed node back in the map", 90*time.Second, func() (bool, string) { return r.settled(names...) })
+	wg.Wait()
+	r.waitFor("3 nodes equal the reference after the restart", 30*time.Second, r.equalEverywhere)
+	t.Logf("the killed node, restarted, holds its partitions again %s after its restart", (time.Since(restarted) - 0).Round(time.Millisecond))
+	_ = back
+
+	if !*clusterAll {
+		r.produce(30, events, 0)
+		r.waitFor("equal at the end", 30*time.Second, r.equalEverywhere)
+		load.finish(t)
+		load = nil
+		return
+	}
+
+	// (c) a 4th node: warms up, then takes partitions.
+	wg.Go(func() { r.produce(30, 33, 50*time.Millisecond) })
+	added := time.Now()
+	r.startNode("node-d")
+	four := []string{"node-a", "node-b", "node-c", "node-d"}
+	handover := r.waitFor("the 4th node holds partitions", 90*time.Second, func() (bool, string) { return r.settled(four...) })
+	wg.Wait()
+	r.waitFor("4 nodes equal the reference", 30*time.Second, r.equalEverywhere)
+	t.Logf("a 4th node: balanced %s after it was ready (%s after its start)", handover.Round(time.Millisecond), time.Since(added).Round(time.Millisecond))
+
+	// (d) drain node-a, then remove it.
+	wg.Go(func() { r.produce(33, 36, 50*time.Millisecond) })
+	drained := r.nodes["node-a"]
+	if out, err := drained.s.cli(t, "cluster", "drain"); err != nil {
+		t.Fatalf("featured cluster drain: %v\n%s", err, out)
+	}
+	left := r.waitFor("the drained node leaves", 90*time.Second, func() (bool, string) {
+		st, err := drained.status(t)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Left, fmt.Sprintf("draining %v, left %v", st.Draining, st.Left)
+	})
+	r.setLive(drained.name, false)
+	drained.s.stop(t)
+	three := []string{"node-b", "node-c", "node-d"}
+	r.waitFor("the map without the drained node", 60*time.Second, func() (bool, string) { return r.settled(three...) })
+	wg.Wait()
+	r.waitFor("3 nodes equal the reference after the drain", 30*time.Second, r.equalEverywhere)
+	t.Logf("drain: the node held nothing and left %s after the drain began", left.Round(time.Millisecond))
+
+	// (e) a rolling restart: SIGTERM, start again, one node at a time.
+	wg.Go(func() { r.produce(36, events, 50*time.Millisecond) })
+	for _, name := range three {
+		n := r.nodes[name]
+		r.setLive(name, false)
+		n.s.stop(t)
+		r.startNode(name)
+		r.waitFor("settled after restarting "+name, 60*time.Second, func() (bool, string) { return r.settled(three...) })
+	}
+	wg.Wait()
+	r.waitFor("equal after the rolling restart", 30*time.Second, r.equalEverywhere)
+	load.finish(t)
+	load = nil
+}
+
