@@ -206,6 +206,35 @@ func (ps *peerSet) isDown(addr string, now int64) bool {
 	return c != nil && c.downUntil.Load() > now
 }
 
+// upFirst returns addrs with the peers marked down moved after the others
+// (a copy when it moves any; addrs is the Placement's and only read). A
+// down mark is a hint from a recent failure, not a verdict: a peer marked
+// down is tried after the others rather than skipped, so a lookup whose
+// replicas are all marked (one restarted a moment ago, another stopping)
+// still tries them before it fails.
+func (ps *peerSet) upFirst(addrs []string, now int64) []string {
+	down := -1
+	for i, a := range addrs {
+		if ps.isDown(a, now) {
+			down = i
+			break
+		}
+	}
+	if down < 0 {
+		return addrs
+	}
+	out := make([]string, 0, len(addrs))
+	var later []string
+	for _, a := range addrs {
+		if ps.isDown(a, now) {
+			later = append(later, a)
+		} else {
+			out = append(out, a)
+		}
+	}
+	return append(out, later...)
+}
+
 func (ps *peerSet) close() error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -400,13 +429,18 @@ func (s *Server) forward(ctx context.Context, l *lookup, p *plan, snap *registry
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// A call bounded by the caller's deadline can fail a moment
+		// before ctx says it ended: the caller's deadline, not the
+		// replicas, is why the lookup fails.
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			return context.DeadlineExceeded
+		}
 		now := time.Now().UnixNano()
 		var calls []*forwardCall
 		for _, i := range pending {
 			rp := &remote[i]
-			for rp.next < len(rp.peers) && s.peers.isDown(rp.peers[rp.next], now) {
-				rp.tried = append(rp.tried, rp.peers[rp.next]+": down")
-				rp.next++
+			if round == 0 {
+				rp.peers = s.peers.upFirst(rp.peers, now)
 			}
 			if rp.next >= len(rp.peers) {
 				return &PartitionError{Partition: rp.p, Tried: rp.tried}

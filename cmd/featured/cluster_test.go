@@ -447,10 +447,12 @@ type loader struct {
 	stop    chan struct{}
 	done    chan struct{}
 	lookups atomic.Int64
+	phase   atomic.Value // string: what the test is doing
 	mu      sync.Mutex
 	// attempts that failed (the lookup may have succeeded on a retry),
 	// and lookups that failed every retry within the deadline.
 	failedAttempts []time.Time
+	reasons        map[string]int
 	failed         []string
 }
 
@@ -458,6 +460,7 @@ const lookupDeadline = 3 * time.Second
 
 func (r *clusterRig) startLoad() *loader {
 	l := &loader{r: r, stop: make(chan struct{}), done: make(chan struct{})}
+	l.phase.Store("start")
 	go func() {
 		defer close(l.done)
 		for {
@@ -495,12 +498,29 @@ func (l *loader) lookup(users []string) {
 		last = fmt.Errorf("%s: %w", n.name, err)
 		l.mu.Lock()
 		l.failedAttempts = append(l.failedAttempts, time.Now())
+		if l.reasons == nil {
+			l.reasons = map[string]int{}
+		}
+		l.reasons[l.phase.Load().(string)+": "+reason(err)]++
 		l.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 	}
 	l.mu.Lock()
 	l.failed = append(l.failed, fmt.Sprintf("%s: %v", start.Format("15:04:05.000"), last))
 	l.mu.Unlock()
+}
+
+// reason shortens a lookup error to its kind: the status and the first
+// words of the message.
+func reason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "partition "); i >= 0 {
+		msg = msg[:i] + "partition N" + msg[min(len(msg), i+len("partition ")+2):]
+	}
+	if len(msg) > 400 {
+		msg = msg[:400]
+	}
+	return msg
 }
 
 // attemptsFailedSince counts failed attempts at or after t.
@@ -522,6 +542,9 @@ func (l *loader) finish(t *testing.T) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t.Logf("lookups: %d, failed attempts (retried): %d, failed within %s: %d", l.lookups.Load(), len(l.failedAttempts), lookupDeadline, len(l.failed))
+	for why, n := range l.reasons {
+		t.Logf("  %d failed attempts: %s", n, why)
+	}
 	for i, f := range l.failed {
 		if i < 10 {
 			t.Errorf("lookup failed: %s", f)
@@ -556,6 +579,7 @@ func TestCluster(t *testing.T) {
 		}
 	}()
 
+	load.phase.Store("kill")
 	// (b) SIGKILL one node while the stream and the lookups go on.
 	var wg sync.WaitGroup
 	wg.Go(func() { r.produce(10, 20, 50*time.Millisecond) })
@@ -574,6 +598,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("%d lookup attempts failed more than 1s after the kill", n)
 	}
 
+	load.phase.Store("restart after kill")
 	restarted := time.Now()
 	wg.Go(func() { r.produce(20, 30, 50*time.Millisecond) })
 	r.startNode(victim.name)
@@ -591,6 +616,7 @@ func TestCluster(t *testing.T) {
 		return
 	}
 
+	load.phase.Store("add")
 	// (c) a 4th node: warms up, then takes partitions.
 	wg.Go(func() { r.produce(30, 33, 50*time.Millisecond) })
 	added := time.Now()
@@ -601,6 +627,7 @@ func TestCluster(t *testing.T) {
 	r.waitFor("4 nodes equal the reference", 30*time.Second, r.equalEverywhere)
 	t.Logf("a 4th node: balanced %s after it was ready (%s after its start)", handover.Round(time.Millisecond), time.Since(added).Round(time.Millisecond))
 
+	load.phase.Store("drain")
 	// (d) drain node-a, then remove it.
 	wg.Go(func() { r.produce(33, 36, 50*time.Millisecond) })
 	drained := r.nodes["node-a"]
@@ -622,6 +649,7 @@ func TestCluster(t *testing.T) {
 	r.waitFor("3 nodes equal the reference after the drain", 30*time.Second, r.equalEverywhere)
 	t.Logf("drain: the node held nothing and left %s after the drain began", left.Round(time.Millisecond))
 
+	load.phase.Store("rolling restart")
 	// (e) a rolling restart: SIGTERM, start again, one node at a time.
 	wg.Go(func() { r.produce(36, events, 50*time.Millisecond) })
 	for _, name := range three {
