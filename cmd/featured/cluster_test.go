@@ -664,4 +664,3 @@ func TestCluster(t *testing.T) {
 	load.finish(t)
 	load = nil
 }
-
