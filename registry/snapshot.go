@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/internal/partition"
 )
 
 // Snapshot is the registry as of one generation. It is immutable once
@@ -26,6 +27,9 @@ type Snapshot struct {
 	all      []*View            // every live version, by name then version
 	bySource map[string][]*View // live, not detached versions per source
 	keyKinds map[string]aggregate.Kind
+	// keyEncs is, per source, its views' entities' kafka_key (Apply
+	// keeps it one per source).
+	keyEncs map[string]partition.KeyEncoding
 	// refs holds every valid reference ("view:feat" for the latest version,
 	// "view@vN:feat" for every live one), so Resolve is one map lookup per
 	// ref on the lookup path.
@@ -70,6 +74,7 @@ func (s *Snapshot) index() {
 	s.all = s.all[:0]
 	s.bySource = map[string][]*View{}
 	s.keyKinds = map[string]aggregate.Kind{}
+	s.keyEncs = map[string]partition.KeyEncoding{}
 	s.refs = map[string]Resolved{}
 	for _, name := range sortedKeys(s.views) {
 		h := s.views[name]
@@ -90,6 +95,7 @@ func (s *Snapshot) index() {
 			}
 			if _, ok := s.keyKinds[v.Source.Name]; !ok {
 				s.keyKinds[v.Source.Name] = v.Entity.Type
+				s.keyEncs[v.Source.Name] = v.Entity.KafkaKey
 			}
 		}
 	}
@@ -137,6 +143,13 @@ func (s *Snapshot) SourceKeyKind(source string) aggregate.Kind {
 		return k
 	}
 	return aggregate.KindNull
+}
+
+// SourceKafkaKey returns the kafka_key of the entities of the views on
+// source (one per source; Apply enforces it): with SourceKeyKind, what
+// places the source's events in partitions (keyenc.Partition).
+func (s *Snapshot) SourceKafkaKey(source string) partition.KeyEncoding {
+	return s.keyEncs[source]
 }
 
 // View returns version version of the named view, or its latest live
@@ -262,7 +275,7 @@ func (s *Snapshot) ResolveService(name string) ([]Resolved, error) {
 func (s *Snapshot) Definitions() *Definitions {
 	d := &Definitions{}
 	for _, e := range s.Entities() {
-		d.Entities = append(d.Entities, EntityDef{Name: e.Name, JoinKey: e.JoinKey, Type: kindName(e.Type)})
+		d.Entities = append(d.Entities, EntityDef{Name: e.Name, JoinKey: e.JoinKey, Type: kindName(e.Type), KafkaKey: e.KafkaKeyName()})
 	}
 	for _, src := range s.Sources() {
 		d.Sources = append(d.Sources, sourceDef(src))

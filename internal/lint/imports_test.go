@@ -15,7 +15,7 @@ const module = "github.com/featured-dev/featured"
 var allowed = map[string][]string{
 	"aggregate":                     {},
 	"aggregate/aggregatetest":       {"aggregate"},
-	"internal/keyenc":               {"aggregate"},
+	"internal/keyenc":               {"aggregate", "internal/partition"},
 	"internal/partition":            {},
 	"internal/bytesize":             {},
 	"internal/auth":                 {},
@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"internal/diskguard":            {},
 	"internal/jsoncheck":            {},
 	"internal/jsonedge":             {"internal/jsoncheck"},
-	"registry":                      {"aggregate", "internal/jsoncheck"},
+	"registry":                      {"aggregate", "internal/jsoncheck", "internal/partition"},
 	"featurestore":                  {"aggregate"},
 	"featurestore/featurestoretest": {"featurestore"},
 	"api/featured/v1":               {},
