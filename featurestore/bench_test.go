@@ -36,7 +36,7 @@ func benchLayout(b *testing.B) *aggregate.Layout {
 func BenchmarkRead(b *testing.B) {
 	now := int64(1_790_000_000_000)
 	l := benchLayout(b)
-	s, err := Open(b.TempDir(), Options{Shards: 2, Now: func() time.Time { return time.UnixMilli(now) }, GCInterval: -1})
+	s, err := Open(b.TempDir(), Options{Partitions: 2, Now: func() time.Time { return time.UnixMilli(now) }, GCInterval: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func BenchmarkRead(b *testing.B) {
 				Targets: []Target{{Key: vk, Layout: l}}})
 		}
 	}
-	if err := s.Enqueue(context.Background(), ws, nil); err != nil {
+	if err := s.Enqueue(context.Background(), placed(ws, s.Partitions()), nil); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.Flush(context.Background()); err != nil {
@@ -66,7 +66,7 @@ func BenchmarkRead(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if err := s.Read(vk, l, keys[i%entities], features, now, out); err != nil {
+		if err := s.Read(vk, l, partOf(keys[i%entities], s.Partitions()), keys[i%entities], features, now, out); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -81,7 +81,7 @@ func BenchmarkRead(b *testing.B) {
 func BenchmarkEnqueue(b *testing.B) {
 	now := int64(1_790_000_000_000)
 	l := benchLayout(b)
-	s, err := Open(b.TempDir(), Options{Shards: 2, Now: func() time.Time { return time.UnixMilli(now) }, GCInterval: -1})
+	s, err := Open(b.TempDir(), Options{Partitions: 2, Now: func() time.Time { return time.UnixMilli(now) }, GCInterval: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				Targets: []Target{{Key: vk, Layout: l}}}
 		}
 		n += batch
-		if err := s.Enqueue(context.Background(), ws, nil); err != nil {
+		if err := s.Enqueue(context.Background(), placed(ws, s.Partitions()), nil); err != nil {
 			b.Fatal(err)
 		}
 	}

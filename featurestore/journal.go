@@ -360,17 +360,18 @@ func (j *journal) stop() {
 	}
 }
 
-// Entry encoding (version 1), all integers big-endian or varints:
+// Entry encoding (version 2; version 1, of the layout before partitions,
+// had no partition), all integers big-endian or varints:
 //
 //	u8 version | u64 created millis | uvarint accepted
 //	uvarint schemas, each: str source | u8 key kind | uvarint fields, each: str name | u8 kind
 //	uvarint writes, each: uvarint schema (0: none, else index+1) | str entity |
-//	  varint event millis | varint ingest millis | uvarint fields, each: value |
+//	  uvarint partition | varint event millis | varint ingest millis | uvarint fields, each: value |
 //	  uvarint targets, each: u32 view id | u32 version
 //
 // str is uvarint length | bytes; a value is u8 kind then, for int64 and
 // bool, a varint; for float64, its u64 bits; for string, a str.
-const journalVersion = 1
+const journalVersion = 2
 
 var errCorruptEntry = errors.New("corrupt entry")
 
@@ -406,6 +407,7 @@ func appendEntry(dst []byte, e *journalEntry) ([]byte, error) {
 		}
 		dst = binary.AppendUvarint(dst, uint64(schemas[w.Schema]))
 		dst = appendStr(dst, string(w.Entity))
+		dst = binary.AppendUvarint(dst, uint64(w.Partition))
 		dst = binary.AppendVarint(dst, w.EventMillis)
 		dst = binary.AppendVarint(dst, w.IngestMillis)
 		dst = binary.AppendUvarint(dst, uint64(len(w.Fields)))
@@ -548,6 +550,7 @@ func decodeEntry(id string, v []byte, layouts func(ViewKey) *aggregate.Layout) (
 			w.Schema = schemas[si-1]
 		}
 		w.Entity = []byte(r.str())
+		w.Partition = int(r.uvarint())
 		w.EventMillis = r.varint()
 		w.IngestMillis = r.varint()
 		w.Fields = make([]aggregate.Value, r.count())

@@ -166,7 +166,7 @@ func NewKafka(reg *registry.Registry, store *featurestore.Store, opts KafkaOptio
 		store:  store,
 		reg:    reg,
 		opts:   opts,
-		router: router{reg: reg},
+		router: router{reg: reg, partitions: store.Partitions()},
 		client: &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Timeout: 10 * time.Second},
 		dlq: &kafka.Writer{
 			Addr:         kafka.TCP(opts.Brokers...),

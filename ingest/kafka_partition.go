@@ -332,6 +332,10 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 				rowErr = &RowError{Code: ReasonWrongType, Field: rt.src.EntityKey, Reason: err.Error()}
 			}
 		}
+		var part int
+		if rowErr == nil {
+			part, rowErr = rt.place(&rec, pc.partition, m.Key)
+		}
 		if rowErr != nil {
 			st.reject(rowErr.Code)
 			dead = append(dead, deadLetter(c, m, rowErr))
@@ -340,6 +344,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		positions[i] = featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: m.Offset}
 		writes = append(writes, featurestore.Write{
 			Entity:      keys[start:len(keys):len(keys)],
+			Partition:   part,
 			EventMillis: rec.EventMillis,
 			Fields:      rec.Fields,
 			Targets:     targets,

@@ -86,6 +86,9 @@ func (c *topicConsumer) run(ctx context.Context) {
 	dlqReady := false
 	for {
 		n, err := c.partitions(ctx)
+		if err == nil {
+			err = checkTopicPartitions(c.topic, n, c.k.store.Partitions())
+		}
 		if err == nil && !dlqReady {
 			err = c.ensureDLQ(ctx, n)
 			dlqReady = err == nil

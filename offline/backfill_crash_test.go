@@ -89,7 +89,7 @@ func openWithLog(r *rig, wrap func(*eventlog.Log) featurestore.EventLog) {
 		t.Fatal(err)
 	}
 	r.store, err = featurestore.Open(filepath.Join(r.dir, "store"), featurestore.Options{
-		Shards: r.shards, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: wrap(r.log), Now: r.now,
+		Partitions: r.shards, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: wrap(r.log), Now: r.now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -121,7 +121,7 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sopts := featurestore.Options{Shards: 2, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
+	sopts := featurestore.Options{Partitions: 2, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
 	var olog *eventlog.Log
 	if withLog {
 		olog, err = eventlog.Open(filepath.Join(dir, "offline"), eventlog.Options{Retention: -1, Now: clock, Logger: discard()})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -54,6 +55,8 @@ type planEntity struct {
 	joinKey string
 	name    string
 	kind    aggregate.Kind
+	// kafkaKey places the entity's keys in partitions (keyenc.Partition).
+	kafkaKey partition.KeyEncoding
 	// first is the first feature keyed by it, for error messages.
 	first int
 }
@@ -226,7 +229,7 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		}
 		if key < 0 {
 			key = len(p.joinKeys)
-			p.joinKeys = append(p.joinKeys, planEntity{joinKey: v.Entity.JoinKey, name: v.Entity.Name, kind: v.Entity.Type, first: i})
+			p.joinKeys = append(p.joinKeys, planEntity{joinKey: v.Entity.JoinKey, name: v.Entity.Name, kind: v.Entity.Type, kafkaKey: v.Entity.KafkaKey, first: i})
 		} else if e := p.joinKeys[key]; e.name != v.Entity.Name || e.kind != v.Entity.Type {
 			// Two entities of one join key would make one request column
 			// mean two things.

@@ -84,13 +84,14 @@ func (s *Server) checkReady() error {
 // lookup is the reusable state of one lookup request: pooled, so that a warm
 // lookup allocates nothing of its own.
 type lookup struct {
-	req  lookupRequest
-	body []byte
-	key  []byte   // plan cache key
-	ents [][]byte // the entity key being read of each of the plan's join keys
-	out  []aggregate.Result
-	tmp  []aggregate.Result
-	buf  []byte // the response
+	req   lookupRequest
+	body  []byte
+	key   []byte   // plan cache key
+	ents  [][]byte // the entity key being read of each of the plan's join keys
+	parts []int    // and its partition
+	out   []aggregate.Result
+	tmp   []aggregate.Result
+	buf   []byte // the response
 	// views and info are observe's scratch.
 	views []ViewStatuses
 	info  LookupInfo
@@ -145,6 +146,7 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 	l.out = l.out[:n]
 	for len(l.ents) < len(p.joinKeys) {
 		l.ents = append(l.ents, nil)
+		l.parts = append(l.parts, 0)
 	}
 	for e := range l.req.values {
 		// The row's key of each entity, encoded once for every view of it.
@@ -152,11 +154,14 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 			k := l.req.keyOf[j]
 			v := &l.req.col(k)[e]
 			var err error
+			var val aggregate.Value
 			if v.isInt {
-				l.ents[j], err = keyenc.AppendEntity(l.ents[j][:0], aggregate.Value{Kind: aggregate.KindInt64, I: v.i})
+				val = aggregate.Value{Kind: aggregate.KindInt64, I: v.i}
 			} else {
-				l.ents[j], err = keyenc.AppendEntity(l.ents[j][:0], aggregate.Value{Kind: aggregate.KindString, S: unsafeString(l.req.str(v.s))})
+				val = aggregate.Value{Kind: aggregate.KindString, S: unsafeString(l.req.str(v.s))}
 			}
+			l.ents[j], err = keyenc.AppendEntity(l.ents[j][:0], val)
+			l.parts[j] = keyenc.Partition(val, p.joinKeys[j].kafkaKey, s.store.Partitions())
 			if err != nil {
 				return fmt.Errorf("%w: entities.%s[%d]: %v", ErrBadRequest, p.joinKeys[j].joinKey, e, err)
 			}
@@ -164,10 +169,10 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 		row := l.out[e*nf : (e+1)*nf]
 		for gi := range p.groups {
 			g := &p.groups[gi]
-			ent := l.ents[g.key]
+			ent, part := l.ents[g.key], l.parts[g.key]
 			if g.contiguous {
 				dst := row[g.cols[0] : g.cols[0]+len(g.cols)]
-				if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, dst); err != nil {
+				if err := s.store.Read(g.vk, g.layout, part, ent, g.features, atMillis, dst); err != nil {
 					return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
 				}
 				continue
@@ -177,7 +182,7 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 			}
 			l.tmp = l.tmp[:max(len(l.tmp), len(g.features))]
 			tmp := l.tmp[:len(g.features)]
-			if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, tmp); err != nil {
+			if err := s.store.Read(g.vk, g.layout, part, ent, g.features, atMillis, tmp); err != nil {
 				return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
 			}
 			for j, c := range g.cols {

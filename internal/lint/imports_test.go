@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"api/featured/v1":               {},
 	"api/feast/types":               {},
 	"api/feast/serving":             {"api/feast/types"},
-	"ingest":                        {"aggregate", "featurestore", "registry", "internal/keyenc", "internal/jsoncheck"},
+	"ingest":                        {"aggregate", "featurestore", "registry", "internal/keyenc", "internal/jsoncheck", "internal/partition"},
 	// offline/: the log knows nothing of exports; the export reads the log;
 	// the skew check runs exports; the root wires them to HTTP and backfill.
 	"offline/internal/codec": {"aggregate"},
@@ -38,7 +38,7 @@ var allowed = map[string][]string{
 	"offline/export":         {"aggregate", "featurestore", "registry", "internal/keyenc", "offline/eventlog", "offline/internal/codec"},
 	"offline/skew":           {"aggregate", "featurestore", "registry", "offline/eventlog", "offline/export", "offline/internal/codec"},
 	"offline":                {"aggregate", "featurestore", "registry", "internal/bytesize", "offline/eventlog", "offline/export", "offline/skew"},
-	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "api/featured/v1", "api/feast/serving", "api/feast/types"},
+	"serving":                {"aggregate", "featurestore", "registry", "ingest", "internal/partition", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "api/featured/v1", "api/feast/serving", "api/feast/types"},
 	// backup moves a checkpointed data dir to and from a destination; the
 	// server (cmd/featured) takes the checkpoint.
 	"backup": {"featurestore"},
