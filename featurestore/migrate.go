@@ -23,6 +23,11 @@ type MigrateOptions struct {
 	// entity), and false for a view version the registry no longer has:
 	// its states are dropped, as the TTL scan would delete them. Required.
 	Place func(vk ViewKey, entity []byte, n int) (partition int, ok bool)
+	// BeforeSwitch, when set, is called once the new store is complete,
+	// before the renames that switch to it: featured migrate-store renames
+	// the offline log's WAL directories there. It must be idempotent: a
+	// run that crashes after it runs it again. Nil: not called.
+	BeforeSwitch func() error
 	// Logger receives Pebble's logs. The default value is slog.Default().
 	Logger *slog.Logger
 }
@@ -135,6 +140,11 @@ func MigrateStore(dir string, opts MigrateOptions) (MigrateStats, error) {
 			return st, fmt.Errorf("featurestore: migrate: close shard %d: %w", i, err)
 		}
 		shards[i] = nil
+	}
+	if f := opts.BeforeSwitch; f != nil {
+		if err := f(); err != nil {
+			return st, fmt.Errorf("featurestore: migrate: %w", err)
+		}
 	}
 	if err := os.Rename(dir, oldDir); err != nil {
 		return st, fmt.Errorf("featurestore: migrate: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -45,12 +46,21 @@ func migrateStoreCmd(_ context.Context, args []string, stdout, stderr io.Writer)
 		return keyenc.PartitionOf(entity, v.Entity.Type, v.Entity.KafkaKey, n), true
 	}
 	store := filepath.Join(*dataDir, "store")
-	st, err := featurestore.MigrateStore(store, featurestore.MigrateOptions{Partitions: *partitions, Place: place})
+	var wals []int
+	rename := func() error {
+		w, err := eventlog.RenameLegacyWALs(filepath.Join(*dataDir, "offline"))
+		wals = append(wals, w...)
+		return err
+	}
+	st, err := featurestore.MigrateStore(store, featurestore.MigrateOptions{Partitions: *partitions, Place: place, BeforeSwitch: rename})
 	if err != nil {
 		return fmt.Errorf("migrate-store: %w", err)
 	}
 	fmt.Fprintf(stdout, "migrated %s from %d shards to %d partitions: %d states, %d quarantined, %d batch markers, %d offsets, %d dead letters; dropped %d states of deleted view versions\n",
 		store, st.Shards, st.Partitions, st.States, st.Quarantined, st.Markers, st.Offsets, st.DeadLetters, st.Dropped)
+	if len(wals) > 0 {
+		fmt.Fprintf(stdout, "renamed the offline log's WALs of shards %v to partitions of the same numbers\n", wals)
+	}
 	fmt.Fprintf(stdout, "start it with featured serve --data-dir %s --partitions %d; the old store is in %s: delete it once the new server runs\n",
 		*dataDir, st.Partitions, st.Old)
 	return nil

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/featured-dev/featured/offline/eventlog"
+	"github.com/featured-dev/featured/offline/export"
 )
 
 // TestMigrateStore builds a data dir of the layout before partitions with
@@ -59,6 +62,10 @@ func TestMigrateStore(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(store, "SHARDS"), []byte("1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	wal := filepath.Join(data, "offline", "wal")
+	if err := os.Rename(filepath.Join(wal, "p-0000"), filepath.Join(wal, "shard-000")); err != nil {
+		t.Fatal(err)
+	}
 
 	var logs bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
@@ -76,7 +83,26 @@ func TestMigrateStore(t *testing.T) {
 	if !strings.Contains(out.String(), "from 1 shards to 4 partitions: 12 states") {
 		t.Fatalf("migrate-store said %q", out.String())
 	}
+	if _, err := os.Stat(filepath.Join(wal, "p-0000")); err != nil {
+		t.Fatalf("the offline log's WAL of shard 0 was not renamed: %v", err)
+	}
 	s = startServer(t, data, "--partitions", "4")
 	s.checkAgainstReference(t, compiledView(t, defs, "spend"), streams)
 	s.stop(t)
+
+	// The offline log kept every event logged before the migration.
+	n := 0
+	err = withLocalExporter(data, func(x *export.Exporter) error {
+		seen := map[[2]int64]bool{}
+		return x.Log().Events(context.Background(), "tx", func(e eventlog.Event) error {
+			if k := [2]int64{int64(e.Shard), e.LSN}; !seen[k] {
+				seen[k] = true
+				n++
+			}
+			return nil
+		})
+	})
+	if err != nil || n != len(batch) {
+		t.Fatalf("offline log after the migration: %d events, %v; want %d", n, err, len(batch))
+	}
 }
