@@ -60,6 +60,7 @@ func migrateStoreCmd(_ context.Context, args []string, stdout, stderr io.Writer)
 		store, st.Shards, st.Partitions, st.States, st.Quarantined, st.Markers, st.Offsets, st.DeadLetters, st.Dropped)
 	if len(wals) > 0 {
 		fmt.Fprintf(stdout, "renamed the offline log's WALs of shards %v to partitions of the same numbers\n", wals)
+		fmt.Fprintf(stdout, "note: a backfill rebuilds each partition from its own log only; events logged before the migration by another shard are not folded into it until they leave the log's retention (exports and verify-skew read every log and are not affected)\n")
 	}
 	fmt.Fprintf(stdout, "start it with featured serve --data-dir %s --partitions %d; the old store is in %s: delete it once the new server runs\n",
 		*dataDir, st.Partitions, st.Old)
