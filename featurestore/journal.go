@@ -148,6 +148,9 @@ func (j *journal) load(layouts func(ViewKey) *aggregate.Layout, opts *Options) (
 		if layouts == nil {
 			return nil, fmt.Errorf("featurestore: push journal holds pushes to apply and Options.Layouts is nil")
 		}
+		if v := it.Value(); len(v) > 0 && v[0] == journalVersionLegacy {
+			return nil, fmt.Errorf("featurestore: push journal: batch %q is of the layout before partitions: run featured migrate-store", it.Key())
+		}
 		e, dropped, err := decodeEntry(string(it.Key()), it.Value(), layouts)
 		if err != nil {
 			return nil, fmt.Errorf("featurestore: push journal: %w", err)
@@ -373,6 +376,10 @@ func (j *journal) stop() {
 // bool, a varint; for float64, its u64 bits; for string, a str.
 const journalVersion = 2
 
+// journalVersionLegacy is the entry of the layout before partitions, read
+// only by MigrateStore, which places its writes (their Partition is 0).
+const journalVersionLegacy = 1
+
 var errCorruptEntry = errors.New("corrupt entry")
 
 func appendEntry(dst []byte, e *journalEntry) ([]byte, error) {
@@ -524,7 +531,8 @@ func (r *entryReader) str() string {
 // layouts. dropped counts the targets whose view version is gone.
 func decodeEntry(id string, v []byte, layouts func(ViewKey) *aggregate.Layout) (e *journalEntry, dropped int, err error) {
 	r := &entryReader{b: v}
-	if r.byte() != journalVersion {
+	version := r.byte()
+	if version != journalVersion && version != journalVersionLegacy {
 		return nil, 0, fmt.Errorf("batch %q: %w: unknown version", id, errCorruptEntry)
 	}
 	e = &journalEntry{id: id, createdMillis: int64(r.u64()), accepted: int(r.uvarint())}
@@ -550,7 +558,9 @@ func decodeEntry(id string, v []byte, layouts func(ViewKey) *aggregate.Layout) (
 			w.Schema = schemas[si-1]
 		}
 		w.Entity = []byte(r.str())
-		w.Partition = int(r.uvarint())
+		if version == journalVersion {
+			w.Partition = int(r.uvarint())
+		}
 		w.EventMillis = r.varint()
 		w.IngestMillis = r.varint()
 		w.Fields = make([]aggregate.Value, r.count())

@@ -11,6 +11,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/featured-dev/featured/aggregate"
 )
 
 // MigrateOptions configures MigrateStore.
@@ -23,6 +25,11 @@ type MigrateOptions struct {
 	// entity), and false for a view version the registry no longer has:
 	// its states are dropped, as the TTL scan would delete them. Required.
 	Place func(vk ViewKey, entity []byte, n int) (partition int, ok bool)
+	// PlaceSource returns the partition, among n, of an entity of source's
+	// events by its encoded key: for the writes of pushes the old push
+	// journal holds, which name their source. Nil: they are placed by Place
+	// with their first target.
+	PlaceSource func(source string, entity []byte, n int) (partition int, ok bool)
 	// BeforeSwitch, when set, is called once the new store is complete,
 	// before the renames that switch to it: featured migrate-store renames
 	// the offline log's WAL directories there. It must be idempotent: a
@@ -44,6 +51,10 @@ type MigrateStats struct {
 	// DeadLetters are Kafka writes refused for corrupt state and not yet
 	// published, moved to partition 0.
 	DeadLetters int
+	// Journaled are the atomic pushes the old journal held that some
+	// shard had not applied: their unapplied writes are journaled in the
+	// new store, which applies them when it opens.
+	Journaled int
 	// Old is where the old store now is: delete it once the new server
 	// runs.
 	Old string
@@ -61,15 +72,19 @@ const (
 //
 //  1. The old shards are opened read-only. It refuses, changing nothing,
 //     when for some (offset name, Kafka partition) the shards' offsets
-//     differ, when the push journal holds pushes not yet applied by every
-//     shard, or when a rebuild's swap is unfinished: the old server's
-//     Open and clean shutdown settle all three, so the error says to
-//     start and stop it once.
+//     differ or a rebuild's swap is unfinished: the old server's Open and
+//     clean shutdown settle both, so the error says to start and stop it
+//     once. The pushes the old journal holds (a crash left them applied
+//     by some shards only) are applied first, in effect: their writes
+//     that no old shard applied are journaled in the new store, placed,
+//     and their markers kept out of the partitions those writes go to, so
+//     the new store's Open applies exactly those, once.
 //  2. Every state and quarantine key is written into dir.new/p-NNNN by
 //     Place; batch markers and offsets into every partition (a push's
 //     parts, and a Kafka partition's events, may now be in any partition;
 //     the shards' offsets are equal); shard i's offline log position into
-//     partition i; pending dead letters into partition 0. Staging keys of
+//     partition i; pending dead letters into partition 0; the journal.
+//     Staging keys of
 //     an unfinished rebuild are dropped, as Open would.
 //  3. PARTITIONS is written last; then dir is renamed dir.old and dir.new
 //     dir. A crash before leaves dir untouched and a dir.new the next run
@@ -106,9 +121,6 @@ func MigrateStore(dir string, opts MigrateOptions) (MigrateStats, error) {
 	if _, err := os.Stat(oldDir); err == nil {
 		return st, fmt.Errorf("featurestore: migrate: %s exists (an earlier migration's old store?): move or delete it first", oldDir)
 	}
-	if err := checkJournalEmpty(dir); err != nil {
-		return st, err
-	}
 	shards := make([]*pebble.DB, n)
 	defer func() {
 		for _, db := range shards {
@@ -129,7 +141,12 @@ func MigrateStore(dir string, opts MigrateOptions) (MigrateStats, error) {
 		return st, err
 	}
 	st.Offsets = len(offsets)
-	if err := migrateInto(newDir, shards, offsets, opts, &st); err != nil {
+	pending, err := pendingPushes(dir, shards, opts)
+	if err != nil {
+		return st, err
+	}
+	st.Journaled = len(pending)
+	if err := migrateInto(newDir, shards, offsets, pending, opts, &st); err != nil {
 		os.RemoveAll(newDir)
 		return st, err
 	}
@@ -182,35 +199,111 @@ func legacyShardDir(dir string, i int) string {
 	return filepath.Join(dir, fmt.Sprintf("shard-%03d", i))
 }
 
-// checkJournalEmpty refuses an old store whose push journal holds atomic
-// pushes some shard has not applied: their parts were placed by the old
-// hash. The old server applies them when it opens.
-func checkJournalEmpty(dir string) error {
-	names, err := os.ReadDir(journalDir(dir))
-	if errors.Is(err, os.ErrNotExist) || (err == nil && len(names) == 0) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("featurestore: migrate: %w", err)
-	}
-	if journalUnfinished(vfs.Default, dir) {
-		return nil
+// pendingPush is an atomic push of the old journal, less the writes the
+// old shards already applied (those holding its marker), placed anew;
+// parts are the partitions that get the rest, which must not receive a
+// copy of the push's marker: the new store's Open applies the rest to the
+// partitions that lack it.
+type pendingPush struct {
+	entry *journalEntry
+	parts map[int]bool
+}
+
+// pendingPushes reads the old store's push journal (pushes journaled
+// before any shard applied them, deleted once every shard did): what a
+// crash left there is carried into the new store's journal, its applied
+// part dropped, so that the new store applies the rest once.
+func pendingPushes(dir string, shards []*pebble.DB, opts MigrateOptions) (map[string]*pendingPush, error) {
+	if _, err := os.Stat(journalDir(dir)); errors.Is(err, os.ErrNotExist) || journalUnfinished(vfs.Default, dir) {
+		return nil, nil
 	}
 	db, err := pebble.Open(journalDir(dir), &pebble.Options{ReadOnly: true, ErrorIfNotExists: true})
 	if err != nil {
-		return fmt.Errorf("featurestore: migrate: open push journal: %w", err)
+		return nil, fmt.Errorf("featurestore: migrate: open push journal: %w", err)
 	}
 	defer db.Close()
 	it, err := db.NewIter(nil)
 	if err != nil {
-		return fmt.Errorf("featurestore: migrate: read push journal: %w", err)
+		return nil, fmt.Errorf("featurestore: migrate: read push journal: %w", err)
 	}
 	defer it.Close()
-	if it.First() {
-		return fmt.Errorf("featurestore: migrate: the push journal holds atomic pushes not yet applied by every shard (batch %q, ...): "+
-			"start and stop the old server once (its start applies them), then migrate", it.Key())
+	// Targets are carried by view key only: no write is folded here.
+	var noLayout aggregate.Layout
+	out := map[string]*pendingPush{}
+	for it.First(); it.Valid(); it.Next() {
+		id := string(it.Key())
+		e, _, err := decodeEntry(id, it.Value(), func(ViewKey) *aggregate.Layout { return &noLayout })
+		if err != nil {
+			return nil, fmt.Errorf("featurestore: migrate: push journal: %w", err)
+		}
+		has := map[int]bool{}
+		for i := range shards {
+			if has[i], err = holdsMarker(shards[i], id); err != nil {
+				return nil, fmt.Errorf("featurestore: migrate: shard %d: %w", i, err)
+			}
+		}
+		pp := &pendingPush{entry: e, parts: map[int]bool{}}
+		rest := e.writes[:0]
+		for _, w := range e.writes {
+			if has[legacyShardOf(w.Entity, len(shards))] {
+				continue // applied by its old shard
+			}
+			part, ok := 0, false
+			if opts.PlaceSource != nil && w.Schema != nil {
+				part, ok = opts.PlaceSource(w.Schema.Source, w.Entity, opts.Partitions)
+			}
+			if !ok && len(w.Targets) > 0 {
+				part, ok = opts.Place(w.Targets[0].Key, w.Entity, opts.Partitions)
+			}
+			if !ok {
+				return nil, fmt.Errorf("featurestore: migrate: journaled push %q: cannot place a write of %s: its source and views are gone", id, sourceOf(&w))
+			}
+			w.Partition = part
+			pp.parts[part] = true
+			rest = append(rest, w)
+		}
+		e.writes = rest
+		if len(rest) > 0 {
+			out[id] = pp
+		}
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("featurestore: migrate: read push journal: %w", err)
+	}
+	return out, nil
+}
+
+func sourceOf(w *Write) string {
+	if w.Schema == nil {
+		return "an unknown source"
+	}
+	return "source " + w.Schema.Source
+}
+
+// holdsMarker reports whether db holds a batch marker of id, in any hour.
+func holdsMarker(db *pebble.DB, id string) (bool, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMarker}, UpperBound: []byte{prefixMarker + 1}})
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if k := it.Key(); len(k) >= 5 && string(k[5:]) == id {
+			return true, nil
+		}
+	}
+	return false, it.Error()
+}
+
+// legacyShardOf is the placement of the layout before partitions:
+// FNV-1a 64 of the encoded key modulo the shard count.
+func legacyShardOf(entity []byte, n int) int {
+	h := uint64(14695981039346656037)
+	for _, c := range entity {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return int(h % uint64(n))
 }
 
 // equalOffsets returns the offsets every shard holds, refusing when the
@@ -271,7 +364,7 @@ func offsetText(v int64, ok bool) string {
 const migrateBatchBytes = 4 << 20
 
 // migrateInto writes the new store into newDir.
-func migrateInto(newDir string, shards []*pebble.DB, offsets map[string]int64, opts MigrateOptions, st *MigrateStats) error {
+func migrateInto(newDir string, shards []*pebble.DB, offsets map[string]int64, pending map[string]*pendingPush, opts MigrateOptions, st *MigrateStats) error {
 	if err := os.MkdirAll(newDir, 0o755); err != nil {
 		return fmt.Errorf("featurestore: migrate: %w", err)
 	}
@@ -357,7 +450,14 @@ func migrateInto(newDir string, shards []*pebble.DB, offsets map[string]int64, o
 				err = set(part, k, v)
 			case prefixMarker:
 				st.Markers++
+				var skip map[int]bool
+				if len(k) >= 5 && pending[string(k[5:])] != nil {
+					skip = pending[string(k[5:])].parts
+				}
 				for i := range batches {
+					if skip[i] {
+						continue // the new store applies the push's rest here
+					}
 					if err = set(i, k, v); err != nil {
 						break
 					}
@@ -406,9 +506,37 @@ func migrateInto(newDir string, shards []*pebble.DB, offsets map[string]int64, o
 		}
 		dbs[i] = nil
 	}
+	if len(pending) > 0 {
+		if err := writeJournal(newDir, pending); err != nil {
+			return err
+		}
+	}
 	// Last: PARTITIONS makes newDir a store.
 	if err := writeFileSync(vfs.Default, newDir, partitionsFile, partitionsFileBody(p)); err != nil {
 		return fmt.Errorf("featurestore: migrate: record partition count: %w", err)
+	}
+	return nil
+}
+
+// writeJournal writes the new store's push journal: the pending pushes'
+// unapplied writes, placed, which its Open applies.
+func writeJournal(newDir string, pending map[string]*pendingPush) error {
+	db, err := pebble.Open(journalDir(newDir), &pebble.Options{})
+	if err != nil {
+		return fmt.Errorf("featurestore: migrate: create push journal: %w", err)
+	}
+	for id, pp := range pending {
+		v, err := appendEntry(nil, pp.entry)
+		if err == nil {
+			err = db.Set([]byte(id), v, pebble.Sync)
+		}
+		if err != nil {
+			db.Close()
+			return fmt.Errorf("featurestore: migrate: journal push %q: %w", id, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("featurestore: migrate: create push journal: %w", err)
 	}
 	return nil
 }

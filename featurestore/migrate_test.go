@@ -15,15 +15,14 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// legacyShardOf is the placement of the layout before partitions, FNV-1a
-// 64 of the encoded key modulo the shard count: the tests' old writer.
-func legacyShardOf(entity []byte, n int) int {
-	h := uint64(14695981039346656037)
-	for _, c := range entity {
-		h ^= uint64(c)
-		h *= 1099511628211
+// legacyPlaced returns a copy of ws placed as the layout before
+// partitions placed them.
+func legacyPlaced(ws []Write, n int) []Write {
+	out := append([]Write(nil), ws...)
+	for i := range out {
+		out[i].Partition = legacyShardOf(out[i].Entity, n)
 	}
-	return int(h % uint64(n))
+	return out
 }
 
 // writeLegacyStore writes ws (and marks) into dir in the layout before
@@ -32,14 +31,20 @@ func legacyShardOf(entity []byte, n int) int {
 // (shard-NNN, SHARDS, no partition record), whose keys were the same.
 func writeLegacyStore(t *testing.T, dir string, n int, ws []Write, marks []Position, o Options) {
 	t.Helper()
-	for i := range ws {
-		ws[i].Partition = legacyShardOf(ws[i].Entity, n)
-	}
+	writeLegacyStoreWith(t, dir, n, o, func(s *Store) {
+		if err := s.Enqueue(context.Background(), legacyPlaced(ws, n), marks); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// writeLegacyStoreWith is writeLegacyStore with the writes made by write,
+// which places them by legacyShardOf.
+func writeLegacyStoreWith(t *testing.T, dir string, n int, o Options, write func(s *Store)) {
+	t.Helper()
 	o.Partitions = n
 	s := openStore(t, dir, o)
-	if err := s.Enqueue(context.Background(), ws, marks); err != nil {
-		t.Fatal(err)
-	}
+	write(s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -241,4 +246,41 @@ func TestPartitionRecordChecked(t *testing.T) {
 	if !bytes.Contains(partValue(1, 2), []byte(partitionerName)) {
 		t.Fatal("the partition record does not name the partitioner")
 	}
+}
+
+// TestMigrateStoreAppliesJournal: an atomic push that a crash left applied
+// by one old shard only is finished by the migration: the new store applies
+// the writes no old shard applied, once, and a retry of the push is a
+// duplicate.
+func TestMigrateStoreAppliesJournal(t *testing.T) {
+	f := newBatchFixture(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	const shards, parts = 3, 5
+	o := Options{Now: newClock(f.now).Now, GCInterval: -1, Layouts: f.layouts}
+	writeLegacyStoreWith(t, dir, shards, o, func(s *Store) {
+		s.testPart = func(i int) bool { return i == 0 }
+		if _, err := s.WriteBatch(context.Background(), Batch{ID: "pending", Atomic: true, Writes: legacyPlaced(f.ws, shards)}); !errors.Is(err, errTestCrash) {
+			t.Fatalf("push: %v, want the test crash", err)
+		}
+	})
+	place := func(_ ViewKey, e []byte, n int) (int, bool) { return partOf(e, n), true }
+	st, err := MigrateStore(dir, MigrateOptions{Partitions: parts, Place: place})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Journaled != 1 || st.Markers != 1 {
+		t.Fatalf("stats %+v: want one journaled push and shard 0's marker", st)
+	}
+	o.Partitions = parts
+	s := openStore(t, dir, o)
+	defer s.Close()
+	if n := s.Pending(); n != 0 {
+		t.Fatalf("%d journaled pushes pending after Open", n)
+	}
+	checkAgainstReference(t, s, f.l, f.vk, f.keys, f.events, f.now)
+	res, err := s.WriteBatch(context.Background(), Batch{ID: "pending", Atomic: true, Writes: placed(f.ws, parts)})
+	if err != nil || !res.Duplicate {
+		t.Fatalf("retry of the push: %+v, %v; want a duplicate", res, err)
+	}
+	checkAgainstReference(t, s, f.l, f.vk, f.keys, f.events, f.now)
 }

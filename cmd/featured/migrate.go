@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/internal/keyenc"
 	"github.com/featured-dev/featured/offline/eventlog"
@@ -45,6 +46,14 @@ func migrateStoreCmd(_ context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return keyenc.PartitionOf(entity, v.Entity.Type, v.Entity.KafkaKey, n), true
 	}
+	snap := reg.Snapshot()
+	placeSource := func(source string, entity []byte, n int) (int, bool) {
+		kind := snap.SourceKeyKind(source)
+		if kind == aggregate.KindNull {
+			return 0, false
+		}
+		return keyenc.PartitionOf(entity, kind, snap.SourceKafkaKey(source), n), true
+	}
 	store := filepath.Join(*dataDir, "store")
 	var wals []int
 	rename := func() error {
@@ -52,12 +61,12 @@ func migrateStoreCmd(_ context.Context, args []string, stdout, stderr io.Writer)
 		wals = append(wals, w...)
 		return err
 	}
-	st, err := featurestore.MigrateStore(store, featurestore.MigrateOptions{Partitions: *partitions, Place: place, BeforeSwitch: rename})
+	st, err := featurestore.MigrateStore(store, featurestore.MigrateOptions{Partitions: *partitions, Place: place, PlaceSource: placeSource, BeforeSwitch: rename})
 	if err != nil {
 		return fmt.Errorf("migrate-store: %w", err)
 	}
-	fmt.Fprintf(stdout, "migrated %s from %d shards to %d partitions: %d states, %d quarantined, %d batch markers, %d offsets, %d dead letters; dropped %d states of deleted view versions\n",
-		store, st.Shards, st.Partitions, st.States, st.Quarantined, st.Markers, st.Offsets, st.DeadLetters, st.Dropped)
+	fmt.Fprintf(stdout, "migrated %s from %d shards to %d partitions: %d states, %d quarantined, %d batch markers, %d offsets, %d dead letters, %d unfinished atomic pushes (applied when it opens); dropped %d states of deleted view versions\n",
+		store, st.Shards, st.Partitions, st.States, st.Quarantined, st.Markers, st.Offsets, st.DeadLetters, st.Journaled, st.Dropped)
 	if len(wals) > 0 {
 		fmt.Fprintf(stdout, "renamed the offline log's WALs of shards %v to partitions of the same numbers\n", wals)
 		fmt.Fprintf(stdout, "note: a backfill rebuilds each partition from its own log only; events logged before the migration by another shard are not folded into it until they leave the log's retention (exports and verify-skew read every log and are not affected)\n")
