@@ -98,7 +98,7 @@ func (b *syncBuffer) String() string {
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
 	httpAddr, grpcAddr := freePort(t), freePort(t)
-	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--shards", "2"}, extra...)
+	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--partitions", "2"}, extra...)
 	cmd := exec.Command(featuredBinary(t), args...)
 	s := &server{cmd: cmd, url: "http://" + httpAddr, grpc: grpcAddr, logs: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = s.logs
