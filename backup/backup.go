@@ -39,9 +39,11 @@ var ErrMismatch = errors.New("backup: file does not match its manifest")
 type Manifest struct {
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
-	// Store is the commit point of every shard: the Kafka offsets and
+	// Store is the commit point of every partition: the Kafka offsets and
 	// offline log position the backup's state holds. A server started on
-	// the restored data dir resumes Kafka from these offsets.
+	// the restored data dir resumes Kafka from these offsets. A manifest
+	// of the layout before partitions has "shards" instead; its restored
+	// data dir is refused until featured migrate-store converts it.
 	Store *featurestore.CheckpointInfo `json:"store"`
 	Files []File                       `json:"files"`
 	// Bytes is the size of every file; UploadedBytes and UploadedFiles

@@ -58,7 +58,7 @@ func testDest(t *testing.T, dest string, damage func(sum string)) {
 	}
 	defer d.Close()
 	src := t.TempDir()
-	first := map[string]string{"registry.json": "{}", "store/shard-000/000001.sst": "sst one", "store/shard-000/MANIFEST-000001": "m1"}
+	first := map[string]string{"registry.json": "{}", "store/p-0000/000001.sst": "sst one", "store/p-0000/MANIFEST-000001": "m1"}
 	writeTree(t, src, first)
 	m1 := &Manifest{Time: time.Unix(1000, 0)}
 	if err := d.Upload(ctx, src, m1); err != nil {
@@ -67,7 +67,7 @@ func testDest(t *testing.T, dest string, damage func(sum string)) {
 	if m1.UploadedFiles != 3 || m1.UploadedBytes != m1.Bytes {
 		t.Fatalf("first backup uploaded %d files, %d of %d bytes; want all", m1.UploadedFiles, m1.UploadedBytes, m1.Bytes)
 	}
-	second := map[string]string{"registry.json": "{}", "store/shard-000/000001.sst": "sst one", "store/shard-000/000002.sst": "sst two", "store/shard-000/MANIFEST-000001": "m2"}
+	second := map[string]string{"registry.json": "{}", "store/p-0000/000001.sst": "sst one", "store/p-0000/000002.sst": "sst two", "store/p-0000/MANIFEST-000001": "m2"}
 	writeTree(t, src, second)
 	m2 := &Manifest{Time: time.Unix(2000, 0)}
 	if err := d.Upload(ctx, src, m2); err != nil {
@@ -119,7 +119,7 @@ func testDest(t *testing.T, dest string, damage func(sum string)) {
 
 	if damage != nil {
 		for _, f := range m2.Files {
-			if f.Path == "store/shard-000/000002.sst" {
+			if f.Path == "store/p-0000/000002.sst" {
 				damage(f.SHA256)
 			}
 		}

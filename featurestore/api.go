@@ -25,9 +25,12 @@ type Position struct {
 
 // Write is one event to fold into every Target. Fields is indexed by
 // aggregate.Spec.Field (the source's field order). Entity is the
-// keyenc-encoded entity key.
+// keyenc-encoded entity key and Partition its partition, which the caller
+// computes from the key's record-key bytes (internal/keyenc.Partition):
+// the store does not hash keys.
 type Write struct {
 	Entity      []byte
+	Partition   int
 	EventMillis int64
 	Fields      []aggregate.Value
 	Targets     []Target

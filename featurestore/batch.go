@@ -108,6 +108,9 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 	if len(b.Writes) == 0 {
 		return BatchResult{ID: b.ID}, nil
 	}
+	if err := s.checkPartitions(b.Writes); err != nil {
+		return BatchResult{ID: b.ID}, err
+	}
 	if b.ID == "" && !b.Atomic {
 		rej, err := s.Write(ctx, b.Writes)
 		return BatchResult{Accepted: len(b.Writes) - len(rej), Rejected: rej}, err
@@ -172,10 +175,13 @@ var errTestCrash = errors.New("featurestore: test crash")
 // its markers must outlive it.
 func (s *Store) applyParts(ctx context.Context, id string, ws []Write, accepted int, lowMillis int64, pinned *journalEntry) (partsOutcome, error) {
 	n := len(s.shards)
+	if err := s.checkPartitions(ws); err != nil {
+		return partsOutcome{}, err
+	}
 	parts := make([][]Write, n)
 	index := make([][]int, n) // each part's writes' indexes in ws, for Rejections
 	for i := range ws {
-		j := ShardOf(ws[i].Entity, n)
+		j := ws[i].Partition
 		parts[j] = append(parts[j], ws[i])
 		index[j] = append(index[j], i)
 	}

@@ -72,7 +72,7 @@ func (f *batchFixture) layouts(vk ViewKey) *aggregate.Layout {
 func (f *batchFixture) entityOn(t *testing.T, i, n int) []byte {
 	t.Helper()
 	for _, k := range f.keys {
-		if ShardOf(k, n) == i {
+		if partOf(k, n) == i {
 			return k
 		}
 	}
@@ -83,7 +83,7 @@ func (f *batchFixture) entityOn(t *testing.T, i, n int) []byte {
 func (f *batchFixture) found(t *testing.T, s *Store, entity []byte) bool {
 	t.Helper()
 	out := make([]aggregate.Result, 1)
-	if err := s.Read(f.vk, f.l, entity, []int{1}, f.now, out); err != nil {
+	if err := s.Read(f.vk, f.l, partOf(entity, s.Partitions()), entity, []int{1}, f.now, out); err != nil {
 		t.Fatal(err)
 	}
 	return out[0].Status != aggregate.StatusNotFound
@@ -107,16 +107,16 @@ func TestWriteBatchRetryAfterSuccess(t *testing.T) {
 	for _, atomic := range []bool{false, true} {
 		t.Run(fmt.Sprintf("atomic=%v", atomic), func(t *testing.T) {
 			f := newBatchFixture(t)
-			s := openStore(t, t.TempDir(), Options{Shards: 3, Now: newClock(f.now).Now, GCInterval: -1})
+			s := openStore(t, t.TempDir(), Options{Partitions: 3, Now: newClock(f.now).Now, GCInterval: -1})
 			defer s.Close()
 			ctx := context.Background()
-			res, err := s.WriteBatch(ctx, Batch{ID: "b-1", Atomic: atomic, Writes: f.ws})
+			res, err := s.WriteBatch(ctx, Batch{ID: "b-1", Atomic: atomic, Writes: placed(f.ws, s.Partitions())})
 			if err != nil || res.Duplicate || res.Accepted != len(f.ws) || res.ID != "b-1" {
 				t.Fatalf("first push: %+v, %v", res, err)
 			}
 			// The retry's validation may accept fewer events (a clock that
 			// moved on): the answer is still the first push's count.
-			res, err = s.WriteBatch(ctx, Batch{ID: "b-1", Atomic: atomic, Writes: f.ws[:len(f.ws)-5]})
+			res, err = s.WriteBatch(ctx, Batch{ID: "b-1", Atomic: atomic, Writes: placed(f.ws[:len(f.ws)-5], s.Partitions())})
 			if err != nil || !res.Duplicate || res.Accepted != len(f.ws) {
 				t.Fatalf("retry: %+v, %v; want a duplicate of %d", res, err, len(f.ws))
 			}
@@ -138,11 +138,11 @@ func TestWriteBatchShardCommitFails(t *testing.T) {
 		t.Run(fmt.Sprintf("atomic=%v", atomic), func(t *testing.T) {
 			f := newBatchFixture(t)
 			log := &failingLog{}
-			s := openStore(t, t.TempDir(), Options{Shards: 3, Now: newClock(f.now).Now, GCInterval: -1, EventLog: log})
+			s := openStore(t, t.TempDir(), Options{Partitions: 3, Now: newClock(f.now).Now, GCInterval: -1, EventLog: log})
 			defer s.Close()
 			ctx := context.Background()
 			log.set(1, true)
-			_, err := s.WriteBatch(ctx, Batch{ID: "b-2", Atomic: atomic, Writes: f.ws})
+			_, err := s.WriteBatch(ctx, Batch{ID: "b-2", Atomic: atomic, Writes: placed(f.ws, s.Partitions())})
 			if err == nil {
 				t.Fatal("push with a failing shard succeeded")
 			}
@@ -159,7 +159,7 @@ func TestWriteBatchShardCommitFails(t *testing.T) {
 				waitFor(t, "the journaled push to be applied", func() bool { return s.Pending() == 0 })
 				checkAgainstReference(t, s, f.l, f.vk, f.keys, f.events, f.now)
 			}
-			res, err := s.WriteBatch(ctx, Batch{ID: "b-2", Atomic: atomic, Writes: f.ws})
+			res, err := s.WriteBatch(ctx, Batch{ID: "b-2", Atomic: atomic, Writes: placed(f.ws, s.Partitions())})
 			if err != nil || res.Accepted != len(f.ws) || res.Duplicate != atomic {
 				t.Fatalf("retry: %+v, %v; want %d accepted, duplicate %v", res, err, len(f.ws), atomic)
 			}
@@ -173,7 +173,7 @@ func TestWriteBatchShardCommitFails(t *testing.T) {
 func TestWriteBatchCrashReplay(t *testing.T) {
 	f := newBatchFixture(t)
 	dir := t.TempDir()
-	o := Options{Shards: 3, Now: newClock(f.now).Now, GCInterval: -1, Layouts: f.layouts}
+	o := Options{Partitions: 3, Now: newClock(f.now).Now, GCInterval: -1, Layouts: f.layouts}
 	s := openStore(t, dir, o)
 	first := -1
 	s.testPart = func(i int) bool {
@@ -182,7 +182,7 @@ func TestWriteBatchCrashReplay(t *testing.T) {
 		}
 		return i == first
 	}
-	if _, err := s.WriteBatch(context.Background(), Batch{Atomic: true, Writes: f.ws}); !errors.Is(err, errTestCrash) {
+	if _, err := s.WriteBatch(context.Background(), Batch{Atomic: true, Writes: placed(f.ws, s.Partitions())}); !errors.Is(err, errTestCrash) {
 		t.Fatalf("push: %v, want the test crash", err)
 	}
 	if !f.found(t, s, f.entityOn(t, first, 3)) || f.found(t, s, f.entityOn(t, (first+1)%3, 3)) {
@@ -211,17 +211,17 @@ func TestWriteBatchCrashReplay(t *testing.T) {
 func TestJournalNeedsLayouts(t *testing.T) {
 	f := newBatchFixture(t)
 	dir := t.TempDir()
-	s := openStore(t, dir, Options{Shards: 2, Now: newClock(f.now).Now, GCInterval: -1})
+	s := openStore(t, dir, Options{Partitions: 2, Now: newClock(f.now).Now, GCInterval: -1})
 	s.testPart = func(int) bool { return false }
-	if _, err := s.WriteBatch(context.Background(), Batch{ID: "x", Atomic: true, Writes: f.ws}); !errors.Is(err, errTestCrash) {
+	if _, err := s.WriteBatch(context.Background(), Batch{ID: "x", Atomic: true, Writes: placed(f.ws, s.Partitions())}); !errors.Is(err, errTestCrash) {
 		t.Fatalf("push: %v", err)
 	}
 	s.Close()
-	if s, err := Open(dir, Options{Shards: 2, GCInterval: -1}); err == nil {
+	if s, err := Open(dir, Options{Partitions: 2, GCInterval: -1}); err == nil {
 		s.Close()
 		t.Fatal("Open without Layouts succeeded over a journal with a push")
 	}
-	s = openStore(t, dir, Options{Shards: 2, Now: newClock(f.now).Now, GCInterval: -1, Layouts: f.layouts})
+	s = openStore(t, dir, Options{Partitions: 2, Now: newClock(f.now).Now, GCInterval: -1, Layouts: f.layouts})
 	defer s.Close()
 	checkAgainstReference(t, s, f.l, f.vk, f.keys, f.events, f.now)
 }
@@ -231,13 +231,13 @@ func TestJournalNeedsLayouts(t *testing.T) {
 func TestBatchMarkersExpire(t *testing.T) {
 	f := newBatchFixture(t)
 	clock := newClock(f.now)
-	s := openStore(t, t.TempDir(), Options{Shards: 1, Now: clock.Now, GCInterval: -1, DedupeWindow: 2 * time.Hour})
+	s := openStore(t, t.TempDir(), Options{Partitions: 1, Now: clock.Now, GCInterval: -1, DedupeWindow: 2 * time.Hour})
 	defer s.Close()
 	ctx := context.Background()
 	w := f.ws[:1]
 	push := func(id string) BatchResult {
 		t.Helper()
-		res, err := s.WriteBatch(ctx, Batch{ID: id, Writes: w})
+		res, err := s.WriteBatch(ctx, Batch{ID: id, Writes: placed(w, s.Partitions())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,13 +280,13 @@ func countMarkers(t *testing.T, s *Store) int {
 // once, whichever shard batch each lands in.
 func TestConcurrentDuplicates(t *testing.T) {
 	f := newBatchFixture(t)
-	s := openStore(t, t.TempDir(), Options{Shards: 2, Now: newClock(f.now).Now, GCInterval: -1})
+	s := openStore(t, t.TempDir(), Options{Partitions: 2, Now: newClock(f.now).Now, GCInterval: -1})
 	defer s.Close()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := 0; i < 8; i++ {
 		wg.Go(func() {
-			_, err := s.WriteBatch(context.Background(), Batch{ID: "same", Atomic: i%2 == 0, Writes: f.ws})
+			_, err := s.WriteBatch(context.Background(), Batch{ID: "same", Atomic: i%2 == 0, Writes: placed(f.ws, s.Partitions())})
 			errs <- err
 		})
 	}
@@ -355,12 +355,12 @@ func testJournalEntryRoundTrip(t *testing.T, kinds []aggregate.Kind) {
 // instead of writing to a closed journal.
 func TestWriteBatchAfterClose(t *testing.T) {
 	f := newBatchFixture(t)
-	s := openStore(t, t.TempDir(), Options{Shards: 2, Now: newClock(f.now).Now, GCInterval: -1})
+	s := openStore(t, t.TempDir(), Options{Partitions: 2, Now: newClock(f.now).Now, GCInterval: -1})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, atomic := range []bool{false, true} {
-		if _, err := s.WriteBatch(context.Background(), Batch{ID: "late", Atomic: atomic, Writes: f.ws}); !errors.Is(err, ErrClosed) {
+		if _, err := s.WriteBatch(context.Background(), Batch{ID: "late", Atomic: atomic, Writes: placed(f.ws, s.Partitions())}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("atomic %v: %v, want ErrClosed", atomic, err)
 		}
 	}

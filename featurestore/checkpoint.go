@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
 // CheckpointInfo is what a checkpoint holds besides its files: the commit
-// point every shard was paused at.
+// point every partition was paused at, by partition.
 type CheckpointInfo struct {
-	Shards []ShardCheckpoint `json:"shards"`
+	Partitions []PartitionCheckpoint `json:"partitions"`
 }
 
-// ShardCheckpoint is one shard's commit point in a checkpoint.
-type ShardCheckpoint struct {
+// PartitionCheckpoint is one partition's commit point in a checkpoint.
+type PartitionCheckpoint struct {
 	// Offsets are the next Kafka offsets to read, by topic and partition,
 	// that the shard's checkpoint holds the state of.
 	Offsets map[string]map[int32]int64 `json:"offsets,omitempty"`
@@ -85,15 +84,15 @@ func (s *Store) checkpointPaused(dst string) (*CheckpointInfo, error) {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return nil, fmt.Errorf("featurestore: checkpoint: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dst, shardsFile), []byte(strconv.Itoa(len(s.shards))+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("featurestore: checkpoint: record shard count: %w", err)
+	if err := os.WriteFile(filepath.Join(dst, partitionsFile), partitionsFileBody(len(s.shards)), 0o644); err != nil {
+		return nil, fmt.Errorf("featurestore: checkpoint: record partition count: %w", err)
 	}
-	info := &CheckpointInfo{Shards: make([]ShardCheckpoint, len(s.shards))}
+	info := &CheckpointInfo{Partitions: make([]PartitionCheckpoint, len(s.shards))}
 	for i, sh := range s.shards {
-		if err := sh.db.Checkpoint(shardDir(dst, i), pebble.WithFlushedWAL()); err != nil {
-			return nil, fmt.Errorf("featurestore: checkpoint shard %d: %w", i, err)
+		if err := sh.db.Checkpoint(partitionDir(dst, i), pebble.WithFlushedWAL()); err != nil {
+			return nil, fmt.Errorf("featurestore: checkpoint partition %d: %w", i, err)
 		}
-		sc := &info.Shards[i]
+		sc := &info.Partitions[i]
 		sh.mu.Lock()
 		for tp, off := range sh.mu.committed {
 			if sc.Offsets == nil {
@@ -109,7 +108,7 @@ func (s *Store) checkpointPaused(dst string) (*CheckpointInfo, error) {
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):
 		case err != nil:
-			return nil, fmt.Errorf("featurestore: checkpoint shard %d: read event log position: %w", i, err)
+			return nil, fmt.Errorf("featurestore: checkpoint partition %d: read event log position: %w", i, err)
 		default:
 			sc.LogPosition = append([]byte(nil), v...)
 			closer.Close()

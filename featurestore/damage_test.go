@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,10 +23,10 @@ func writeEntities(t *testing.T, s *Store, l *aggregate.Layout, vk ViewKey, n in
 	var ws []Write
 	for i := 0; i < n; i++ {
 		e := entityKey(i)
-		byShard[ShardOf(e, s.Shards())] = append(byShard[ShardOf(e, s.Shards())], e)
+		byShard[partOf(e, s.Partitions())] = append(byShard[partOf(e, s.Partitions())], e)
 		ws = append(ws, testWrite(l, vk, e, now-int64(i)))
 	}
-	if rej, err := s.Write(context.Background(), ws); err != nil || len(rej) > 0 {
+	if rej, err := s.Write(context.Background(), placed(ws, s.Partitions())); err != nil || len(rej) > 0 {
 		t.Fatalf("write: %v, rejected %v", err, rej)
 	}
 	return byShard
@@ -40,7 +41,7 @@ func testWrite(l *aggregate.Layout, vk ViewKey, entity []byte, ms int64) Write {
 // withShardDB opens shard i of a closed store with Pebble directly.
 func withShardDB(t *testing.T, dir string, i int, f func(db *pebble.DB)) {
 	t.Helper()
-	db, err := pebble.Open(shardDir(dir, i), &pebble.Options{})
+	db, err := pebble.Open(partitionDir(dir, i), &pebble.Options{DisableAutomaticCompactions: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestCorruptBlockIsAnError(t *testing.T) {
 	now := 100 * day
 	l := testLayout(t)
 	vk := ViewKey{ID: 1, Version: 1}
-	o := Options{Shards: 2, GCInterval: -1, Now: newClock(now).Now}
+	o := Options{Partitions: 2, GCInterval: -1, Now: newClock(now).Now}
 	s := openStore(t, dir, o)
 	byShard := writeEntities(t, s, l, vk, 40, now)
 	if err := s.Close(); err != nil {
@@ -68,12 +69,39 @@ func TestCorruptBlockIsAnError(t *testing.T) {
 	}
 	// Move shard 0's states into an sstable, then flip bytes inside its
 	// first data block (data blocks start at offset 0).
+	// The partition record ('mpart') would share that block with the
+	// states and fail the Open: it is moved to an sstable of its own,
+	// written after the damaged ones are listed.
+	var ssts []string
 	withShardDB(t, dir, 0, func(db *pebble.DB) {
+		rec, closer, err := db.Get(metaPartKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec = append([]byte(nil), rec...)
+		closer.Close()
+		if err := db.Delete(metaPartKey, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
 		if err := db.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
 			t.Fatal(err)
 		}
+		levels, err := db.SSTables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, level := range levels {
+			for _, f := range level {
+				ssts = append(ssts, filepath.Join(partitionDir(dir, 0), fmt.Sprintf("%06d.sst", f.FileNum)))
+			}
+		}
+		if err := db.Set(metaPartKey, rec, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
 	})
-	ssts, _ := filepath.Glob(filepath.Join(shardDir(dir, 0), "*.sst"))
 	if len(ssts) == 0 {
 		t.Fatal("no sstable in shard 0 after compaction")
 	}
@@ -96,11 +124,11 @@ func TestCorruptBlockIsAnError(t *testing.T) {
 		t.Fatalf("ready before any read of the damaged block: %v", err)
 	}
 	out := make([]aggregate.Result, len(testSpecs))
-	err := s.Read(vk, l, byShard[0][0], allFeatures(len(testSpecs)), now, out)
+	err := s.Read(vk, l, partOf(byShard[0][0], s.Partitions()), byShard[0][0], allFeatures(len(testSpecs)), now, out)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "shard 0") {
 		t.Fatalf("read of a key in the damaged block: %v, want ErrCorrupt naming shard 0", err)
 	}
-	if err := s.Read(vk, l, byShard[1][0], allFeatures(len(testSpecs)), now, out); err != nil {
+	if err := s.Read(vk, l, partOf(byShard[1][0], s.Partitions()), byShard[1][0], allFeatures(len(testSpecs)), now, out); err != nil {
 		t.Fatalf("read of a key on shard 1: %v", err)
 	}
 	if out[1].Status != aggregate.StatusPresent || out[1].Value.I != 1 {
@@ -118,7 +146,7 @@ func TestCorruptBlockIsAnError(t *testing.T) {
 	}
 	// A write to an entity in the damaged block is refused, not folded
 	// into an empty state.
-	rej, err := s.Write(context.Background(), []Write{testWrite(l, vk, byShard[0][0], now)})
+	rej, err := s.Write(context.Background(), placed([]Write{testWrite(l, vk, byShard[0][0], now)}, s.Partitions()))
 	if err != nil || len(rej) != 1 || !errors.Is(rej[0].Err, ErrCorrupt) {
 		t.Fatalf("write to a damaged key: %v, rejected %v", err, rej)
 	}
@@ -135,7 +163,7 @@ func TestUndecodableStateIsQuarantined(t *testing.T) {
 	now := 100 * day
 	l := testLayout(t)
 	vk := ViewKey{ID: 1, Version: 1}
-	o := Options{Shards: 2, GCInterval: -1, Now: newClock(now).Now}
+	o := Options{Partitions: 2, GCInterval: -1, Now: newClock(now).Now}
 	s := openStore(t, dir, o)
 	bad, good := []byte("bad"), []byte("good")
 	writeEntities(t, s, l, vk, 1, now)
@@ -143,7 +171,7 @@ func TestUndecodableStateIsQuarantined(t *testing.T) {
 		t.Fatal(err)
 	}
 	garbage := []byte{0x7f, 1, 2, 3}
-	withShardDB(t, dir, ShardOf(bad, 2), func(db *pebble.DB) {
+	withShardDB(t, dir, partOf(bad, 2), func(db *pebble.DB) {
 		if err := db.Set(appendStateKey(nil, vk, bad), garbage, pebble.Sync); err != nil {
 			t.Fatal(err)
 		}
@@ -151,11 +179,11 @@ func TestUndecodableStateIsQuarantined(t *testing.T) {
 
 	s = openStore(t, dir, o)
 	out := make([]aggregate.Result, len(testSpecs))
-	if err := s.Read(vk, l, bad, allFeatures(len(testSpecs)), now, out); !errors.Is(err, ErrCorrupt) {
+	if err := s.Read(vk, l, partOf(bad, s.Partitions()), bad, allFeatures(len(testSpecs)), now, out); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("read of the garbage state: %v, want ErrCorrupt", err)
 	}
 	before := s.Stats()
-	rej, err := s.Write(context.Background(), []Write{testWrite(l, vk, good, now), testWrite(l, vk, bad, now)})
+	rej, err := s.Write(context.Background(), placed([]Write{testWrite(l, vk, good, now), testWrite(l, vk, bad, now)}, s.Partitions()))
 	if err != nil || len(rej) != 1 || rej[0].Index != 1 || !errors.Is(rej[0].Err, ErrQuarantined) {
 		t.Fatalf("push: %v, rejected %+v; want write 1 rejected as quarantined", err, rej)
 	}
@@ -165,7 +193,7 @@ func TestUndecodableStateIsQuarantined(t *testing.T) {
 	kw := testWrite(l, vk, bad, now)
 	kw.Position = &pos
 	kw.Schema = &Schema{Source: "src"}
-	if err := s.Enqueue(context.Background(), []Write{kw}, []Position{{Topic: "src/t", Partition: 0, Offset: 6}}); err != nil {
+	if err := s.Enqueue(context.Background(), placed([]Write{kw}, s.Partitions()), []Position{{Topic: "src/t", Partition: 0, Offset: 6}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Flush(context.Background()); err != nil {
@@ -210,7 +238,7 @@ func TestUndecodableStateIsQuarantined(t *testing.T) {
 	}
 	// The raw bytes were copied aside, and the quarantine survives a
 	// restart.
-	withShardDB(t, dir, ShardOf(bad, 2), func(db *pebble.DB) {
+	withShardDB(t, dir, partOf(bad, 2), func(db *pebble.DB) {
 		v, closer, err := db.Get(quarantineKey(appendStateKey(nil, vk, bad)))
 		if err != nil {
 			t.Fatalf("quarantined copy: %v", err)
@@ -225,14 +253,14 @@ func TestUndecodableStateIsQuarantined(t *testing.T) {
 	if _, _, q := sum(s.Stats()); q != 1 {
 		t.Fatalf("quarantined after reopen: %d, want 1", q)
 	}
-	if rej, err := s.Write(context.Background(), []Write{testWrite(l, vk, bad, now)}); err != nil || len(rej) != 1 {
+	if rej, err := s.Write(context.Background(), placed([]Write{testWrite(l, vk, bad, now)}, s.Partitions())); err != nil || len(rej) != 1 {
 		t.Fatalf("push after reopen: %v, rejected %+v; want rejected", err, rej)
 	}
 	// Dropping the view (or rebuilding it) lifts the quarantine.
 	if err := s.DropView(context.Background(), vk); err != nil {
 		t.Fatal(err)
 	}
-	if rej, err := s.Write(context.Background(), []Write{testWrite(l, vk, bad, now)}); err != nil || len(rej) != 0 {
+	if rej, err := s.Write(context.Background(), placed([]Write{testWrite(l, vk, bad, now)}, s.Partitions())); err != nil || len(rej) != 0 {
 		t.Fatalf("push after drop: %v, rejected %+v; want applied", err, rej)
 	}
 	if _, _, q := sum(s.Stats()); q != 0 {

@@ -23,8 +23,8 @@ func TestDamagedDirRefused(t *testing.T) {
 	ws := writesOf(l, vk, keys, events)
 	populated := func(t *testing.T) string {
 		dir := t.TempDir()
-		s := openStore(t, dir, Options{Shards: 3, GCInterval: -1, Now: newClock(now).Now})
-		if _, err := s.Write(context.Background(), ws); err != nil {
+		s := openStore(t, dir, Options{Partitions: 3, GCInterval: -1, Now: newClock(now).Now})
+		if _, err := s.Write(context.Background(), placed(ws, s.Partitions())); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
@@ -38,22 +38,22 @@ func TestDamagedDirRefused(t *testing.T) {
 		shards int
 		names  string
 	}{
-		{"shard dir deleted", func(dir string) error { return os.RemoveAll(shardDir(dir, 1)) }, 3, "shard-001"},
+		{"shard dir deleted", func(dir string) error { return os.RemoveAll(partitionDir(dir, 1)) }, 3, "p-0001"},
 		{"shard dir emptied", func(dir string) error {
-			if err := os.RemoveAll(shardDir(dir, 2)); err != nil {
+			if err := os.RemoveAll(partitionDir(dir, 2)); err != nil {
 				return err
 			}
-			return os.Mkdir(shardDir(dir, 2), 0o755)
-		}, 3, "shard-002"},
-		{"SHARDS deleted, same count", func(dir string) error { return os.Remove(filepath.Join(dir, shardsFile)) }, 3, shardsFile},
-		{"SHARDS deleted, other count", func(dir string) error { return os.Remove(filepath.Join(dir, shardsFile)) }, 5, shardsFile},
+			return os.Mkdir(partitionDir(dir, 2), 0o755)
+		}, 3, "p-0002"},
+		{"SHARDS deleted, same count", func(dir string) error { return os.Remove(filepath.Join(dir, partitionsFile)) }, 3, partitionsFile},
+		{"SHARDS deleted, other count", func(dir string) error { return os.Remove(filepath.Join(dir, partitionsFile)) }, 5, partitionsFile},
 		{"journal emptied", func(dir string) error {
 			if err := os.RemoveAll(journalDir(dir)); err != nil {
 				return err
 			}
 			return os.Mkdir(journalDir(dir), 0o755)
 		}, 3, journalDirName},
-		{"SHARDS garbage", func(dir string) error { return os.WriteFile(filepath.Join(dir, shardsFile), []byte("x\n"), 0o644) }, 3, shardsFile},
+		{"SHARDS garbage", func(dir string) error { return os.WriteFile(filepath.Join(dir, partitionsFile), []byte("x\n"), 0o644) }, 3, partitionsFile},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := populated(t)
@@ -64,7 +64,7 @@ func TestDamagedDirRefused(t *testing.T) {
 			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), tc.names) {
 				t.Fatalf("CheckDir: %v, want ErrDamaged naming %s", err, tc.names)
 			}
-			s, err := Open(dir, Options{Shards: tc.shards, GCInterval: -1})
+			s, err := Open(dir, Options{Partitions: tc.shards, GCInterval: -1})
 			if err == nil {
 				s.Close()
 				t.Fatal("Open of a damaged dir succeeded")
@@ -73,8 +73,8 @@ func TestDamagedDirRefused(t *testing.T) {
 				t.Fatalf("Open: %v, want ErrDamaged naming %s", err, tc.names)
 			}
 			// Refusing changed nothing: no shard was re-created, SHARDS not rewritten.
-			if _, err := os.Stat(shardDir(dir, 3)); !os.IsNotExist(err) {
-				t.Fatalf("Open created shard-003 in a damaged dir: %v", err)
+			if _, err := os.Stat(partitionDir(dir, 3)); !os.IsNotExist(err) {
+				t.Fatalf("Open created p-0003 in a damaged dir: %v", err)
 			}
 		})
 	}
@@ -87,7 +87,7 @@ func TestDamagedDirRefused(t *testing.T) {
 		if err := CheckDir(dir, 3); err != nil {
 			t.Fatal(err)
 		}
-		s := openStore(t, dir, Options{Shards: 3, GCInterval: -1, Now: newClock(now).Now})
+		s := openStore(t, dir, Options{Partitions: 3, GCInterval: -1, Now: newClock(now).Now})
 		defer s.Close()
 		checkAgainstReference(t, s, l, vk, keys, events, now)
 	})
@@ -109,16 +109,16 @@ func TestDamagedDirRefused(t *testing.T) {
 func TestUnfinishedCreation(t *testing.T) {
 	dir := t.TempDir()
 	failing := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if op.Kind == errorfs.OpCreate && strings.Contains(op.Path, "shard-001") {
+		if op.Kind == errorfs.OpCreate && strings.Contains(op.Path, "p-0001") {
 			return errorfs.ErrInjected
 		}
 		return nil
 	}))
-	if _, err := Open(dir, Options{Shards: 2, FS: failing}); !errors.Is(err, errorfs.ErrInjected) {
+	if _, err := Open(dir, Options{Partitions: 2, FS: failing}); !errors.Is(err, errorfs.ErrInjected) {
 		t.Fatalf("open on a failing disk: %v, want the injected error", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "shard-000")); err != nil {
-		t.Fatalf("the failed open created no shard-000 (%v): the test no longer fails halfway", err)
+	if _, err := os.Stat(filepath.Join(dir, "p-0000")); err != nil {
+		t.Fatalf("the failed open created no p-0000 (%v): the test no longer fails halfway", err)
 	}
 	if has, err := HasState(dir); err != nil || has {
 		t.Fatalf("HasState after an unfinished creation: %v, %v; want false", has, err)
@@ -126,7 +126,7 @@ func TestUnfinishedCreation(t *testing.T) {
 	if err := CheckDir(dir, 3); err != nil {
 		t.Fatalf("CheckDir after an unfinished creation: %v", err)
 	}
-	s, err := Open(dir, Options{Shards: 3})
+	s, err := Open(dir, Options{Partitions: 3})
 	if err != nil {
 		t.Fatalf("open after an unfinished creation: %v", err)
 	}
@@ -153,13 +153,13 @@ func TestUnfinishedJournalCreation(t *testing.T) {
 		}
 		return nil
 	}))
-	if _, err := Open(dir, Options{Shards: 2, FS: failing}); !errors.Is(err, errorfs.ErrInjected) {
+	if _, err := Open(dir, Options{Partitions: 2, FS: failing}); !errors.Is(err, errorfs.ErrInjected) {
 		t.Fatalf("open with the journal's MANIFEST failing: %v, want the injected error", err)
 	}
 	if err := CheckDir(dir, 2); err != nil {
 		t.Fatalf("CheckDir after an unfinished journal creation: %v", err)
 	}
-	s, err := Open(dir, Options{Shards: 2})
+	s, err := Open(dir, Options{Partitions: 2})
 	if err != nil {
 		t.Fatalf("open after an unfinished journal creation: %v", err)
 	}

@@ -1,16 +1,26 @@
-// Package featurestore owns featured's online state: N Pebble shards under one
-// data directory holding, per (entity, view version), the encoded
-// aggregate.State that aggregate.Layout folds events into and reads windows
-// from. It also owns, per shard, the Kafka offsets applied to that shard,
-// committed in the same Pebble batch as the state they produced.
+// Package featurestore owns featured's online state: P partitions, one
+// Pebble each, under one data directory, holding per (entity, view
+// version) the encoded aggregate.State that aggregate.Layout folds events
+// into and reads windows from. It also owns, per partition, the Kafka
+// offsets applied to it, committed in the same Pebble batch as the state
+// they produced. The code calls a partition's Pebble and writer a shard.
 //
-// Layout and encodings are described in docs/format.md.
+// Layout and encodings are described in docs/format.md; MigrateStore
+// rewrites the layout before partitions (N shards placed by FNV-1a).
+//
+// # Placement
+//
+// The store does not hash keys: every Write and Read names its partition,
+// which the caller computes from the entity key's record-key bytes with
+// internal/keyenc.Partition (Kafka's default partitioner modulo P), so an
+// entity's partition is the Kafka partition its events arrive on and every
+// view of one entity lives in one partition. Options.Partitions, P, is
+// fixed when the store is created.
 //
 // # Concurrency
 //
-// Entities map to shards by a stable hash of their encoded key (FNV-1a 64), so
-// every view of one entity lives in one shard. Each shard has exactly one
-// writer goroutine, the only code that mutates the shard; it owns a cache of
+// Each partition has exactly one writer goroutine, the only code that
+// mutates the partition; it owns a cache of
 // decoded states so that a hot entity is read from Pebble once, not on every
 // event. Write, Enqueue, EnqueueFenced, Flush and DropView hand requests to
 // the writers; they and Fence may be called from any goroutine. Read goes straight to Pebble and never

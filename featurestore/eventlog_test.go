@@ -42,7 +42,7 @@ func (p *probeLog) seen() bool {
 		return false
 	}
 	out := make([]aggregate.Result, 1)
-	if err := s.Read(ViewKey{ID: 1, Version: 1}, p.layout, *e, []int{1}, 0, out); err != nil {
+	if err := s.Read(ViewKey{ID: 1, Version: 1}, p.layout, partOf(*e, s.Partitions()), *e, []int{1}, 0, out); err != nil {
 		panic(err)
 	}
 	return out[0].Status != aggregate.StatusNotFound
@@ -78,7 +78,7 @@ func TestEventLogVisibleMillis(t *testing.T) {
 	lay := testLayout(t)
 	log := &probeLog{layout: lay}
 	s := openStore(t, t.TempDir(), Options{
-		Shards: 1, EventLog: log, Now: now, GCInterval: -1, CommitInterval: time.Hour, CommitMaxWrites: 1,
+		Partitions: 1, EventLog: log, Now: now, GCInterval: -1, CommitInterval: time.Hour, CommitMaxWrites: 1,
 	})
 	defer s.Close()
 	log.store.Store(s)
@@ -92,10 +92,10 @@ func TestEventLogVisibleMillis(t *testing.T) {
 		}}
 	}
 	for i := 0; i < 3; i++ {
-		if _, err := s.Write(ctx, write(2*i)); err != nil { // synced
+		if _, err := s.Write(ctx, placed(write(2*i), s.Partitions())); err != nil { // synced
 			t.Fatal(err)
 		}
-		if err := s.Enqueue(ctx, write(2*i+1), nil); err != nil { // committed unsynced at once
+		if err := s.Enqueue(ctx, placed(write(2*i+1), s.Partitions()), nil); err != nil { // committed unsynced at once
 			t.Fatal(err)
 		}
 		// Waits for it, and syncs it: a commit of no writes, synced.

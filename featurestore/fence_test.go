@@ -10,6 +10,7 @@ import (
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/featurestore/featurestoretest"
+	"github.com/featured-dev/featured/internal/partition"
 )
 
 // TestFailedCommitFencesPartition: the first commit of shard 0 fails while
@@ -34,7 +35,7 @@ func TestFailedCommitFencesPartition(t *testing.T) {
 	// CommitMaxWrites 1: each request is committed on its own, so shard 0's
 	// first commit holds the batch 0-9 and nothing else.
 	s, err := featurestore.Open(t.TempDir(), featurestore.Options{
-		Shards: 2, EventLog: &log, GCInterval: -1, CommitMaxWrites: 1, CommitInterval: time.Hour,
+		Partitions: 2, EventLog: &log, GCInterval: -1, CommitMaxWrites: 1, CommitInterval: time.Hour,
 		Now: func() time.Time { return now },
 	})
 	if err != nil {
@@ -55,12 +56,12 @@ func TestFailedCommitFencesPartition(t *testing.T) {
 	ctx := context.Background()
 
 	f := s.Fence(topic, 0)
-	if err := s.EnqueueFenced(ctx, ws[0:10], mark(10), f); err != nil {
+	if err := s.EnqueueFenced(ctx, placed(ws[0:10], s.Partitions()), mark(10), f); err != nil {
 		t.Fatal(err)
 	}
 	// Queued before or after shard 0 failed: dropped by the shard, or
 	// refused here.
-	if err := s.EnqueueFenced(ctx, ws[10:20], mark(20), f); err != nil && !errors.Is(err, featurestore.ErrFenced) {
+	if err := s.EnqueueFenced(ctx, placed(ws[10:20], s.Partitions()), mark(20), f); err != nil && !errors.Is(err, featurestore.ErrFenced) {
 		t.Fatal(err)
 	}
 	select {
@@ -71,7 +72,7 @@ func TestFailedCommitFencesPartition(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EnqueueFenced(ctx, ws[10:20], mark(20), f); !errors.Is(err, featurestore.ErrFenced) {
+	if err := s.EnqueueFenced(ctx, placed(ws[10:20], s.Partitions()), mark(20), f); !errors.Is(err, featurestore.ErrFenced) {
 		t.Fatalf("enqueue under a moved fence: %v, want ErrFenced", err)
 	}
 	if got, ok := s.Offsets(topic)[0]; ok {
@@ -82,7 +83,7 @@ func TestFailedCommitFencesPartition(t *testing.T) {
 	f2 := s.Fence(topic, 0)
 	start := s.Offsets(topic)[0] // none: from the start
 	for from := start; from < 20; from += 10 {
-		if err := s.EnqueueFenced(ctx, ws[from:from+10], mark(from+10), f2); err != nil {
+		if err := s.EnqueueFenced(ctx, placed(ws[from:from+10], s.Partitions()), mark(from+10), f2); err != nil {
 			t.Fatalf("replay from %d: %v", from, err)
 		}
 	}
@@ -97,7 +98,7 @@ func TestFailedCommitFencesPartition(t *testing.T) {
 	var count int64
 	out := make([]aggregate.Result, 1)
 	for e := range entities {
-		if err := s.Read(vk, lay, fmt.Appendf(nil, "user-%d", e), []int{0}, now.UnixMilli(), out); err != nil {
+		if err := s.Read(vk, lay, partOf(fmt.Appendf(nil, "user-%d", e), s.Partitions()), fmt.Appendf(nil, "user-%d", e), []int{0}, now.UnixMilli(), out); err != nil {
 			t.Fatal(err)
 		}
 		count += out[0].Value.I
@@ -112,4 +113,15 @@ func TestFailedCommitFencesPartition(t *testing.T) {
 	if failed != 1 || log.Failed() != 1 {
 		t.Fatalf("%d failed commits in the stats, %d injected, want 1 and 1", failed, log.Failed())
 	}
+}
+
+func partOf(entity []byte, n int) int { return partition.Of(entity, n) }
+
+func placed(ws []featurestore.Write, n int) []featurestore.Write {
+	out := make([]featurestore.Write, len(ws))
+	for i := range ws {
+		out[i] = ws[i]
+		out[i].Partition = partOf(ws[i].Entity, n)
+	}
+	return out
 }

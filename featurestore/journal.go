@@ -149,6 +149,9 @@ func (j *journal) load(layouts func(ViewKey) *aggregate.Layout, opts *Options) (
 		if layouts == nil {
 			return nil, fmt.Errorf("featurestore: push journal holds pushes to apply and Options.Layouts is nil")
 		}
+		if v := it.Value(); len(v) > 0 && v[0] == journalVersionLegacy {
+			return nil, fmt.Errorf("featurestore: push journal: batch %q is of the layout before partitions: run featured migrate-store", it.Key())
+		}
 		e, dropped, err := decodeEntry(string(it.Key()), it.Value(), layouts)
 		if err != nil {
 			return nil, fmt.Errorf("featurestore: push journal: %w", err)
@@ -361,17 +364,22 @@ func (j *journal) stop() {
 	}
 }
 
-// Entry encoding (version 1), all integers big-endian or varints:
+// Entry encoding (version 2; version 1, of the layout before partitions,
+// had no partition), all integers big-endian or varints:
 //
 //	u8 version | u64 created millis | uvarint accepted
 //	uvarint schemas, each: str source | key kinds (keyenc.AppendKinds: u8 kind, or u8 0x80|n and n kinds) | uvarint fields, each: str name | u8 kind
 //	uvarint writes, each: uvarint schema (0: none, else index+1) | str entity |
-//	  varint event millis | varint ingest millis | uvarint fields, each: value |
+//	  uvarint partition | varint event millis | varint ingest millis | uvarint fields, each: value |
 //	  uvarint targets, each: u32 view id | u32 version
 //
 // str is uvarint length | bytes; a value is u8 kind then, for int64 and
 // bool, a varint; for float64, its u64 bits; for string, a str.
-const journalVersion = 1
+const journalVersion = 2
+
+// journalVersionLegacy is the entry of the layout before partitions, read
+// only by MigrateStore, which places its writes (their Partition is 0).
+const journalVersionLegacy = 1
 
 var errCorruptEntry = errors.New("corrupt entry")
 
@@ -407,6 +415,7 @@ func appendEntry(dst []byte, e *journalEntry) ([]byte, error) {
 		}
 		dst = binary.AppendUvarint(dst, uint64(schemas[w.Schema]))
 		dst = appendStr(dst, string(w.Entity))
+		dst = binary.AppendUvarint(dst, uint64(w.Partition))
 		dst = binary.AppendVarint(dst, w.EventMillis)
 		dst = binary.AppendVarint(dst, w.IngestMillis)
 		dst = binary.AppendUvarint(dst, uint64(len(w.Fields)))
@@ -523,7 +532,8 @@ func (r *entryReader) str() string {
 // layouts. dropped counts the targets whose view version is gone.
 func decodeEntry(id string, v []byte, layouts func(ViewKey) *aggregate.Layout) (e *journalEntry, dropped int, err error) {
 	r := &entryReader{b: v}
-	if r.byte() != journalVersion {
+	version := r.byte()
+	if version != journalVersion && version != journalVersionLegacy {
 		return nil, 0, fmt.Errorf("batch %q: %w: unknown version", id, errCorruptEntry)
 	}
 	e = &journalEntry{id: id, createdMillis: int64(r.u64()), accepted: int(r.uvarint())}
@@ -550,6 +560,9 @@ func decodeEntry(id string, v []byte, layouts func(ViewKey) *aggregate.Layout) (
 			w.Schema = schemas[si-1]
 		}
 		w.Entity = []byte(r.str())
+		if version == journalVersion {
+			w.Partition = int(r.uvarint())
+		}
 		w.EventMillis = r.varint()
 		w.IngestMillis = r.varint()
 		w.Fields = make([]aggregate.Value, r.count())

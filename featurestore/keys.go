@@ -67,18 +67,6 @@ func parseOffsetKey(key []byte) (topic string, partition int32, ok bool) {
 	return string(key[1 : len(key)-5]), int32(binary.BigEndian.Uint32(key[len(key)-4:])), true
 }
 
-// ShardOf returns the shard index of an encoded entity key among n shards.
-// The hash is part of the on-disk format: changing it strands state.
-func ShardOf(entity []byte, n int) int {
-	// FNV-1a 64, inline so the lookup path does not allocate a hash.Hash.
-	h := uint64(14695981039346656037)
-	for _, c := range entity {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return int(h % uint64(n))
-}
-
 // prefixStaging holds a rebuild's states until its swap (rebuild.go): the
 // same layout as state keys, under another prefix.
 const prefixStaging = 'r'

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -15,10 +14,12 @@ import (
 
 // Options configures a Store. The zero value is usable.
 type Options struct {
-	// Shards is the number of Pebble shards. It is fixed when the data
-	// directory is created; reopening with another count is an error. The
-	// default value is runtime.NumCPU().
-	Shards int
+	// Partitions is P, the number of partitions, each its own Pebble and
+	// writer: the Kafka partition count of every source topic, as callers
+	// place entities by Kafka's default partitioner modulo P. It is fixed
+	// when the data directory is created; reopening with another count is
+	// an error. The default value is 16.
+	Partitions int
 	// CacheBytes is the size of the block cache shared by all shards. The
 	// default value is 256 MiB.
 	CacheBytes int64
@@ -104,8 +105,8 @@ type Options struct {
 
 // EnsureDefaults fills zero fields with their defaults.
 func (o *Options) EnsureDefaults() {
-	if o.Shards == 0 {
-		o.Shards = runtime.NumCPU()
+	if o.Partitions == 0 {
+		o.Partitions = 16
 	}
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 256 << 20
@@ -158,8 +159,8 @@ func (o *Options) EnsureDefaults() {
 // Validate reports options that cannot work.
 func (o *Options) Validate() error {
 	var errs []error
-	if o.Shards < 1 || o.Shards > 1024 {
-		errs = append(errs, fmt.Errorf("featurestore: shards: %d is not in [1, 1024]", o.Shards))
+	if o.Partitions < 1 || o.Partitions > 4096 {
+		errs = append(errs, fmt.Errorf("featurestore: partitions: %d is not in [1, 4096]", o.Partitions))
 	}
 	if o.CacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("featurestore: cache bytes: %d is negative", o.CacheBytes))

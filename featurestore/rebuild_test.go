@@ -28,13 +28,13 @@ func TestRebuildRecovery(t *testing.T) {
 			clock := newClock(100 * day)
 			l := testLayout(t)
 			vk := ViewKey{ID: 7, Version: 2}
-			s := openStore(t, dir, Options{Shards: 1, Now: clock.Now, GCInterval: -1})
+			s := openStore(t, dir, Options{Partitions: 1, Now: clock.Now, GCInterval: -1})
 			var ws []Write
 			for i := 0; i < 10; i++ {
 				ws = append(ws, Write{Entity: entityKey(i), EventMillis: 100*day - 1000, Fields: []aggregate.Value{{Kind: aggregate.KindFloat64, F: 1}},
 					Targets: []Target{{Key: vk, Layout: l}}})
 			}
-			if _, err := s.Write(context.Background(), ws); err != nil {
+			if _, err := s.Write(context.Background(), placed(ws, s.Partitions())); err != nil {
 				t.Fatal(err)
 			}
 			// What a crashed rebuild left: staged states, and with
@@ -70,7 +70,7 @@ func TestRebuildRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			s = openStore(t, dir, Options{Shards: 1, Now: clock.Now, GCInterval: -1})
+			s = openStore(t, dir, Options{Partitions: 1, Now: clock.Now, GCInterval: -1})
 			defer s.Close()
 			db = s.shards[0].db
 			want := before

@@ -21,11 +21,11 @@ import (
 type ReadSampler func(vk ViewKey, entity []byte, features []int, atMillis int64, out []aggregate.Result)
 
 // Read fills out[i] with feature features[i] of entity in view vk as of
-// atMillis. An entity with no state gets StatusNotFound everywhere. Read
+// atMillis, from partition (the entity's: internal/keyenc.Partition). An entity with no state gets StatusNotFound everywhere. Read
 // never waits for a writer. One Read in Options.ReadSampleEvery is handed
 // to Options.ReadSampler.
-func (s *Store) Read(vk ViewKey, l *aggregate.Layout, entity []byte, features []int, atMillis int64, out []aggregate.Result) error {
-	if err := s.read(vk, l, entity, features, atMillis, out); err != nil {
+func (s *Store) Read(vk ViewKey, l *aggregate.Layout, partition int, entity []byte, features []int, atMillis int64, out []aggregate.Result) error {
+	if err := s.read(vk, l, partition, entity, features, atMillis, out); err != nil {
 		return err
 	}
 	if f := s.opts.ReadSampler; f != nil && s.reads.Add(1)%uint64(s.opts.ReadSampleEvery) == 0 {

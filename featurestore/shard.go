@@ -618,7 +618,7 @@ func (s *shard) answer(err error) {
 // iteration order is random, which makes this random eviction: cheap, and
 // good enough for a cache whose misses cost one Pebble Get.
 func (s *shard) evict() {
-	maxBytes := s.opts.CachedStateBytes / int64(s.opts.Shards)
+	maxBytes := s.opts.CachedStateBytes / int64(s.opts.Partitions)
 	if len(s.states) <= s.opts.CachedStates && s.cacheBytes <= maxBytes {
 		s.recordCache()
 		return

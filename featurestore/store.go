@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -20,15 +20,21 @@ import (
 // ErrClosed is returned by calls on a closed Store.
 var ErrClosed = errors.New("featurestore: store is closed")
 
+// ErrPartition is a Write or Read naming a partition the store does not
+// have: a caller placing entities with another partition count.
+var ErrPartition = errors.New("featurestore: no such partition")
+
 // Store is featured's online state: N Pebble shards, one writer each. All
 // methods are safe for concurrent use.
 type Store struct {
-	dir    string
-	opts   Options
-	cache  interface{ Unref() }
-	shards []*shard
-	gc     *gcRunner
-	fences fences
+	dir   string
+	opts  Options
+	cache interface{ Unref() }
+	// fileCache is shared by every partition's Pebble (docs/scaling.md).
+	fileCache interface{ Unref() }
+	shards    []*shard
+	gc        *gcRunner
+	fences    fences
 	// journal holds atomic pushes until every shard committed them
 	// (journal.go).
 	journal *journal
@@ -52,8 +58,6 @@ type Store struct {
 	rebuilding map[ViewKey]bool // guarded by rebuildMu: the running Rebuilds
 }
 
-const shardsFile = "SHARDS"
-
 // Open opens or creates the store under dir.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.EnsureDefaults()
@@ -63,57 +67,56 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("featurestore: create data dir: %w", err)
 	}
-	existed, err := checkShardCount(opts.FS, dir, opts.Shards)
+	if err := checkOldLayout(opts.FS, dir, opts.Partitions); err != nil {
+		return nil, err
+	}
+	existed, err := checkPartitionCount(opts.FS, dir, opts.Partitions)
 	if err != nil {
 		return nil, err
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
-	s := &Store{dir: dir, opts: opts, cache: cache, closed: make(chan struct{}), deadc: make(chan struct{}, 1), rebuilding: map[ViewKey]bool{}}
+	// One file cache for every partition: P Pebbles must not each keep
+	// their own thousand open files (docs/scaling.md).
+	fileCache := pebble.NewFileCache(runtime.GOMAXPROCS(0), pebble.FileCacheSize(1000))
+	s := &Store{dir: dir, opts: opts, cache: cache, fileCache: fileCache, closed: make(chan struct{}), deadc: make(chan struct{}, 1), rebuilding: map[ViewKey]bool{}}
 	s.keyPool.New = func() any { b := make([]byte, 0, 64); return &b }
 	s.scratch.New = func() any { return new(aggregate.State) }
-	for i := 0; i < opts.Shards; i++ {
+	fail := func(err error) (*Store, error) {
+		s.closeShards()
+		fileCache.Unref()
+		cache.Unref()
+		return nil, err
+	}
+	for i := 0; i < opts.Partitions; i++ {
 		dmg := newDamage(i, opts.Logger)
-		po := &pebble.Options{
-			Cache:  cache,
-			Logger: pebbleLogger{l: opts.Logger.With("shard", i), part: fmt.Sprintf("shard %d", i), fatal: opts.Fatalf},
-			FS:     opts.FS,
-			// Corruption is recorded against the shard and returned to
-			// the read that found it, not fatal (damage.go).
-			EventListener: dmg.eventListener(),
-			// Lookups are point Gets of keys that often do not exist (an
-			// entity never seen): filters skip those sstables.
-			Levels: [7]pebble.LevelOptions{{FilterPolicy: bloom.FilterPolicy(10)}},
-			// A shard of an existing store that is gone must not come
-			// back empty: its entities would read as NOT_FOUND.
-			ErrorIfNotExists: existed,
-		}
 		if existed {
-			if err := checkShardDir(opts.FS, dir, i, opts.Shards); err != nil {
-				s.closeShards()
-				cache.Unref()
-				return nil, err
+			if err := checkPartitionDir(opts.FS, dir, i, opts.Partitions); err != nil {
+				return fail(err)
 			}
 		}
-		db, err := pebble.Open(shardDir(dir, i), po)
+		db, err := pebble.Open(partitionDir(dir, i), partitionOptions(&opts, i, cache, fileCache, dmg, existed))
 		if err != nil {
-			s.closeShards()
-			cache.Unref()
-			return nil, fmt.Errorf("featurestore: open shard %d: %w", i, err)
+			return fail(fmt.Errorf("featurestore: open partition %d: %w", i, err))
+		}
+		if existed {
+			err = checkPartMeta(db, partitionDir(dir, i), i, opts.Partitions)
+		} else {
+			err = db.Set(metaPartKey, partValue(i, opts.Partitions), pebble.Sync)
+		}
+		if err != nil {
+			db.Close()
+			return fail(err)
 		}
 		sh, err := newShard(i, db, &s.opts, dmg, s.deadc, &s.fences)
 		if err != nil {
 			db.Close()
-			s.closeShards()
-			cache.Unref()
-			return nil, fmt.Errorf("featurestore: %w", err)
+			return fail(fmt.Errorf("featurestore: %w", err))
 		}
 		s.shards = append(s.shards, sh)
 	}
 	if !existed {
-		if err := recordShardCount(opts.FS, dir, opts.Shards); err != nil {
-			s.closeShards()
-			cache.Unref()
-			return nil, err
+		if err := recordPartitionCount(opts.FS, dir, opts.Partitions); err != nil {
+			return fail(err)
 		}
 	}
 	for _, sh := range s.shards {
@@ -133,35 +136,57 @@ func Open(dir string, opts Options) (*Store, error) {
 			close(sh.stopc)
 			<-sh.donec
 		}
-		s.closeShards()
 		if j != nil {
 			j.close()
 		}
-		cache.Unref()
-		return nil, err
+		return fail(err)
 	}
 	s.startRetrier()
 	s.gc = startGC(s)
 	return s, nil
 }
 
-// checkShardCount refuses a shard count other than the one recorded:
-// entities are placed by hash modulo the count. It reports whether the
-// store existed (its shards must then exist too). A new store's creation
-// starts here: SHARDS.creating records it, durably, before any shard
-// exists, and Open records SHARDS (recordShardCount) once every shard is
-// created. A creation that did not finish (a crash or a failed write in
-// the first Open) left shard directories but no SHARDS; without the
-// intent they would read as a store that lost SHARDS, refused for good.
-// No Open returned, so nothing was written through them: they are removed
-// and the creation starts again.
-func checkShardCount(fs vfs.FS, dir string, n int) (existed bool, err error) {
-	have, err := readShardCount(fs, dir)
+// partitionOptions are the Pebble options of partition i. A node holds
+// many partitions, so each DB's own costs are kept small: 4 MiB memtables,
+// one compaction at a time, and the block and file caches shared.
+func partitionOptions(opts *Options, i int, cache *pebble.Cache, fileCache *pebble.FileCache, dmg *damage, existed bool) *pebble.Options {
+	return &pebble.Options{
+		Cache:                      cache,
+		FileCache:                  fileCache,
+		MemTableSize:               4 << 20,
+		CompactionConcurrencyRange: func() (int, int) { return 1, 1 },
+		Logger:                     pebbleLogger{l: opts.Logger.With("partition", i), part: fmt.Sprintf("partition %d", i), fatal: opts.Fatalf},
+		FS:                         opts.FS,
+		// Corruption is recorded against the partition and returned to the
+		// read that found it, not fatal (damage.go).
+		EventListener: dmg.eventListener(),
+		// Lookups are point Gets of keys that often do not exist (an
+		// entity never seen): filters skip those sstables.
+		Levels: [7]pebble.LevelOptions{{FilterPolicy: bloom.FilterPolicy(10)}},
+		// A partition of an existing store that is gone must not come back
+		// empty: its entities would read as NOT_FOUND.
+		ErrorIfNotExists: existed,
+	}
+}
+
+// checkPartitionCount refuses a partition count other than the one
+// recorded: entities are placed by hash modulo the count. It reports
+// whether the store existed (its partitions must then exist too). A new
+// store's creation starts here: PARTITIONS.creating records it, durably,
+// before any partition exists, and Open records PARTITIONS
+// (recordPartitionCount) once every partition is created. A creation that
+// did not finish (a crash or a failed write in the first Open) left
+// partition directories but no PARTITIONS; without the intent they would
+// read as a store that lost PARTITIONS, refused for good. No Open returned,
+// so nothing was written through them: they are removed and the creation
+// starts again.
+func checkPartitionCount(fs vfs.FS, dir string, n int) (existed bool, err error) {
+	have, err := readPartitionCount(fs, dir)
 	if err != nil {
 		return false, err
 	}
 	if have == 0 {
-		dirs, err := shardDirs(fs, dir)
+		dirs, err := partitionDirs(fs, dir)
 		if err != nil {
 			return false, fmt.Errorf("featurestore: list %s: %w", dir, err)
 		}
@@ -170,32 +195,33 @@ func checkShardCount(fs vfs.FS, dir string, n int) (existed bool, err error) {
 				return false, fmt.Errorf("featurestore: remove %s of an unfinished creation: %w", d, err)
 			}
 		}
-		if err := writeFileSync(fs, dir, creatingFile, []byte(strconv.Itoa(n)+"\n")); err != nil {
+		if err := writeFileSync(fs, dir, creatingFile, partitionsFileBody(n)); err != nil {
 			return false, fmt.Errorf("featurestore: record the store's creation: %w", err)
 		}
 		return false, nil
 	}
 	if have != n {
-		return true, fmt.Errorf("featurestore: data dir %s has %d shards, not %d: reopen with --shards=%d", dir, have, n, have)
+		return true, partitionCountError(dir, have, n)
 	}
 	return true, nil
 }
 
-// recordShardCount ends a new store's creation: SHARDS, written under a
-// temporary name and renamed, synced, then SHARDS.creating removed.
-func recordShardCount(fs vfs.FS, dir string, n int) error {
-	if err := writeFileSync(fs, dir, shardsFile+".tmp", []byte(strconv.Itoa(n)+"\n")); err != nil {
-		return fmt.Errorf("featurestore: record shard count: %w", err)
+// recordPartitionCount ends a new store's creation: PARTITIONS, written
+// under a temporary name and renamed, synced, then PARTITIONS.creating
+// removed.
+func recordPartitionCount(fs vfs.FS, dir string, n int) error {
+	if err := writeFileSync(fs, dir, partitionsFile+".tmp", partitionsFileBody(n)); err != nil {
+		return fmt.Errorf("featurestore: record partition count: %w", err)
 	}
-	if err := fs.Rename(filepath.Join(dir, shardsFile+".tmp"), filepath.Join(dir, shardsFile)); err != nil {
-		return fmt.Errorf("featurestore: record shard count: %w", err)
+	if err := fs.Rename(filepath.Join(dir, partitionsFile+".tmp"), filepath.Join(dir, partitionsFile)); err != nil {
+		return fmt.Errorf("featurestore: record partition count: %w", err)
 	}
 	if err := syncDir(fs, dir); err != nil {
-		return fmt.Errorf("featurestore: record shard count: %w", err)
+		return fmt.Errorf("featurestore: record partition count: %w", err)
 	}
-	// Left behind, it is ignored beside SHARDS.
+	// Left behind, it is ignored beside PARTITIONS.
 	if err := fs.Remove(filepath.Join(dir, creatingFile)); err != nil {
-		return fmt.Errorf("featurestore: record shard count: %w", err)
+		return fmt.Errorf("featurestore: record partition count: %w", err)
 	}
 	return nil
 }
@@ -220,20 +246,21 @@ func (s *Store) Close() error {
 		for _, sh := range s.shards {
 			<-sh.donec
 			if err := sh.db.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("featurestore: close shard %d: %w", sh.id, err))
+				errs = append(errs, fmt.Errorf("featurestore: close partition %d: %w", sh.id, err))
 			}
 		}
 		if err := s.journal.close(); err != nil {
 			errs = append(errs, fmt.Errorf("featurestore: close push journal: %w", err))
 		}
+		s.fileCache.Unref()
 		s.cache.Unref()
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
 }
 
-// Shards returns the number of shards.
-func (s *Store) Shards() int { return len(s.shards) }
+// Partitions returns the number of partitions, P.
+func (s *Store) Partitions() int { return len(s.shards) }
 
 // Write folds ws and returns once they are committed and synced. If ctx ends
 // first, Write returns its error; the writes may still be committed. The
@@ -311,19 +338,18 @@ func (s *Store) DropView(ctx context.Context, vk ViewKey) error {
 // refused.
 func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fence, wait bool, rej *[]Rejection) error {
 	n := len(s.shards)
+	if err := s.checkPartitions(ws); err != nil {
+		return err
+	}
 	reqs := make([]*request, n)
-	if n == 1 {
-		reqs[0] = &request{kind: reqWrite, writes: ws}
-	} else {
-		for i := range ws {
-			j := ShardOf(ws[i].Entity, n)
-			if reqs[j] == nil {
-				reqs[j] = &request{kind: reqWrite}
-			}
-			reqs[j].writes = append(reqs[j].writes, ws[i])
-			if rej != nil {
-				reqs[j].index = append(reqs[j].index, i)
-			}
+	for i := range ws {
+		j := ws[i].Partition
+		if reqs[j] == nil {
+			reqs[j] = &request{kind: reqWrite}
+		}
+		reqs[j].writes = append(reqs[j].writes, ws[i])
+		if rej != nil {
+			reqs[j].index = append(reqs[j].index, i)
 		}
 	}
 	for i := range reqs {
@@ -349,6 +375,16 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fen
 			if r != nil {
 				*rej = append(*rej, r.rejected...)
 			}
+		}
+	}
+	return nil
+}
+
+// checkPartitions refuses writes whose Partition is not one of the store's.
+func (s *Store) checkPartitions(ws []Write) error {
+	for i := range ws {
+		if p := ws[i].Partition; p < 0 || p >= len(s.shards) {
+			return fmt.Errorf("featurestore: write %d: %w: %d, the store has %d", i, ErrPartition, p, len(s.shards))
 		}
 	}
 	return nil
@@ -437,11 +473,14 @@ func (s *Store) Stats() []ShardStats {
 }
 
 // read is Read without the sampling (sample.go).
-func (s *Store) read(vk ViewKey, l *aggregate.Layout, entity []byte, features []int, atMillis int64, out []aggregate.Result) error {
+func (s *Store) read(vk ViewKey, l *aggregate.Layout, partition int, entity []byte, features []int, atMillis int64, out []aggregate.Result) error {
 	if len(out) < len(features) {
 		return fmt.Errorf("featurestore: read: %d results for %d features", len(out), len(features))
 	}
-	sh := s.shards[ShardOf(entity, len(s.shards))]
+	if partition < 0 || partition >= len(s.shards) {
+		return fmt.Errorf("featurestore: read: %w: %d, the store has %d", ErrPartition, partition, len(s.shards))
+	}
+	sh := s.shards[partition]
 	kp := s.keyPool.Get().(*[]byte)
 	key := appendStateKey((*kp)[:0], vk, entity)
 	v, closer, err := sh.db.Get(key)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/internal/partition"
 )
 
 const (
@@ -102,7 +103,7 @@ func checkAgainstReference(t *testing.T, s *Store, l *aggregate.Layout, vk ViewK
 	t.Helper()
 	out := make([]aggregate.Result, len(testSpecs))
 	for e, key := range keys {
-		if err := s.Read(vk, l, key, allFeatures(len(testSpecs)), at, out); err != nil {
+		if err := s.Read(vk, l, partOf(key, s.Partitions()), key, allFeatures(len(testSpecs)), at, out); err != nil {
 			t.Fatal(err)
 		}
 		for f := range testSpecs {
@@ -122,9 +123,9 @@ func TestWriteReadRestart(t *testing.T) {
 	keys, events := stream(3000, 40, now)
 	ws := writesOf(l, vk, keys, events)
 
-	s := openStore(t, dir, Options{Shards: 3, Now: newClock(now).Now, GCInterval: -1})
+	s := openStore(t, dir, Options{Partitions: 3, Now: newClock(now).Now, GCInterval: -1})
 	for i := 0; i < len(ws); i += 250 {
-		if _, err := s.Write(context.Background(), ws[i:min(i+250, len(ws))]); err != nil {
+		if _, err := s.Write(context.Background(), placed(ws[i:min(i+250, len(ws))], s.Partitions())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,13 +137,13 @@ func TestWriteReadRestart(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 
-	s = openStore(t, dir, Options{Shards: 3, Now: newClock(now).Now, GCInterval: -1})
+	s = openStore(t, dir, Options{Partitions: 3, Now: newClock(now).Now, GCInterval: -1})
 	defer s.Close()
 	checkAgainstReference(t, s, l, vk, keys, events, now)
 	checkAgainstReference(t, s, l, vk, keys, events, now+2*hour)
 
 	out := make([]aggregate.Result, 2)
-	if err := s.Read(vk, l, []byte("nobody"), []int{0, 3}, now, out); err != nil {
+	if err := s.Read(vk, l, partOf([]byte("nobody"), s.Partitions()), []byte("nobody"), []int{0, 3}, now, out); err != nil {
 		t.Fatal(err)
 	}
 	for i, r := range out {
@@ -150,22 +151,22 @@ func TestWriteReadRestart(t *testing.T) {
 			t.Fatalf("unknown entity feature %d: status %v, want NotFound", i, r.Status)
 		}
 	}
-	if err := s.Read(ViewKey{ID: 7, Version: 2}, l, keys[0], []int{0}, now, out); err != nil || out[0].Status != aggregate.StatusNotFound {
+	if err := s.Read(ViewKey{ID: 7, Version: 2}, l, partOf(keys[0], s.Partitions()), keys[0], []int{0}, now, out); err != nil || out[0].Status != aggregate.StatusNotFound {
 		t.Fatalf("other version: %+v, %v; want NotFound", out[0], err)
 	}
 }
 
 func TestShardCountIsFixed(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, Options{Shards: 2, GCInterval: -1})
+	s := openStore(t, dir, Options{Partitions: 2, GCInterval: -1})
 	s.Close()
-	if _, err := Open(dir, Options{Shards: 3}); err == nil {
+	if _, err := Open(dir, Options{Partitions: 3}); err == nil {
 		t.Fatal("reopening a 2-shard store with 3 shards succeeded")
 	}
 }
 
 func TestOptionsValidate(t *testing.T) {
-	for _, o := range []Options{{Shards: -1}, {Shards: 2000}, {CommitMaxWrites: -5}, {QueueLength: -1}, {CachedStateBytes: -1}} {
+	for _, o := range []Options{{Partitions: -1}, {Partitions: 5000}, {CommitMaxWrites: -5}, {QueueLength: -1}, {CachedStateBytes: -1}} {
 		if _, err := Open(t.TempDir(), o); err == nil {
 			t.Errorf("Open with %+v succeeded", o)
 		}
@@ -202,12 +203,12 @@ func TestOffsetsExactlyOnce(t *testing.T) {
 			for p, o := range marks {
 				ms = append(ms, Position{Topic: topic, Partition: p, Offset: o})
 			}
-			if err := s.Enqueue(context.Background(), todo, ms); err != nil {
+			if err := s.Enqueue(context.Background(), placed(todo, s.Partitions()), ms); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	s := openStore(t, dir, Options{Shards: 4, Now: newClock(now).Now, GCInterval: -1, CommitMaxWrites: 37})
+	s := openStore(t, dir, Options{Partitions: 4, Now: newClock(now).Now, GCInterval: -1, CommitMaxWrites: 37})
 	enqueue(s, nil, 1300)
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -220,7 +221,7 @@ func TestOffsetsExactlyOnce(t *testing.T) {
 
 	// Restart and replay from an older point than stored, as a consumer whose
 	// offsets were rewound would: shards skip what they applied.
-	s = openStore(t, dir, Options{Shards: 4, Now: newClock(now).Now, GCInterval: -1})
+	s = openStore(t, dir, Options{Partitions: 4, Now: newClock(now).Now, GCInterval: -1})
 	defer s.Close()
 	enqueue(s, map[int32]int64{0: 100, 1: 100}, len(ws))
 	if err := s.Flush(context.Background()); err != nil {
@@ -256,18 +257,18 @@ func TestTTLExpiryAndCollection(t *testing.T) {
 		}
 		return time.Duration(testTTL) * time.Millisecond, vk == live
 	}
-	s := openStore(t, t.TempDir(), Options{Shards: 2, Now: clock.Now, GCInterval: 5 * time.Millisecond, Views: views})
+	s := openStore(t, t.TempDir(), Options{Partitions: 2, Now: clock.Now, GCInterval: 5 * time.Millisecond, Views: views})
 	defer s.Close()
 	f := []aggregate.Value{{Kind: aggregate.KindFloat64, F: 1}, {Kind: aggregate.KindString, S: "m"}, {Kind: aggregate.KindInt64, I: 1}}
 	w := func(key string, vk ViewKey, ts int64) Write {
 		return Write{Entity: []byte(key), EventMillis: ts, Fields: f, Targets: []Target{{Key: vk, Layout: l}}}
 	}
-	if _, err := s.Write(context.Background(), []Write{w("old", live, now), w("fresh", live, now), w("x", dropped, now)}); err != nil {
+	if _, err := s.Write(context.Background(), placed([]Write{w("old", live, now), w("fresh", live, now), w("x", dropped, now)}, s.Partitions())); err != nil {
 		t.Fatal(err)
 	}
 	read := func(key string, vk ViewKey, at int64) aggregate.Result {
 		out := make([]aggregate.Result, 1)
-		if err := s.Read(vk, l, []byte(key), []int{3}, at, out); err != nil {
+		if err := s.Read(vk, l, partOf([]byte(key), s.Partitions()), []byte(key), []int{3}, at, out); err != nil {
 			t.Fatal(err)
 		}
 		return out[0]
@@ -279,7 +280,7 @@ func TestTTLExpiryAndCollection(t *testing.T) {
 	// Keep "fresh" fresh, move the clock past 2×TTL of "old", and stop
 	// reporting the dropped view as live.
 	later := now + 2*testTTL + hour
-	if _, err := s.Write(context.Background(), []Write{w("fresh", live, later)}); err != nil {
+	if _, err := s.Write(context.Background(), placed([]Write{w("fresh", live, later)}, s.Partitions())); err != nil {
 		t.Fatal(err)
 	}
 	clock.Set(later)
@@ -318,12 +319,12 @@ func TestTTLExpiryAndCollection(t *testing.T) {
 func TestDropView(t *testing.T) {
 	now := int64(1_790_000_000_000)
 	l := testLayout(t)
-	s := openStore(t, t.TempDir(), Options{Shards: 2, Now: newClock(now).Now, GCInterval: -1})
+	s := openStore(t, t.TempDir(), Options{Partitions: 2, Now: newClock(now).Now, GCInterval: -1})
 	defer s.Close()
 	a, b := ViewKey{ID: 3, Version: 1}, ViewKey{ID: 3, Version: 2}
 	keys, events := stream(200, 10, now)
 	ws := append(writesOf(l, a, keys, events), writesOf(l, b, keys, events)...)
-	if _, err := s.Write(context.Background(), ws); err != nil {
+	if _, err := s.Write(context.Background(), placed(ws, s.Partitions())); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DropView(context.Background(), a); err != nil {
@@ -331,7 +332,7 @@ func TestDropView(t *testing.T) {
 	}
 	out := make([]aggregate.Result, 1)
 	for _, k := range keys {
-		if err := s.Read(a, l, k, []int{1}, now, out); err != nil || out[0].Status != aggregate.StatusNotFound {
+		if err := s.Read(a, l, partOf(k, s.Partitions()), k, []int{1}, now, out); err != nil || out[0].Status != aggregate.StatusNotFound {
 			t.Fatalf("dropped view still has %s: %+v %v", k, out[0], err)
 		}
 	}
@@ -344,7 +345,7 @@ func TestConcurrentReadsDuringWrites(t *testing.T) {
 	now := int64(1_790_000_000_000)
 	l := testLayout(t)
 	vk := ViewKey{ID: 1, Version: 1}
-	s := openStore(t, t.TempDir(), Options{Shards: 2, Now: newClock(now).Now, GCInterval: -1, CommitInterval: time.Millisecond})
+	s := openStore(t, t.TempDir(), Options{Partitions: 2, Now: newClock(now).Now, GCInterval: -1, CommitInterval: time.Millisecond})
 	defer s.Close()
 	f := []aggregate.Value{{Kind: aggregate.KindFloat64, F: 2}, {Kind: aggregate.KindString, S: "m"}, {Kind: aggregate.KindInt64, I: 3}}
 	const writers, perWriter = 2, 300
@@ -361,7 +362,7 @@ func TestConcurrentReadsDuringWrites(t *testing.T) {
 					return
 				default:
 				}
-				if err := s.Read(vk, l, []byte("hot"), []int{1}, now, out); err != nil {
+				if err := s.Read(vk, l, partOf([]byte("hot"), s.Partitions()), []byte("hot"), []int{1}, now, out); err != nil {
 					readErr.Store(err)
 					return
 				}
@@ -382,9 +383,9 @@ func TestConcurrentReadsDuringWrites(t *testing.T) {
 				ws := []Write{{Entity: []byte("hot"), EventMillis: now - int64(i), Fields: f, Targets: []Target{{Key: vk, Layout: l}}}}
 				var err error
 				if i%2 == 0 {
-					_, err = s.Write(context.Background(), ws)
+					_, err = s.Write(context.Background(), placed(ws, s.Partitions()))
 				} else {
-					err = s.Enqueue(context.Background(), ws, nil)
+					err = s.Enqueue(context.Background(), placed(ws, s.Partitions()), nil)
 				}
 				if err != nil {
 					readErr.Store(err)
@@ -403,7 +404,7 @@ func TestConcurrentReadsDuringWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := make([]aggregate.Result, 1)
-	if err := s.Read(vk, l, []byte("hot"), []int{1}, now, out); err != nil || out[0].Value.I != writers*perWriter {
+	if err := s.Read(vk, l, partOf([]byte("hot"), s.Partitions()), []byte("hot"), []int{1}, now, out); err != nil || out[0].Value.I != writers*perWriter {
 		t.Fatalf("final count %+v %v, want %d", out[0], err, writers*perWriter)
 	}
 }
@@ -414,14 +415,14 @@ func TestConcurrentReadsDuringWrites(t *testing.T) {
 func TestDropViewThenWrite(t *testing.T) {
 	now := int64(1_790_000_000_000)
 	l := testLayout(t)
-	s := openStore(t, t.TempDir(), Options{Shards: 1, Now: newClock(now).Now, GCInterval: -1, CommitInterval: time.Hour})
+	s := openStore(t, t.TempDir(), Options{Partitions: 1, Now: newClock(now).Now, GCInterval: -1, CommitInterval: time.Hour})
 	defer s.Close()
 	vk := ViewKey{ID: 9, Version: 1}
 	f := []aggregate.Value{{Kind: aggregate.KindFloat64, F: 1}, {Kind: aggregate.KindString, S: "m"}, {Kind: aggregate.KindInt64, I: 1}}
 	w := Write{Entity: []byte("e"), EventMillis: now, Fields: f, Targets: []Target{{Key: vk, Layout: l}}}
 	out := make([]aggregate.Result, 1)
 	for i := 0; i < 50; i++ {
-		if _, err := s.Write(context.Background(), []Write{w, w, w}); err != nil {
+		if _, err := s.Write(context.Background(), placed([]Write{w, w, w}, s.Partitions())); err != nil {
 			t.Fatal(err)
 		}
 		drop := &request{kind: reqDrop, view: vk, sync: true, done: make(chan error, 1)}
@@ -434,7 +435,7 @@ func TestDropViewThenWrite(t *testing.T) {
 		if err := <-write.done; err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Read(vk, l, []byte("e"), []int{1}, now, out); err != nil {
+		if err := s.Read(vk, l, partOf([]byte("e"), s.Partitions()), []byte("e"), []int{1}, now, out); err != nil {
 			t.Fatal(err)
 		}
 		if out[0].Value.I != 1 {
@@ -457,11 +458,11 @@ func TestWriterCacheBoundedInBytes(t *testing.T) {
 	keys, events := stream(12000, 400, now)
 	ws := writesOf(l, vk, keys, events)
 	const shards, bound = 2, 256 << 10
-	s := openStore(t, t.TempDir(), Options{Shards: shards, Now: newClock(now).Now, GCInterval: -1, CachedStateBytes: bound})
+	s := openStore(t, t.TempDir(), Options{Partitions: shards, Now: newClock(now).Now, GCInterval: -1, CachedStateBytes: bound})
 	defer s.Close()
 	var peak int64
 	for i := 0; i < len(ws); i += 200 {
-		if _, err := s.Write(context.Background(), ws[i:min(i+200, len(ws))]); err != nil {
+		if _, err := s.Write(context.Background(), placed(ws[i:min(i+200, len(ws))], s.Partitions())); err != nil {
 			t.Fatal(err)
 		}
 		for _, st := range s.Stats() {
@@ -477,9 +478,9 @@ func TestWriterCacheBoundedInBytes(t *testing.T) {
 	checkAgainstReference(t, s, l, vk, keys, events, now)
 
 	// The same stream with room for everything ends with more cached.
-	all := openStore(t, t.TempDir(), Options{Shards: shards, Now: newClock(now).Now, GCInterval: -1})
+	all := openStore(t, t.TempDir(), Options{Partitions: shards, Now: newClock(now).Now, GCInterval: -1})
 	defer all.Close()
-	if _, err := all.Write(context.Background(), ws); err != nil {
+	if _, err := all.Write(context.Background(), placed(ws, all.Partitions())); err != nil {
 		t.Fatal(err)
 	}
 	var total int64
@@ -489,4 +490,19 @@ func TestWriterCacheBoundedInBytes(t *testing.T) {
 	if total <= bound {
 		t.Fatalf("unbounded, the states take %d bytes, not more than the bound %d: the test proves nothing", total, bound)
 	}
+}
+
+// partOf is an entity's partition among n, its encoded key taken as its
+// record key (true of string keys, which the tests use).
+func partOf(entity []byte, n int) int { return partition.Of(entity, n) }
+
+// placed returns a copy of ws with every Partition set for a store of n
+// partitions.
+func placed(ws []Write, n int) []Write {
+	out := make([]Write, len(ws))
+	for i := range ws {
+		out[i] = ws[i]
+		out[i].Partition = partOf(ws[i].Entity, n)
+	}
+	return out
 }

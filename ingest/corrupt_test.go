@@ -36,7 +36,7 @@ func (e *env) corruptState(t *testing.T, view, user string) {
 	key := binary.BigEndian.AppendUint32([]byte{'s'}, v.ID)
 	key = binary.BigEndian.AppendUint32(key, uint32(v.Version))
 	key = append(key, ent...)
-	db, err := pebble.Open(filepath.Join(e.dir, fmt.Sprintf("shard-%03d", featurestore.ShardOf(ent, 2))), &pebble.Options{})
+	db, err := pebble.Open(filepath.Join(e.dir, fmt.Sprintf("p-%04d", e.part(ent))), &pebble.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +93,14 @@ func TestKafkaCorruptState(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, "tx", 1)
 	t.Cleanup(func() { kafkatest.DeleteTopic(t, brokers, topic+".dlq") })
-	e := newEnv(t, defsFor("tx_kafka", "v", topic))
+	e := newEnvP(t, defsFor("tx_kafka", "v", topic), 1)
 	e.now = time.Now()
 	e.corruptState(t, "v", "bad")
 	ts := e.now.Add(-time.Minute).UnixMilli()
 	badMsg := fmt.Sprintf(`{"user_id":"bad","ts":%d,"items":1}`, ts)
 	msgs := []*kgo.Record{
 		{Key: []byte("g"), Value: []byte(fmt.Sprintf(`{"user_id":"g","ts":%d,"items":1}`, ts))},
-		{Key: []byte("b"), Value: []byte(badMsg)},
+		{Key: []byte("bad"), Value: []byte(badMsg)},
 		{Key: []byte("g"), Value: []byte(fmt.Sprintf(`{"user_id":"g","ts":%d,"items":2}`, ts))},
 	}
 	run := e.runKafka(t, brokers)
@@ -121,7 +121,7 @@ func TestKafkaCorruptState(t *testing.T) {
 	for _, x := range dead[0].Headers {
 		h[x.Key] = string(x.Value)
 	}
-	if string(dead[0].Value) != badMsg || string(dead[0].Key) != "b" || h[HeaderReason] != ReasonCorruptState ||
+	if string(dead[0].Value) != badMsg || string(dead[0].Key) != "bad" || h[HeaderReason] != ReasonCorruptState ||
 		h[HeaderSource] != "tx_kafka" || h[HeaderTopic] != topic || h[HeaderOffset] != "1" || h[HeaderEntity] != fmt.Sprintf("%x", "bad") {
 		t.Fatalf("dead letter %q key %q headers %v", dead[0].Value, dead[0].Key, h)
 	}

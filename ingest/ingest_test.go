@@ -14,6 +14,7 @@ import (
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/internal/testdefs"
 	"github.com/featured-dev/featured/registry"
 )
@@ -35,9 +36,18 @@ type env struct {
 	store *featurestore.Store
 	dir   string // the store's directory
 	now   time.Time
+	// partitions is the store's P.
+	partitions int
 }
 
 func newEnv(t *testing.T, defs string) *env {
+	t.Helper()
+	return newEnvP(t, defs, 2)
+}
+
+// newEnvP is newEnv with a store of p partitions: a Kafka test's topic
+// must have as many.
+func newEnvP(t *testing.T, defs string, p int) *env {
 	t.Helper()
 	dir := t.TempDir()
 	reg, err := registry.Open(dir + "/registry.json")
@@ -51,7 +61,7 @@ func newEnv(t *testing.T, defs string) *env {
 	if _, err := reg.Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{reg: reg, dir: dir + "/store", now: time.UnixMilli(1_790_000_000_000)}
+	e := &env{reg: reg, dir: dir + "/store", now: time.UnixMilli(1_790_000_000_000), partitions: p}
 	e.openStore(t)
 	t.Cleanup(func() { e.store.Close() })
 	return e
@@ -63,11 +73,14 @@ func (e *env) openStore(t *testing.T) {
 	var err error
 	// The store's clock is the test's, so pruning happens at the times the
 	// test reads.
-	e.store, err = featurestore.Open(e.dir, featurestore.Options{Shards: 2, GCInterval: -1, Now: func() time.Time { return e.now }})
+	e.store, err = featurestore.Open(e.dir, featurestore.Options{Partitions: e.partitions, GCInterval: -1, Now: func() time.Time { return e.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 }
+
+// part is the partition of a string entity's encoded key (its record key).
+func (e *env) part(key []byte) int { return partition.Of(key, e.partitions) }
 
 func (e *env) pusher(t *testing.T) *Pusher {
 	t.Helper()
@@ -143,7 +156,7 @@ func (e *env) checkView(t *testing.T, view string, streams map[string][]aggregat
 	vk := featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}
 	for user, events := range streams {
 		key, _ := keyenc.AppendEntity(nil, aggregate.Value{Kind: aggregate.KindString, S: user})
-		if err := e.store.Read(vk, v.Layout, key, features, e.now.UnixMilli(), out); err != nil {
+		if err := e.store.Read(vk, v.Layout, e.part(key), key, features, e.now.UnixMilli(), out); err != nil {
 			t.Fatal(err)
 		}
 		for f := range specs {
@@ -253,7 +266,7 @@ func TestPushBadRows(t *testing.T) {
 	out := make([]aggregate.Result, 1)
 	key, _ := keyenc.AppendEntity(nil, aggregate.Value{Kind: aggregate.KindString, S: "g0"})
 	vk := featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}
-	if err := e.store.Read(vk, v.Layout, key, []int{0}, e.now.UnixMilli(), out); err != nil || out[0].Status != aggregate.StatusNotFound {
+	if err := e.store.Read(vk, v.Layout, e.part(key), key, []int{0}, e.now.UnixMilli(), out); err != nil || out[0].Status != aggregate.StatusNotFound {
 		t.Fatalf("atomic push applied g0: %+v %v", out[0], err)
 	}
 
@@ -268,7 +281,7 @@ func TestPushBadRows(t *testing.T) {
 			t.Errorf("case %d (%s): rejected %+v, want index %d field %q code %q", i, c.event, got, 2*i+1, c.field, c.code)
 		}
 	}
-	if err := e.store.Read(vk, v.Layout, key, []int{0}, e.now.UnixMilli(), out); err != nil || out[0].Value.I != 1 {
+	if err := e.store.Read(vk, v.Layout, e.part(key), key, []int{0}, e.now.UnixMilli(), out); err != nil || out[0].Value.I != 1 {
 		t.Fatalf("g0 after push: %+v %v, want count 1", out[0], err)
 	}
 	rejected := p.Stats()[0].Rejected
@@ -305,7 +318,7 @@ func TestPushHistory(t *testing.T) {
 	out := make([]aggregate.Result, 1)
 	for user, want := range map[string]aggregate.Status{"h": aggregate.StatusNotFound, "f": aggregate.StatusPresent} {
 		key, _ := keyenc.AppendEntity(nil, aggregate.Value{Kind: aggregate.KindString, S: user})
-		if err := e.store.Read(vk, v.Layout, key, []int{0}, e.now.UnixMilli(), out); err != nil || out[0].Status != want {
+		if err := e.store.Read(vk, v.Layout, e.part(key), key, []int{0}, e.now.UnixMilli(), out); err != nil || out[0].Status != want {
 			t.Errorf("%s: %+v %v, want status %v", user, out[0], err, want)
 		}
 	}

@@ -179,7 +179,7 @@ func NewKafka(reg *registry.Registry, store *featurestore.Store, opts KafkaOptio
 		store:  store,
 		reg:    reg,
 		opts:   opts,
-		router: router{reg: reg},
+		router: router{reg: reg, partitions: store.Partitions()},
 	}
 	k.mu.consumers = make(map[string]*topicConsumer)
 	return k, nil

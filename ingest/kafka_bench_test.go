@@ -75,7 +75,7 @@ func BenchmarkKafkaIngest(b *testing.B) {
 		if _, err := reg.Apply(d); err != nil {
 			b.Fatal(err)
 		}
-		store, err := featurestore.Open(dir+"/store", featurestore.Options{Shards: 2, GCInterval: -1})
+		store, err := featurestore.Open(dir+"/store", featurestore.Options{Partitions: 4, GCInterval: -1})
 		if err != nil {
 			b.Fatal(err)
 		}

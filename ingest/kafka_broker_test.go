@@ -94,7 +94,7 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	v, _ := e.reg.Snapshot().View("v", 0)
 	key, _ := keyenc.AppendEntity(nil, aggregate.Value{Kind: aggregate.KindString, S: "user-0"})
 	out := make([]aggregate.Result, 1)
-	if err := e.store.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, key, []int{1}, e.now.UnixMilli(), out); err != nil || out[0].Status != aggregate.StatusPresent {
+	if err := e.store.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, e.part(key), key, []int{1}, e.now.UnixMilli(), out); err != nil || out[0].Status != aggregate.StatusPresent {
 		t.Fatalf("lookup with the broker down: %+v %v", out[0], err)
 	}
 	waitFor(t, "the consumer to report the broker's absence", 60*time.Second, func() bool {

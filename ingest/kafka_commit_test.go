@@ -33,7 +33,7 @@ func TestKafkaFailedCommitRewinds(t *testing.T) {
 	log.Fail(0, 1)
 	var err error
 	e.store, err = featurestore.Open(e.dir, featurestore.Options{
-		Shards: 2, GCInterval: -1, Now: func() time.Time { return e.now }, EventLog: &log,
+		Partitions: e.partitions, GCInterval: -1, Now: func() time.Time { return e.now }, EventLog: &log,
 		// Small commits behind small batches: when shard 0's first commit
 		// fails, later batches of the same partitions are already queued.
 		CommitMaxWrites: 16,

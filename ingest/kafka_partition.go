@@ -395,6 +395,10 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		if rowErr == nil {
 			keys, rowErr = rt.dec.appendKey(keys, &rec)
 		}
+		var part int
+		if rowErr == nil {
+			part, rowErr = rt.place(&rec, pc.partition, m.Key)
+		}
 		if rowErr != nil {
 			st.reject(rowErr.Code)
 			dead = append(dead, deadLetter(c, m, rowErr))
@@ -403,6 +407,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		positions[i] = featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: m.Offset}
 		writes = append(writes, featurestore.Write{
 			Entity:      keys[start:len(keys):len(keys)],
+			Partition:   part,
 			EventMillis: rec.EventMillis,
 			Fields:      rec.Fields,
 			Targets:     targets,

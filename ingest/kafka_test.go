@@ -105,7 +105,7 @@ func messages(streams map[string][]aggregatetest.Event, from, to int) []*kgo.Rec
 func TestKafkaMatchesReference(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, "tx", 4)
-	e := newEnv(t, defsFor("tx_kafka", "v", topic))
+	e := newEnvP(t, defsFor("tx_kafka", "v", topic), 4)
 	e.now = time.Now()
 	streams := e.entityStreams(12, 11)
 	run := e.runKafka(t, brokers)
@@ -144,7 +144,7 @@ func TestKafkaMatchesReference(t *testing.T) {
 func TestKafkaRestartResumes(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, "tx", 3)
-	e := newEnv(t, defsFor("tx_kafka", "v", topic))
+	e := newEnvP(t, defsFor("tx_kafka", "v", topic), 3)
 	e.now = time.Now()
 	streams := e.entityStreams(5, 21)
 	first := messages(streams, 0, 70)
@@ -178,7 +178,7 @@ func TestKafkaDeadLetters(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, "tx", 1)
 	t.Cleanup(func() { kafkatest.DeleteTopic(t, brokers, topic+".dlq") })
-	e := newEnv(t, defsFor("tx_kafka", "v", topic))
+	e := newEnvP(t, defsFor("tx_kafka", "v", topic), 1)
 	e.now = time.Now()
 	ts := e.now.Add(-time.Minute).UnixMilli()
 	bad := map[string]string{

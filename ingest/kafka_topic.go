@@ -148,6 +148,9 @@ func (c *topicConsumer) run(ctx context.Context) {
 	for {
 		changed := c.k.opts.Partitions.Changed()
 		n, err := c.partitions(ctx)
+		if err == nil {
+			err = checkTopicPartitions(c.topic, n, c.k.store.Partitions())
+		}
 		if err == nil && !dlqReady {
 			err = c.ensureDLQ(ctx, n)
 			dlqReady = err == nil

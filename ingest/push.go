@@ -135,7 +135,7 @@ func NewPusher(reg *registry.Registry, store *featurestore.Store, opts Options) 
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return &Pusher{store: store, opts: opts, router: router{reg: reg}}, nil
+	return &Pusher{store: store, opts: opts, router: router{reg: reg, partitions: store.Partitions()}}, nil
 }
 
 // Stats returns per-source counters of pushed events.
@@ -209,10 +209,12 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 			res.Rejected = append(res.Rejected, *rowErr)
 			continue
 		}
+		part, _ := rt.place(&rec, -1, nil)
 		// Earlier entries keep pointing at the array they were cut from when
 		// keys grows: append never rewrites bytes already handed out.
 		writes = append(writes, featurestore.Write{
 			Entity:      keys[start:len(keys):len(keys)],
+			Partition:   part,
 			EventMillis: rec.EventMillis,
 			Fields:      rec.Fields,
 			Targets:     targets,

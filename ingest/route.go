@@ -1,13 +1,17 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -20,6 +24,10 @@ type route struct {
 	schema    *featurestore.Schema // names the decoded fields for the event log
 	ttlMillis []int64              // per target
 	maxTTL    int64
+	// kafkaKey and partitions place the source's events: the store
+	// partition of an entity is its Kafka partition (keyenc.Partition).
+	kafkaKey   partition.KeyEncoding
+	partitions int
 }
 
 // routeTable caches routes for one registry generation; it is rebuilt when
@@ -31,8 +39,10 @@ type routeTable struct {
 }
 
 type router struct {
-	reg   *registry.Registry
-	table atomic.Pointer[routeTable]
+	reg *registry.Registry
+	// partitions is the store's partition count, P.
+	partitions int
+	table      atomic.Pointer[routeTable]
 }
 
 // route returns the route of a source as the registry defines it now, or
@@ -53,7 +63,7 @@ func (r *router) route(source string) *route {
 	if !ok {
 		return nil
 	}
-	rt := &route{src: src, dec: newDecoder(src, snap.SourceKeyKinds(source))}
+	rt := &route{src: src, dec: newDecoder(src, snap.SourceKeyKinds(source)), kafkaKey: snap.SourceKafkaKey(source), partitions: r.partitions}
 	rt.schema = &featurestore.Schema{Source: src.Name, KeyKinds: snap.SourceKeyKinds(source)}
 	for _, f := range src.Fields {
 		rt.schema.Names = append(rt.schema.Names, f.Name)
@@ -71,6 +81,64 @@ func (r *router) route(source string) *route {
 	t.bySource[source] = rt
 	return rt
 }
+
+// ReasonWrongPartition: a Kafka record read from a partition other than
+// its entity's, or keyed with bytes other than its entity key's encoding
+// (the entity's kafka_key). Lookups read the entity's partition, so such a
+// record is dead-lettered rather than applied where no lookup finds it.
+const ReasonWrongPartition = "wrong_partition"
+
+// place returns the store partition of rec's entity: its key's first part's
+// (a compound key lives with its first entity, so one node answers a row's
+// views of it). For a Kafka record (kafkaPartition >= 0; -1 for a push) it
+// checks, rather than trusts, the producer's placement: the record must be
+// in that partition and, when it has a key, keyed by the first part's
+// record-key bytes.
+func (rt *route) place(rec *Record, kafkaPartition int, recordKey []byte) (int, *RowError) {
+	first := rec.Key[0]
+	p := keyenc.Partition(first, rt.kafkaKey, rt.partitions)
+	if kafkaPartition < 0 {
+		return p, nil
+	}
+	if kafkaPartition != p {
+		return p, &RowError{Code: ReasonWrongPartition, Field: rt.src.EntityKey[0],
+			Reason: fmt.Sprintf("record in partition %d, but its entity key belongs to partition %d of %d (Kafka's default partitioner over the key's %s bytes)", kafkaPartition, p, rt.partitions, kafkaKeyName(rt.kafkaKey))}
+	}
+	if len(recordKey) > 0 {
+		var buf [32]byte
+		var want []byte
+		if first.Kind == aggregate.KindInt64 {
+			want = partition.AppendInt64(buf[:0], first.I, rt.kafkaKey)
+		} else {
+			want = partition.AppendString(buf[:0], first.S)
+		}
+		if !bytes.Equal(recordKey, want) {
+			return p, &RowError{Code: ReasonWrongPartition, Field: rt.src.EntityKey[0],
+				Reason: fmt.Sprintf("record key is not the %s encoding of its entity key", kafkaKeyName(rt.kafkaKey))}
+		}
+	}
+	return p, nil
+}
+
+func kafkaKeyName(enc partition.KeyEncoding) string {
+	return (&registry.Entity{KafkaKey: enc}).KafkaKeyName()
+}
+
+// checkTopicPartitions refuses a Kafka source topic whose partition count
+// is not the store's: partition i of the topic is partition i of the
+// store, so with another count events would land where lookups do not
+// look (docs/scaling.md, "One partition count, one partitioner").
+func checkTopicPartitions(topic string, have, partitions int) error {
+	if have != partitions {
+		return fmt.Errorf("%w: topic %q has %d partitions, the store %d (--partitions): create the topic with %d, or the store with %d",
+			ErrPartitionCount, topic, have, partitions, partitions, have)
+	}
+	return nil
+}
+
+// ErrPartitionCount is a Kafka source topic whose partition count is not
+// the store's.
+var ErrPartitionCount = errors.New("ingest: topic partition count is not the store's")
 
 // admit returns the targets that accept an event at eventMillis, sharing
 // rt.targets when all do, or a RowError when the event is too far in the

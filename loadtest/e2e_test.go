@@ -54,7 +54,7 @@ func startFeatured(t *testing.T, variant string) featuredStack {
 		t.Fatalf("apply %s: %v", variant, err)
 	}
 	store, err := featurestore.Open(filepath.Join(dir, "store"), featurestore.Options{
-		Shards: 2, CacheBytes: 8 << 20, GCInterval: -1, Logger: logger,
+		Partitions: 2, CacheBytes: 8 << 20, GCInterval: -1, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)

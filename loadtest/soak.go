@@ -136,7 +136,7 @@ func (s *soakServer) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(s.opts.Binary, "serve", "--data-dir", s.dataDir,
 		"--http-addr", strings.TrimPrefix(s.url, "http://"), "--grpc-addr", s.grpc,
-		"--shards", "2", "--kafka-brokers", strings.Join(s.opts.Brokers, ","),
+		"--partitions", "4", "--kafka-brokers", strings.Join(s.opts.Brokers, ","),
 		"--min-free-disk", soakMinFree, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

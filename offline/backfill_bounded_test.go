@@ -10,9 +10,9 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/aggregate/aggregatetest"
-	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/registry"
@@ -85,7 +85,7 @@ func TestBackfillBounded(t *testing.T) {
 	for _, shard := range []int{0, 1} {
 		for _, u := range users {
 			ent, _ := keyenc.AppendEntity(nil, aggregate.Value{Kind: aggregate.KindString, S: u})
-			if featurestore.ShardOf(ent, r.shards) == shard {
+			if partition.Of(ent, r.shards) == shard {
 				during = append(during, u)
 				break
 			}

@@ -89,7 +89,7 @@ func openWithLog(r *rig, wrap func(*eventlog.Log) featurestore.EventLog) {
 		t.Fatal(err)
 	}
 	r.store, err = featurestore.Open(filepath.Join(r.dir, "store"), featurestore.Options{
-		Shards: r.shards, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: wrap(r.log), Now: r.now,
+		Partitions: r.shards, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: wrap(r.log), Now: r.now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestBackfillMarkerNeedsCommit(t *testing.T) {
 			}
 			if tc.die {
 				// The marker reached the disk before the "crash".
-				b, err := os.ReadFile(filepath.Join(dir, "offline", "wal", "shard-001", "markers"))
+				b, err := os.ReadFile(filepath.Join(dir, "offline", "wal", "p-0001", "markers"))
 				if err != nil || !strings.Contains(string(b), fmt.Sprintf(`"view":%d,`, vk)) {
 					t.Fatalf("shard 1's markers file before the restart: %q, %v; want the marker", b, err)
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/internal/testdefs"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
@@ -98,7 +99,7 @@ func (r *rig) open() {
 		t.Fatal(err)
 	}
 	so := featurestore.Options{
-		Shards: r.shards, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: r.log, Now: r.now,
+		Partitions: r.shards, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: r.log, Now: r.now,
 		ReadSampleEvery: r.sampleEvery,
 	}
 	if r.sampler != nil {
@@ -150,7 +151,7 @@ func (r *rig) lookup(v *registry.View, user string) sample {
 	}
 	out := make([]aggregate.Result, len(feats))
 	at := r.clock.Load()
-	if err := r.store.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, ent, feats, at, out); err != nil {
+	if err := r.store.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, partition.Of(ent, r.store.Partitions()), ent, feats, at, out); err != nil {
 		r.t.Fatal(err)
 	}
 	return sample{user: user, at: at, view: v, results: out}

@@ -21,6 +21,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/internal/testdefs"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
@@ -127,7 +128,7 @@ func newSweepWork(t *testing.T) *sweepWork {
 		for _, ev := range stream(uint64(100+u), 6) {
 			push = append(push, sweepEvent{user, ev})
 		}
-		p := u % sweepPartitions // Kafka keys partition by entity
+		p := partition.Of(ent, sweepPartitions) // Kafka keys partition by entity, as the store places it
 		for _, ev := range stream(uint64(200+u), 8) {
 			w.kafka[p] = append(w.kafka[p], sweepEvent{user, ev})
 		}
@@ -275,7 +276,7 @@ func (p *sweepProc) open(w *sweepWork, dir string, now func() time.Time) (store 
 		return nil, nil, err
 	}
 	store, err = featurestore.Open(filepath.Join(dir, "store"), featurestore.Options{
-		Shards: 2, CommitInterval: 2 * time.Millisecond, GCInterval: -1, EventLog: log, Now: now,
+		Partitions: sweepPartitions, CommitInterval: 2 * time.Millisecond, GCInterval: -1, EventLog: log, Now: now,
 		CacheBytes: 1 << 20, Logger: quiet, FS: p.fs,
 		// Open applies the atomic pushes a crash left in the journal.
 		Layouts: func(vk featurestore.ViewKey) *aggregate.Layout {
@@ -455,7 +456,7 @@ func (w *sweepWork) kafkaWrite(part int32, off int64) featurestore.Write {
 	e := w.kafka[part][off]
 	ent, _ := keyenc.AppendEntity(nil, aggregate.Value{Kind: aggregate.KindString, S: e.user})
 	return featurestore.Write{
-		Entity: ent, EventMillis: e.ev.Millis, Fields: e.ev.Fields,
+		Entity: ent, Partition: int(part), EventMillis: e.ev.Millis, Fields: e.ev.Fields,
 		Targets:      []featurestore.Target{{Key: featurestore.ViewKey{ID: w.kview.ID, Version: uint32(w.kview.Version)}, Layout: w.kview.Layout}},
 		Position:     &featurestore.Position{Topic: sweepTopic, Partition: part, Offset: off},
 		IngestMillis: w.now, Schema: w.kschem,
@@ -630,7 +631,7 @@ func checkSweep(t *testing.T, w *sweepWork, d *sweepDriver, p *sweepProc) {
 		for _, user := range w.users {
 			ent, _ := keyenc.AppendEntity(nil, aggregate.Value{Kind: aggregate.KindString, S: user})
 			out := make([]aggregate.Result, len(specs))
-			if err := p.store.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, ent, feats, at, out); err != nil {
+			if err := p.store.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, partition.Of(ent, sweepPartitions), ent, feats, at, out); err != nil {
 				t.Fatal(err)
 			}
 			for f := range specs {

@@ -12,6 +12,7 @@ import (
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/keyenc"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/export"
 	"github.com/featured-dev/featured/offline/skew"
@@ -77,7 +78,7 @@ func TestCommitTimeIsVisibility(t *testing.T) {
 		log = &hookLog{Log: r.log}
 		r.sampler = skew.NewSampler(0)
 		r.store, err = featurestore.Open(filepath.Join(dir, "store1"), featurestore.Options{
-			Shards: 1, CommitInterval: time.Hour, GCInterval: -1, EventLog: log, Now: storeNow,
+			Partitions: 1, CommitInterval: time.Hour, GCInterval: -1, EventLog: log, Now: storeNow,
 			ReadSampler: r.sampler.Record, ReadSampleEvery: 1,
 		})
 		if err != nil {
@@ -184,6 +185,6 @@ func lookupAt(s *featurestore.Store, v *registry.View, user string, at int64) (s
 		feats[i] = i
 	}
 	out := make([]aggregate.Result, len(feats))
-	err := s.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, ent, feats, at, out)
+	err := s.Read(featurestore.ViewKey{ID: v.ID, Version: uint32(v.Version)}, v.Layout, partition.Of(ent, s.Partitions()), ent, feats, at, out)
 	return sample{user: user, at: at, view: v, results: out}, err
 }

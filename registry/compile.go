@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/internal/partition"
 )
 
 // This file validates a Definitions document against a Snapshot and builds
@@ -105,6 +106,7 @@ func compile(cur *Snapshot, d *Definitions, now time.Time) (*Snapshot, *Plan, er
 	}
 	next := c.build()
 	c.checkKeyKinds(next)
+	c.checkKafkaKeys(next)
 	for i := range d.FeatureServices {
 		c.service(next, index("feature_services", i), &d.FeatureServices[i], serviceNames)
 	}
@@ -159,12 +161,25 @@ func (c *compiler) entity(p string, ed *EntityDef) {
 		c.errs.add(p+".type", "%q is not an entity key type: want string or int64", ed.Type)
 		ok = false
 	}
+	var enc partition.KeyEncoding
+	if ok {
+		var msg string
+		if enc, msg = parseKafkaKey(ed.KafkaKey, typ); msg != "" {
+			c.errs.add(p+".kafka_key", "%s", msg)
+			ok = false
+		}
+	}
 	if !ok {
 		return
 	}
 	c.entityPaths[ed.Name] = p
-	e := &Entity{Name: ed.Name, JoinKey: ed.JoinKey, Type: typ}
+	e := &Entity{Name: ed.Name, JoinKey: ed.JoinKey, Type: typ, KafkaKey: enc}
 	old := c.cur.entities[ed.Name]
+	if old != nil && old.Type == e.Type && old.KafkaKey != e.KafkaKey {
+		c.errs.add(p+".kafka_key", "cannot change kafka_key of entity %s (%s -> %s): it places every %s in its partition, and changing it would move them all",
+			e.Name, old.KafkaKeyName(), e.KafkaKeyName(), e.Name)
+		return
+	}
 	ch := Change{Kind: KindEntity, Name: e.Name}
 	switch {
 	case old == nil:

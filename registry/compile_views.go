@@ -528,6 +528,33 @@ func (c *compiler) build() *Snapshot {
 	return next
 }
 
+// checkKafkaKeys refuses views on one source whose first entities (what a
+// key is placed by) are int64 with different kafka_keys: a record's
+// partition follows the one encoding its producer used, so the views'
+// entities could not all be found where their events land.
+func (c *compiler) checkKafkaKeys(next *Snapshot) {
+	encs := map[string]map[string]string{} // source -> kafka_key -> a view using it
+	for _, v := range next.all {
+		if v.Entities[0].Type != aggregate.KindInt64 {
+			continue
+		}
+		if encs[v.Source.Name] == nil {
+			encs[v.Source.Name] = map[string]string{}
+		}
+		encs[v.Source.Name][v.Entities[0].KafkaKeyName()] = fmt.Sprintf("%s v%d (entity %s)", v.Name, v.Version, v.Entities[0].Name)
+	}
+	for _, src := range sortedKeys(encs) {
+		if len(encs[src]) < 2 {
+			continue
+		}
+		var parts []string
+		for _, k := range sortedKeys(encs[src]) {
+			parts = append(parts, fmt.Sprintf("%s: %s", k, encs[src][k]))
+		}
+		c.errs.add(c.sourcePaths[src], "views on source %s would use entities with different kafka_keys: %s (a record is partitioned by one encoding of its key)", src, strings.Join(parts, "; "))
+	}
+}
+
 // checkKeyKinds refuses views on one source whose keys have different
 // types (part by part, for compound keys): ingest decodes the key once per
 // event.

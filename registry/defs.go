@@ -23,6 +23,11 @@ type EntityDef struct {
 	JoinKey string `yaml:"join_key" json:"join_key"`
 	// Type is "string" or "int64".
 	Type string `yaml:"type" json:"type"`
+	// KafkaKey is how producers encode the key as the Kafka record key,
+	// which places the entity in its partition: "utf8" for string keys
+	// (the only choice), "decimal" (the default) or "int64_be" (Java's
+	// LongSerializer) for int64 keys. Empty is the type's default.
+	KafkaKey string `yaml:"kafka_key,omitempty" json:"kafka_key,omitempty"`
 }
 
 // SourceDef defines where events come from and how to read them.
@@ -138,11 +143,12 @@ func decodeDefinitions(root *node) (*Definitions, error) {
 	m := d.mapping(root, "", "entities", "sources", "feature_views", "feature_services")
 	for i, n := range d.list(m["entities"], "entities") {
 		p := index("entities", i)
-		f := d.mapping(n, p, "name", "join_key", "type")
+		f := d.mapping(n, p, "name", "join_key", "type", "kafka_key")
 		defs.Entities = append(defs.Entities, EntityDef{
-			Name:    d.str(f["name"], p+".name"),
-			JoinKey: d.str(f["join_key"], p+".join_key"),
-			Type:    d.str(f["type"], p+".type"),
+			Name:     d.str(f["name"], p+".name"),
+			JoinKey:  d.str(f["join_key"], p+".join_key"),
+			Type:     d.str(f["type"], p+".type"),
+			KafkaKey: d.str(f["kafka_key"], p+".kafka_key"),
 		})
 	}
 	for i, n := range d.list(m["sources"], "sources") {

@@ -35,6 +35,9 @@ type entityRec struct {
 	Name    string `json:"name"`
 	JoinKey string `json:"join_key"`
 	Type    string `json:"type"`
+	// KafkaKey is absent in registries written before it: the type's
+	// default, which every entity had then.
+	KafkaKey string `json:"kafka_key,omitempty"`
 }
 
 type sourceRec struct {
@@ -91,7 +94,7 @@ type serviceRec struct {
 }
 
 func entityToRec(e *Entity) entityRec {
-	return entityRec{Name: e.Name, JoinKey: e.JoinKey, Type: kindName(e.Type)}
+	return entityRec{Name: e.Name, JoinKey: e.JoinKey, Type: kindName(e.Type), KafkaKey: e.KafkaKeyName()}
 }
 
 func sourceToRec(s *Source) sourceRec {
@@ -173,6 +176,11 @@ func entityFromRec(r entityRec) (*Entity, error) {
 	if r.Name == "" || r.JoinKey == "" {
 		return nil, corruptf("entity %q: missing name or join key", r.Name)
 	}
+	enc, msg := parseKafkaKey(r.KafkaKey, e.Type)
+	if msg != "" {
+		return nil, corruptf("entity %q: %s", r.Name, msg)
+	}
+	e.KafkaKey = enc
 	return e, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/internal/partition"
 )
 
 // Snapshot is the registry as of one generation. It is immutable once
@@ -27,6 +28,9 @@ type Snapshot struct {
 	all      []*View            // every live version, by name then version
 	bySource map[string][]*View // live, not detached versions per source
 	keyKinds map[string][]aggregate.Kind
+	// keyEncs is, per source, the kafka_key of its views' first entities
+	// (Apply keeps it one per source): a key is placed by its first part.
+	keyEncs map[string]partition.KeyEncoding
 	// refs holds every valid reference ("view:feat" for the latest version,
 	// "view@vN:feat" for every live one), so Resolve is one map lookup per
 	// ref on the lookup path.
@@ -71,6 +75,7 @@ func (s *Snapshot) index() {
 	s.all = s.all[:0]
 	s.bySource = map[string][]*View{}
 	s.keyKinds = map[string][]aggregate.Kind{}
+	s.keyEncs = map[string]partition.KeyEncoding{}
 	s.refs = map[string]Resolved{}
 	for _, name := range sortedKeys(s.views) {
 		h := s.views[name]
@@ -91,6 +96,7 @@ func (s *Snapshot) index() {
 			}
 			if _, ok := s.keyKinds[v.Source.Name]; !ok {
 				s.keyKinds[v.Source.Name] = v.KeyKinds()
+				s.keyEncs[v.Source.Name] = v.Entities[0].KafkaKey
 			}
 		}
 	}
@@ -136,6 +142,14 @@ func (s *Snapshot) Sources() []*Source {
 // nil when no view reads it. The slice is shared: do not modify it.
 func (s *Snapshot) SourceKeyKinds(source string) []aggregate.Kind {
 	return s.keyKinds[source]
+}
+
+// SourceKafkaKey returns the kafka_key of the first entities of the views
+// on source (one per source; Apply enforces it): with the first of
+// SourceKeyKinds, what places the source's events in partitions
+// (keyenc.Partition of a key's first part).
+func (s *Snapshot) SourceKafkaKey(source string) partition.KeyEncoding {
+	return s.keyEncs[source]
 }
 
 // View returns version version of the named view, or its latest live
@@ -261,7 +275,7 @@ func (s *Snapshot) ResolveService(name string) ([]Resolved, error) {
 func (s *Snapshot) Definitions() *Definitions {
 	d := &Definitions{}
 	for _, e := range s.Entities() {
-		d.Entities = append(d.Entities, EntityDef{Name: e.Name, JoinKey: e.JoinKey, Type: kindName(e.Type)})
+		d.Entities = append(d.Entities, EntityDef{Name: e.Name, JoinKey: e.JoinKey, Type: kindName(e.Type), KafkaKey: e.KafkaKeyName()})
 	}
 	for _, src := range s.Sources() {
 		d.Sources = append(d.Sources, sourceDef(src))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/internal/partition"
 )
 
 // Entity is a named key.
@@ -16,6 +17,37 @@ type Entity struct {
 	JoinKey string
 	// Type is aggregate.KindString or aggregate.KindInt64.
 	Type aggregate.Kind
+	// KafkaKey is how producers encode the key as the Kafka record key,
+	// and so the bytes the entity is partitioned by (keyenc.Partition):
+	// partition.UTF8 for string keys, partition.Decimal (the default) or
+	// partition.Int64BE for int64 keys. It cannot change once applied:
+	// every entity would move to another partition.
+	KafkaKey partition.KeyEncoding
+}
+
+// kafkaKeyNames are the kafka_key values of definitions, by encoding.
+var kafkaKeyNames = map[partition.KeyEncoding]string{
+	partition.UTF8: "utf8", partition.Decimal: "decimal", partition.Int64BE: "int64_be",
+}
+
+// KafkaKeyName returns the definitions' name of e's kafka_key.
+func (e *Entity) KafkaKeyName() string { return kafkaKeyNames[e.KafkaKey] }
+
+// parseKafkaKey returns the encoding named name for a key of type typ;
+// "" is the type's default.
+func parseKafkaKey(name string, typ aggregate.Kind) (partition.KeyEncoding, string) {
+	switch {
+	case typ == aggregate.KindString && (name == "" || name == "utf8"):
+		return partition.UTF8, ""
+	case typ == aggregate.KindString:
+		return 0, fmt.Sprintf("%q is not a kafka_key of a string entity: utf8 is the only one", name)
+	case name == "" || name == "decimal":
+		return partition.Decimal, ""
+	case name == "int64_be":
+		return partition.Int64BE, ""
+	default:
+		return 0, fmt.Sprintf("%q is not a kafka_key of an int64 entity: want decimal (the default) or int64_be", name)
+	}
 }
 
 // Field is one typed value field of a source.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -109,6 +110,11 @@ type harness struct {
 	pushed map[string][]aggregatetest.Event
 }
 
+// harnessPartitions is the store's partition count in the harness: 2 for
+// the tests; the benchmarks are also run with 16, the default, to measure
+// what many partitions cost (docs/benchmarks.md).
+var harnessPartitions = flag.Int("partitions", 2, "partitions of the harness's store")
+
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newHarness(t testing.TB, opts serving.Options) *harness {
@@ -127,7 +133,7 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sopts := featurestore.Options{Shards: 2, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
+	sopts := featurestore.Options{Partitions: *harnessPartitions, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
 	var olog *eventlog.Log
 	if withLog {
 		olog, err = eventlog.Open(filepath.Join(dir, "offline"), eventlog.Options{Retention: -1, Now: clock, Logger: discard()})

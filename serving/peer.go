@@ -107,7 +107,7 @@ func (g peerService) Read(ctx context.Context, in *peerv1.ReadRequest) (*peerv1.
 				continue
 			}
 			rs := tmp[:len(v.features)]
-			if err := s.store.Read(v.vk, v.layout, ent, v.features, in.GetAtMillis(), rs); err != nil {
+			if err := s.store.Read(v.vk, v.layout, part, ent, v.features, in.GetAtMillis(), rs); err != nil {
 				return nil, toGRPC(fmt.Errorf("serving: peer read %s: %w", names[i], err))
 			}
 			for j := range rs {

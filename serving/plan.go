@@ -12,6 +12,7 @@ import (
 	"github.com/featured-dev/featured/aggregate"
 	peerv1 "github.com/featured-dev/featured/api/featured/peer/v1"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -68,6 +69,8 @@ type planEntity struct {
 	joinKey string
 	name    string
 	kind    aggregate.Kind
+	// kafkaKey places the entity's keys in partitions (keyenc.Partition).
+	kafkaKey partition.KeyEncoding
 	// first is the first feature keyed by it, for error messages.
 	first int
 }
@@ -251,7 +254,7 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 			}
 			if key < 0 {
 				key = len(p.joinKeys)
-				p.joinKeys = append(p.joinKeys, planEntity{joinKey: ent.JoinKey, name: ent.Name, kind: ent.Type, first: i})
+				p.joinKeys = append(p.joinKeys, planEntity{joinKey: ent.JoinKey, name: ent.Name, kind: ent.Type, kafkaKey: ent.KafkaKey, first: i})
 			} else if e := p.joinKeys[key]; e.name != ent.Name || e.kind != ent.Type {
 				// Two entities of one join key would make one request column
 				// mean two things.

@@ -357,7 +357,7 @@ func (g registryService) GetRegistry(context.Context, *featuredv1.GetRegistryReq
 	snap := g.s.reg.Snapshot()
 	out := &featuredv1.GetRegistryResponse{}
 	for _, e := range snap.Entities() {
-		out.Entities = append(out.Entities, &featuredv1.Entity{Name: e.Name, JoinKey: e.JoinKey, Type: e.Type.String()})
+		out.Entities = append(out.Entities, &featuredv1.Entity{Name: e.Name, JoinKey: e.JoinKey, Type: e.Type.String(), KafkaKey: e.KafkaKeyName()})
 	}
 	for _, src := range snap.Sources() {
 		ps := &featuredv1.Source{Name: src.Name, Kind: src.Kind, Topic: src.Topic, Format: src.Format,

@@ -96,16 +96,13 @@ const (
 )
 
 // entityPartition is the partition of an entity key among n: Kafka's
-// default partitioner over the key's record-key bytes (a string's UTF-8, an
-// int64 in decimal), as ingest places it. buf is scratch; the grown buffer
-// is returned. The one place routing derives a partition from a key.
-func entityPartition(buf []byte, v *entityValue, req *lookupRequest, n int) (int, []byte) {
+// default partitioner over the key's record-key bytes in the entity's
+// kafka_key encoding (keyenc.Partition), as ingest places it.
+func entityPartition(v *entityValue, req *lookupRequest, enc partition.KeyEncoding, n int) int {
 	if v.isInt {
-		buf = partition.AppendInt64(buf[:0], v.i, partition.Decimal)
-	} else {
-		buf = partition.AppendString(buf[:0], unsafeString(req.str(v.s)))
+		return keyenc.Partition(aggregate.Value{Kind: aggregate.KindInt64, I: v.i}, enc, n)
 	}
-	return partition.Of(buf, n), buf
+	return keyenc.Partition(aggregate.Value{Kind: aggregate.KindString, S: unsafeString(req.str(v.s))}, enc, n)
 }
 
 // RouterStats are the routing counters since the server started, for
@@ -331,8 +328,7 @@ func (s *Server) executeRouted(ctx context.Context, l *lookup, p *plan, snap *re
 			}
 			v := &l.req.col(l.req.keyOf[keys[0]])[e]
 			r.keyOff = append(r.keyOff, int32(len(r.keys)))
-			var part int
-			part, r.pbuf = entityPartition(r.pbuf, v, &l.req, nparts)
+			part := entityPartition(v, &l.req, p.joinKeys[keys[0]].kafkaKey, nparts)
 			r.part[e*nk+j] = int32(part)
 			if r.state[part] == 0 {
 				local, peers := pl.Route(part)
@@ -347,7 +343,7 @@ func (s *Server) executeRouted(ctx context.Context, l *lookup, p *plan, snap *re
 			if r.state[part] != 1 {
 				continue
 			}
-			if err := s.readLocal(l, p, row, j, r.keys[start:], atMillis); err != nil {
+			if err := s.readLocal(l, p, row, j, part, r.keys[start:], atMillis); err != nil {
 				return err
 			}
 		}
@@ -363,7 +359,7 @@ func (s *Server) executeRouted(ctx context.Context, l *lookup, p *plan, snap *re
 
 // readLocal reads the groups of route key j of one row from this node's
 // store.
-func (s *Server) readLocal(l *lookup, p *plan, row []aggregate.Result, j int, ent []byte, atMillis int64) error {
+func (s *Server) readLocal(l *lookup, p *plan, row []aggregate.Result, j, part int, ent []byte, atMillis int64) error {
 	for gi := range p.groups {
 		g := &p.groups[gi]
 		if g.rk != j {
@@ -371,7 +367,7 @@ func (s *Server) readLocal(l *lookup, p *plan, row []aggregate.Result, j int, en
 		}
 		if g.contiguous {
 			dst := row[g.cols[0] : g.cols[0]+len(g.cols)]
-			if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, dst); err != nil {
+			if err := s.store.Read(g.vk, g.layout, part, ent, g.features, atMillis, dst); err != nil {
 				return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
 			}
 			continue
@@ -380,7 +376,7 @@ func (s *Server) readLocal(l *lookup, p *plan, row []aggregate.Result, j int, en
 			l.tmp = make([]aggregate.Result, len(g.features))
 		}
 		tmp := l.tmp[:len(g.features)]
-		if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, tmp); err != nil {
+		if err := s.store.Read(g.vk, g.layout, part, ent, g.features, atMillis, tmp); err != nil {
 			return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
 		}
 		for k, c := range g.cols {

@@ -680,3 +680,93 @@ func TestRouteConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// compoundSource and compoundView add a view keyed by (merchant, user) to definitions:
+// a compound key lives in its first part's partition, so a routed lookup
+// reads it as one unit there.
+const compoundSource = `  - name: visits
+    kind: push
+    entity_key: [merchant_id, user_id]
+    event_time: ts
+    fields: {amount: float64}
+`
+
+const compoundView = `
+  - name: merchant_user
+    entities: [merchant, user]
+    source: visits
+    ttl: 1d
+    features:
+      - {name: visits_1d, aggregation: count, window: 1d}
+      - {name: spent_1d, aggregation: sum, field: amount, window: 1d}
+`
+
+// TestRouteCompound: Feast lookups joining a compound view with the views of
+// its parts, through every node of a routed cluster, equal the reference.
+func TestRouteCompound(t *testing.T) {
+	defs := strings.Replace(definitions, "feature_views:\n", compoundSource+"feature_views:\n"+strings.TrimPrefix(compoundView, "\n"), 1)
+	c := &cluster{t: t, ref: newHarness(t, serving.Options{})}
+	c.ref.apply(defs)
+	replicas := activeStandby(3, routePartitions)
+	var addrs []string
+	for i := range 3 {
+		pl := &staticPlacement{self: i, replicas: replicas}
+		h := newHarness(t, serving.Options{Placement: pl})
+		h.apply(defs)
+		c.nodes = append(c.nodes, h)
+		c.placements = append(c.placements, pl)
+		addrs = append(addrs, h.grpcAddr)
+	}
+	for _, pl := range c.placements {
+		pl.setAddrs(addrs)
+	}
+	c.fill(12, 6)
+	var visits []map[string]any
+	merchants, users := []any{}, []any{}
+	for m := 1; m <= 6; m++ {
+		for u := range 12 {
+			if (m+u)%3 == 0 {
+				continue // some pairs never met: NOT_FOUND through every node
+			}
+			visits = append(visits, map[string]any{"merchant_id": m, "user_id": fmt.Sprintf("u%d", u),
+				"ts": nowMillis - int64(m*1000+u), "amount": float64(m) + float64(u)/4})
+			merchants, users = append(merchants, m), append(users, fmt.Sprintf("u%d", u))
+		}
+	}
+	// Every pair goes to every replica of its first part's (the merchant's)
+	// partition, as a Kafka topic keyed by merchant_id would place it.
+	pushTo := func(h *harness, evs []map[string]any) {
+		t.Helper()
+		if st, body := h.post("/v1/push", map[string]any{"source": "visits", "events": evs}); st != http.StatusOK {
+			t.Fatalf("push: %d %s", st, body)
+		}
+	}
+	pushTo(c.ref, visits)
+	for _, e := range visits {
+		p := keyPartition(int64(e["merchant_id"].(int)), routePartitions)
+		for _, n := range replicas[p] {
+			pushTo(c.nodes[n], []map[string]any{e})
+		}
+	}
+	merchants, users = append(merchants, 3), append(users, "u0") // (3, u0) never met
+	req := map[string]any{
+		"features": []string{"merchant_user:visits_1d", "merchant_user:spent_1d", "user_spend:spend_7d", "merchant_stats:volume_1d"},
+		"entities": map[string]any{"merchant_id": merchants, "user_id": users},
+	}
+	st, want := c.ref.post("/get-online-features", req)
+	if st != http.StatusOK {
+		t.Fatalf("reference: %d %s", st, want)
+	}
+	if !strings.Contains(string(want), `"NOT_FOUND"`) || !strings.Contains(string(want), `"PRESENT"`) {
+		t.Fatalf("the reference answer should hold found and missing pairs: %s", want)
+	}
+	for n, h := range c.nodes {
+		st, got := h.post("/get-online-features", req)
+		if st != http.StatusOK {
+			t.Fatalf("node %d: %d %s", n, st, got)
+		}
+		if string(got) != string(want) {
+			t.Errorf("node %d answers\n%s\nthe reference\n%s", n, got, want)
+		}
+	}
+}

@@ -89,14 +89,15 @@ func (s *Server) checkReady() error {
 // lookup is the reusable state of one lookup request: pooled, so that a warm
 // lookup allocates nothing of its own.
 type lookup struct {
-	req  lookupRequest
-	body []byte
-	key  []byte   // plan cache key
-	ents [][]byte // the entity key being read of each of the plan's join keys
-	ckey []byte   // the compound key being read (built from ents)
-	out  []aggregate.Result
-	tmp  []aggregate.Result
-	buf  []byte // the response
+	req   lookupRequest
+	body  []byte
+	key   []byte   // plan cache key
+	ents  [][]byte // the entity key being read of each of the plan's join keys
+	parts []int    // and its partition
+	ckey  []byte   // the compound key being read (built from ents)
+	out   []aggregate.Result
+	tmp   []aggregate.Result
+	buf   []byte // the response
 	// views and info are observe's scratch.
 	views []ViewStatuses
 	info  LookupInfo
@@ -160,6 +161,7 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 	l.out = l.out[:n]
 	for len(l.ents) < len(p.joinKeys) {
 		l.ents = append(l.ents, nil)
+		l.parts = append(l.parts, 0)
 	}
 	for e := range l.req.values {
 		// The row's key of each entity, encoded once for every view of it.
@@ -167,19 +169,23 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 			k := l.req.keyOf[j]
 			v := &l.req.col(k)[e]
 			var err error
+			var val aggregate.Value
 			if v.isInt {
-				l.ents[j], err = keyenc.AppendEntity(l.ents[j][:0], aggregate.Value{Kind: aggregate.KindInt64, I: v.i})
+				val = aggregate.Value{Kind: aggregate.KindInt64, I: v.i}
 			} else {
-				l.ents[j], err = keyenc.AppendEntity(l.ents[j][:0], aggregate.Value{Kind: aggregate.KindString, S: unsafeString(l.req.str(v.s))})
+				val = aggregate.Value{Kind: aggregate.KindString, S: unsafeString(l.req.str(v.s))}
 			}
+			l.ents[j], err = keyenc.AppendEntity(l.ents[j][:0], val)
 			if err != nil {
 				return fmt.Errorf("%w: entities.%s[%d]: %v", ErrBadRequest, p.joinKeys[j].joinKey, e, err)
 			}
+			l.parts[j] = keyenc.Partition(val, p.joinKeys[j].kafkaKey, s.store.Partitions())
 		}
 		row := l.out[e*nf : (e+1)*nf]
 		for gi := range p.groups {
 			g := &p.groups[gi]
-			ent := l.ents[g.keys[0]]
+			// A compound key lives in its first part's partition.
+			ent, part := l.ents[g.keys[0]], l.parts[g.keys[0]]
 			if g.compound {
 				// The compound key from the parts' encodings, made once
 				// per row for every view of each entity.
@@ -191,7 +197,7 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 			}
 			if g.contiguous {
 				dst := row[g.cols[0] : g.cols[0]+len(g.cols)]
-				if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, dst); err != nil {
+				if err := s.store.Read(g.vk, g.layout, part, ent, g.features, atMillis, dst); err != nil {
 					return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
 				}
 				continue
@@ -201,7 +207,7 @@ func (s *Server) execute(ctx context.Context, l *lookup, p *plan, atMillis int64
 			}
 			l.tmp = l.tmp[:max(len(l.tmp), len(g.features))]
 			tmp := l.tmp[:len(g.features)]
-			if err := s.store.Read(g.vk, g.layout, ent, g.features, atMillis, tmp); err != nil {
+			if err := s.store.Read(g.vk, g.layout, part, ent, g.features, atMillis, tmp); err != nil {
 				return fmt.Errorf("serving: read %s: %w", p.refs[g.cols[0]], err)
 			}
 			for j, c := range g.cols {

@@ -259,14 +259,14 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	shards := 0
+	partitions := 0
 	if m.Store != nil {
-		shards = len(m.Store.Shards)
+		partitions = len(m.Store.Partitions)
 	}
-	if err := checkDataDir(dataDirLayout(*dataDir), shards); err != nil {
+	if err := checkDataDir(dataDirLayout(*dataDir), partitions); err != nil {
 		return fmt.Errorf("restore: the restored data dir fails its checks: %w", err)
 	}
-	fmt.Fprintf(stdout, "restored backup %s (%d files, %d bytes, %d shards) into %s; start it with featured serve --data-dir %s --shards %d\n",
-		m.ID, len(m.Files), m.Bytes, shards, *dataDir, *dataDir, shards)
+	fmt.Fprintf(stdout, "restored backup %s (%d files, %d bytes, %d partitions) into %s; start it with featured serve --data-dir %s --partitions %d\n",
+		m.ID, len(m.Files), m.Bytes, partitions, *dataDir, *dataDir, partitions)
 	return nil
 }

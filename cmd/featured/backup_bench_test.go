@@ -47,11 +47,11 @@ func benchBackup(b *testing.B, entities int) {
 	}
 	defer olog.Close()
 	store, err := featurestore.Open(paths.store, featurestore.Options{
-		EventLog: olog,
-		Shards:   2,
-		Views:    (&liveViews{reg: reg}).lookup,
-		Layouts:  layoutsOf(reg),
-		Logger:   log,
+		EventLog:   olog,
+		Partitions: 2,
+		Views:      (&liveViews{reg: reg}).lookup,
+		Layouts:    layoutsOf(reg),
+		Logger:     log,
 	})
 	if err != nil {
 		b.Fatal(err)

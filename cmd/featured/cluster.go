@@ -99,10 +99,6 @@ func (c *clusterConfig) check(sc *serveConfig) error {
 // partition, and another node's lookups would never see it.
 var errPushInCluster = fmt.Errorf("%w: pushes are not taken in cluster mode yet (each would reach one replica only); produce the events to a Kafka source's topic instead", serving.ErrNotReady)
 
-// clusterPartitions is the cluster's partition count P: the store's
-// partitions.
-func clusterPartitions(c *serveConfig, _ any) int { return c.shards }
-
 // clusterNode is serve's cluster mode: the group member and the Keeper that
 // follows its maps. Start it once the listeners run (peers reach this
 // node's gRPC at once), stop it before ingest stops.

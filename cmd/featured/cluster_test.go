@@ -117,7 +117,7 @@ func (r *clusterRig) startNode(name string) *clusterNodeProc {
 	r.mu.Unlock()
 	n.s = startServerAt(r.t, n.data, n.http, n.grpc,
 		"--kafka-brokers", strings.Join(r.brokers, ","), "--apply", filepath.Join(r.dir, "defs.yaml"),
-		"--shards", strconv.Itoa(clusterP), "--commit-interval", "2ms",
+		"--partitions", strconv.Itoa(clusterP), "--commit-interval", "2ms",
 		"--cluster-group", r.group, "--cluster-instance", name, "--cluster-advertise", n.grpc,
 		"--cluster-session-timeout", "6s", "--standbys", "1", "--log-level", "debug")
 	r.setLive(name, true)

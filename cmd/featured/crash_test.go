@@ -61,7 +61,7 @@ func TestCrashKafkaExactlyOnce(t *testing.T) {
 			time.Sleep(25 * time.Millisecond)
 		}
 	})
-	args := []string{"--kafka-brokers", strings.Join(brokers, ","), "--apply", defsFile, "--commit-interval", "2ms"}
+	args := []string{"--kafka-brokers", strings.Join(brokers, ","), "--apply", defsFile, "--commit-interval", "2ms", "--partitions", "4"}
 	rng := rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano())))
 	for k := 0; k < kills; k++ {
 		s := startServer(t, data, args...)

@@ -34,7 +34,7 @@ func dataDirLayout(dataDir string) dataDirPaths {
 
 // checkDataDir returns a *featurestore.DamagedError (or another error that
 // stops the start) when the data dir is damaged. It opens nothing.
-func checkDataDir(p dataDirPaths, shards int) error {
+func checkDataDir(p dataDirPaths, partitions int) error {
 	hasStore, err := featurestore.HasState(p.store)
 	if err != nil {
 		return err
@@ -56,15 +56,15 @@ func checkDataDir(p dataDirPaths, shards int) error {
 			return &featurestore.DamagedError{Path: p.store, Problem: fmt.Sprintf("missing, but %s holds definitions (generation %d): every lookup would answer NOT_FOUND", p.registry, gen)}
 		}
 	}
-	return featurestore.CheckDir(p.store, shards)
+	return featurestore.CheckDir(p.store, partitions)
 }
 
 // prepareDataDir checks the data dir and, when it is damaged and reset is
 // set, deletes the store and the offline log (keeping registry.json when
 // there is one) so that serve starts afresh, logging what it deleted.
 // Without reset, a damaged dir is an error naming the file and the way out.
-func prepareDataDir(p dataDirPaths, shards int, reset bool, log *slog.Logger) error {
-	err := checkDataDir(p, shards)
+func prepareDataDir(p dataDirPaths, partitions int, reset bool, log *slog.Logger) error {
+	err := checkDataDir(p, partitions)
 	if err == nil {
 		if reset {
 			log.Warn("--reset-data-dir: the data dir is intact; nothing deleted (remove the flag)")

@@ -40,7 +40,7 @@ func TestServeRefusesDamagedDataDir(t *testing.T) {
 	refused := func(t *testing.T, data string, extra ...string) string {
 		t.Helper()
 		var logs bytes.Buffer
-		args := append([]string{"--data-dir", data, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--shards", "2"}, extra...)
+		args := append([]string{"--data-dir", data, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--partitions", "2"}, extra...)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // a start that is not refused returns at once, nil
 		err := serve(ctx, args, &logs)
@@ -56,9 +56,9 @@ func TestServeRefusesDamagedDataDir(t *testing.T) {
 		names  string
 	}{
 		{"registry.json deleted", func(data string) error { return os.Remove(filepath.Join(data, "registry.json")) }, nil, "registry.json"},
-		{"shard dir deleted", func(data string) error { return os.RemoveAll(filepath.Join(data, "store", "shard-001")) }, nil, "shard-001"},
-		{"SHARDS deleted, --shards differs", func(data string) error { return os.Remove(filepath.Join(data, "store", "SHARDS")) }, []string{"--shards", "3"}, "SHARDS"},
-		{"SHARDS deleted", func(data string) error { return os.Remove(filepath.Join(data, "store", "SHARDS")) }, nil, "SHARDS"},
+		{"shard dir deleted", func(data string) error { return os.RemoveAll(filepath.Join(data, "store", "p-0001")) }, nil, "p-0001"},
+		{"PARTITIONS deleted, --partitions differs", func(data string) error { return os.Remove(filepath.Join(data, "store", "PARTITIONS")) }, []string{"--partitions", "3"}, "PARTITIONS"},
+		{"PARTITIONS deleted", func(data string) error { return os.Remove(filepath.Join(data, "store", "PARTITIONS")) }, nil, "PARTITIONS"},
 		{"store deleted", func(data string) error { return os.RemoveAll(filepath.Join(data, "store")) }, nil, "store"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,7 +85,7 @@ func TestServeRefusesDamagedDataDir(t *testing.T) {
 		if err := os.CopyFS(data, os.DirFS(golden)); err != nil {
 			t.Fatal(err)
 		}
-		os.RemoveAll(filepath.Join(data, "store", "shard-000"))
+		os.RemoveAll(filepath.Join(data, "store", "p-0000"))
 		s := startServer(t, data, "--reset-data-dir")
 		if !strings.Contains(s.logs.String(), "DELETING the store") {
 			t.Fatalf("reset did not say so:\n%s", s.logs)

@@ -104,7 +104,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 // its peers know it).
 func startServerAt(t *testing.T, dataDir, httpAddr, grpcAddr string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--shards", "2"}, extra...)
+	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--partitions", "2"}, extra...)
 	cmd := exec.Command(featuredBinary(t), args...)
 	s := &server{cmd: cmd, url: "http://" + httpAddr, grpc: grpcAddr, logs: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = s.logs

@@ -24,11 +24,34 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		t.Fatalf("got data dir %q, http %q, commit interval %s", c.dataDir, c.httpAddr, c.commitInterval)
 	}
 
-	t.Setenv("FEATURED_SHARDS", "many")
+	t.Setenv("FEATURED_PARTITIONS", "many")
 	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	serveFlags(fs)
-	if err := parseFlags(fs, nil); err == nil || !strings.Contains(err.Error(), "FEATURED_SHARDS") {
-		t.Fatalf("bad FEATURED_SHARDS: %v, want an error naming it", err)
+	if err := parseFlags(fs, nil); err == nil || !strings.Contains(err.Error(), "FEATURED_PARTITIONS") {
+		t.Fatalf("bad FEATURED_PARTITIONS: %v, want an error naming it", err)
+	}
+}
+
+// TestShardsFlagRemoved: --shards and FEATURED_SHARDS, which configured
+// the layout before partitions, fail naming --partitions rather than
+// being ignored (a deployment still setting them would otherwise start a
+// store of the default partition count).
+func TestShardsFlagRemoved(t *testing.T) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	serveFlags(fs)
+	if err := parseFlags(fs, []string{"--shards", "4"}); err == nil || !strings.Contains(err.Error(), "--partitions") {
+		t.Fatalf("--shards 4: %v, want an error naming --partitions", err)
+	}
+	t.Setenv("FEATURED_SHARDS", "4")
+	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := serveFlags(fs)
+	if err := parseFlags(fs, nil); err == nil || !strings.Contains(err.Error(), "FEATURED_SHARDS") || !strings.Contains(err.Error(), "--partitions") {
+		t.Fatalf("FEATURED_SHARDS=4: %v, want an error naming it and --partitions", err)
+	}
+	if c.partitions != 16 {
+		t.Fatalf("default partitions %d, want 16", c.partitions)
 	}
 }

@@ -97,20 +97,16 @@ func withLocalExporter(dataDir string, fn func(*export.Exporter) error) error {
 		return fmt.Errorf("open %s (is a server running on it? use --server): %w", dataDir, err)
 	}
 	defer reg.Close()
-	b, err := os.ReadFile(filepath.Join(dataDir, "store", "SHARDS"))
+	partitions, err := featurestore.StoredPartitions(filepath.Join(dataDir, "store"))
 	if err != nil {
-		return fmt.Errorf("data dir %s has no store: %w", dataDir, err)
-	}
-	shards, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return fmt.Errorf("data dir %s: bad SHARDS file", dataDir)
+		return fmt.Errorf("data dir %s: %w", dataDir, err)
 	}
 	olog, err := eventlog.Open(filepath.Join(dataDir, "offline"), eventlog.Options{Retention: -1})
 	if err != nil {
 		return err
 	}
 	defer olog.Close()
-	store, err := featurestore.Open(filepath.Join(dataDir, "store"), featurestore.Options{Shards: shards, EventLog: olog, GCInterval: -1, Layouts: layoutsOf(reg)})
+	store, err := featurestore.Open(filepath.Join(dataDir, "store"), featurestore.Options{Partitions: partitions, EventLog: olog, GCInterval: -1, Layouts: layoutsOf(reg)})
 	if err != nil {
 		return fmt.Errorf("open %s (is a server running on it? use --server): %w", dataDir, err)
 	}

@@ -32,6 +32,9 @@ Usage:
   featured backup list DEST              the backups DEST holds
   featured restore --data-dir DIR SRC    lay a backup (--backup ID, default the newest) into an
                                          empty data dir
+  featured migrate-store --data-dir DIR --partitions P
+                                         rewrite a stopped server's store of the layout before
+                                         partitions (store/SHARDS) into P partitions
   featured registry                      print the registry
   featured status                        print ingest and store status
   featured cluster status | drain        the cluster's owner map; drain this node, then leave
@@ -89,6 +92,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return backupCmd(ctx, rest, stdout, stderr)
 	case "restore":
 		return restoreCmd(ctx, rest, stdout, stderr)
+	case "migrate-store":
+		return migrateStoreCmd(ctx, rest, stdout, stderr)
 	case "cluster":
 		return clusterCmd(ctx, rest, stdout, stderr)
 	case "registry", "status":

@@ -97,7 +97,7 @@ func TestServeTLSAndAuth(t *testing.T) {
 	var serveErr error
 	logs := &syncBuffer{}
 	wg.Go(func() {
-		serveErr = run(ctx, []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--shards", "1",
+		serveErr = run(ctx, []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--partitions", "1",
 			"--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--auth-file", tokens,
 			"--tls-cert", crt, "--tls-key", key, "--tls-client-ca", ca.File}, io.Discard, logs)
 	})
@@ -214,7 +214,7 @@ func TestMetricsTokenRequired(t *testing.T) {
 	var wg sync.WaitGroup
 	logs := &syncBuffer{}
 	wg.Go(func() {
-		_ = run(ctx, []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--shards", "1",
+		_ = run(ctx, []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--partitions", "1",
 			"--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--auth-file", tokens, "--metrics-token-required"}, io.Discard, logs)
 	})
 	defer func() { cancel(); wg.Wait() }()

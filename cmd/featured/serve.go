@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +42,7 @@ type serveConfig struct {
 	httpAddr        string
 	grpcAddr        string
 	kafkaBrokers    string
-	shards          int
+	partitions      int
 	cacheMB         int64
 	writerCache     bytesize.Size
 	minFreeDisk     bytesize.Size
@@ -100,14 +99,23 @@ type serveConfig struct {
 	cluster clusterConfig
 }
 
+// removedShardsFlag refuses --shards (and FEATURED_SHARDS) instead of
+// letting it be unknown: a deployment that still sets the variable would
+// otherwise start, silently, a store of the default partition count.
+func removedShardsFlag(string) error {
+	return errors.New("--shards is gone: the store is partitioned like its Kafka topics; set --partitions (FEATURED_PARTITIONS) " +
+		"to the topics' partition count, and migrate a data dir of the old layout once with featured migrate-store")
+}
+
 func serveFlags(fs *flag.FlagSet) *serveConfig {
 	c := &serveConfig{}
 	fs.StringVar(&c.dataDir, "data-dir", "featured-data", "directory for the registry and the store")
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listen address")
 	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: push ingest only")
-	fs.IntVar(&c.shards, "shards", runtime.NumCPU(), "Pebble shards (fixed when the data dir is created)")
-	fs.Int64Var(&c.cacheMB, "cache-mb", 256, "block cache shared by the shards, MiB")
+	fs.IntVar(&c.partitions, "partitions", 16, "partitions of the store, one Pebble each: every Kafka source topic must have as many (fixed when the data dir is created)")
+	fs.Func("shards", "removed: see --partitions", removedShardsFlag)
+	fs.Int64Var(&c.cacheMB, "cache-mb", 256, "block cache shared by the partitions, MiB")
 	c.writerCache = 256 << 20
 	fs.Var(&c.writerCache, "writer-cache", "memory of the decoded states the shard writers keep (bytes, KiB, MiB or GiB), split over the shards")
 	fs.Var(&c.minFreeDisk, "min-free-disk", "free space under --data-dir below which pushes, applies and Kafka ingest pause (a size); 0: 5% of the volume, at most 1GiB")
@@ -278,7 +286,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}()
 
 	paths := dataDirLayout(c.dataDir)
-	if err := prepareDataDir(paths, c.shards, c.resetDataDir, log); err != nil {
+	if err := prepareDataDir(paths, c.partitions, c.resetDataDir, log); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
@@ -320,7 +328,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		EventLog:         olog,
 		ReadSampler:      sampleFn,
 		ReadSampleEvery:  c.skewEvery,
-		Shards:           c.shards,
+		Partitions:       c.partitions,
 		CacheBytes:       c.cacheMB << 20,
 		CachedStateBytes: int64(c.writerCache),
 		CommitInterval:   c.commitInterval,
@@ -373,7 +381,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var node *clusterNode
 	if c.cluster.group != "" {
-		if node, err = newClusterNode(c.cluster, c.dataDir, clusterPartitions(c, store), partitionSet, kafkaIngest, log); err != nil {
+		if node, err = newClusterNode(c.cluster, c.dataDir, store.Partitions(), partitionSet, kafkaIngest, log); err != nil {
 			return err
 		}
 	}
@@ -538,7 +546,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if node != nil {
 		// Peers may forward to this node as soon as the map names it: the
 		// listeners run already.
-		if err := node.start(ctx, strings.Split(c.kafkaBrokers, ","), clusterPartitions(c, store)); err != nil {
+		if err := node.start(ctx, strings.Split(c.kafkaBrokers, ","), store.Partitions()); err != nil {
 			srv.SetReady(false)
 			httpSrv.Close()
 			grpcSrv.Stop()
@@ -552,7 +560,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv.SetReady(true)
 	log.Info("featured serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),
-		"data_dir", c.dataDir, "shards", store.Shards(), "kafka", c.kafkaBrokers != "", "auth", keyring != nil, "tls", tlsConfig != nil)
+		"data_dir", c.dataDir, "partitions", store.Partitions(), "kafka", c.kafkaBrokers != "", "auth", keyring != nil, "tls", tlsConfig != nil)
 
 	var runErr error
 	select {

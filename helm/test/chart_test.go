@@ -111,8 +111,8 @@ func checkCommon(t *testing.T, m *manifests) *rendering {
 			t.Errorf("--%s-addr=%q, want %q", p, r.flags[p+"-addr"], want)
 		}
 	}
-	if r.flags["shards"] == "" {
-		t.Errorf("--shards is not passed: featured would take the node's CPU count, and a pod rescheduled to another node would refuse its store")
+	if r.flags["partitions"] == "" {
+		t.Errorf("--partitions is not passed: the store's partition count must be the Kafka topics', fixed for the life of a data dir")
 	}
 	dataMount := mountOf(c, "data")
 	if dataMount == nil {

@@ -15,7 +15,7 @@ const module = "github.com/featured-dev/featured"
 var allowed = map[string][]string{
 	"aggregate":                     {},
 	"aggregate/aggregatetest":       {"aggregate"},
-	"internal/keyenc":               {"aggregate"},
+	"internal/keyenc":               {"aggregate", "internal/partition"},
 	"internal/partition":            {},
 	"internal/bytesize":             {},
 	"internal/auth":                 {},
@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"internal/diskguard":            {},
 	"internal/jsoncheck":            {},
 	"internal/jsonedge":             {"internal/jsoncheck"},
-	"registry":                      {"aggregate", "internal/jsoncheck"},
+	"registry":                      {"aggregate", "internal/jsoncheck", "internal/partition"},
 	"featurestore":                  {"aggregate"},
 	"featurestore/featurestoretest": {"featurestore"},
 	"api/featured/v1":               {},
@@ -32,7 +32,7 @@ var allowed = map[string][]string{
 	"api/feast/types":               {},
 	"api/feast/serving":             {"api/feast/types"},
 	"api/feast/core":                {"api/feast/types"},
-	"ingest":                        {"aggregate", "featurestore", "registry", "internal/keyenc", "internal/jsoncheck"},
+	"ingest":                        {"aggregate", "featurestore", "registry", "internal/keyenc", "internal/jsoncheck", "internal/partition"},
 	// offline/: the log knows nothing of exports; the export reads the log;
 	// the skew check runs exports; the root wires them to HTTP and backfill.
 	"offline/internal/codec": {"aggregate"},

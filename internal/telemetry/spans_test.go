@@ -61,7 +61,7 @@ func newSpanRig(t *testing.T, ratio float64, topic string) *spanRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.log.Close() })
-	if r.store, err = featurestore.Open(filepath.Join(dir, "store"), featurestore.Options{Shards: 2, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: r.log}); err != nil {
+	if r.store, err = featurestore.Open(filepath.Join(dir, "store"), featurestore.Options{Partitions: 2, CommitInterval: time.Millisecond, GCInterval: -1, EventLog: r.log}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.store.Close() })

@@ -94,7 +94,7 @@ func (t *Telemetry) ObserveStore(st *featurestore.Store) error {
 	if err := c.err(); err != nil {
 		return err
 	}
-	n := st.Shards()
+	n := st.Partitions()
 	shardSets := make([]metric.ObserveOption, n)
 	writeSets := make([][4]metric.ObserveOption, n)
 	for i := range n {

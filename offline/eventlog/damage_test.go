@@ -71,7 +71,7 @@ func newDamageFixture(t *testing.T) *damageFixture {
 }
 
 func (fx *damageFixture) seg(n uint64) string {
-	return filepath.Join(fx.dir, walDir, "shard-000", segName(n))
+	return filepath.Join(fx.dir, walDir, "p-0000", segName(n))
 }
 
 func (fx *damageFixture) open(t *testing.T) *Log {
@@ -168,7 +168,7 @@ func TestDamagedWALIsQuarantined(t *testing.T) {
 			fx := newDamageFixture(t)
 			tc.damage(t, fx)
 			l := fx.open(t)
-			want := filepath.Join(fx.dir, walDir, "shard-000", tc.file)
+			want := filepath.Join(fx.dir, walDir, "p-0000", tc.file)
 			st := l.Stats()
 			if len(st) != 1 || len(st[0].Damaged) != 1 || st[0].Damaged[0] != want {
 				t.Fatalf("stats %+v, want damaged [%s]", st, want)

@@ -14,7 +14,7 @@
 //
 //   - Rows are encoded into an in-memory frame (no I/O on the hot path).
 //     At each store commit the frame is written to the shard's WAL segment
-//     (wal/shard-NNN/<seq>.wal: frames of length, CRC-32C, first LSN,
+//     (wal/p-NNNN/<seq>.wal: frames of length, CRC-32C, first LSN,
 //     commit time, the source schemas used, rows) and fsynced when the batch
 //     is. On open the WAL is cut back to the committed position: rows past
 //     it belong to events whose state was lost too (push callers got an
@@ -65,7 +65,7 @@
 // A backfill of a view version (offline.Backfill, through
 // featurestore.Store.Rebuild) calls MarkRebuild from the rebuilt shard's
 // writer goroutine; the shard's next Commit, the rebuild's batch, writes
-// the marker to wal/shard-NNN/markers with the WAL position after an empty
+// the marker to wal/p-NNNN/markers with the WAL position after an empty
 // frame of that commit's own, and the marker counts only if the store keeps
 // that batch (Recover and a failed Committed drop it). Markers reports the
 // committed ones; see marker in markers.go for the file's lines.

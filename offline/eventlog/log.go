@@ -259,7 +259,7 @@ func decodePos(b []byte) (seg uint64, off, lsn int64, err error) {
 // the position the store committed, checks what it keeps (see verify) and
 // queues sealed segments for conversion.
 func (l *Log) Recover(shard int, committed []byte) error {
-	dir := filepath.Join(l.dir, walDir, fmt.Sprintf("shard-%03d", shard))
+	dir := walShardDir(l.dir, shard)
 	fs := l.opts.FS
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("offline: %w", err)

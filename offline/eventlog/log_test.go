@@ -91,7 +91,7 @@ func TestLogRecover(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	seg := filepath.Join(dir, walDir, "shard-000", segName(1))
+	seg := filepath.Join(dir, walDir, "p-0000", segName(1))
 	f, _ := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
 	f.Write([]byte{200, 0, 0, 0, 1, 2, 3}) // and a torn frame after that
 	f.Close()

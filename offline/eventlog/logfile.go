@@ -30,16 +30,20 @@ import (
 // Log file columns, in this order. The source's fields are the children of the struct
 // column "fields", so no field name can collide with these.
 const (
-	ColShard     = "shard"
-	ColLSN       = "lsn"
-	ColIngest    = "ingest_time"
-	ColCommit    = "commit_time"
-	ColEvent     = "event_time"
-	ColEntity    = "entity"
-	ColPartition = "kafka_partition"
-	ColOffset    = "kafka_offset"
-	ColViews     = "views"
-	ColFields    = "fields"
+	// ColStorePartition is the store partition whose writer logged the
+	// row (its WAL, and its LSN sequence). Files written before the
+	// partition layout name it ColShard.
+	ColStorePartition = "partition"
+	ColShard          = "shard"
+	ColLSN            = "lsn"
+	ColIngest         = "ingest_time"
+	ColCommit         = "commit_time"
+	ColEvent          = "event_time"
+	ColEntity         = "entity"
+	ColPartition      = "kafka_partition"
+	ColOffset         = "kafka_offset"
+	ColViews          = "views"
+	ColFields         = "fields"
 
 	metaSource  = "featured.source"
 	metaKeyKind = "featured.key_kind"
@@ -48,6 +52,45 @@ const (
 	metaKeyKinds = "featured.key_kinds"
 	metaFormat   = "featured.offline_log"
 )
+
+// walShardDir is the WAL directory of store partition shard: wal/p-NNNN
+// (wal/shard-NNN before the partition layout; featured migrate-store
+// renames them with the store, see RenameLegacyWALs).
+func walShardDir(dir string, shard int) string {
+	return filepath.Join(dir, walDir, fmt.Sprintf("p-%04d", shard))
+}
+
+// RenameLegacyWALs renames the WAL directories of the layout before
+// partitions, wal/shard-NNN, to wal/p-NNNN under the log directory dir, so
+// that partition i continues old shard i's log (featurestore.MigrateStore
+// carries shard i's log position into partition i). It is idempotent: a
+// directory already renamed is skipped. It returns the old shard numbers
+// it found.
+func RenameLegacyWALs(dir string) ([]int, error) {
+	names, err := os.ReadDir(filepath.Join(dir, walDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offline: %w", err)
+	}
+	var shards []int
+	for _, e := range names {
+		var n int
+		if _, err := fmt.Sscanf(e.Name(), "shard-%03d", &n); err != nil || !e.IsDir() || e.Name() != fmt.Sprintf("shard-%03d", n) {
+			continue
+		}
+		to := walShardDir(dir, n)
+		if _, err := os.Stat(to); err == nil {
+			return nil, fmt.Errorf("offline: rename %s: %s exists", e.Name(), to)
+		}
+		if err := os.Rename(filepath.Join(dir, walDir, e.Name()), to); err != nil {
+			return nil, fmt.Errorf("offline: %w", err)
+		}
+		shards = append(shards, n)
+	}
+	return shards, nil
+}
 
 func logArrowSchema(s *Schema) *arrow.Schema {
 	// A compound key (or none) is stored as its encoded bytes: decode them
@@ -58,7 +101,7 @@ func logArrowSchema(s *Schema) *arrow.Schema {
 		key = arrow.BinaryTypes.Binary
 	}
 	fields := []arrow.Field{
-		{Name: ColShard, Type: arrow.PrimitiveTypes.Int32},
+		{Name: ColStorePartition, Type: arrow.PrimitiveTypes.Int32},
 		{Name: ColLSN, Type: arrow.PrimitiveTypes.Int64},
 		{Name: ColIngest, Type: codec.TimestampMS},
 		{Name: ColCommit, Type: codec.TimestampMS},
@@ -320,7 +363,7 @@ func (l *Log) HoldConversion(shard int) (release func()) {
 // of a complete, fsynced file; the segment is deleted after.
 func (l *Log) convertSegment(shard int, seg uint64) error {
 	fs := l.opts.FS
-	walPath := filepath.Join(l.dir, walDir, fmt.Sprintf("shard-%03d", shard), segName(seg))
+	walPath := filepath.Join(walShardDir(l.dir, shard), segName(seg))
 	groups := map[string]*logFileWriter{}
 	var order []*logFileWriter
 	defer func() {

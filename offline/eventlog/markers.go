@@ -20,7 +20,7 @@ import (
 // CommitMillis on, the shard's state of the view is the fold of every
 // logged row with LSN < LSN that the view admits by its TTL at the row's
 // ingest time, followed by the rows folded live after. Markers are written
-// to wal/shard-NNN/markers in the commit of the rebuild's batch, with the
+// to wal/p-NNNN/markers in the commit of the rebuild's batch, with the
 // WAL position of that commit (Seg, Off), and dropped when the store did
 // not keep the batch: on recovery, or at once when its commit fails. The
 // batch has no rows, but its commit writes an empty WAL frame, so that

@@ -201,7 +201,7 @@ func TestMarkerRestamp(t *testing.T) {
 	check("reopened", t0+14, t0+20)
 
 	// A restamp line of the second marker, torn by a crash.
-	path := filepath.Join(dir, walDir, "shard-000", markersFile)
+	path := filepath.Join(dir, walDir, "p-0000", markersFile)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)

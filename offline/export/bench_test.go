@@ -22,6 +22,7 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/featurestore"
+	"github.com/featured-dev/featured/internal/partition"
 	"github.com/featured-dev/featured/offline/eventlog"
 	"github.com/featured-dev/featured/offline/internal/codec"
 	"github.com/featured-dev/featured/registry"
@@ -117,7 +118,7 @@ func benchData(b *testing.B, dir string) (reg *registry.Registry, log *eventlog.
 		views := []int64{vk}
 		for _, e := range evs {
 			ent = fmt.Appendf(ent[:0], "u%05d", e.ent)
-			if featurestore.ShardOf(ent, 2) != shard {
+			if partition.Of(ent, 2) != shard {
 				continue
 			}
 			r.Set(int32(shard), lsn, e.t, e.t, e.t, ent, views)

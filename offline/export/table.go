@@ -469,7 +469,12 @@ func (t *logTable) readFile(ctx context.Context, path string, base, rows int, en
 		}
 		sc := rec.Schema()
 		col := func(name string) arrow.Array { return rec.Column(sc.FieldIndices(name)[0]) }
-		shard := col(eventlog.ColShard).(*array.Int32).Int32Values()
+		// Files written before the partition layout name the column "shard".
+		shardCol := eventlog.ColStorePartition
+		if len(sc.FieldIndices(shardCol)) == 0 {
+			shardCol = eventlog.ColShard
+		}
+		shard := col(shardCol).(*array.Int32).Int32Values()
 		lsn := col(eventlog.ColLSN).(*array.Int64).Int64Values()
 		var ing []arrow.Timestamp
 		if t.needIngest() {

@@ -658,7 +658,10 @@ type Entity struct {
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	JoinKey string                 `protobuf:"bytes,2,opt,name=join_key,json=joinKey,proto3" json:"join_key,omitempty"`
 	// "string" or "int64".
-	Type          string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	// How producers encode the key as the Kafka record key, which places the
+	// entity in its partition: "utf8" (string keys), "decimal" or "int64_be".
+	KafkaKey      string `protobuf:"bytes,4,opt,name=kafka_key,json=kafkaKey,proto3" json:"kafka_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -710,6 +713,13 @@ func (x *Entity) GetJoinKey() string {
 func (x *Entity) GetType() string {
 	if x != nil {
 		return x.Type
+	}
+	return ""
+}
+
+func (x *Entity) GetKafkaKey() string {
+	if x != nil {
+		return x.KafkaKey
 	}
 	return ""
 }
@@ -1124,11 +1134,12 @@ const file_featured_v1_registry_proto_rawDesc = "" +
 	"\bentities\x18\x01 \x03(\v2\x13.featured.v1.EntityR\bentities\x12-\n" +
 	"\asources\x18\x02 \x03(\v2\x13.featured.v1.SourceR\asources\x12.\n" +
 	"\x05views\x18\x03 \x03(\v2\x18.featured.v1.FeatureViewR\x05views\x127\n" +
-	"\bservices\x18\x04 \x03(\v2\x1b.featured.v1.FeatureServiceR\bservices\"K\n" +
+	"\bservices\x18\x04 \x03(\v2\x1b.featured.v1.FeatureServiceR\bservices\"h\n" +
 	"\x06Entity\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bjoin_key\x18\x02 \x01(\tR\ajoinKey\x12\x12\n" +
-	"\x04type\x18\x03 \x01(\tR\x04type\"\xb1\x02\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1b\n" +
+	"\tkafka_key\x18\x04 \x01(\tR\bkafkaKey\"\xb1\x02\n" +
 	"\x06Source\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +

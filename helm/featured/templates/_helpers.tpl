@@ -92,8 +92,8 @@ to change.
 {{- if le $grace $stop }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + shutdownTimeoutSeconds (%d): the final commit runs after the shutdown timeout" $grace $stop) }}
 {{- end }}
-{{- if lt (int .Values.shards) 1 }}
-{{- fail "shards must be at least 1" }}
+{{- if lt (int .Values.partitions) 1 }}
+{{- fail "partitions must be at least 1" }}
 {{- end }}
 {{- if and .Values.kafka.sasl.enabled (not .Values.kafka.sasl.existingSecret) }}
 {{- fail "kafka.sasl.enabled needs kafka.sasl.existingSecret" }}
@@ -128,7 +128,7 @@ to change.
 {{- end }}
 {{- end }}
 {{- range $name, $_ := .Values.flags }}
-{{- if has $name (list "data-dir" "http-addr" "grpc-addr" "shards" "shutdown-timeout" "kafka-brokers" "apply" "backup-dest" "backup-interval" "auth-file" "metrics-token-required" "tls-cert" "tls-key" "tls-client-ca" "insecure") }}
+{{- if has $name (list "data-dir" "http-addr" "grpc-addr" "partitions" "shards" "shutdown-timeout" "kafka-brokers" "apply" "backup-dest" "backup-interval" "auth-file" "metrics-token-required" "tls-cert" "tls-key" "tls-client-ca" "insecure") }}
 {{- fail (printf "flags.%s: the chart sets --%s from its own value (see README.md)" $name $name) }}
 {{- end }}
 {{- end }}
@@ -152,7 +152,7 @@ prints as 4.194304e+06: integral ones are printed as integers.
 - {{ printf "--data-dir=%s" (include "featured.dataDir" .) | quote }}
 - {{ printf "--http-addr=0.0.0.0:%v" .Values.ports.http | quote }}
 - {{ printf "--grpc-addr=0.0.0.0:%v" .Values.ports.grpc | quote }}
-- {{ printf "--shards=%v" .Values.shards | quote }}
+- {{ printf "--partitions=%v" .Values.partitions | quote }}
 - {{ printf "--shutdown-timeout=%vs" .Values.shutdownTimeoutSeconds | quote }}
 {{- with .Values.kafka.brokers }}
 - {{ printf "--kafka-brokers=%s" . | quote }}
