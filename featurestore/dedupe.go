@@ -43,25 +43,53 @@ func markerHour(millis int64) uint32 {
 type marker struct {
 	commitMillis int64 // the shard's clock when it took the part
 	accepted     int   // the push's accepted count, every shard's part included
+	// attempt names the produce attempt of a push read from a push topic
+	// whose records the shard applied (EnqueueFencedBatch); 0 for a push
+	// applied directly.
+	attempt uint64
 }
 
-const markerVersion = 1
+// Marker versions: 1 has no attempt (a direct push), 2 ends with one.
+const (
+	markerVersion        = 1
+	markerVersionAttempt = 2
+)
 
 func appendMarker(dst []byte, m marker) []byte {
-	dst = append(dst, markerVersion)
+	v := byte(markerVersion)
+	if m.attempt != 0 {
+		v = markerVersionAttempt
+	}
+	dst = append(dst, v)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.commitMillis))
-	return binary.AppendUvarint(dst, uint64(m.accepted))
+	dst = binary.AppendUvarint(dst, uint64(m.accepted))
+	if m.attempt != 0 {
+		dst = binary.AppendUvarint(dst, m.attempt)
+	}
+	return dst
 }
 
 func decodeMarker(v []byte) (marker, error) {
-	if len(v) < 10 || v[0] != markerVersion {
+	if len(v) < 10 || (v[0] != markerVersion && v[0] != markerVersionAttempt) {
 		return marker{}, fmt.Errorf("corrupt batch marker %x", v)
 	}
 	acc, n := binary.Uvarint(v[9:])
-	if n <= 0 || 9+n != len(v) {
+	if n <= 0 {
 		return marker{}, fmt.Errorf("corrupt batch marker %x", v)
 	}
-	return marker{commitMillis: int64(binary.BigEndian.Uint64(v[1:9])), accepted: int(acc)}, nil
+	m := marker{commitMillis: int64(binary.BigEndian.Uint64(v[1:9])), accepted: int(acc)}
+	rest := v[9+n:]
+	if v[0] == markerVersionAttempt {
+		att, n := binary.Uvarint(rest)
+		if n <= 0 || att == 0 {
+			return marker{}, fmt.Errorf("corrupt batch marker %x", v)
+		}
+		m.attempt, rest = att, rest[n:]
+	}
+	if len(rest) != 0 {
+		return marker{}, fmt.Errorf("corrupt batch marker %x", v)
+	}
+	return m, nil
 }
 
 // batchMark makes a write request one shard's part of a push with a batch
@@ -70,6 +98,11 @@ func decodeMarker(v []byte) (marker, error) {
 type batchMark struct {
 	id       string
 	accepted int
+	// attempt, when not 0, names the produce attempt the writes come from
+	// (a push topic's records): a marker of id with the same attempt is
+	// the same push's earlier records in the partition, which are applied
+	// too; only another attempt's marker (a client's retry) skips them.
+	attempt uint64
 	// lowMillis is the oldest commit time an earlier marker of id can have;
 	// the shard looks in the buckets from it to the clock's next hour.
 	lowMillis int64
@@ -96,6 +129,9 @@ func (s *shard) admitMarked(r *request) bool {
 		}
 		return false
 	}
+	if found && m.attempt != 0 && prior.attempt == m.attempt {
+		return true
+	}
 	if found {
 		m.skipped, m.prior = true, prior
 		if r.sync {
@@ -113,7 +149,7 @@ func (s *shard) admitMarked(r *request) bool {
 		_ = s.batch.DeleteRange([]byte{prefixMarker}, markerKey(h, ""), nil)
 		s.markersGCHour = h
 	}
-	mk := marker{commitMillis: now, accepted: m.accepted}
+	mk := marker{commitMillis: now, accepted: m.accepted, attempt: m.attempt}
 	s.valBuf = appendMarker(s.valBuf[:0], mk)
 	_ = s.batch.Set(markerKey(markerHour(now), m.id), s.valBuf, nil)
 	if s.pendingMarks == nil {

@@ -302,16 +302,15 @@ func (s *shard) handle(r *request) {
 			return
 		}
 		if r.mark != nil && !s.admitMarked(r) {
+			if r.mark.skipped {
+				// A retried push's records read from a push topic: skipped,
+				// but read, so the partition's offset moves past them.
+				s.recordMarks(r.marks)
+			}
 			return
 		}
 		s.applyWrites(r)
-		for _, m := range r.marks {
-			tp := topicPartition{m.Topic, m.Partition}
-			if m.Offset > s.applied[tp] || !s.has(tp) {
-				s.applied[tp] = m.Offset
-				s.changed[tp] = true
-			}
-		}
+		s.recordMarks(r.marks)
 	case reqDrop:
 		s.dropView(r.view)
 		// Commit now, as for a rebuild: until the DeleteRange is committed
@@ -349,6 +348,17 @@ func (s *shard) handle(r *request) {
 	}
 	if r.done != nil {
 		s.waiters = append(s.waiters, r.done)
+	}
+}
+
+// recordMarks takes a request's next offsets into the batch's offsets.
+func (s *shard) recordMarks(marks []Position) {
+	for _, m := range marks {
+		tp := topicPartition{m.Topic, m.Partition}
+		if m.Offset > s.applied[tp] || !s.has(tp) {
+			s.applied[tp] = m.Offset
+			s.changed[tp] = true
+		}
 	}
 }
 

@@ -242,7 +242,7 @@ func (s *Store) Shards() int { return len(s.shards) }
 // write was applied to none of its targets. Every other write is committed.
 func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
 	var rej []Rejection
-	err := s.submit(ctx, ws, nil, nil, true, &rej)
+	err := s.submit(ctx, ws, nil, nil, nil, true, &rej)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
 // and later ones are applied anyway. A consumer that must not lose events
 // to a failed commit (Kafka ingest) calls EnqueueFenced.
 func (s *Store) Enqueue(ctx context.Context, ws []Write, marks []Position) error {
-	return s.submit(ctx, ws, marks, nil, false, nil)
+	return s.submit(ctx, ws, marks, nil, nil, false, nil)
 }
 
 // Fence returns the partition's current fence. A consumer takes it before
@@ -285,7 +285,52 @@ func (s *Store) EnqueueFenced(ctx context.Context, ws []Write, mark Position, f 
 	if !s.fences.current(f.tp, f.gen) {
 		return ErrFenced
 	}
-	return s.submit(ctx, ws, []Position{mark}, &f, false, nil)
+	return s.submit(ctx, ws, []Position{mark}, &f, nil, false, nil)
+}
+
+// PushMark names the produce attempt of a push whose records a consumer
+// hands over with EnqueueFencedBatch: the push's batch ID and a number the
+// producer drew for this attempt (not 0).
+type PushMark struct {
+	BatchID string
+	Attempt uint64
+}
+
+// EnqueueFencedBatch is EnqueueFenced for records of one push with a batch
+// ID, read from a push topic: every shard applies ws only if it holds no
+// marker of the batch ID in mark's partition from another attempt, and
+// commits the marker with ws's state and the partition's offset. So a
+// client's retry of a push whose records were already applied (a new
+// attempt, produced after them) is skipped, while the first attempt's
+// records, even split over several calls, are all applied. Markers live
+// for Options.DedupeWindow, as a push's do; skipped writes still move the
+// partition's offset to mark.
+func (s *Store) EnqueueFencedBatch(ctx context.Context, ws []Write, mark Position, f Fence, pm PushMark) error {
+	if err := CheckBatchID(pm.BatchID); err != nil {
+		return err
+	}
+	if pm.Attempt == 0 {
+		return errors.New("featurestore: enqueue: push mark with attempt 0")
+	}
+	if f.moved == nil {
+		return errors.New("featurestore: enqueue: zero Fence (take one with Store.Fence)")
+	}
+	if tp := (topicPartition{mark.Topic, mark.Partition}); tp != f.tp {
+		return fmt.Errorf("featurestore: enqueue: mark for %s/%d under the fence of %s/%d", mark.Topic, mark.Partition, f.tp.topic, f.tp.partition)
+	}
+	if !s.fences.current(f.tp, f.gen) {
+		return ErrFenced
+	}
+	now := s.opts.Now().UnixMilli()
+	// The marker is the partition's: NUL cannot occur in a batch ID or a
+	// direct push's marker, so the names never meet.
+	bm := batchMark{
+		id:            mark.Topic + "\x00" + strconv.Itoa(int(mark.Partition)) + "\x00" + pm.BatchID,
+		attempt:       pm.Attempt,
+		lowMillis:     now - s.opts.DedupeWindow.Milliseconds(),
+		gcBelowMillis: s.markerGCHorizon(nil),
+	}
+	return s.submit(ctx, ws, []Position{mark}, &f, &bm, false, nil)
 }
 
 // Flush commits everything handed to the writers before it, synced.
@@ -306,10 +351,11 @@ func (s *Store) DropView(ctx context.Context, vk ViewKey) error {
 	return s.send(ctx, reqs)
 }
 
-// submit hands ws to the writers, under fence f when set; with wait it
+// submit hands ws to the writers, under fence f when set, each shard's
+// part marked with a copy of bm when set; with wait it
 // waits for their commits and, when rej is set, collects the writes they
 // refused.
-func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fence, wait bool, rej *[]Rejection) error {
+func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fence, bm *batchMark, wait bool, rej *[]Rejection) error {
 	n := len(s.shards)
 	reqs := make([]*request, n)
 	if n == 1 {
@@ -335,6 +381,11 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fen
 		}
 		reqs[i].marks = marks
 		reqs[i].fence = f
+		if bm != nil {
+			// Each shard's writer fills in its own outcome.
+			m := *bm
+			reqs[i].mark = &m
+		}
 		if wait {
 			reqs[i].sync = true
 			reqs[i].done = make(chan error, 1)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -362,7 +363,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	c := pc.c
 	k := c.k
 	rt := k.router.route(c.source)
-	if rt == nil || rt.src.Kind != "kafka" {
+	if rt == nil || (rt.src.Kind != "kafka" && !(c.push && rt.src.Kind == "push")) {
 		return fmt.Errorf("source %q is gone", c.source)
 	}
 	st := k.stats.source(c.source)
@@ -376,6 +377,9 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	var keys []byte
 	var dead []*kgo.Record
 	var rec Record
+	// runs splits a push topic's batch where its records change push
+	// (batch ID and attempt), each run handed over with its own mark.
+	var runs []pushRun
 	expect := pc.next.Load()
 	maxMillis := int64(0)
 	for i := range batch {
@@ -384,6 +388,9 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 			pc.skipped.Add(m.Offset - expect)
 		}
 		expect = m.Offset + 1
+		if c.push {
+			runs = addToRun(runs, m, len(writes))
+		}
 		rec.Fields = fields[i*nf : (i+1)*nf : (i+1)*nf]
 		rowErr := rt.dec.decodeJSON(parser, m.Value, &rec)
 		var targets []featurestore.Target
@@ -427,7 +434,11 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	last := batch[len(batch)-1]
 	mark := featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: last.Offset + 1}
 	ectx, endEnqueue := startSpan(ctx, tracer, SpanEnqueue)
-	err = k.store.EnqueueFenced(ectx, writes, mark, pc.fence)
+	if len(runs) > 1 || (len(runs) == 1 && runs[0].pm.BatchID != "") {
+		err = pc.enqueueRuns(ectx, writes, runs, mark)
+	} else {
+		err = k.store.EnqueueFenced(ectx, writes, mark, pc.fence)
+	}
 	endEnqueue(err)
 	if err != nil {
 		return err
@@ -440,6 +451,65 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		st.observe(maxMillis)
 		if f := k.opts.Applied; f != nil {
 			f(c.source, len(writes), maxMillis)
+		}
+	}
+	return nil
+}
+
+// pushRun is a run of a push topic's records of one push: from write
+// index first on, up to the next run's; next is the offset after its
+// last record.
+type pushRun struct {
+	pm    featurestore.PushMark // zero BatchID: records without one
+	first int
+	next  int64
+}
+
+// addToRun adds record m, whose write (if it is not dead-lettered) will be
+// writes[w], to the last run or starts a new one. A record whose batch
+// headers are missing or malformed counts as one without a batch ID.
+func addToRun(runs []pushRun, m *kgo.Record, w int) []pushRun {
+	var pm featurestore.PushMark
+	for _, h := range m.Headers {
+		switch h.Key {
+		case HeaderBatchID:
+			pm.BatchID = string(h.Value)
+		case HeaderPushAttempt:
+			pm.Attempt, _ = strconv.ParseUint(string(h.Value), 10, 64)
+		}
+	}
+	if pm.Attempt == 0 || featurestore.CheckBatchID(pm.BatchID) != nil {
+		pm = featurestore.PushMark{}
+	}
+	if n := len(runs); n > 0 && runs[n-1].pm == pm {
+		runs[n-1].next = m.Offset + 1
+		return runs
+	}
+	return append(runs, pushRun{pm: pm, first: w, next: m.Offset + 1})
+}
+
+// enqueueRuns hands a push topic's batch to the store run by run, each
+// with the offset after it, those of a push with a batch ID marked so that
+// a retry's records are skipped; the last run's mark is the batch's.
+func (pc *partitionConsumer) enqueueRuns(ctx context.Context, writes []featurestore.Write, runs []pushRun, mark featurestore.Position) error {
+	store := pc.c.k.store
+	for i, r := range runs {
+		end := len(writes)
+		if i+1 < len(runs) {
+			end = runs[i+1].first
+		}
+		m := mark
+		if i+1 < len(runs) {
+			m.Offset = r.next
+		}
+		var err error
+		if r.pm.BatchID != "" {
+			err = store.EnqueueFencedBatch(ctx, writes[r.first:end], m, pc.fence, r.pm)
+		} else {
+			err = store.EnqueueFenced(ctx, writes[r.first:end], m, pc.fence)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -1,0 +1,346 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/aggregate/aggregatetest"
+	"github.com/featured-dev/featured/internal/kafkatest"
+	"github.com/featured-dev/featured/internal/testdefs"
+)
+
+// pushOnlyDefs is the view v over the push source tx alone, so that the
+// replicas' Kafka ingesters read nothing but push topics.
+var pushOnlyDefs = testdefs.Doc([]string{testdefs.Source("tx", "push", "")}, []string{testdefs.View("v", "tx", "2d")})
+
+// clusterFixture is one cluster group on the test broker: its options, and
+// the push topic's offsets name in a replica's store.
+type clusterFixture struct {
+	opts    ClusterOptions
+	topic   string
+	offsets string
+}
+
+func newClusterFixture(t *testing.T, partitions int) *clusterFixture {
+	t.Helper()
+	brokers := kafkatest.Brokers(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	group := "featured-test-" + hex.EncodeToString(b[:])
+	f := &clusterFixture{
+		opts:  ClusterOptions{Brokers: brokers, Group: group, Partitions: partitions, TransactionalID: group + "-node-0"},
+		topic: PushTopic(group, "tx"),
+	}
+	f.offsets = "tx/" + f.topic
+	t.Cleanup(func() {
+		kafkatest.DeleteTopic(t, brokers, f.topic)
+		kafkatest.DeleteTopic(t, brokers, f.topic+".dlq")
+	})
+	return f
+}
+
+// pusher is a cluster-mode Pusher of e's registry, with e's clock.
+func (f *clusterFixture) pusher(t *testing.T, e *env) *Pusher {
+	t.Helper()
+	c := f.opts
+	p, err := NewPusher(e.reg, e.store, Options{Now: func() time.Time { return e.now }, Cluster: &c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// replica runs Kafka ingest into e in cluster mode, restricted to set when
+// it is not nil.
+func (f *clusterFixture) replica(t *testing.T, e *env, set *PartitionSet) *kafkaRun {
+	t.Helper()
+	return e.runKafkaWith(t, f.opts.Brokers, func(o *KafkaOptions) {
+		c := f.opts
+		o.Cluster = &c
+		o.Partitions = set
+	})
+}
+
+// caughtUp says whether e's store has applied every partition in set (all
+// when nil) past the highest offset in positions.
+func (f *clusterFixture) caughtUp(e *env, set []int32, positions map[int32]int64) func() bool {
+	return func() bool {
+		stored := e.store.Offsets(f.offsets)
+		for p, o := range positions {
+			if set != nil && !containsPartition(set, p) {
+				continue
+			}
+			if stored[p] <= o {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func containsPartition(set []int32, p int32) bool {
+	for _, q := range set {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// note records a push's positions in seen, keeping the highest per
+// partition.
+func note(seen map[int32]int64, res PushResult) {
+	for _, p := range res.Positions {
+		seen[p.Partition] = max(seen[p.Partition], p.Offset)
+	}
+}
+
+// onPartitions keeps the streams of the entities whose records go to a
+// partition in set.
+func onPartitions(streams map[string][]aggregatetest.Event, n int, set ...int32) map[string][]aggregatetest.Event {
+	out := map[string][]aggregatetest.Event{}
+	for user, events := range streams {
+		_, p := EventKey(nil, aggregate.Value{Kind: aggregate.KindString, S: user}, n)
+		if containsPartition(set, p) {
+			out[user] = events
+		}
+	}
+	return out
+}
+
+// TestClusterPushReplicas: pushes through one cluster-mode Pusher (plain,
+// with batch IDs, atomic, and a retried batch ID) reach, in two replicas
+// consuming the push topic (one all partitions, one a subset), the state a
+// single-node push of the same events gives; a replica stopped and started
+// again in the middle applies every event exactly once.
+func TestClusterPushReplicas(t *testing.T) {
+	const partitions = 3
+	f := newClusterFixture(t, partitions)
+	now := time.Now()
+	ref := newEnv(t, pushOnlyDefs)
+	ref.now = now
+	streams := ref.entityStreams(6, 41)
+	subset := []int32{0, 2}
+	if len(onPartitions(streams, partitions, subset...)) == 0 || len(onPartitions(streams, partitions, 1)) == 0 {
+		t.Fatal("the test needs entities on partition 1 and on the subset")
+	}
+	front := newEnv(t, pushOnlyDefs)
+	front.now = now
+	all := newEnv(t, pushOnlyDefs)
+	all.now = now
+	part := newEnv(t, pushOnlyDefs)
+	part.now = now
+
+	single := ref.pusher(t)
+	cluster := f.pusher(t, front)
+	runAll := f.replica(t, all, nil)
+	f.replica(t, part, NewPartitionSet(subset...))
+
+	seen := map[int32]int64{}
+	ctx := context.Background()
+	push := func(batch []json.RawMessage, k int) {
+		t.Helper()
+		po := PushOptions{}
+		switch k % 3 {
+		case 1:
+			po.BatchID = fmt.Sprintf("batch-%d", k)
+		case 2:
+			po.Atomic = true
+		}
+		want, err := single.PushJSON(ctx, "tx", batch, po)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := cluster.PushJSON(ctx, "tx", batch, po)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Accepted != want.Accepted || len(got.Rejected) != 0 || len(got.Positions) == 0 {
+			t.Fatalf("push %d: cluster %+v, single node %+v", k, got, want)
+		}
+		if po.Atomic && got.BatchID == "" {
+			t.Fatalf("push %d: atomic push answered no batch ID", k)
+		}
+		note(seen, got)
+		if po.BatchID != "" {
+			// The client's retry of a push whose answer was lost: produced
+			// again, applied once.
+			again, err := cluster.PushJSON(ctx, "tx", batch, po)
+			if err != nil {
+				t.Fatal(err)
+			}
+			note(seen, again)
+		}
+	}
+	var batch []json.RawMessage
+	k := 0
+	for i := 0; i < 150; i++ {
+		if i == 75 {
+			// Half-way, the all-partitions replica stops; it resumes after
+			// the next pushes from the offsets its store holds.
+			waitFor(t, "the replica at the first half", 60*time.Second, f.caughtUp(all, nil, seen))
+			runAll.stop()
+		}
+		if i == 100 {
+			runAll = f.replica(t, all, nil)
+		}
+		for user, events := range streams {
+			batch = append(batch, eventJSON(user, events[i], i))
+			if len(batch) == 53 {
+				push(batch, k)
+				batch, k = nil, k+1
+			}
+		}
+	}
+	push(batch, k)
+
+	waitFor(t, "the all-partitions replica", 60*time.Second, f.caughtUp(all, nil, seen))
+	waitFor(t, "the subset replica", 60*time.Second, f.caughtUp(part, subset, seen))
+	ref.checkView(t, "v", streams)
+	all.checkView(t, "v", streams)
+	part.checkView(t, "v", onPartitions(streams, partitions, subset...))
+	for p := range part.store.Offsets(f.offsets) {
+		if !containsPartition(subset, p) {
+			t.Errorf("subset replica holds offsets of partition %d, want partitions %v only", p, subset)
+		}
+	}
+	st := runAll.k.Stats()
+	if len(st) != 1 || len(st[0].Rejected) != 0 {
+		t.Errorf("replica stats %+v: want no rejection", st)
+	}
+}
+
+// TestClusterPushAtomic: an atomic push with one bad event produces
+// nothing; one whose node dies before the commit (its client closed with
+// the transaction open) is never applied, and the next node with the same
+// transactional ID fences it and pushes on.
+func TestClusterPushAtomic(t *testing.T) {
+	const partitions = 2
+	f := newClusterFixture(t, partitions)
+	now := time.Now()
+	front := newEnv(t, pushOnlyDefs)
+	front.now = now
+	rep := newEnv(t, pushOnlyDefs)
+	rep.now = now
+	streams := front.entityStreams(4, 77)
+	batch := func(from, to int) []json.RawMessage {
+		var b []json.RawMessage
+		for i := from; i < to; i++ {
+			for user, events := range streams {
+				b = append(b, eventJSON(user, events[i], i))
+			}
+		}
+		return b
+	}
+	ctx := context.Background()
+	p := f.pusher(t, front)
+
+	bad := append(batch(0, 10), json.RawMessage(`{"user_id":"u","ts":"yesterday"}`))
+	res, err := p.PushJSON(ctx, "tx", bad, PushOptions{Atomic: true})
+	if !errors.Is(err, ErrAtomicRejected) || len(res.Rejected) != 1 || res.Rejected[0].Index != len(bad)-1 || res.Positions != nil {
+		t.Fatalf("atomic push with a bad event: %+v, %v", res, err)
+	}
+	if kafkatest.TopicExists(t, f.opts.Brokers, f.topic) {
+		t.Fatalf("the refused push created %s", f.topic)
+	}
+
+	first, err := p.PushJSON(ctx, "tx", batch(0, 50), PushOptions{Atomic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int32]int64{}
+	note(seen, first)
+
+	crash := errors.New("test: node died before the commit")
+	p.cluster.testBeforeCommit = func(*kgo.Client) error { return crash }
+	if _, err := p.PushJSON(ctx, "tx", batch(50, 100), PushOptions{Atomic: true}); !errors.Is(err, crash) {
+		t.Fatalf("crashing push: %v", err)
+	}
+	p.Close()
+
+	// The node comes back with its transactional ID: its first
+	// transaction fences the one left open.
+	p2 := f.pusher(t, front)
+	second, err := p2.PushJSON(ctx, "tx", batch(100, 150), PushOptions{Atomic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note(seen, second)
+
+	f.replica(t, rep, nil)
+	waitFor(t, "the replica", 60*time.Second, f.caughtUp(rep, nil, seen))
+	want := map[string][]aggregatetest.Event{}
+	for user, events := range streams {
+		want[user] = append(append([]aggregatetest.Event(nil), events[:50]...), events[100:150]...)
+	}
+	rep.checkView(t, "v", want)
+}
+
+// TestClusterPushValidation: a cluster-mode push refuses and rejects
+// exactly as a single-node push does, and produces nothing for a push with
+// no good event.
+func TestClusterPushValidation(t *testing.T) {
+	f := newClusterFixture(t, 2)
+	ref := newEnv(t, pushOnlyDefs)
+	front := newEnv(t, pushOnlyDefs)
+	front.now = ref.now
+	single := ref.pusher(t)
+	c := f.opts
+	c.TransactionalID = ""
+	cluster, err := NewPusher(front.reg, front.store, Options{Now: func() time.Time { return front.now }, Cluster: &c, MaxBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	singleSmall, err := NewPusher(ref.reg, ref.store, Options{Now: func() time.Time { return ref.now }, MaxBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := ref.now.UnixMilli()
+	bad := []json.RawMessage{
+		json.RawMessage(`{"ts":1}`),
+		json.RawMessage(fmt.Sprintf(`{"user_id":"a","ts":%d}`, ms+3600_000)),
+		json.RawMessage(`[1]`),
+	}
+	ctx := context.Background()
+	want, werr := single.PushJSON(ctx, "tx", bad, PushOptions{})
+	got, gerr := cluster.PushJSON(ctx, "tx", bad, PushOptions{})
+	if werr != nil || gerr != nil || !reflect.DeepEqual(got.Rejected, want.Rejected) || got.Accepted != 0 || len(want.Rejected) != 3 {
+		t.Fatalf("bad events: cluster %+v, %v; single node %+v, %v", got, gerr, want, werr)
+	}
+	for _, tc := range []struct {
+		name   string
+		source string
+		events []json.RawMessage
+		po     PushOptions
+		want   error
+	}{
+		{"empty", "tx", nil, PushOptions{}, ErrEmptyBatch},
+		{"too large", "tx", append(bad, bad...), PushOptions{}, ErrBatchTooLarge},
+		{"unknown source", "nope", bad, PushOptions{}, ErrUnknownSource},
+		{"bad batch id", "tx", bad, PushOptions{BatchID: "a\x00b"}, ErrBadBatchID},
+	} {
+		_, werr := singleSmall.PushJSON(ctx, tc.source, tc.events, tc.po)
+		_, gerr := cluster.PushJSON(ctx, tc.source, tc.events, tc.po)
+		if !errors.Is(werr, tc.want) || !errors.Is(gerr, tc.want) || werr.Error() != gerr.Error() {
+			t.Errorf("%s: cluster %v, single node %v, want %v", tc.name, gerr, werr, tc.want)
+		}
+	}
+	if _, err := cluster.PushJSON(ctx, "tx", bad[:1], PushOptions{Atomic: true}); !errors.Is(err, ErrAtomicUnsupported) {
+		t.Errorf("atomic push without a transactional ID: %v, want ErrAtomicUnsupported", err)
+	}
+	if kafkatest.TopicExists(t, f.opts.Brokers, f.topic) {
+		t.Errorf("pushes with no good event created %s", f.topic)
+	}
+}
