@@ -382,3 +382,89 @@ func bytesOf(c byte, n int) []byte {
 	}
 	return b
 }
+
+// TestEnqueueFencedBatch: a push read from a push topic, handed over in
+// two calls of one attempt, is applied in full; a client's retry (another
+// attempt, at later offsets) is skipped on every shard yet moves the
+// partition's offset; after a restart the marker still skips it; another
+// partition's marker of the same batch ID does not.
+func TestEnqueueFencedBatch(t *testing.T) {
+	f := newBatchFixture(t)
+	dir := t.TempDir()
+	opts := Options{Shards: 3, Now: newClock(f.now).Now, GCInterval: -1}
+	s := openStore(t, dir, opts)
+	ctx := context.Background()
+	const topic = "tx/g.push.tx"
+	at := func(partition int32, from int64) []Write {
+		ws := make([]Write, len(f.ws))
+		for i, w := range f.ws {
+			w.Position = &Position{Topic: topic, Partition: partition, Offset: from + int64(i)}
+			ws[i] = w
+		}
+		return ws
+	}
+	n := int64(len(f.ws))
+	mark := func(p int32, off int64) Position { return Position{Topic: topic, Partition: p, Offset: off} }
+	fence := s.Fence(topic, 0)
+	first := at(0, 0)
+	if err := s.EnqueueFencedBatch(ctx, first[:n/2], mark(0, n/2), fence, PushMark{BatchID: "b-1", Attempt: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnqueueFencedBatch(ctx, first[n/2:], mark(0, n), fence, PushMark{BatchID: "b-1", Attempt: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnqueueFencedBatch(ctx, at(0, n), mark(0, 2*n), fence, PushMark{BatchID: "b-1", Attempt: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkAgainstReference(t, s, f.l, f.vk, f.keys, f.events, f.now)
+	if got := s.Offsets(topic)[0]; got != 2*n {
+		t.Fatalf("offset after the skipped retry: %d, want %d", got, 2*n)
+	}
+	s.Close()
+
+	s = openStore(t, dir, opts)
+	defer s.Close()
+	if err := s.EnqueueFencedBatch(ctx, at(0, 2*n), mark(0, 3*n), s.Fence(topic, 0), PushMark{BatchID: "b-1", Attempt: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkAgainstReference(t, s, f.l, f.vk, f.keys, f.events, f.now)
+
+	// Partition 1 holds no marker of b-1: its records are applied, so
+	// every event now counts twice.
+	if err := s.EnqueueFencedBatch(ctx, at(1, 0), mark(1, n), s.Fence(topic, 1), PushMark{BatchID: "b-1", Attempt: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	twice := make([][]aggregatetest.Event, len(f.events))
+	for i, evs := range f.events {
+		twice[i] = append(append([]aggregatetest.Event(nil), evs...), evs...)
+	}
+	checkAgainstReference(t, s, f.l, f.vk, f.keys, twice, f.now)
+
+	if err := s.EnqueueFencedBatch(ctx, nil, mark(1, n), s.Fence(topic, 1), PushMark{BatchID: "b-1"}); err == nil {
+		t.Fatal("a push mark with attempt 0 was taken")
+	}
+}
+
+func TestMarkerEncoding(t *testing.T) {
+	for _, m := range []marker{{commitMillis: 5, accepted: 3}, {commitMillis: 1 << 40, attempt: 1<<64 - 1}} {
+		got, err := decodeMarker(appendMarker(nil, m))
+		if err != nil || got != m {
+			t.Errorf("%+v: decoded %+v, %v", m, got, err)
+		}
+	}
+	v2 := appendMarker(nil, marker{commitMillis: 5, attempt: 9})
+	for _, bad := range [][]byte{v2[:len(v2)-1], append(v2, 0), append(appendMarker(nil, marker{commitMillis: 5}), 9)} {
+		if _, err := decodeMarker(bad); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+}

@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"api/featured/v1":               {},
 	"api/feast/types":               {},
 	"api/feast/serving":             {"api/feast/types"},
-	"ingest":                        {"aggregate", "featurestore", "registry", "internal/keyenc", "internal/jsoncheck"},
+	"ingest":                        {"aggregate", "featurestore", "registry", "internal/keyenc", "internal/jsoncheck", "internal/partition"},
 	// offline/: the log knows nothing of exports; the export reads the log;
 	// the skew check runs exports; the root wires them to HTTP and backfill.
 	"offline/internal/codec": {"aggregate"},
