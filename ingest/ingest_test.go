@@ -37,7 +37,7 @@ type env struct {
 	now   time.Time
 }
 
-func newEnv(t *testing.T, defs string) *env {
+func newEnv(t testing.TB, defs string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	reg, err := registry.Open(dir + "/registry.json")
@@ -58,7 +58,7 @@ func newEnv(t *testing.T, defs string) *env {
 }
 
 // openStore opens the store in e.dir (again, after a test closed it).
-func (e *env) openStore(t *testing.T) {
+func (e *env) openStore(t testing.TB) {
 	t.Helper()
 	var err error
 	// The store's clock is the test's, so pruning happens at the times the
