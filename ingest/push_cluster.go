@@ -260,6 +260,7 @@ func (c *clusterPush) produce(ctx context.Context, recs []*kgo.Record, atomic bo
 		c.tx = tx
 	}
 	if err := c.tx.BeginTransaction(); err != nil {
+		c.dropTxLocked()
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	pos, err := lastOffsets(c.tx.ProduceSync(ctx, recs...))
@@ -278,14 +279,28 @@ func (c *clusterPush) produce(ctx context.Context, recs []*kgo.Record, atomic bo
 	defer cancel()
 	eerr := c.tx.EndTransaction(ectx, end)
 	if err != nil {
+		if eerr != nil {
+			c.dropTxLocked()
+		}
 		return nil, errors.Join(err, eerr)
 	}
 	if eerr != nil {
 		// Unconfirmed: abort, which fences whatever is still open.
-		aerr := c.tx.EndTransaction(ectx, kgo.TryAbort)
-		return nil, fmt.Errorf("commit transaction: %w", errors.Join(eerr, aerr))
+		if aerr := c.tx.EndTransaction(ectx, kgo.TryAbort); aerr != nil {
+			eerr = errors.Join(eerr, aerr)
+			c.dropTxLocked()
+		}
+		return nil, fmt.Errorf("commit transaction: %w", eerr)
 	}
 	return pos, nil
+}
+
+// dropTxLocked closes a transactional client left in a state it may not
+// recover from; the next atomic push makes a new one, whose producer ID
+// initialization fences and aborts whatever the old one left open.
+func (c *clusterPush) dropTxLocked() {
+	c.tx.Close()
+	c.tx = nil
 }
 
 // lastOffsets is the offset of the last record per partition, or the

@@ -152,11 +152,13 @@ func TestClusterPushReplicas(t *testing.T) {
 	push := func(batch []json.RawMessage, k int) {
 		t.Helper()
 		po := PushOptions{}
-		switch k % 3 {
+		switch k % 4 {
 		case 1:
 			po.BatchID = fmt.Sprintf("batch-%d", k)
 		case 2:
 			po.Atomic = true
+		case 3:
+			po.Atomic, po.BatchID = true, fmt.Sprintf("batch-%d", k)
 		}
 		want, err := single.PushJSON(ctx, "tx", batch, po)
 		if err != nil {
