@@ -55,8 +55,9 @@ type Options struct {
 	// store: its source, how many events and the newest event time (Unix
 	// milliseconds). A push's events are visible to lookups when it is
 	// called; a Kafka batch's once its shards commit, within the store's
-	// CommitInterval. It runs on the ingesting goroutine and must not
-	// block. featured serve records end-to-end ingest latency with it. Nil:
+	// CommitInterval. In cluster mode a Pusher does not call it: a push's
+	// events are applied, and reported, by the Kafka consumers of its push
+	// topic. It runs on the ingesting goroutine and must not block. featured serve records end-to-end ingest latency with it. Nil:
 	// not called.
 	Applied func(source string, events int, newestEventMillis int64)
 	// Tracer, when set, gets a span per push and per Kafka batch, with
@@ -179,7 +180,8 @@ func (p *Pusher) Close() {
 	}
 }
 
-// Stats returns per-source counters of pushed events.
+// Stats returns per-source counters of pushed events: in cluster mode,
+// of events produced (Kafka's Stats count them applied).
 func (p *Pusher) Stats() []SourceStats { return p.stats.snapshot() }
 
 // PushJSON decodes events (JSON objects) against source's schema and applies

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -402,4 +403,24 @@ func BenchmarkClusterPush(b *testing.B) {
 			run(b, p, po)
 		})
 	}
+}
+
+// TestClusterPushTopicPartitions: a push topic that exists with another
+// partition count than the cluster's is refused by the pusher and by the
+// replicas' consumer, each naming both counts.
+func TestClusterPushTopicPartitions(t *testing.T) {
+	f := newClusterFixture(t, 3)
+	kafkatest.CreateNamedTopic(t, f.opts.Brokers, f.topic, 2)
+	front := newEnv(t, pushOnlyDefs)
+	p := f.pusher(t, front)
+	ev := []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"user_id":"a","ts":%d}`, front.now.UnixMilli()))}
+	_, err := p.PushJSON(context.Background(), "tx", ev, PushOptions{})
+	if !errors.Is(err, ErrPushTopic) || !strings.Contains(err.Error(), "has 2 partitions, the cluster 3") {
+		t.Fatalf("push to a 2-partition topic in a 3-partition cluster: %v", err)
+	}
+	run := f.replica(t, newEnv(t, pushOnlyDefs), nil)
+	waitFor(t, "the replica to refuse the topic", 30*time.Second, func() bool {
+		err := run.k.Ready()
+		return err != nil && strings.Contains(err.Error(), "has 2 partitions, the cluster 3")
+	})
 }
