@@ -384,7 +384,9 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	maxMillis := int64(0)
 	for i := range batch {
 		m := batch[i]
-		if expect >= 0 && m.Offset > expect {
+		// A push topic's gaps are its transactions' commit and abort
+		// markers and aborted records, not offsets lost to retention.
+		if expect >= 0 && m.Offset > expect && !c.push {
 			pc.skipped.Add(m.Offset - expect)
 		}
 		expect = m.Offset + 1

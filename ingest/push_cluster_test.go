@@ -281,8 +281,15 @@ func TestClusterPushAtomic(t *testing.T) {
 	}
 	note(seen, second)
 
-	f.replica(t, rep, nil)
+	run := f.replica(t, rep, nil)
 	waitFor(t, "the replica", 60*time.Second, f.caughtUp(rep, nil, seen))
+	for _, cs := range run.k.Status() {
+		for _, ps := range cs.Partitions {
+			if ps.Skipped != 0 || ps.Rejected != 0 {
+				t.Errorf("partition %d: %d offsets counted skipped, %d events rejected; want none (transaction markers are no loss)", ps.Partition, ps.Skipped, ps.Rejected)
+			}
+		}
+	}
 	want := map[string][]aggregatetest.Event{}
 	for user, events := range streams {
 		want[user] = append(append([]aggregatetest.Event(nil), events[:50]...), events[100:150]...)
