@@ -431,3 +431,43 @@ func TestClusterPushTopicPartitions(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "has 2 partitions, the cluster 3")
 	})
 }
+
+// TestClusterPushValues: typed events (the gRPC path) produced in cluster
+// mode are applied by a replica as the JSON path's would be.
+func TestClusterPushValues(t *testing.T) {
+	f := newClusterFixture(t, 2)
+	now := time.Now()
+	front := newEnv(t, pushOnlyDefs)
+	front.now = now
+	rep := newEnv(t, pushOnlyDefs)
+	rep.now = now
+	p := f.pusher(t, front)
+	run := f.replica(t, rep, nil)
+	streams := front.entityStreams(3, 19)
+	seen := map[int32]int64{}
+	for user, events := range streams {
+		var batch []map[string]aggregate.Value
+		for i, ev := range events {
+			m := map[string]aggregate.Value{"user_id": {Kind: aggregate.KindString, S: user}}
+			if i%2 == 0 {
+				m["ts"] = aggregate.Value{Kind: aggregate.KindInt64, I: ev.Millis}
+			} else {
+				m["ts"] = aggregate.Value{Kind: aggregate.KindString, S: time.UnixMilli(ev.Millis).UTC().Format(time.RFC3339Nano)}
+			}
+			for f, v := range ev.Fields {
+				m[fieldNames[f]] = v
+			}
+			batch = append(batch, m)
+		}
+		res, err := p.PushValues(context.Background(), "tx", batch, PushOptions{})
+		if err != nil || res.Accepted != len(events) {
+			t.Fatalf("push values: %+v, %v", res, err)
+		}
+		note(seen, res)
+	}
+	waitFor(t, "the replica", 60*time.Second, f.caughtUp(rep, nil, seen))
+	rep.checkView(t, "v", streams)
+	if st := run.k.Stats(); len(st) != 1 || len(st[0].Rejected) != 0 {
+		t.Errorf("replica stats %+v: want no rejection", st)
+	}
+}
