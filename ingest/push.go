@@ -57,8 +57,9 @@ type Options struct {
 	// called; a Kafka batch's once its shards commit, within the store's
 	// CommitInterval. In cluster mode a Pusher does not call it: a push's
 	// events are applied, and reported, by the Kafka consumers of its push
-	// topic. It runs on the ingesting goroutine and must not block. featured serve records end-to-end ingest latency with it. Nil:
-	// not called.
+	// topic. It runs on the ingesting goroutine and must not block.
+	// featured serve records end-to-end ingest latency with it. Nil: not
+	// called.
 	Applied func(source string, events int, newestEventMillis int64)
 	// Tracer, when set, gets a span per push and per Kafka batch, with
 	// children for their phases (see Tracer). featured serve sets it when
@@ -137,9 +138,9 @@ type PushResult struct {
 	// count. Never set in cluster mode, where a retry is produced again and
 	// skipped when applied.
 	Duplicate bool `json:"duplicate,omitempty"`
-	// Positions, in cluster mode, are per partition the offset of the
-	// push's last record in its push topic, by partition; the replicas
-	// have applied the push once they have read past them. Nil on a single
+	// Positions, in cluster mode, are the offset of the push's last
+	// record in each partition of its push topic, by partition; a replica
+	// has applied the push once it has read past them. Nil on a single
 	// node.
 	Positions []Position `json:"positions,omitempty"`
 }
@@ -341,8 +342,9 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 // produce ends a push in cluster mode: its validated events, recs, are
 // produced to the push topic, and the push answers once the broker holds
 // them all. A failed produce may have written some of a non-atomic push's
-// records: a retry with the same batch ID is applied once, one without
-// may apply them twice.
+// records: its retry with the same batch ID is skipped in the partitions
+// that took any of them (docs/scaling.md says what that leaves out), one
+// without a batch ID applies them twice.
 func (p *Pusher) produce(ctx context.Context, source string, st *sourceStats, rt *route, po PushOptions, writes []featurestore.Write, recs []*kgo.Record, res PushResult) (PushResult, error) {
 	res.BatchID = po.BatchID
 	if len(recs) == 0 {
