@@ -302,11 +302,6 @@ func (s *shard) handle(r *request) {
 			return
 		}
 		if r.mark != nil && !s.admitMarked(r) {
-			if r.mark.skipped {
-				// A retried push's records read from a push topic: skipped,
-				// but read, so the partition's offset moves past them.
-				s.recordMarks(r.marks)
-			}
 			return
 		}
 		s.applyWrites(r)

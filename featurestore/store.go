@@ -288,29 +288,33 @@ func (s *Store) EnqueueFenced(ctx context.Context, ws []Write, mark Position, f 
 	return s.submit(ctx, ws, []Position{mark}, &f, nil, false, nil)
 }
 
-// PushMark names the produce attempt of a push whose records a consumer
-// hands over with EnqueueFencedBatch: the push's batch ID and a number the
-// producer drew for this attempt (not 0).
-type PushMark struct {
+// PushRun is a run of records of one push with a batch ID that a consumer
+// read from a push topic's partition and hands over with
+// EnqueueFencedBatch.
+type PushRun struct {
 	BatchID string
-	Attempt uint64
+	// Index holds each write's event index in the push, in the order the
+	// partition delivered them.
+	Index []int
+	// Last is the highest event index of the run's records, those the
+	// consumer did not hand over (dead letters) included.
+	Last int
 }
 
-// EnqueueFencedBatch is EnqueueFenced for records of one push with a batch
-// ID, read from a push topic: every shard applies ws only if it holds no
-// marker of the batch ID in mark's partition from another attempt, and
-// commits the marker with ws's state and the partition's offset. So a
-// client's retry of a push whose records were already applied (a new
-// attempt, produced after them) is skipped, while the first attempt's
-// records, even split over several calls, are all applied. Markers live
-// for Options.DedupeWindow, as a push's do; skipped writes still move the
-// partition's offset to mark.
-func (s *Store) EnqueueFencedBatch(ctx context.Context, ws []Write, mark Position, f Fence, pm PushMark) error {
-	if err := CheckBatchID(pm.BatchID); err != nil {
+// EnqueueFencedBatch is EnqueueFenced for a run of records of one push
+// with a batch ID, read from a push topic: every shard keeps a marker per
+// (partition, batch ID) holding the highest event index the partition has
+// delivered, commits it with the writes' state and the partition's offset,
+// and skips a write whose index is not above it. A client's retry of a
+// push, produced again after its first records, is thus applied only for
+// the events the first produce did not deliver. Markers live for
+// Options.DedupeWindow from their first commit, as a push's do.
+func (s *Store) EnqueueFencedBatch(ctx context.Context, ws []Write, mark Position, f Fence, run PushRun) error {
+	if err := CheckBatchID(run.BatchID); err != nil {
 		return err
 	}
-	if pm.Attempt == 0 {
-		return errors.New("featurestore: enqueue: push mark with attempt 0")
+	if len(run.Index) != len(ws) {
+		return fmt.Errorf("featurestore: enqueue: %d event indexes for %d writes", len(run.Index), len(ws))
 	}
 	if f.moved == nil {
 		return errors.New("featurestore: enqueue: zero Fence (take one with Store.Fence)")
@@ -325,8 +329,10 @@ func (s *Store) EnqueueFencedBatch(ctx context.Context, ws []Write, mark Positio
 	// The marker is the partition's: NUL cannot occur in a batch ID or a
 	// direct push's marker, so the names never meet.
 	bm := batchMark{
-		id:            mark.Topic + "\x00" + strconv.Itoa(int(mark.Partition)) + "\x00" + pm.BatchID,
-		attempt:       pm.Attempt,
+		id:            mark.Topic + "\x00" + strconv.Itoa(int(mark.Partition)) + "\x00" + run.BatchID,
+		byIndex:       true,
+		index:         run.Index,
+		last:          run.Last,
 		lowMillis:     now - s.opts.DedupeWindow.Milliseconds(),
 		gcBelowMillis: s.markerGCHorizon(nil),
 	}
@@ -358,8 +364,16 @@ func (s *Store) DropView(ctx context.Context, vk ViewKey) error {
 func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fence, bm *batchMark, wait bool, rej *[]Rejection) error {
 	n := len(s.shards)
 	reqs := make([]*request, n)
+	// eventIndex: each shard's part of bm.index.
+	var eventIndex [][]int
+	if bm != nil && bm.byIndex {
+		eventIndex = make([][]int, n)
+	}
 	if n == 1 {
 		reqs[0] = &request{kind: reqWrite, writes: ws}
+		if eventIndex != nil {
+			eventIndex[0] = bm.index
+		}
 	} else {
 		for i := range ws {
 			j := ShardOf(ws[i].Entity, n)
@@ -369,6 +383,9 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fen
 			reqs[j].writes = append(reqs[j].writes, ws[i])
 			if rej != nil {
 				reqs[j].index = append(reqs[j].index, i)
+			}
+			if eventIndex != nil {
+				eventIndex[j] = append(eventIndex[j], bm.index[i])
 			}
 		}
 	}
@@ -384,6 +401,9 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fen
 		if bm != nil {
 			// Each shard's writer fills in its own outcome.
 			m := *bm
+			if eventIndex != nil {
+				m.index = eventIndex[i]
+			}
 			reqs[i].mark = &m
 		}
 		if wait {

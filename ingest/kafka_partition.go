@@ -390,8 +390,9 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 			pc.skipped.Add(m.Offset - expect)
 		}
 		expect = m.Offset + 1
+		index := -1
 		if c.push {
-			runs = addToRun(runs, m, len(writes))
+			runs, index = addToRun(runs, m, len(writes))
 		}
 		rec.Fields = fields[i*nf : (i+1)*nf : (i+1)*nf]
 		rowErr := rt.dec.decodeJSON(parser, m.Value, &rec)
@@ -410,6 +411,10 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 			st.reject(rowErr.Code)
 			dead = append(dead, deadLetter(c, m, rowErr))
 			continue
+		}
+		if index >= 0 {
+			r := &runs[len(runs)-1]
+			r.index = append(r.index, index)
 		}
 		positions[i] = featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: m.Offset}
 		writes = append(writes, featurestore.Write{
@@ -436,7 +441,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	last := batch[len(batch)-1]
 	mark := featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: last.Offset + 1}
 	ectx, endEnqueue := startSpan(ctx, tracer, SpanEnqueue)
-	if len(runs) > 1 || (len(runs) == 1 && runs[0].pm.BatchID != "") {
+	if len(runs) > 1 || (len(runs) == 1 && runs[0].batchID != "") {
 		err = pc.enqueueRuns(ectx, writes, runs, mark)
 	} else {
 		err = k.store.EnqueueFenced(ectx, writes, mark, pc.fence)
@@ -460,39 +465,49 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 
 // pushRun is a run of a push topic's records of one push: from write
 // index first on, up to the next run's; next is the offset after its
-// last record.
+// last record. With a batch ID, index holds its writes' event indexes and
+// last the highest of its records'.
 type pushRun struct {
-	pm    featurestore.PushMark // zero BatchID: records without one
-	first int
-	next  int64
+	batchID string // "": records without one
+	first   int
+	next    int64
+	index   []int
+	last    int
 }
 
 // addToRun adds record m, whose write (if it is not dead-lettered) will be
-// writes[w], to the last run or starts a new one. A record whose batch
-// headers are missing or malformed counts as one without a batch ID.
-func addToRun(runs []pushRun, m *kgo.Record, w int) []pushRun {
-	var pm featurestore.PushMark
+// writes[w], to the last run or starts a new one, and returns the record's
+// event index (-1 without a batch ID). A record whose batch headers are
+// missing or malformed counts as one without a batch ID.
+func addToRun(runs []pushRun, m *kgo.Record, w int) ([]pushRun, int) {
+	var id string
+	index := -1
 	for _, h := range m.Headers {
 		switch h.Key {
 		case HeaderBatchID:
-			pm.BatchID = string(h.Value)
-		case HeaderPushAttempt:
-			pm.Attempt, _ = strconv.ParseUint(string(h.Value), 10, 64)
+			id = string(h.Value)
+		case HeaderEventIndex:
+			if i, err := strconv.Atoi(string(h.Value)); err == nil && i >= 0 {
+				index = i
+			}
 		}
 	}
-	if pm.Attempt == 0 || featurestore.CheckBatchID(pm.BatchID) != nil {
-		pm = featurestore.PushMark{}
+	if index < 0 || featurestore.CheckBatchID(id) != nil {
+		id, index = "", -1
 	}
-	if n := len(runs); n > 0 && runs[n-1].pm == pm {
-		runs[n-1].next = m.Offset + 1
-		return runs
+	if n := len(runs); n > 0 && runs[n-1].batchID == id {
+		r := &runs[n-1]
+		r.next = m.Offset + 1
+		r.last = max(r.last, index)
+		return runs, index
 	}
-	return append(runs, pushRun{pm: pm, first: w, next: m.Offset + 1})
+	return append(runs, pushRun{batchID: id, first: w, next: m.Offset + 1, last: index}), index
 }
 
 // enqueueRuns hands a push topic's batch to the store run by run, each
-// with the offset after it, those of a push with a batch ID marked so that
-// a retry's records are skipped; the last run's mark is the batch's.
+// with the offset after it, those of a push with a batch ID with their
+// event indexes so that a retry's copies are skipped; the last run's mark
+// is the batch's.
 func (pc *partitionConsumer) enqueueRuns(ctx context.Context, writes []featurestore.Write, runs []pushRun, mark featurestore.Position) error {
 	store := pc.c.k.store
 	for i, r := range runs {
@@ -505,8 +520,8 @@ func (pc *partitionConsumer) enqueueRuns(ctx context.Context, writes []featurest
 			m.Offset = r.next
 		}
 		var err error
-		if r.pm.BatchID != "" {
-			err = store.EnqueueFencedBatch(ctx, writes[r.first:end], m, pc.fence, r.pm)
+		if r.batchID != "" {
+			err = store.EnqueueFencedBatch(ctx, writes[r.first:end], m, pc.fence, featurestore.PushRun{BatchID: r.batchID, Index: r.index, Last: r.last})
 		} else {
 			err = store.EnqueueFenced(ctx, writes[r.first:end], m, pc.fence)
 		}

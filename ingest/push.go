@@ -241,13 +241,14 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 	var rec Record
 	// In cluster mode every good event becomes a record of the push topic.
 	var recs []*kgo.Record
-	var topic, attempt string
+	var topic string
+	var batchID []byte // shared by the records' headers
 	if p.cluster != nil {
 		if po.Atomic && po.BatchID == "" {
 			po.BatchID = newClusterBatchID()
 		}
 		if po.BatchID != "" {
-			attempt = newAttempt()
+			batchID = []byte(po.BatchID)
 		}
 		topic = PushTopic(p.cluster.opts.Group, source)
 		recs = make([]*kgo.Record, 0, n)
@@ -285,7 +286,7 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 		})
 		index = append(index, i)
 		if p.cluster != nil {
-			recs = append(recs, p.cluster.record(topic, rt.dec, &rec, i, po.BatchID, attempt))
+			recs = append(recs, p.cluster.record(topic, rt.dec, &rec, i, batchID))
 		}
 	}
 	endDecode(nil)

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,13 +30,12 @@ const (
 	// HeaderBatchID is the push's batch ID, on every record of a push
 	// that has one.
 	HeaderBatchID = "featured-batch-id"
-	// HeaderEventIndex is the event's index in its push (decimal).
+	// HeaderEventIndex is the event's index in its push (decimal). A
+	// consumer applies a batch ID's records in a partition only above the
+	// highest index the partition delivered before, so a client's retry
+	// applies what the first produce did not deliver, and nothing twice
+	// (featurestore.Store.EnqueueFencedBatch).
 	HeaderEventIndex = "featured-event-index"
-	// HeaderPushAttempt names one produce attempt of a push with a batch
-	// ID (a non-zero uint64, decimal): a consumer applies a batch ID's
-	// records of one attempt per partition and skips another attempt's,
-	// which is a client's retry (featurestore.Store.EnqueueFencedBatch).
-	HeaderPushAttempt = "featured-push-attempt"
 )
 
 var (
@@ -206,28 +204,15 @@ func ensurePushTopic(ctx context.Context, adm *kadm.Client, topic string, partit
 }
 
 // record makes the record of a validated event.
-func (c *clusterPush) record(topic string, d *decoder, rec *Record, index int, batchID, attempt string) *kgo.Record {
+func (c *clusterPush) record(topic string, d *decoder, rec *Record, index int, batchID []byte) *kgo.Record {
 	key, p := EventKey(nil, rec.Entity, c.opts.Partitions)
 	r := &kgo.Record{Topic: topic, Partition: p, Key: key, Value: appendEventJSON(nil, d, rec)}
-	r.Headers = make([]kgo.RecordHeader, 0, 3)
-	if batchID != "" {
-		r.Headers = append(r.Headers,
-			kgo.RecordHeader{Key: HeaderBatchID, Value: []byte(batchID)},
-			kgo.RecordHeader{Key: HeaderPushAttempt, Value: []byte(attempt)})
+	r.Headers = make([]kgo.RecordHeader, 0, 2)
+	if batchID != nil {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderBatchID, Value: batchID})
 	}
 	r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderEventIndex, Value: strconv.AppendInt(nil, int64(index), 10)})
 	return r
-}
-
-// newAttempt draws a produce attempt's name: a random non-zero uint64.
-func newAttempt() string {
-	var b [8]byte
-	for {
-		_, _ = rand.Read(b[:])
-		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
-			return strconv.FormatUint(v, 10)
-		}
-	}
 }
 
 // newClusterBatchID names an atomic push sent without a batch ID.
