@@ -111,9 +111,9 @@ func (o *KafkaOptions) Validate() error {
 // (Options.Cluster) also one per push source, which reads the source's
 // push topic (PushTopic, created with the cluster's partition count when
 // missing) read_committed, so an atomic push's records are applied once
-// its transaction commits and never when it aborts. A push topic's records
-// of one batch ID are applied once per partition however often the push
-// was retried (featurestore.Store.EnqueueFencedBatch). A source's partitions
+// its transaction commits and never when it aborts. An event of a push
+// with a batch ID is applied once however often the push was retried
+// (featurestore.Store.EnqueueFencedBatch). A source's partitions
 // are read by one franz-go client of its own (kgo, direct partition
 // consumption, no consumer group) and applied by one goroutine per
 // partition, from the offsets the store committed with the state

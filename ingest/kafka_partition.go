@@ -378,7 +378,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	var dead []*kgo.Record
 	var rec Record
 	// runs splits a push topic's batch where its records change push
-	// (batch ID and attempt), each run handed over with its own mark.
+	// (batch ID), each run handed over with its own mark.
 	var runs []pushRun
 	expect := pc.next.Load()
 	maxMillis := int64(0)
