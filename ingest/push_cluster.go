@@ -50,7 +50,9 @@ var (
 // ClusterOptions make pushes go through Kafka (cluster mode): see
 // Options.Cluster.
 type ClusterOptions struct {
-	// Brokers are the bootstrap brokers, host:port.
+	// Brokers are the bootstrap brokers a Pusher produces to, host:port;
+	// Kafka reads the push topics from KafkaOptions.Brokers, the same
+	// cluster.
 	Brokers []string
 	// Group is the cluster group's name; push source s is produced to
 	// and consumed from the topic Group+".push."+s (PushTopic).
