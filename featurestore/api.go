@@ -45,6 +45,6 @@ type Write struct {
 }
 
 // The Store's methods are documented on them: Open, Close, Write, Enqueue,
-// EnqueueFenced, Fence, Flush, Offsets, DropView, Stats and PebbleMetrics in store.go, Read
+// EnqueueFenced, EnqueueFencedBatch, Fence, Flush, Offsets, DropView, Stats and PebbleMetrics in store.go, Read
 // in sample.go, Rebuild in rebuild.go; fences and ErrFenced in fence.go. The interfaces the store calls out through, with the duties
 // each side has, are EventLog (eventlog.go) and ReadSampler (sample.go).

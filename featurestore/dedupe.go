@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -43,25 +44,55 @@ func markerHour(millis int64) uint32 {
 type marker struct {
 	commitMillis int64 // the shard's clock when it took the part
 	accepted     int   // the push's accepted count, every shard's part included
+	// byIndex marks a push read from a push topic (EnqueueFencedBatch):
+	// lastIndex is the highest event index of the push the partition has
+	// delivered to the shard.
+	byIndex   bool
+	lastIndex int
 }
 
-const markerVersion = 1
+// Marker versions: 1 is a direct push's, 2 a push topic's, which ends with
+// its last event index.
+const (
+	markerVersion        = 1
+	markerVersionByIndex = 2
+)
 
 func appendMarker(dst []byte, m marker) []byte {
-	dst = append(dst, markerVersion)
+	v := byte(markerVersion)
+	if m.byIndex {
+		v = markerVersionByIndex
+	}
+	dst = append(dst, v)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.commitMillis))
-	return binary.AppendUvarint(dst, uint64(m.accepted))
+	dst = binary.AppendUvarint(dst, uint64(m.accepted))
+	if m.byIndex {
+		dst = binary.AppendUvarint(dst, uint64(m.lastIndex))
+	}
+	return dst
 }
 
 func decodeMarker(v []byte) (marker, error) {
-	if len(v) < 10 || v[0] != markerVersion {
+	if len(v) < 10 || (v[0] != markerVersion && v[0] != markerVersionByIndex) {
 		return marker{}, fmt.Errorf("corrupt batch marker %x", v)
 	}
 	acc, n := binary.Uvarint(v[9:])
-	if n <= 0 || 9+n != len(v) {
+	if n <= 0 {
 		return marker{}, fmt.Errorf("corrupt batch marker %x", v)
 	}
-	return marker{commitMillis: int64(binary.BigEndian.Uint64(v[1:9])), accepted: int(acc)}, nil
+	m := marker{commitMillis: int64(binary.BigEndian.Uint64(v[1:9])), accepted: int(acc)}
+	rest := v[9+n:]
+	if v[0] == markerVersionByIndex {
+		last, n := binary.Uvarint(rest)
+		if n <= 0 || last > math.MaxInt32 {
+			return marker{}, fmt.Errorf("corrupt batch marker %x", v)
+		}
+		m.byIndex, m.lastIndex, rest = true, int(last), rest[n:]
+	}
+	if len(rest) != 0 {
+		return marker{}, fmt.Errorf("corrupt batch marker %x", v)
+	}
+	return m, nil
 }
 
 // batchMark makes a write request one shard's part of a push with a batch
@@ -70,6 +101,14 @@ func decodeMarker(v []byte) (marker, error) {
 type batchMark struct {
 	id       string
 	accepted int
+	// byIndex: the writes are a push topic's records of the push
+	// (EnqueueFencedBatch); index[i] is writes[i]'s event index and last
+	// the highest event index of the records handed over with them. The
+	// shard takes the writes whose index is above its marker's, in order,
+	// and moves the marker to last (admitIndexed).
+	byIndex bool
+	index   []int
+	last    int
 	// lowMillis is the oldest commit time an earlier marker of id can have;
 	// the shard looks in the buckets from it to the clock's next hour.
 	lowMillis int64
@@ -94,7 +133,17 @@ func (s *shard) admitMarked(r *request) bool {
 		if r.done != nil {
 			r.done <- fmt.Errorf("shard %d: %w", s.id, err)
 		}
+		if f := r.fence; f != nil {
+			// A consumer's request, dropped: its partition rewinds, as
+			// after a failed commit, and reads it again.
+			s.opts.Logger.Error("batch marker unreadable; rewinding the partition", "shard", s.id, "topic", f.tp.topic, "partition", f.tp.partition, "err", err)
+			s.fences.move([]topicPartition{f.tp})
+		}
 		return false
+	}
+	if m.byIndex {
+		s.admitIndexed(r, prior, found)
+		return true
 	}
 	if found {
 		m.skipped, m.prior = true, prior
@@ -106,21 +155,65 @@ func (s *shard) admitMarked(r *request) bool {
 		}
 		return false
 	}
-	now := s.opts.Now().UnixMilli()
+	s.setMarker(m, marker{commitMillis: s.opts.Now().UnixMilli(), accepted: m.accepted})
+	return true
+}
+
+// setMarker puts mk in the batch as m.id's marker, in the bucket of its
+// commit time, first reclaiming the buckets m's horizon has passed.
+func (s *shard) setMarker(m *batchMark, mk marker) {
 	if h := markerHour(m.gcBelowMillis); h > s.markersGCHour {
 		// Every marker of a bucket before h is older than the dedupe window
 		// and than any journaled push: the retries it guards are over.
 		_ = s.batch.DeleteRange([]byte{prefixMarker}, markerKey(h, ""), nil)
 		s.markersGCHour = h
 	}
-	mk := marker{commitMillis: now, accepted: m.accepted}
 	s.valBuf = appendMarker(s.valBuf[:0], mk)
-	_ = s.batch.Set(markerKey(markerHour(now), m.id), s.valBuf, nil)
+	_ = s.batch.Set(markerKey(markerHour(mk.commitMillis), m.id), s.valBuf, nil)
 	if s.pendingMarks == nil {
 		s.pendingMarks = make(map[string]marker)
 	}
 	s.pendingMarks[m.id] = mk
-	return true
+}
+
+// admitIndexed keeps, of a push topic's records of one push, the writes
+// whose event index is above every index the partition delivered before
+// (prior's, then the request's earlier writes'), and moves the marker to
+// the request's last index. A push's records reach a partition in index
+// order, and a produce that fails leaves a prefix of them there (the
+// producer fails a partition's later buffered records with the first), so
+// an index at or below the marker's is a retry's copy of a record the
+// shard has taken. The marker keeps its first commit time, hence its key,
+// so there is one per (partition, batch ID).
+func (s *shard) admitIndexed(r *request, prior marker, found bool) {
+	m := r.mark
+	cur, commit := -1, s.opts.Now().UnixMilli()
+	if found {
+		cur, commit = prior.lastIndex, prior.commitMillis
+	}
+	var kept []Write // nil until a write is dropped: r.writes is the caller's
+	for i := range r.writes {
+		if m.index[i] <= cur {
+			if kept == nil {
+				kept = append(make([]Write, 0, len(r.writes)), r.writes[:i]...)
+			}
+			continue
+		}
+		cur = m.index[i]
+		if kept != nil {
+			kept = append(kept, r.writes[i])
+		}
+	}
+	if kept != nil {
+		s.mu.Lock()
+		s.mu.stats.WritesSkipped += uint64(len(r.writes) - len(kept))
+		s.mu.Unlock()
+		r.writes = kept
+	}
+	last := max(cur, m.last)
+	if !found || last > prior.lastIndex {
+		s.setMarker(m, marker{commitMillis: commit, byIndex: true, lastIndex: last})
+	}
 }
 
 // findMarker looks for a marker of m.id: first among the ones in the

@@ -305,13 +305,7 @@ func (s *shard) handle(r *request) {
 			return
 		}
 		s.applyWrites(r)
-		for _, m := range r.marks {
-			tp := topicPartition{m.Topic, m.Partition}
-			if m.Offset > s.applied[tp] || !s.has(tp) {
-				s.applied[tp] = m.Offset
-				s.changed[tp] = true
-			}
-		}
+		s.recordMarks(r.marks)
 	case reqDrop:
 		s.dropView(r.view)
 		// Commit now, as for a rebuild: until the DeleteRange is committed
@@ -349,6 +343,17 @@ func (s *shard) handle(r *request) {
 	}
 	if r.done != nil {
 		s.waiters = append(s.waiters, r.done)
+	}
+}
+
+// recordMarks takes a request's next offsets into the batch's offsets.
+func (s *shard) recordMarks(marks []Position) {
+	for _, m := range marks {
+		tp := topicPartition{m.Topic, m.Partition}
+		if m.Offset > s.applied[tp] || !s.has(tp) {
+			s.applied[tp] = m.Offset
+			s.changed[tp] = true
+		}
 	}
 }
 

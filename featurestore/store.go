@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -269,7 +270,7 @@ func (s *Store) Partitions() int { return len(s.shards) }
 // write was applied to none of its targets. Every other write is committed.
 func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
 	var rej []Rejection
-	err := s.submit(ctx, ws, nil, nil, true, &rej)
+	err := s.submit(ctx, ws, nil, nil, nil, true, &rej)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +286,7 @@ func (s *Store) Write(ctx context.Context, ws []Write) ([]Rejection, error) {
 // and later ones are applied anyway. A consumer that must not lose events
 // to a failed commit (Kafka ingest) calls EnqueueFenced.
 func (s *Store) Enqueue(ctx context.Context, ws []Write, marks []Position) error {
-	return s.submit(ctx, ws, marks, nil, false, nil)
+	return s.submit(ctx, ws, marks, nil, nil, false, nil)
 }
 
 // Fence returns the partition's current fence. A consumer takes it before
@@ -312,7 +313,58 @@ func (s *Store) EnqueueFenced(ctx context.Context, ws []Write, mark Position, f 
 	if !s.fences.current(f.tp, f.gen) {
 		return ErrFenced
 	}
-	return s.submit(ctx, ws, []Position{mark}, &f, false, nil)
+	return s.submit(ctx, ws, []Position{mark}, &f, nil, false, nil)
+}
+
+// PushRun is a run of records of one push with a batch ID that a consumer
+// read from a push topic's partition and hands over with
+// EnqueueFencedBatch.
+type PushRun struct {
+	BatchID string
+	// Index holds each write's event index in the push, in the order the
+	// partition delivered them.
+	Index []int
+	// Last is the highest event index of the run's records, those the
+	// consumer did not hand over (dead letters) included.
+	Last int
+}
+
+// EnqueueFencedBatch is EnqueueFenced for a run of records of one push
+// with a batch ID, read from a push topic: every shard keeps a marker per
+// (partition, batch ID) holding the highest event index the partition has
+// delivered, commits it with the writes' state and the partition's offset,
+// and skips a write whose index is not above it. A client's retry of a
+// push, produced again after its first records, is thus applied only for
+// the events the first produce did not deliver. Markers live for
+// Options.DedupeWindow from their first commit, as a push's do.
+func (s *Store) EnqueueFencedBatch(ctx context.Context, ws []Write, mark Position, f Fence, run PushRun) error {
+	if err := CheckBatchID(run.BatchID); err != nil {
+		return err
+	}
+	if len(run.Index) != len(ws) {
+		return fmt.Errorf("featurestore: enqueue: %d event indexes for %d writes", len(run.Index), len(ws))
+	}
+	if f.moved == nil {
+		return errors.New("featurestore: enqueue: zero Fence (take one with Store.Fence)")
+	}
+	if tp := (topicPartition{mark.Topic, mark.Partition}); tp != f.tp {
+		return fmt.Errorf("featurestore: enqueue: mark for %s/%d under the fence of %s/%d", mark.Topic, mark.Partition, f.tp.topic, f.tp.partition)
+	}
+	if !s.fences.current(f.tp, f.gen) {
+		return ErrFenced
+	}
+	now := s.opts.Now().UnixMilli()
+	// The marker is the partition's: NUL cannot occur in a batch ID or a
+	// direct push's marker, so the names never meet.
+	bm := batchMark{
+		id:            mark.Topic + "\x00" + strconv.Itoa(int(mark.Partition)) + "\x00" + run.BatchID,
+		byIndex:       true,
+		index:         run.Index,
+		last:          run.Last,
+		lowMillis:     now - s.opts.DedupeWindow.Milliseconds(),
+		gcBelowMillis: s.markerGCHorizon(nil),
+	}
+	return s.submit(ctx, ws, []Position{mark}, &f, &bm, false, nil)
 }
 
 // Flush commits everything handed to the writers before it, synced.
@@ -333,15 +385,21 @@ func (s *Store) DropView(ctx context.Context, vk ViewKey) error {
 	return s.send(ctx, reqs)
 }
 
-// submit hands ws to the writers, under fence f when set; with wait it
+// submit hands ws to the writers, under fence f when set, each shard's
+// part marked with a copy of bm when set; with wait it
 // waits for their commits and, when rej is set, collects the writes they
 // refused.
-func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fence, wait bool, rej *[]Rejection) error {
+func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fence, bm *batchMark, wait bool, rej *[]Rejection) error {
 	n := len(s.shards)
 	if err := s.checkPartitions(ws); err != nil {
 		return err
 	}
 	reqs := make([]*request, n)
+	// eventIndex: each partition's part of bm.index.
+	var eventIndex [][]int
+	if bm != nil && bm.byIndex {
+		eventIndex = make([][]int, n)
+	}
 	for i := range ws {
 		j := ws[i].Partition
 		if reqs[j] == nil {
@@ -350,6 +408,9 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fen
 		reqs[j].writes = append(reqs[j].writes, ws[i])
 		if rej != nil {
 			reqs[j].index = append(reqs[j].index, i)
+		}
+		if eventIndex != nil {
+			eventIndex[j] = append(eventIndex[j], bm.index[i])
 		}
 	}
 	for i := range reqs {
@@ -361,6 +422,14 @@ func (s *Store) submit(ctx context.Context, ws []Write, marks []Position, f *Fen
 		}
 		reqs[i].marks = marks
 		reqs[i].fence = f
+		if bm != nil {
+			// Each shard's writer fills in its own outcome.
+			m := *bm
+			if eventIndex != nil {
+				m.index = eventIndex[i]
+			}
+			reqs[i].mark = &m
+		}
 		if wait {
 			reqs[i].sync = true
 			reqs[i].done = make(chan error, 1)

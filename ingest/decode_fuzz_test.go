@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"math"
-	"strconv"
 	"testing"
 
 	"github.com/valyala/fastjson"
@@ -96,59 +95,6 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 		}
 	})
-}
-
-// appendEventJSON writes rec as a JSON event, keeping string bytes as they
-// are (encoding/json would replace invalid UTF-8, which the decoder keeps).
-func appendEventJSON(b []byte, d *decoder, rec *Record) []byte {
-	b = append(b, '{')
-	b = appendJSONString(b, d.src.EntityKey[0])
-	b = append(b, ':')
-	b = appendJSONValue(b, rec.Key[0])
-	b = append(b, ',')
-	b = appendJSONString(b, d.src.EventTime)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, rec.EventMillis, 10)
-	for i, v := range rec.Fields {
-		if v.Kind == aggregate.KindNull {
-			continue
-		}
-		b = append(b, ',')
-		b = appendJSONString(b, d.src.Fields[i].Name)
-		b = append(b, ':')
-		b = appendJSONValue(b, v)
-	}
-	return append(b, '}')
-}
-
-func appendJSONValue(b []byte, v aggregate.Value) []byte {
-	switch v.Kind {
-	case aggregate.KindString:
-		return appendJSONString(b, v.S)
-	case aggregate.KindInt64:
-		return strconv.AppendInt(b, v.I, 10)
-	case aggregate.KindFloat64:
-		return strconv.AppendFloat(b, v.F, 'g', -1, 64)
-	case aggregate.KindBool:
-		return strconv.AppendBool(b, v.I != 0)
-	}
-	return append(b, "null"...)
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 func sameRecord(a, b *Record) bool {

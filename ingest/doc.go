@@ -17,6 +17,15 @@
 // answers it rejected corrupt_state; a Kafka event is recorded by the store
 // with its offset and published to the dead-letter topic (deadletter.go).
 //
+// In cluster mode (Options.Cluster) a push is not written to the local
+// store: it is validated and admitted as above, then produced to its
+// source's push topic (push_cluster.go), and every replica applies it as a
+// Kafka consumer of that topic (Kafka). A push then answers once the broker
+// acknowledged every record, with their positions; its events are visible
+// once the replicas have read past them. The one function that places an
+// event's record is EventKey.
+//
 // A Pusher is safe for concurrent use. Push calls return once their events
-// are durable (synced to every shard they touch).
+// are durable (synced to every shard they touch, or, in cluster mode,
+// acknowledged by the broker's in-sync replicas).
 package ingest

@@ -40,14 +40,14 @@ type env struct {
 	partitions int
 }
 
-func newEnv(t *testing.T, defs string) *env {
+func newEnv(t testing.TB, defs string) *env {
 	t.Helper()
 	return newEnvP(t, defs, 2)
 }
 
 // newEnvP is newEnv with a store of p partitions: a Kafka test's topic
 // must have as many.
-func newEnvP(t *testing.T, defs string, p int) *env {
+func newEnvP(t testing.TB, defs string, p int) *env {
 	t.Helper()
 	dir := t.TempDir()
 	reg, err := registry.Open(dir + "/registry.json")
@@ -68,7 +68,7 @@ func newEnvP(t *testing.T, defs string, p int) *env {
 }
 
 // openStore opens the store in e.dir (again, after a test closed it).
-func (e *env) openStore(t *testing.T) {
+func (e *env) openStore(t testing.TB) {
 	t.Helper()
 	var err error
 	// The store's clock is the test's, so pruning happens at the times the

@@ -107,7 +107,13 @@ func (o *KafkaOptions) Validate() error {
 }
 
 // Kafka runs one consumer per Kafka source in the registry, starting and
-// stopping them as sources are applied and deleted. A source's partitions
+// stopping them as sources are applied and deleted; in cluster mode
+// (Options.Cluster) also one per push source, which reads the source's
+// push topic (PushTopic, created with the cluster's partition count when
+// missing) read_committed, so an atomic push's records are applied once
+// its transaction commits and never when it aborts. An event of a push
+// with a batch ID is applied once however often the push was retried
+// (featurestore.Store.EnqueueFencedBatch). A source's partitions
 // are read by one franz-go client of its own (kgo, direct partition
 // consumption, no consumer group) and applied by one goroutine per
 // partition, from the offsets the store committed with the state
@@ -224,25 +230,34 @@ func (k *Kafka) reconcile(ctx context.Context) {
 	snap := k.reg.Snapshot()
 	want := map[string]*registry.Source{}
 	for _, src := range snap.Sources() {
-		if src.Kind == "kafka" {
+		if src.Kind == "kafka" || (src.Kind == "push" && k.opts.Cluster != nil) {
 			want[src.Name] = src
 		}
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for name, c := range k.mu.consumers {
-		if src, ok := want[name]; !ok || src.Topic != c.topic {
+		if src, ok := want[name]; !ok || k.topicOf(src) != c.topic {
 			c.stop()
 			delete(k.mu.consumers, name)
 		}
 	}
 	for name, src := range want {
 		if _, ok := k.mu.consumers[name]; !ok {
-			c := k.newTopicConsumer(src)
+			c := k.newTopicConsumer(src, k.topicOf(src))
 			k.mu.consumers[name] = c
 			c.start(ctx)
 		}
 	}
+}
+
+// topicOf is the topic src is read from: a Kafka source's own, a push
+// source's push topic in cluster mode.
+func (k *Kafka) topicOf(src *registry.Source) string {
+	if src.Kind == "push" && k.opts.Cluster != nil {
+		return PushTopic(k.opts.Cluster.Group, src.Name)
+	}
+	return src.Topic
 }
 
 func (k *Kafka) stopAll() {

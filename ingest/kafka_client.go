@@ -30,8 +30,15 @@ func newClient(opts *KafkaOptions, extra ...kgo.Opt) (*kgo.Client, error) {
 // direct consumption (no group), with partitions added at exact offsets by
 // the source's poll loop. An out-of-range offset is not reset by the
 // client: it is returned, and the partition's consumer decides (Kafka).
-func newConsumerClient(opts *KafkaOptions) (*kgo.Client, error) {
+// With readCommitted (push topics) records of open or aborted transactions
+// are not returned.
+func newConsumerClient(opts *KafkaOptions, readCommitted bool) (*kgo.Client, error) {
+	iso := kgo.ReadUncommitted()
+	if readCommitted {
+		iso = kgo.ReadCommitted()
+	}
 	return newClient(opts,
+		kgo.FetchIsolationLevel(iso),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMinBytes(1),

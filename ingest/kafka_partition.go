@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -363,7 +364,7 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	c := pc.c
 	k := c.k
 	rt := k.router.route(c.source)
-	if rt == nil || rt.src.Kind != "kafka" {
+	if rt == nil || (rt.src.Kind != "kafka" && !(c.push && rt.src.Kind == "push")) {
 		return fmt.Errorf("source %q is gone", c.source)
 	}
 	st := k.stats.source(c.source)
@@ -377,14 +378,23 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	var keys []byte
 	var dead []*kgo.Record
 	var rec Record
+	// runs splits a push topic's batch where its records change push
+	// (batch ID), each run handed over with its own mark.
+	var runs []pushRun
 	expect := pc.next.Load()
 	maxMillis := int64(0)
 	for i := range batch {
 		m := batch[i]
-		if expect >= 0 && m.Offset > expect {
+		// A push topic's gaps are its transactions' commit and abort
+		// markers and aborted records, not offsets lost to retention.
+		if expect >= 0 && m.Offset > expect && !c.push {
 			pc.skipped.Add(m.Offset - expect)
 		}
 		expect = m.Offset + 1
+		index := -1
+		if c.push {
+			runs, index = addToRun(runs, m, len(writes))
+		}
 		rec.Fields = fields[i*nf : (i+1)*nf : (i+1)*nf]
 		rowErr := rt.dec.decodeJSON(parser, m.Value, &rec)
 		var targets []featurestore.Target
@@ -403,6 +413,10 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 			st.reject(rowErr.Code)
 			dead = append(dead, deadLetter(c, m, rowErr))
 			continue
+		}
+		if index >= 0 {
+			r := &runs[len(runs)-1]
+			r.index = append(r.index, index)
 		}
 		positions[i] = featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: m.Offset}
 		writes = append(writes, featurestore.Write{
@@ -430,7 +444,11 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 	last := batch[len(batch)-1]
 	mark := featurestore.Position{Topic: name, Partition: int32(pc.partition), Offset: last.Offset + 1}
 	ectx, endEnqueue := startSpan(ctx, tracer, SpanEnqueue)
-	err = k.store.EnqueueFenced(ectx, writes, mark, pc.fence)
+	if len(runs) > 1 || (len(runs) == 1 && runs[0].batchID != "") {
+		err = pc.enqueueRuns(ectx, writes, runs, mark)
+	} else {
+		err = k.store.EnqueueFenced(ectx, writes, mark, pc.fence)
+	}
 	endEnqueue(err)
 	if err != nil {
 		return err
@@ -443,6 +461,75 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 		st.observe(maxMillis)
 		if f := k.opts.Applied; f != nil {
 			f(c.source, len(writes), maxMillis)
+		}
+	}
+	return nil
+}
+
+// pushRun is a run of a push topic's records of one push: from write
+// index first on, up to the next run's; next is the offset after its
+// last record. With a batch ID, index holds its writes' event indexes and
+// last the highest of its records'.
+type pushRun struct {
+	batchID string // "": records without one
+	first   int
+	next    int64
+	index   []int
+	last    int
+}
+
+// addToRun adds record m, whose write (if it is not dead-lettered) will be
+// writes[w], to the last run or starts a new one, and returns the record's
+// event index (-1 without a batch ID). A record whose batch headers are
+// missing or malformed counts as one without a batch ID.
+func addToRun(runs []pushRun, m *kgo.Record, w int) ([]pushRun, int) {
+	var id string
+	index := -1
+	for _, h := range m.Headers {
+		switch h.Key {
+		case HeaderBatchID:
+			id = string(h.Value)
+		case HeaderEventIndex:
+			if i, err := strconv.Atoi(string(h.Value)); err == nil && i >= 0 {
+				index = i
+			}
+		}
+	}
+	if index < 0 || featurestore.CheckBatchID(id) != nil {
+		id, index = "", -1
+	}
+	if n := len(runs); n > 0 && runs[n-1].batchID == id {
+		r := &runs[n-1]
+		r.next = m.Offset + 1
+		r.last = max(r.last, index)
+		return runs, index
+	}
+	return append(runs, pushRun{batchID: id, first: w, next: m.Offset + 1, last: index}), index
+}
+
+// enqueueRuns hands a push topic's batch to the store run by run, each
+// with the offset after it, those of a push with a batch ID with their
+// event indexes so that a retry's copies are skipped; the last run's mark
+// is the batch's.
+func (pc *partitionConsumer) enqueueRuns(ctx context.Context, writes []featurestore.Write, runs []pushRun, mark featurestore.Position) error {
+	store := pc.c.k.store
+	for i, r := range runs {
+		end := len(writes)
+		if i+1 < len(runs) {
+			end = runs[i+1].first
+		}
+		m := mark
+		if i+1 < len(runs) {
+			m.Offset = r.next
+		}
+		var err error
+		if r.batchID != "" {
+			err = store.EnqueueFencedBatch(ctx, writes[r.first:end], m, pc.fence, featurestore.PushRun{BatchID: r.batchID, Index: r.index, Last: r.last})
+		} else {
+			err = store.EnqueueFenced(ctx, writes[r.first:end], m, pc.fence)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

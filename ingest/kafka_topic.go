@@ -40,6 +40,9 @@ type topicConsumer struct {
 	// latest: a partition the store has no offsets of starts at its end
 	// (start_offset latest), not at its first offset.
 	latest bool
+	// push: the topic is a push source's push topic (cluster mode): read
+	// read_committed, created when missing, its batch IDs deduplicated.
+	push bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -84,17 +87,18 @@ type fetched struct {
 	err  error
 }
 
-func (k *Kafka) newTopicConsumer(src *registry.Source) *topicConsumer {
+func (k *Kafka) newTopicConsumer(src *registry.Source, topic string) *topicConsumer {
 	c := &topicConsumer{
 		k:           k,
 		source:      src.Name,
-		topic:       src.Topic,
-		offsetTopic: src.Name + "/" + src.Topic,
+		topic:       topic,
+		offsetTopic: src.Name + "/" + topic,
 		dlqTopic:    src.DeadLetterTopic,
 		latest:      src.StartOffset == "latest",
+		push:        src.Kind == "push",
 	}
 	if c.dlqTopic == "" {
-		c.dlqTopic = src.Topic + ".dlq"
+		c.dlqTopic = topic + ".dlq"
 	}
 	c.mu.parts = make(map[int]*partitionConsumer)
 	return c
@@ -129,7 +133,7 @@ func (c *topicConsumer) setErr(err error) {
 // the set's changes.
 func (c *topicConsumer) run(ctx context.Context) {
 	log := c.k.opts.Logger.With("source", c.source, "topic", c.topic)
-	cl, err := newConsumerClient(&c.k.opts)
+	cl, err := newConsumerClient(&c.k.opts, c.push)
 	if err != nil {
 		c.setErr(err)
 		log.Error("kafka source cannot start", "err", err)
@@ -147,7 +151,17 @@ func (c *topicConsumer) run(ctx context.Context) {
 	dlqReady := false
 	for {
 		changed := c.k.opts.Partitions.Changed()
-		n, err := c.partitions(ctx)
+		var err error
+		if c.push && !dlqReady {
+			err = ensurePushTopic(ctx, c.k.adm, c.topic, c.k.opts.Cluster.Partitions)
+		}
+		n := 0
+		if err == nil {
+			n, err = c.partitions(ctx)
+		}
+		if err == nil && c.push && n != c.k.opts.Cluster.Partitions {
+			err = fmt.Errorf("%w: %q has %d partitions, the cluster %d", ErrPushTopic, c.topic, n, c.k.opts.Cluster.Partitions)
+		}
 		if err == nil {
 			err = checkTopicPartitions(c.topic, n, c.k.store.Partitions())
 		}

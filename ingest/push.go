@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
 
 	"github.com/featured-dev/featured/aggregate"
@@ -53,14 +54,22 @@ type Options struct {
 	// store: its source, how many events and the newest event time (Unix
 	// milliseconds). A push's events are visible to lookups when it is
 	// called; a Kafka batch's once its shards commit, within the store's
-	// CommitInterval. It runs on the ingesting goroutine and must not
-	// block. featured serve records end-to-end ingest latency with it. Nil:
-	// not called.
+	// CommitInterval. In cluster mode a Pusher does not call it: a push's
+	// events are applied, and reported, by the Kafka consumers of its push
+	// topic. It runs on the ingesting goroutine and must not block.
+	// featured serve records end-to-end ingest latency with it. Nil: not
+	// called.
 	Applied func(source string, events int, newestEventMillis int64)
 	// Tracer, when set, gets a span per push and per Kafka batch, with
 	// children for their phases (see Tracer). featured serve sets it when
 	// traces are sampled. Nil: no spans.
 	Tracer Tracer
+	// Cluster, when set, is cluster mode: a Pusher produces each validated
+	// push to its source's push topic (PushTopic) instead of writing it to
+	// the store, and Kafka consumes every push source from its push topic,
+	// read_committed, like a Kafka source (push_cluster.go). Nil: a single
+	// node, pushes written to the store.
+	Cluster *ClusterOptions
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -80,6 +89,11 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Cluster != nil {
+		c := *o.Cluster // the caller's stays as it was
+		c.ensureDefaults()
+		o.Cluster = &c
+	}
 }
 
 // Validate reports options that cannot work.
@@ -89,6 +103,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxFutureSkew < 0 {
 		return fmt.Errorf("ingest: max future skew: %s is negative", o.MaxFutureSkew)
+	}
+	if o.Cluster != nil {
+		return o.Cluster.validate()
 	}
 	return nil
 }
@@ -117,8 +134,14 @@ type PushResult struct {
 	BatchID string `json:"batch_id,omitempty"`
 	// Duplicate reports a push whose batch ID had already been applied in
 	// full: nothing was applied now, and Accepted is the first push's
-	// count.
+	// count. Never set in cluster mode, where a retry is produced again and
+	// skipped when applied.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Positions, in cluster mode, are the offset of the push's last
+	// record in each partition of its push topic, by partition; a replica
+	// has applied the push once it has read past them. Nil on a single
+	// node.
+	Positions []Position `json:"positions,omitempty"`
 }
 
 // Pusher applies pushed events. It is safe for concurrent use.
@@ -127,18 +150,38 @@ type Pusher struct {
 	opts   Options
 	router router
 	stats  stats
+	// cluster produces pushes in cluster mode; nil on a single node.
+	cluster *clusterPush
 }
 
-// NewPusher returns a Pusher over reg and store.
+// NewPusher returns a Pusher over reg and store. In cluster mode
+// (Options.Cluster) it holds Kafka clients until Close.
 func NewPusher(reg *registry.Registry, store *featurestore.Store, opts Options) (*Pusher, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return &Pusher{store: store, opts: opts, router: router{reg: reg, partitions: store.Partitions()}}, nil
+	p := &Pusher{store: store, opts: opts, router: router{reg: reg, partitions: store.Partitions()}}
+	if opts.Cluster != nil {
+		c, err := newClusterPush(opts)
+		if err != nil {
+			return nil, err
+		}
+		p.cluster = c
+	}
+	return p, nil
 }
 
-// Stats returns per-source counters of pushed events.
+// Close releases the Kafka clients of cluster mode; pushes after it fail.
+// It is idempotent, and does nothing on a single node.
+func (p *Pusher) Close() {
+	if p.cluster != nil {
+		p.cluster.close()
+	}
+}
+
+// Stats returns per-source counters of pushed events: in cluster mode,
+// of events produced (Kafka's Stats count them applied).
 func (p *Pusher) Stats() []SourceStats { return p.stats.snapshot() }
 
 // PushJSON decodes events (JSON objects) against source's schema and applies
@@ -177,6 +220,8 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 		return res, ErrEmptyBatch
 	case n > p.opts.MaxBatch:
 		return res, fmt.Errorf("%w: %d events, the limit is %d", ErrBatchTooLarge, n, p.opts.MaxBatch)
+	case po.Atomic && p.cluster != nil && p.cluster.opts.TransactionalID == "":
+		return res, ErrAtomicUnsupported
 	}
 	if err := p.opts.Writable(); err != nil {
 		return res, err
@@ -193,6 +238,20 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 	index := make([]int, 0, n) // writes[j] is event index[j]
 	var keys []byte
 	var rec Record
+	// In cluster mode every good event becomes a record of the push topic.
+	var recs []*kgo.Record
+	var topic string
+	var batchID []byte // shared by the records' headers
+	if p.cluster != nil {
+		if po.Atomic && po.BatchID == "" {
+			po.BatchID = newClusterBatchID()
+		}
+		if po.BatchID != "" {
+			batchID = []byte(po.BatchID)
+		}
+		topic = PushTopic(p.cluster.opts.Group, source)
+		recs = make([]*kgo.Record, 0, n)
+	}
 	for i := 0; i < n; i++ {
 		rec.Fields = fields[i*nf : (i+1)*nf : (i+1)*nf]
 		rowErr := decode(rt.dec, i, &rec)
@@ -223,6 +282,9 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 			Schema:       rt.schema,
 		})
 		index = append(index, i)
+		if p.cluster != nil {
+			recs = append(recs, p.cluster.record(topic, rt, &rec, i, batchID))
+		}
 	}
 	endDecode(nil)
 	for _, r := range res.Rejected {
@@ -230,6 +292,9 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 	}
 	if po.Atomic && len(res.Rejected) > 0 {
 		return res, ErrAtomicRejected
+	}
+	if p.cluster != nil {
+		return p.produce(ctx, source, st, rt, po, writes, recs, res)
 	}
 	wctx, endWrite := startSpan(ctx, p.opts.Tracer, SpanWrite)
 	br, err := p.store.WriteBatch(wctx, featurestore.Batch{ID: po.BatchID, Atomic: po.Atomic, Writes: writes})
@@ -269,5 +334,34 @@ func (p *Pusher) push(ctx context.Context, source string, n int, po PushOptions,
 	if f := p.opts.Applied; f != nil && len(writes) > 0 {
 		f(source, len(writes), newest)
 	}
+	return res, nil
+}
+
+// produce ends a push in cluster mode: its validated events, recs, are
+// produced to the push topic, and the push answers once the broker holds
+// them all. A failed produce may have written some of a non-atomic push's
+// records: its retry with the same batch ID is skipped in the partitions
+// that took any of them (docs/scaling.md says what that leaves out), one
+// without a batch ID applies them twice.
+func (p *Pusher) produce(ctx context.Context, source string, st *sourceStats, rt *route, po PushOptions, writes []featurestore.Write, recs []*kgo.Record, res PushResult) (PushResult, error) {
+	res.BatchID = po.BatchID
+	if len(recs) == 0 {
+		return res, nil
+	}
+	wctx, endWrite := startSpan(ctx, p.opts.Tracer, SpanWrite)
+	_, err := p.cluster.ensureTopic(wctx, source)
+	var pos []Position
+	if err == nil {
+		pos, err = p.cluster.produce(wctx, recs, po.Atomic)
+	}
+	endWrite(err)
+	if err != nil {
+		return PushResult{BatchID: res.BatchID}, fmt.Errorf("ingest: push to %q: %w", source, err)
+	}
+	res.Accepted, res.Positions = len(recs), pos
+	for i := range writes {
+		st.observe(writes[i].EventMillis)
+	}
+	st.add(rt, writes)
 	return res, nil
 }

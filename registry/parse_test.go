@@ -313,9 +313,9 @@ func TestRegistryFileKeyForms(t *testing.T) {
 	compact := strings.Join(strings.Fields(string(raw)), "")
 	for _, want := range []string{
 		`"entity_key":"user_id"`,
-		`"entity":{"name":"user","join_key":"user_id","type":"string"}`,
+		`"entity":{"name":"user","join_key":"user_id","type":"string","kafka_key":"utf8"}`,
 		`"entity_key":["user_id","shop_id"]`,
-		`"entities":[{"name":"user","join_key":"user_id","type":"string"},{"name":"shop","join_key":"shop_id","type":"int64"}]`,
+		`"entities":[{"name":"user","join_key":"user_id","type":"string","kafka_key":"utf8"},{"name":"shop","join_key":"shop_id","type":"int64","kafka_key":"decimal"}]`,
 	} {
 		if !strings.Contains(compact, want) {
 			t.Errorf("registry.json lacks %s:\n%s", want, raw)

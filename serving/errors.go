@@ -100,6 +100,7 @@ var errorTable = []struct {
 
 	{ingest.ErrAtomicRejected, http.StatusUnprocessableEntity, codes.InvalidArgument},
 	{ingest.ErrBadBatchID, http.StatusBadRequest, codes.InvalidArgument},
+	{ingest.ErrAtomicUnsupported, http.StatusBadRequest, codes.FailedPrecondition},
 	// Before the context rows: a push journaled when its context ended is
 	// applied all the same, and the client must hear so.
 	{featurestore.ErrJournaled, http.StatusServiceUnavailable, codes.Unavailable},

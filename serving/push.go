@@ -28,6 +28,8 @@ type pushResponse struct {
 	Rejected  []ingest.RowError `json:"rejected"`
 	BatchID   string            `json:"batch_id,omitempty"`
 	Duplicate bool              `json:"duplicate,omitempty"`
+	// Positions: cluster mode only (ingest.PushResult.Positions).
+	Positions []ingest.Position `json:"positions,omitempty"`
 	Error     *errorDetail      `json:"error,omitempty"`
 }
 
@@ -61,7 +63,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.pusher.PushJSON(r.Context(), req.Source, req.Events, ingest.PushOptions{Atomic: req.Atomic, BatchID: req.BatchID})
-	resp := pushResponse{Accepted: res.Accepted, Rejected: res.Rejected, BatchID: res.BatchID, Duplicate: res.Duplicate}
+	resp := pushResponse{Accepted: res.Accepted, Rejected: res.Rejected, BatchID: res.BatchID, Duplicate: res.Duplicate, Positions: res.Positions}
 	if resp.Rejected == nil {
 		resp.Rejected = []ingest.RowError{}
 	}

@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"internal/jsoncheck":            {},
 	"internal/jsonedge":             {"internal/jsoncheck"},
 	"registry":                      {"aggregate", "internal/jsoncheck", "internal/partition"},
-	"featurestore":                  {"aggregate"},
+	"featurestore":                  {"aggregate", "internal/keyenc"},
 	"featurestore/featurestoretest": {"featurestore"},
 	"api/featured/v1":               {},
 	"api/featured/peer/v1":          {"api/featured/v1"},
@@ -36,9 +36,9 @@ var allowed = map[string][]string{
 	// offline/: the log knows nothing of exports; the export reads the log;
 	// the skew check runs exports; the root wires them to HTTP and backfill.
 	"offline/internal/codec": {"aggregate"},
-	"offline/eventlog":       {"aggregate", "featurestore", "offline/internal/codec"},
+	"offline/eventlog":       {"aggregate", "featurestore", "internal/keyenc", "offline/internal/codec"},
 	"offline/export":         {"aggregate", "featurestore", "registry", "internal/keyenc", "offline/eventlog", "offline/internal/codec"},
-	"offline/skew":           {"aggregate", "featurestore", "registry", "offline/eventlog", "offline/export", "offline/internal/codec"},
+	"offline/skew":           {"aggregate", "featurestore", "registry", "internal/keyenc", "offline/eventlog", "offline/export", "offline/internal/codec"},
 	"offline":                {"aggregate", "featurestore", "registry", "internal/bytesize", "offline/eventlog", "offline/export", "offline/skew"},
 	"serving":                {"aggregate", "featurestore", "registry", "ingest", "offline", "offline/eventlog", "offline/export", "internal/keyenc", "internal/jsoncheck", "internal/diskguard", "internal/auth", "internal/partition", "api/featured/v1", "api/featured/peer/v1", "api/feast/serving", "api/feast/types"},
 	// backup moves a checkpointed data dir to and from a destination; the

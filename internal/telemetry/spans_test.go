@@ -145,7 +145,7 @@ func TestPushSpans(t *testing.T) {
 // is the shard writers', not the batch's.
 func TestKafkaBatchSpans(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.CreateTopic(t, brokers, "spans", 1)
+	topic := kafkatest.CreateTopic(t, brokers, "spans", 2) // the store's partition count
 	kafkatest.CreateNamedTopic(t, brokers, topic+".dlq", 1)
 	r := newSpanRig(t, 1, topic)
 	k, err := ingest.NewKafka(r.reg, r.store, ingest.KafkaOptions{
