@@ -133,7 +133,12 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sopts := featurestore.Options{Partitions: *harnessPartitions, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
+	// A node of a cluster has a store partition per cluster partition.
+	partitions := *harnessPartitions
+	if opts.Placement != nil {
+		partitions = opts.Placement.Partitions()
+	}
+	sopts := featurestore.Options{Partitions: partitions, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
 	var olog *eventlog.Log
 	if withLog {
 		olog, err = eventlog.Open(filepath.Join(dir, "offline"), eventlog.Options{Retention: -1, Now: clock, Logger: discard()})
