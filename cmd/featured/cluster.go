@@ -93,11 +93,18 @@ func (c *clusterConfig) check(sc *serveConfig) error {
 	return nil
 }
 
-// errPushInCluster is every push's answer in cluster mode until pushes go
-// through Kafka (the clusterpush work, ingest.Options.Cluster): a push
-// written to this node's store alone would reach one replica of its
-// partition, and another node's lookups would never see it.
-var errPushInCluster = fmt.Errorf("%w: pushes are not taken in cluster mode yet (each would reach one replica only); produce the events to a Kafka source's topic instead", serving.ErrNotReady)
+// clusterPushOptions makes pushes go through Kafka in cluster mode: a push
+// is produced to its source's push topic (<group>.push.<source>) and every
+// replica of each partition applies it as a Kafka consumer. Atomic pushes
+// are Kafka transactions, under a transactional ID per node.
+func clusterPushOptions(c *serveConfig, partitions int) *ingest.ClusterOptions {
+	return &ingest.ClusterOptions{
+		Brokers:         strings.Split(c.kafkaBrokers, ","),
+		Group:           c.cluster.group,
+		Partitions:      partitions,
+		TransactionalID: c.cluster.group + "." + c.cluster.instance,
+	}
+}
 
 // clusterNode is serve's cluster mode: the group member and the Keeper that
 // follows its maps. Start it once the listeners run (peers reach this

@@ -50,6 +50,13 @@ type clusterRig struct {
 	// holds; the reference is the streams cut there.
 	produced atomic.Int64
 
+	// The push feed: pstreams pushed through the nodes into pview's
+	// source, pushed rounds of them acknowledged.
+	pview    *registry.View
+	prefs    []string
+	pstreams map[string][]aggregatetest.Event
+	pushed   atomic.Int64
+
 	mu    sync.Mutex
 	nodes map[string]*clusterNodeProc // by instance name
 	live  []string                    // the nodes lookups go to
@@ -66,19 +73,25 @@ func newClusterRig(t *testing.T, users, events int) *clusterRig {
 	t.Cleanup(func() {
 		kafkatest.DeleteTopic(t, brokers, topic+".dlq")
 		kafkatest.DeleteTopic(t, brokers, "featured-"+topic+".members")
+		kafkatest.DeleteTopic(t, brokers, "featured-"+topic+".push.pushed")
+		kafkatest.DeleteTopic(t, brokers, "featured-"+topic+".push.pushed.dlq")
 	})
 	dir := t.TempDir()
 	r := &clusterRig{t: t, brokers: brokers, topic: topic, group: "featured-" + topic, dir: dir,
 		nodes: map[string]*clusterNodeProc{},
-		// A push source too: cluster mode refuses its pushes (for now).
+		// A push source too, with its own view: pushes through any node
+		// reach every replica through the push topic.
 		defs: testdefs.Doc([]string{testdefs.Source("tx", "kafka", topic), testdefs.Source("pushed", "push", "")},
-			[]string{testdefs.View("spend", "tx", "2d")})}
+			[]string{testdefs.View("spend", "tx", "2d"), testdefs.View("pspend", "pushed", "2d")})}
 	if err := os.WriteFile(filepath.Join(dir, "defs.yaml"), []byte(r.defs), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.view = compiledView(t, r.defs, "spend")
 	r.refs = viewRefs(r.view)
+	r.pview = compiledView(t, r.defs, "pspend")
+	r.prefs = viewRefs(r.pview)
 	r.streams = streamsFor(users, 1414, events, time.Now())
+	r.pstreams = streamsFor(users, 2828, events, time.Now())
 	for u := range r.streams {
 		r.users = append(r.users, u)
 	}
@@ -101,6 +114,45 @@ func (r *clusterRig) produce(from, to int, pause time.Duration) {
 			return
 		}
 		r.produced.Store(int64(i + 1))
+		time.Sleep(pause)
+	}
+}
+
+// push pushes rounds [from, to) of the push feed, each round one push of
+// every user's event with a batch ID, through a random live node, retried
+// (on any node) until acknowledged: a retry of a push that was produced is
+// applied once.
+func (r *clusterRig) push(from, to int, pause time.Duration) {
+	for i := from; i < to; i++ {
+		var evs []map[string]any
+		for _, u := range r.users {
+			evs = append(evs, eventObject(u, r.pstreams[u][i]))
+		}
+		b, _ := json.Marshal(map[string]any{"source": "pushed", "events": evs, "batch_id": fmt.Sprintf("round-%d", i)})
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			nodes := r.liveNodes()
+			n := nodes[rand.IntN(len(nodes))]
+			resp, err := http.Post("http://"+n.http+"/v1/push", "application/json", bytes.NewReader(b))
+			if err == nil {
+				var body bytes.Buffer
+				body.ReadFrom(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					if !strings.Contains(body.String(), `"positions"`) {
+						r.t.Errorf("push through %s: %s; want positions in cluster mode", n.name, body.String())
+					}
+					break
+				}
+				err = fmt.Errorf("%d %s", resp.StatusCode, body.String())
+			}
+			if time.Now().After(deadline) {
+				r.t.Errorf("push round %d: not acknowledged within 30s: %v", i, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		r.pushed.Store(int64(i + 1))
 		time.Sleep(pause)
 	}
 }
@@ -225,11 +277,11 @@ func (r *clusterRig) settled(members ...string) (bool, string) {
 	return true, ""
 }
 
-// reference is the stream as produced so far.
-func (r *clusterRig) reference() map[string][]aggregatetest.Event {
-	k := int(r.produced.Load())
-	out := make(map[string][]aggregatetest.Event, len(r.streams))
-	for u, evs := range r.streams {
+// cut is streams cut at k rounds: the reference of what was produced or
+// pushed so far.
+func cut(streams map[string][]aggregatetest.Event, k int) map[string][]aggregatetest.Event {
+	out := make(map[string][]aggregatetest.Event, len(streams))
+	for u, evs := range streams {
 		out[u] = evs[:k]
 	}
 	return out
@@ -239,20 +291,23 @@ func (r *clusterRig) reference() map[string][]aggregatetest.Event {
 // node (native HTTP, 1 and all users; Feast HTTP and gRPC, all users)
 // equal the brute-force reference of what was produced.
 func (r *clusterRig) equalEverywhere() (bool, string) {
-	ref := r.reference()
+	ref, pref := cut(r.streams, int(r.produced.Load())), cut(r.pstreams, int(r.pushed.Load()))
 	for _, n := range r.liveNodes() {
-		if ok, why := r.nodeEqual(n, ref); !ok {
+		if ok, why := r.nodeEqual(n, r.view, r.refs, ref); !ok {
 			return false, n.name + ": " + why
+		}
+		if ok, why := r.nodeEqual(n, r.pview, r.prefs, pref); !ok {
+			return false, n.name + " (pushed): " + why
 		}
 	}
 	return true, ""
 }
 
-func (r *clusterRig) nodeEqual(n *clusterNodeProc, ref map[string][]aggregatetest.Event) (bool, string) {
-	specs := r.view.Layout.Specs()
+func (r *clusterRig) nodeEqual(n *clusterNodeProc, view *registry.View, refs []string, ref map[string][]aggregatetest.Event) (bool, string) {
+	specs := view.Layout.Specs()
 	one := r.users[rand.IntN(len(r.users))]
 	for _, users := range [][]string{{one}, r.users} {
-		native, err := nativeLookup(n.http, r.refs, users)
+		native, err := nativeLookup(n.http, refs, users)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -260,9 +315,9 @@ func (r *clusterRig) nodeEqual(n *clusterNodeProc, ref map[string][]aggregatetes
 			for f, spec := range specs {
 				kind := spec.Op.ResultKind(spec.FieldKind)
 				got := resultOf(r.t, kind, spec.FieldKind, row.Values[f], row.Statuses[f], row.EventMs[f])
-				want := aggregatetest.Reference(specs, r.view.Layout.TTLMillis(), ref[users[i]], f, native.ReadAtMs)
+				want := aggregatetest.Reference(specs, view.Layout.TTLMillis(), ref[users[i]], f, native.ReadAtMs)
 				if !aggregatetest.Equal(got, want, 1e-9) {
-					return false, fmt.Sprintf("native %s %s: got %+v, want %+v", users[i], r.refs[f], got, want)
+					return false, fmt.Sprintf("native %s %s: got %+v, want %+v", users[i], refs[f], got, want)
 				}
 			}
 		}
@@ -270,14 +325,14 @@ func (r *clusterRig) nodeEqual(n *clusterNodeProc, ref map[string][]aggregatetes
 		// the same rows, values and statuses. A window may move between
 		// the two reads; the caller polls again.
 		want := nativeCells(native)
-		feast, err := feastLookup(n.http, r.refs, users)
+		feast, err := feastLookup(n.http, refs, users)
 		if err != nil {
 			return false, err.Error()
 		}
 		if !slices.Equal(feast, want) {
 			return false, fmt.Sprintf("feast answer differs from native:\n%v\n%v", feast, want)
 		}
-		g, err := grpcLookup(n.grpc, r.refs, users)
+		g, err := grpcLookup(n.grpc, refs, users)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -557,9 +612,10 @@ func (l *loader) finish(t *testing.T) {
 // nodes with one standby per partition, a keyed stream from an independent
 // producer, lookups through every node all along; then a node killed with
 // SIGKILL and restarted, a 4th node added, a node drained and removed, and
-// a rolling restart of all. After each step,
+// a rolling restart of all, while events are also pushed through random
+// nodes (cluster mode produces them to the push topic). After each step,
 // lookups through every node (native, Feast and gRPC) equal the reference
-// of everything produced: nothing lost, nothing doubled.
+// of everything produced and pushed: nothing lost, nothing doubled.
 func TestCluster(t *testing.T) {
 	const users, events = 40, 40
 	r := newClusterRig(t, users, events)
@@ -571,6 +627,7 @@ func TestCluster(t *testing.T) {
 	}
 	took := r.waitFor("3 nodes settle", 90*time.Second, func() (bool, string) { return r.settled(names...) })
 	t.Logf("3 nodes settled %s after the first started (%s after the last was ready)", time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond))
+	r.push(0, 5, 0)
 	r.waitFor("3 nodes equal the reference", 30*time.Second, r.equalEverywhere)
 	r.checkSurface(names)
 
@@ -585,6 +642,7 @@ func TestCluster(t *testing.T) {
 	// (b) SIGKILL one node while the stream and the lookups go on.
 	var wg sync.WaitGroup
 	wg.Go(func() { r.produce(10, 20, 50*time.Millisecond) })
+	wg.Go(func() { r.push(5, 15, 50*time.Millisecond) })
 	victim := r.nodes["node-b"]
 	r.setLive(victim.name, false)
 	killed := time.Now()
@@ -603,6 +661,7 @@ func TestCluster(t *testing.T) {
 	load.phase.Store("restart after kill")
 	restarted := time.Now()
 	wg.Go(func() { r.produce(20, 30, 50*time.Millisecond) })
+	wg.Go(func() { r.push(15, 25, 50*time.Millisecond) })
 	r.startNode(victim.name)
 	back := r.waitFor("the killed node back in the map", 90*time.Second, func() (bool, string) { return r.settled(names...) })
 	wg.Wait()
@@ -613,6 +672,7 @@ func TestCluster(t *testing.T) {
 	load.phase.Store("add")
 	// (c) a 4th node: warms up, then takes partitions.
 	wg.Go(func() { r.produce(30, 33, 50*time.Millisecond) })
+	wg.Go(func() { r.push(25, 30, 50*time.Millisecond) })
 	added := time.Now()
 	r.startNode("node-d")
 	four := []string{"node-a", "node-b", "node-c", "node-d"}
@@ -624,6 +684,7 @@ func TestCluster(t *testing.T) {
 	load.phase.Store("drain")
 	// (d) drain node-a, then remove it.
 	wg.Go(func() { r.produce(33, 36, 50*time.Millisecond) })
+	wg.Go(func() { r.push(30, 35, 50*time.Millisecond) })
 	drained := r.nodes["node-a"]
 	if out, err := drained.s.cli(t, "cluster", "drain"); err != nil {
 		t.Fatalf("featured cluster drain: %v\n%s", err, out)
@@ -646,6 +707,7 @@ func TestCluster(t *testing.T) {
 	load.phase.Store("rolling restart")
 	// (e) a rolling restart: SIGTERM, start again, one node at a time.
 	wg.Go(func() { r.produce(36, events, 50*time.Millisecond) })
+	wg.Go(func() { r.push(35, events, 50*time.Millisecond) })
 	for _, name := range three {
 		n := r.nodes[name]
 		r.setLive(name, false)
@@ -661,8 +723,7 @@ func TestCluster(t *testing.T) {
 
 // checkSurface checks what an operator sees of a settled cluster through
 // every node: /v1/status's cluster section, featured cluster status,
-// /metrics' cluster families after forwarded lookups; and that a push is
-// refused with 503 naming why.
+// /metrics' cluster families after forwarded lookups.
 func (r *clusterRig) checkSurface(members []string) {
 	t := r.t
 	t.Helper()
@@ -678,7 +739,7 @@ func (r *clusterRig) checkSurface(members []string) {
 		for _, p := range st.Partition {
 			if p.Role != "none" {
 				held++
-				if len(p.Offsets) != 1 || !p.Offsets[0].Reading || p.LagRecords != 0 || !p.CaughtUp {
+				if len(p.Offsets) != 2 || !p.Offsets[0].Reading || !p.Offsets[1].Reading || p.LagRecords != 0 || !p.CaughtUp {
 					t.Errorf("%s: partition %d: %+v", n.name, p.Partition, p)
 				}
 			}
@@ -713,11 +774,6 @@ func (r *clusterRig) checkSurface(members []string) {
 		if v, _ := family(samples, "featured_cluster_forwarded_rows_total"); v < 1 {
 			t.Errorf("%s: featured_cluster_forwarded_rows_total is %v after a lookup of every user", n.name, v)
 		}
-	}
-	n := r.liveNodes()[0]
-	code, body := n.s.post(t, "/v1/push", map[string]any{"source": "pushed", "events": []any{eventObject(r.users[0], r.streams[r.users[0]][0])}})
-	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "cluster mode") {
-		t.Errorf("a push in cluster mode: %d %s; want 503 naming cluster mode", code, body)
 	}
 }
 

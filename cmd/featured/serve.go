@@ -361,16 +361,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log, Writable: disk.Check,
 		PushBatch: tel.PushBatch, Applied: tel.IngestApplied, Tracer: tel.IngestTracer()}
-	pushOpts := ingestOpts
 	var partitionSet *ingest.PartitionSet // nil: every partition (a single node)
 	if c.cluster.group != "" {
-		pushOpts.Writable = func() error { return errPushInCluster }
 		partitionSet = ingest.NewPartitionSet()
+		ingestOpts.Cluster = clusterPushOptions(c, store.Partitions())
 	}
-	pusher, err := ingest.NewPusher(reg, store, pushOpts)
+	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
 	if err != nil {
 		return err
 	}
+	defer pusher.Close()
 	var kafkaIngest *ingest.Kafka
 	if c.kafkaBrokers != "" {
 		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ","),
