@@ -97,8 +97,9 @@
 // the others go in one featured.internal.v1.PeerService/Read per peer, in
 // parallel, each within min(the caller's deadline,
 // Options.ForwardTimeout). A peer that refuses, times out or is
-// unavailable is marked down for a second and its partitions retried on
-// their next replica; a partition with none left fails the lookup with
+// unavailable is marked down for a second (tried after the other replicas
+// meanwhile) and its partitions retried on their next replica; a partition
+// with none left fails the lookup with
 // 503 / UNAVAILABLE naming it (*PartitionError), never NOT_FOUND. The
 // owner (peer.go) re-resolves the request's view versions against its own
 // snapshot, refuses another registry generation with FAILED_PRECONDITION
@@ -109,6 +110,8 @@
 // Featured-Positions header (featured-positions metadata over gRPC) for
 // Feast's. Without a Placement none of this runs and responses are byte
 // for byte what they were. RouterStats counts forwards for metrics.
+// Options.Cluster adds the node's cluster section to GET /v1/status and
+// serves POST /v1/cluster/drain.
 //
 // # Middleware
 //

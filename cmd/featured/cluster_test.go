@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -566,13 +567,12 @@ func (l *loader) lookup(users []string) {
 	l.mu.Unlock()
 }
 
+var partitionNumber = regexp.MustCompile(`partition \d+`)
+
 // reason shortens a lookup error to its kind: the status and the first
 // words of the message.
 func reason(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "partition "); i >= 0 {
-		msg = msg[:i] + "partition N" + msg[min(len(msg), i+len("partition ")+2):]
-	}
+	msg := partitionNumber.ReplaceAllString(err.Error(), "partition N")
 	if len(msg) > 400 {
 		msg = msg[:400]
 	}
