@@ -247,7 +247,9 @@ func (r *clusterRig) dumpLogs() {
 
 // settled says whether every live node follows one map of the given
 // members, in which every partition has an active and standbys and no
-// warm-ups, and every live node answers the partitions it holds itself.
+// warm-ups, every member is the active of some partition (a node added
+// took partitions over), and every live node answers the partitions it
+// holds itself.
 func (r *clusterRig) settled(members ...string) (bool, string) {
 	var gen int32 = -1
 	for _, n := range r.liveNodes() {
@@ -265,6 +267,15 @@ func (r *clusterRig) settled(members ...string) (bool, string) {
 		}
 		if !slices.Equal(names, members) {
 			return false, fmt.Sprintf("%s: members %v, want %v", n.name, names, members)
+		}
+		actives := map[string]int{}
+		for _, p := range st.Partition {
+			actives[p.Active]++
+		}
+		for _, m := range members {
+			if actives[m] == 0 {
+				return false, fmt.Sprintf("%s: %s is the active of no partition: %v", n.name, m, actives)
+			}
 		}
 		for _, p := range st.Partition {
 			if p.Active == "" || len(p.Warmups) > 0 || len(p.Standbys) != min(1, len(members)-1) {
@@ -679,6 +690,11 @@ func TestCluster(t *testing.T) {
 	handover := r.waitFor("the 4th node holds partitions", 90*time.Second, func() (bool, string) { return r.settled(four...) })
 	wg.Wait()
 	r.waitFor("4 nodes equal the reference", 30*time.Second, r.equalEverywhere)
+	// It was given warm-ups first: nothing it would have answered before it
+	// caught up.
+	if !regexp.MustCompile(`holding partitions" generation=\d+ active=0 standby=0 warmup=[1-9]`).MatchString(r.nodes["node-d"].s.logs.String()) {
+		t.Errorf("the 4th node never held only warm-ups:\n%s", r.nodes["node-d"].s.logs)
+	}
 	t.Logf("a 4th node: balanced %s after it was ready (%s after its start)", handover.Round(time.Millisecond), time.Since(added).Round(time.Millisecond))
 
 	load.phase.Store("drain")
