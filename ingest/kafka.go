@@ -59,6 +59,12 @@ type KafkaOptions struct {
 	// batch it is applying has been handed to the store. Nil: all
 	// partitions of every topic.
 	Partitions *PartitionSet
+	// GroupPartitions, when set, restricts the group commits (GroupPrefix)
+	// to the partitions in the set: in a cluster every replica of a
+	// partition reads it, and only its active's progress is committed, so
+	// that lag tools see one writer per partition. Nil: every partition
+	// read is committed.
+	GroupPartitions *PartitionSet
 }
 
 // EnsureDefaults fills zero fields with their defaults.

@@ -37,6 +37,9 @@ func (k *Kafka) commitGroupsOnce(ctx context.Context) error {
 		commits := kadm.Offsets{}
 		stored := map[string]map[int32]int64{}
 		for _, p := range cs.Partitions {
+			if !k.opts.GroupPartitions.Contains(int32(p.Partition)) {
+				continue
+			}
 			name := cs.Source + "/" + cs.Topic
 			if p.OffsetEpoch > 0 {
 				name += fmt.Sprintf("#%d", p.OffsetEpoch)

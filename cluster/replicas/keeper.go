@@ -50,6 +50,10 @@ type Options struct {
 	// Set is the ingest partition set (ingest.KafkaOptions.Partitions)
 	// the Keeper sets to this node's partitions. Required.
 	Set *ingest.PartitionSet
+	// Actives, when set, is set to the partitions this node is the active
+	// of (ingest.KafkaOptions.GroupPartitions: only actives commit their
+	// progress to the lag tools' consumer groups).
+	Actives *ingest.PartitionSet
 	// Consumers, when set, is the Kafka ingest whose positions say how far
 	// each partition was applied. Nil: no Kafka source, every partition
 	// held is caught up.
@@ -315,6 +319,15 @@ func (k *Keeper) adopt(om *cluster.OwnerMap) {
 	k.table.Store(t)
 	roles := om.Roles(k.opts.Self)
 	k.opts.Set.Set(heldBy(roles)...)
+	if k.opts.Actives != nil {
+		var actives []int32
+		for p, r := range roles {
+			if r == cluster.RoleActive {
+				actives = append(actives, p)
+			}
+		}
+		k.opts.Actives.Set(actives...)
+	}
 	clear(k.asked)
 	if k.opts.MapFile != "" {
 		if err := SaveMap(k.opts.MapFile, om); err != nil {
@@ -483,6 +496,9 @@ func (k *Keeper) maybeLeave(ctx context.Context, m Membership) {
 	}
 	k.mu.Unlock()
 	k.opts.Set.Set()
+	if k.opts.Actives != nil {
+		k.opts.Actives.Set()
+	}
 	if err != nil {
 		k.opts.Logger.Error("cluster: drained; leaving the group failed (the broker removes the member after the session timeout)", "err", err)
 		return

@@ -107,10 +107,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // that catches up asks for a rebalance once; a drained node leaves once it
 // holds nothing; the map is saved and loads back.
 func TestKeeper(t *testing.T) {
-	set := ingest.NewPartitionSet()
+	set, actives := ingest.NewPartitionSet(), ingest.NewPartitionSet()
 	cons := &fakeConsumers{pos: map[int][2]int64{}}
 	mapFile := filepath.Join(t.TempDir(), "cluster-map")
-	k, err := New(Options{Self: "b", Partitions: 4, Set: set, Consumers: cons, MapFile: mapFile,
+	k, err := New(Options{Self: "b", Partitions: 4, Set: set, Actives: actives, Consumers: cons, MapFile: mapFile,
 		MaxStaleness: time.Second, AcceptableRecoveryLag: 10, Tick: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +134,9 @@ func TestKeeper(t *testing.T) {
 	waitUntil(t, "the partition set follows the map", func() bool { return slices.Equal(set.Partitions(), []int32{0, 1, 2}) })
 	if err := k.Ready(); err != nil {
 		t.Fatal(err)
+	}
+	if got := actives.Partitions(); !slices.Equal(got, []int32{0}) {
+		t.Fatalf("actives %v, want [0]", got)
 	}
 	// Nothing read yet: nothing answered here, nothing caught up.
 	if local, peers := k.Route(0); local || !slices.Equal(peers, []string{"a:1"}) {

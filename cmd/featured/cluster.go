@@ -119,9 +119,10 @@ type clusterNode struct {
 	wg     sync.WaitGroup
 }
 
-// newClusterNode makes the Keeper over set and consumers, holding the
-// partitions of the owner map the data dir kept, until the group answers.
-func newClusterNode(cfg clusterConfig, dataDir string, partitions int, set *ingest.PartitionSet, consumers replicas.Consumers, log *slog.Logger) (*clusterNode, error) {
+// newClusterNode makes the Keeper over set (the partitions consumed),
+// actives (those committed to the lag groups) and consumers, holding the
+// partitions of the owner map the data dir kept until the group answers.
+func newClusterNode(cfg clusterConfig, dataDir string, partitions int, set, actives *ingest.PartitionSet, consumers replicas.Consumers, log *slog.Logger) (*clusterNode, error) {
 	mapFile := filepath.Join(dataDir, "cluster-map")
 	prev, err := replicas.LoadMap(mapFile)
 	if err != nil {
@@ -133,7 +134,7 @@ func newClusterNode(cfg clusterConfig, dataDir string, partitions int, set *inge
 		prev = nil
 	}
 	k, err := replicas.New(replicas.Options{
-		Self: cfg.instance, Partitions: partitions, Set: set, Consumers: consumers, Previous: prev, MapFile: mapFile,
+		Self: cfg.instance, Partitions: partitions, Set: set, Actives: actives, Consumers: consumers, Previous: prev, MapFile: mapFile,
 		MaxStaleness: cfg.maxStaleness, AcceptableRecoveryLag: cfg.recoveryLag, Logger: log,
 	})
 	if err != nil {

@@ -361,9 +361,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ingestOpts := ingest.Options{MaxBatch: c.maxPushEvents, MaxFutureSkew: c.maxFutureSkew, Logger: log, Writable: disk.Check,
 		PushBatch: tel.PushBatch, Applied: tel.IngestApplied, Tracer: tel.IngestTracer()}
-	var partitionSet *ingest.PartitionSet // nil: every partition (a single node)
+	// nil: every partition, all committed to the lag groups (a single node)
+	var partitionSet, activeSet *ingest.PartitionSet
 	if c.cluster.group != "" {
-		partitionSet = ingest.NewPartitionSet()
+		partitionSet, activeSet = ingest.NewPartitionSet(), ingest.NewPartitionSet()
 		ingestOpts.Cluster = clusterPushOptions(c, store.Partitions())
 	}
 	pusher, err := ingest.NewPusher(reg, store, ingestOpts)
@@ -374,14 +375,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var kafkaIngest *ingest.Kafka
 	if c.kafkaBrokers != "" {
 		kafkaIngest, err = ingest.NewKafka(reg, store, ingest.KafkaOptions{Options: ingestOpts, Brokers: strings.Split(c.kafkaBrokers, ","),
-			GroupPrefix: c.kafkaGroupPrefix, Partitions: partitionSet})
+			GroupPrefix: c.kafkaGroupPrefix, Partitions: partitionSet, GroupPartitions: activeSet})
 		if err != nil {
 			return err
 		}
 	}
 	var node *clusterNode
 	if c.cluster.group != "" {
-		if node, err = newClusterNode(c.cluster, c.dataDir, store.Partitions(), partitionSet, kafkaIngest, log); err != nil {
+		if node, err = newClusterNode(c.cluster, c.dataDir, store.Partitions(), partitionSet, activeSet, kafkaIngest, log); err != nil {
 			return err
 		}
 	}
