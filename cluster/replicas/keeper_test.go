@@ -175,8 +175,8 @@ func TestKeeper(t *testing.T) {
 	m.mu.Unlock()
 
 	st := k.Status()
-	if st.Generation != 0 || len(st.Members) != 3 || st.Partition[2].Role != "warmup" || st.Partition[0].Active != "b" ||
-		!slices.Equal(st.Partition[1].Standbys, []string{"a", "b"}) || st.Partition[3].Role != "none" {
+	if st.Generation != 0 || len(st.Members) != 3 || st.Partitions[2].Role != "warmup" || st.Partitions[0].Active != "b" ||
+		!slices.Equal(st.Partitions[1].Standbys, []string{"a", "b"}) || st.Partitions[3].Role != "none" {
 		t.Fatalf("status %+v", st)
 	}
 	saved, err := LoadMap(mapFile)

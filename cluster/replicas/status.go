@@ -28,10 +28,10 @@ type Status struct {
 	GroupErrors uint64 `json:"group_errors"`
 	Draining    bool   `json:"draining"`
 	// Left says a drained node left the group: it holds nothing.
-	Left      bool          `json:"left"`
-	LeaveErr  string        `json:"leave_error,omitempty"`
-	Members   []MemberState `json:"members"`
-	Partition []PartState   `json:"partitions"`
+	Left       bool          `json:"left"`
+	LeaveErr   string        `json:"leave_error,omitempty"`
+	Members    []MemberState `json:"members"`
+	Partitions []PartState   `json:"partitions"`
 	// Forwarding is the router's counters (serving.RouterStats), when
 	// SetForwarding gave a source.
 	Forwarding any `json:"forwarding,omitempty"`
@@ -113,7 +113,7 @@ func (k *Keeper) Status() Status {
 		if ps.stale >= 0 {
 			s.StalenessSeconds = ps.stale.Seconds()
 		}
-		st.Partition = append(st.Partition, s)
+		st.Partitions = append(st.Partitions, s)
 	}
 	return st
 }

@@ -277,7 +277,7 @@ func printClusterStatus(w io.Writer, st *replicas.Status) {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tACTIVE\tSTANDBYS\tWARMUPS\tTHIS NODE\tLOCAL\tLAG")
-	for _, p := range st.Partition {
+	for _, p := range st.Partitions {
 		lag := "-"
 		if p.LagRecords >= 0 {
 			lag = fmt.Sprint(p.LagRecords)

@@ -269,7 +269,7 @@ func (r *clusterRig) settled(members ...string) (bool, string) {
 			return false, fmt.Sprintf("%s: members %v, want %v", n.name, names, members)
 		}
 		actives := map[string]int{}
-		for _, p := range st.Partition {
+		for _, p := range st.Partitions {
 			actives[p.Active]++
 		}
 		for _, m := range members {
@@ -277,7 +277,7 @@ func (r *clusterRig) settled(members ...string) (bool, string) {
 				return false, fmt.Sprintf("%s: %s is the active of no partition: %v", n.name, m, actives)
 			}
 		}
-		for _, p := range st.Partition {
+		for _, p := range st.Partitions {
 			if p.Active == "" || len(p.Warmups) > 0 || len(p.Standbys) != min(1, len(members)-1) {
 				return false, fmt.Sprintf("%s: partition %d: active %q standbys %v warmups %v", n.name, p.Partition, p.Active, p.Standbys, p.Warmups)
 			}
@@ -748,11 +748,11 @@ func (r *clusterRig) checkSurface(members []string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Instance != n.name || len(st.Members) != len(members) || len(st.Partition) != clusterP {
+		if st.Instance != n.name || len(st.Members) != len(members) || len(st.Partitions) != clusterP {
 			t.Fatalf("%s: status %+v", n.name, st)
 		}
 		held := 0
-		for _, p := range st.Partition {
+		for _, p := range st.Partitions {
 			if p.Role != "none" {
 				held++
 				if len(p.Offsets) != 2 || !p.Offsets[0].Reading || !p.Offsets[1].Reading || p.LagRecords != 0 || !p.CaughtUp {
