@@ -133,7 +133,11 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sopts := featurestore.Options{Partitions: *harnessPartitions, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
+	parts := *harnessPartitions
+	if opts.Placement != nil {
+		parts = opts.Placement.Partitions() // a node's store is partitioned as the cluster
+	}
+	sopts := featurestore.Options{Partitions: parts, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
 	var olog *eventlog.Log
 	if withLog {
 		olog, err = eventlog.Open(filepath.Join(dir, "offline"), eventlog.Options{Retention: -1, Now: clock, Logger: discard()})
