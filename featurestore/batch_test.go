@@ -411,6 +411,7 @@ func TestEnqueueFencedBatch(t *testing.T) {
 		index := make([]int, 0, to-from)
 		for i := from; i < to; i++ {
 			w := f.ws[i]
+			w.Partition = partOf(w.Entity, opts.Partitions)
 			w.Position = &Position{Topic: topic, Partition: partition, Offset: off + int64(i-from)}
 			ws = append(ws, w)
 			index = append(index, i)

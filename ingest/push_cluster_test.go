@@ -130,18 +130,18 @@ func TestClusterPushReplicas(t *testing.T) {
 	const partitions = 3
 	f := newClusterFixture(t, partitions)
 	now := time.Now()
-	ref := newEnv(t, pushOnlyDefs)
+	ref := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	ref.now = now
 	streams := ref.entityStreams(6, 41)
 	subset := []int32{0, 2}
 	if len(onPartitions(streams, partitions, subset...)) == 0 || len(onPartitions(streams, partitions, 1)) == 0 {
 		t.Fatal("the test needs entities on partition 1 and on the subset")
 	}
-	front := newEnv(t, pushOnlyDefs)
+	front := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	front.now = now
-	all := newEnv(t, pushOnlyDefs)
+	all := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	all.now = now
-	part := newEnv(t, pushOnlyDefs)
+	part := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	part.now = now
 
 	single := ref.pusher(t)
@@ -233,9 +233,9 @@ func TestClusterPushAtomic(t *testing.T) {
 	const partitions = 2
 	f := newClusterFixture(t, partitions)
 	now := time.Now()
-	front := newEnv(t, pushOnlyDefs)
+	front := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	front.now = now
-	rep := newEnv(t, pushOnlyDefs)
+	rep := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	rep.now = now
 	streams := front.entityStreams(4, 77)
 	batch := func(from, to int) []json.RawMessage {
@@ -303,8 +303,8 @@ func TestClusterPushAtomic(t *testing.T) {
 // no good event.
 func TestClusterPushValidation(t *testing.T) {
 	f := newClusterFixture(t, 2)
-	ref := newEnv(t, pushOnlyDefs)
-	front := newEnv(t, pushOnlyDefs)
+	ref := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
+	front := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	front.now = ref.now
 	single := ref.pusher(t)
 	c := f.opts
@@ -393,7 +393,7 @@ func BenchmarkClusterPush(b *testing.B) {
 			run(b, p, po)
 		})
 		b.Run(fmt.Sprintf("cluster/atomic=%v", atomic), func(b *testing.B) {
-			e := newEnv(b, pushOnlyDefs)
+			e := newEnvP(b, pushOnlyDefs, 4)
 			var s [4]byte
 			_, _ = rand.Read(s[:])
 			group := "featured-bench-" + hex.EncodeToString(s[:])
@@ -419,14 +419,14 @@ func BenchmarkClusterPush(b *testing.B) {
 func TestClusterPushTopicPartitions(t *testing.T) {
 	f := newClusterFixture(t, 3)
 	kafkatest.CreateNamedTopic(t, f.opts.Brokers, f.topic, 2)
-	front := newEnv(t, pushOnlyDefs)
+	front := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	p := f.pusher(t, front)
 	ev := []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"user_id":"a","ts":%d}`, front.now.UnixMilli()))}
 	_, err := p.PushJSON(context.Background(), "tx", ev, PushOptions{})
 	if !errors.Is(err, ErrPushTopic) || !strings.Contains(err.Error(), "has 2 partitions, the cluster 3") {
 		t.Fatalf("push to a 2-partition topic in a 3-partition cluster: %v", err)
 	}
-	run := f.replica(t, newEnv(t, pushOnlyDefs), nil)
+	run := f.replica(t, newEnvP(t, pushOnlyDefs, f.opts.Partitions), nil)
 	waitFor(t, "the replica to refuse the topic", 30*time.Second, func() bool {
 		err := run.k.Ready()
 		return err != nil && strings.Contains(err.Error(), "has 2 partitions, the cluster 3")
@@ -438,9 +438,9 @@ func TestClusterPushTopicPartitions(t *testing.T) {
 func TestClusterPushValues(t *testing.T) {
 	f := newClusterFixture(t, 2)
 	now := time.Now()
-	front := newEnv(t, pushOnlyDefs)
+	front := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	front.now = now
-	rep := newEnv(t, pushOnlyDefs)
+	rep := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	rep.now = now
 	p := f.pusher(t, front)
 	run := f.replica(t, rep, nil)
@@ -480,9 +480,9 @@ func TestClusterPushValues(t *testing.T) {
 func TestClusterPushRetryAfterPartialProduce(t *testing.T) {
 	f := newClusterFixture(t, 2)
 	now := time.Now()
-	front := newEnv(t, pushOnlyDefs)
+	front := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	front.now = now
-	rep := newEnv(t, pushOnlyDefs)
+	rep := newEnvP(t, pushOnlyDefs, f.opts.Partitions)
 	rep.now = now
 	p := f.pusher(t, front)
 	f.replica(t, rep, nil)

@@ -133,12 +133,11 @@ func newHarnessLog(t testing.TB, opts serving.Options, withLog bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A node of a cluster has a store partition per cluster partition.
-	partitions := *harnessPartitions
+	parts := *harnessPartitions
 	if opts.Placement != nil {
-		partitions = opts.Placement.Partitions()
+		parts = opts.Placement.Partitions() // a node's store is partitioned as the cluster
 	}
-	sopts := featurestore.Options{Partitions: partitions, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
+	sopts := featurestore.Options{Partitions: parts, CacheBytes: 8 << 20, GCInterval: -1, Now: clock, Logger: discard()}
 	var olog *eventlog.Log
 	if withLog {
 		olog, err = eventlog.Open(filepath.Join(dir, "offline"), eventlog.Options{Retention: -1, Now: clock, Logger: discard()})

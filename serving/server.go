@@ -54,6 +54,11 @@ func New(reg *registry.Registry, store *featurestore.Store, pusher *ingest.Pushe
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if pl := opts.Placement; pl != nil && pl.Partitions() != store.Partitions() {
+		// A row's partition is both where the router sends it and which
+		// store partition the owner reads: the counts must be one.
+		return nil, fmt.Errorf("serving: new: the placement has %d partitions, the store %d", pl.Partitions(), store.Partitions())
+	}
 	s := &Server{reg: reg, store: store, pusher: pusher, opts: opts, health: health.NewServer(), limits: newLimiter(&opts)}
 	s.lookups.New = func() any { return new(lookup) }
 	s.peers.dialOpts = opts.PeerDialOptions

@@ -168,7 +168,7 @@ func TestImportFeast(t *testing.T) {
 	}
 
 	// featured plan and apply take it as is.
-	s := startServer(t, t.TempDir(), "--kafka-brokers", strings.Join(brokers, ","))
+	s := startServer(t, t.TempDir(), "--kafka-brokers", strings.Join(brokers, ","), "--partitions", "1") // the topic's count
 	out, err := s.cli(t, "plan", "-f", defs)
 	if err != nil {
 		t.Fatalf("plan: %v\n%s", err, out)
