@@ -78,4 +78,7 @@ refuse "must exceed preStopSleepSeconds + shutdownTimeoutSeconds" "${auth[@]}" -
 refuse "kafka.sasl.enabled needs kafka.sasl.existingSecret" "${auth[@]}" --set kafka.brokers=k:9092 --set kafka.sasl.enabled=true
 refuse "backup.enabled needs backup.destination" "${auth[@]}" --set backup.enabled=true
 refuse "flags.shards: the chart sets --shards" "${auth[@]}" --set flags.shards=8
+refuse "cluster.enabled needs kafka.brokers" "${auth[@]}" --set cluster.enabled=true --set replicaCount=3
+refuse "each partition needs 1 + standbys pods" "${auth[@]}" --set cluster.enabled=true --set kafka.brokers=k:9092 --set replicaCount=2 --set cluster.standbys=2
+refuse "flags.standbys: the chart sets --standbys" "${auth[@]}" --set flags.standbys=2
 echo "rendered manifests: $out"

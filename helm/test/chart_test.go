@@ -35,6 +35,7 @@ var variantChecks = map[string]func(t *testing.T, m *manifests, r *rendering){
 	"backup":      checkBackup,
 	"ephemeral":   checkEphemeral,
 	"auth-tls":    checkAuthTLS,
+	"cluster":     checkCluster,
 }
 
 // rendering is the server's pod as the chart renders it, with its command
@@ -767,4 +768,52 @@ func chartMeta(t *testing.T) chart {
 		t.Fatalf("Chart.yaml: appVersion %q, %v", c.AppVersion, err)
 	}
 	return c
+}
+
+// checkCluster: cluster mode passes the group, the pod name as the static
+// member id and its headless-Service address as the advertised one (from
+// the downward API), the replica settings, and spreads the pods.
+func checkCluster(t *testing.T, m *manifests, r *rendering) {
+	want := map[string]string{
+		"cluster-group":           r.sts.Name,
+		"cluster-instance":        "$(POD_NAME)",
+		"cluster-advertise":       fmt.Sprintf("$(POD_NAME).%s-headless.features.svc:9090", r.sts.Name), // scripts/helm.sh renders in namespace features
+		"standbys":                "1",
+		"max-staleness":           "5s",
+		"cluster-forward-timeout": "250ms",
+		"cluster-session-timeout": "10s",
+		"partitions":              "16",
+	}
+	for k, v := range want {
+		if r.flags[k] != v {
+			t.Errorf("--%s=%q, want %q", k, r.flags[k], v)
+		}
+	}
+	if r.flags["kafka-brokers"] == "" {
+		t.Errorf("cluster mode without --kafka-brokers")
+	}
+	v := envVar(r.container, "POD_NAME")
+	if v == nil || v.ValueFrom == nil || v.ValueFrom.FieldRef == nil || v.ValueFrom.FieldRef.FieldPath != "metadata.name" {
+		t.Errorf("POD_NAME = %v, want the downward API's metadata.name", v)
+	}
+	if *r.sts.Spec.Replicas != 4 {
+		t.Errorf("replicas %d, want 4", *r.sts.Spec.Replicas)
+	}
+	if r.sts.Spec.ServiceName != r.sts.Name+"-headless" {
+		t.Errorf("serviceName %q: the advertised addresses are on the headless Service", r.sts.Spec.ServiceName)
+	}
+	aff := r.pod.Affinity
+	if aff == nil || aff.PodAntiAffinity == nil || len(aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 2 {
+		t.Fatalf("affinity %v: want soft anti-affinity on hostname and zone", aff)
+	}
+	keys := []string{}
+	for _, w := range aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+		keys = append(keys, w.PodAffinityTerm.TopologyKey)
+	}
+	if !slices.Equal(keys, []string{"kubernetes.io/hostname", "topology.kubernetes.io/zone"}) {
+		t.Errorf("anti-affinity topology keys %v", keys)
+	}
+	if len(m.pdbs) != 1 || m.pdbs[0].Spec.MaxUnavailable == nil || m.pdbs[0].Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("PodDisruptionBudget %v: a rolling restart or drain must take one pod at a time", m.pdbs)
+	}
 }

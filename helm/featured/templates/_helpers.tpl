@@ -127,8 +127,16 @@ to change.
 {{- fail "tls.existingSecret with serviceMonitor.enabled needs serviceMonitor.tlsConfig.caSecret.name or serviceMonitor.tlsConfig.insecureSkipVerify: true" }}
 {{- end }}
 {{- end }}
+{{- if .Values.cluster.enabled }}
+{{- if not .Values.kafka.brokers }}
+{{- fail "cluster.enabled needs kafka.brokers: the cluster's membership and pushes go through Kafka" }}
+{{- end }}
+{{- if le (int .Values.replicaCount) (int .Values.cluster.standbys) }}
+{{- fail (printf "cluster.enabled with replicaCount %d and cluster.standbys %d: each partition needs 1 + standbys pods" (int .Values.replicaCount) (int .Values.cluster.standbys)) }}
+{{- end }}
+{{- end }}
 {{- range $name, $_ := .Values.flags }}
-{{- if has $name (list "data-dir" "http-addr" "grpc-addr" "partitions" "shards" "shutdown-timeout" "kafka-brokers" "apply" "backup-dest" "backup-interval" "auth-file" "metrics-token-required" "tls-cert" "tls-key" "tls-client-ca" "insecure") }}
+{{- if has $name (list "data-dir" "http-addr" "grpc-addr" "partitions" "shards" "shutdown-timeout" "kafka-brokers" "apply" "backup-dest" "backup-interval" "auth-file" "metrics-token-required" "tls-cert" "tls-key" "tls-client-ca" "insecure" "cluster-group" "cluster-instance" "cluster-advertise" "standbys" "max-staleness" "cluster-forward-timeout" "cluster-session-timeout") }}
 {{- fail (printf "flags.%s: the chart sets --%s from its own value (see README.md)" $name $name) }}
 {{- end }}
 {{- end }}
@@ -179,6 +187,15 @@ prints as 4.194304e+06: integral ones are printed as integers.
 {{- if .Values.backup.enabled }}
 - {{ printf "--backup-dest=%s" .Values.backup.destination | quote }}
 - {{ printf "--backup-interval=%s" .Values.backup.interval | quote }}
+{{- end }}
+{{- if .Values.cluster.enabled }}
+- {{ printf "--cluster-group=%s" (.Values.cluster.group | default (include "featured.fullname" .)) | quote }}
+- "--cluster-instance=$(POD_NAME)"
+- {{ printf "--cluster-advertise=$(POD_NAME).%s-headless.%s.svc:%v" (include "featured.fullname" .) .Release.Namespace .Values.ports.grpc | quote }}
+- {{ printf "--standbys=%v" .Values.cluster.standbys | quote }}
+- {{ printf "--max-staleness=%s" .Values.cluster.maxStaleness | quote }}
+- {{ printf "--cluster-forward-timeout=%s" .Values.cluster.forwardTimeout | quote }}
+- {{ printf "--cluster-session-timeout=%s" .Values.cluster.sessionTimeout | quote }}
 {{- end }}
 {{- range $name := keys .Values.flags | sortAlpha }}
 - {{ printf "--%s=%s" $name (include "featured.flagValue" (get $.Values.flags $name)) | quote }}
