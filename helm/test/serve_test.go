@@ -84,6 +84,9 @@ func localArgs(t *testing.T, m *manifests, r *rendering) ([]string, *serveClient
 	out := []string{r.args[0]}
 	for _, a := range r.args[1:] {
 		name, value, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		// The kubelet expands $(POD_NAME) (the downward API's pod name, which
+		// cluster mode takes as its member id and host name) in arguments.
+		value = strings.ReplaceAll(value, "$(POD_NAME)", "featured-chart-test-0")
 		switch name {
 		case "http-addr", "grpc-addr":
 			value = "127.0.0.1:0"
