@@ -54,7 +54,7 @@ func (s *Server) backfillParam(r *http.Request) (bool, error) {
 	}
 	if on && s.opts.Backfill == nil {
 		return false, &RequestError{Problems: []Problem{{Field: "backfill", Value: vals[0],
-			Reason: "this server has no offline log to build state from; apply without backfill"}}}
+			Reason: "this server cannot backfill (it has no offline log, or it is a cluster node, whose log holds only its own partitions); apply without backfill"}}}
 	}
 	return on, nil
 }

@@ -41,6 +41,10 @@ var (
 	ErrResponseTooLarge = fmt.Errorf("%w: response too large", ErrLimit)
 	// ErrNotReady is returned while the server is not ready (SetReady(false)).
 	ErrNotReady = errors.New("serving: not ready")
+	// ErrClusterUnsupported: what a single node does but a cluster node
+	// cannot do yet, such as an export, which would see only the partitions
+	// this node holds (501 / Unimplemented).
+	ErrClusterUnsupported = errors.New("serving: not available in cluster mode")
 
 	// ErrUnauthenticated is a request without a valid token (or client
 	// certificate) when auth is on; ErrPermissionDenied one whose token
@@ -72,6 +76,7 @@ var errorTable = []struct {
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	{ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, codes.InvalidArgument},
 	{ErrNotReady, http.StatusServiceUnavailable, codes.Unavailable},
+	{ErrClusterUnsupported, http.StatusNotImplemented, codes.Unimplemented},
 	{ErrUnavailable, http.StatusServiceUnavailable, codes.Unavailable},
 	{ErrOverloaded, http.StatusServiceUnavailable, codes.ResourceExhausted},
 	{ErrBodyTimeout, http.StatusRequestTimeout, codes.DeadlineExceeded},

@@ -287,3 +287,11 @@ func printClusterStatus(w io.Writer, st *replicas.Status) {
 	}
 	tw.Flush()
 }
+
+// clusterRefused answers an offline route a cluster node cannot serve with
+// 501, saying why and what works.
+func clusterRefused(what string) func(http.ResponseWriter, *http.Request) error {
+	return func(http.ResponseWriter, *http.Request) error {
+		return fmt.Errorf("%w: %s: this node's offline log holds only the partitions it has held, so the answer would miss the other partitions' entities; run it on a single-node featured fed the same topics", serving.ErrClusterUnsupported, what)
+	}
+}

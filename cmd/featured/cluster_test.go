@@ -790,6 +790,13 @@ func (r *clusterRig) checkSurface(members []string) {
 		if v, _ := family(samples, "featured_cluster_forwarded_rows_total"); v < 1 {
 			t.Errorf("%s: featured_cluster_forwarded_rows_total is %v after a lookup of every user", n.name, v)
 		}
+		// An export would see only this node's partitions: refused, not partial.
+		for _, path := range []string{"/v1/export", "/v1/verify-skew", "/v1/backfill"} {
+			st, body := n.s.post(t, path, map[string]any{"features": r.refs})
+			if st != http.StatusNotImplemented || !strings.Contains(string(body), "cluster mode") {
+				t.Errorf("%s: POST %s: %d %s; want 501 naming cluster mode", n.name, path, st, body)
+			}
+		}
 	}
 }
 

@@ -406,6 +406,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Backfill:   offline.BackfillHandler(exporter, store, hopts),
 		VerifySkew: offline.VerifySkewHandler(exporter, sampler, hopts),
 	}
+	if node != nil {
+		// A node's offline log holds only the partitions it has held: an
+		// export, a skew check or a backfill there would silently miss the
+		// others' entities. Refused until exports read every partition
+		// (docs/scaling.md, "Writes and exports in a cluster").
+		sopts.Backfill = nil
+		sopts.Offline = serving.OfflineRoutes{Export: clusterRefused("export"), Backfill: clusterRefused("backfill"), VerifySkew: clusterRefused("verify-skew")}
+	}
 	backups := &backuper{dataDir: c.dataDir, store: store, reg: reg, olog: olog, log: log}
 	sopts.Backup = backups.handler(c.backupDest, c.backupKeep)
 	sopts.Pprof = c.pprofOnHTTP
