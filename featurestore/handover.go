@@ -329,3 +329,16 @@ func (s *shard) recoverLoad() error {
 	}
 	return nil
 }
+
+// PartitionEmpty reports whether partition p holds no state and no
+// offsets: whether LoadPartition may fill it.
+func (s *Store) PartitionEmpty(p int) (bool, error) {
+	if p < 0 || p >= len(s.shards) {
+		return false, fmt.Errorf("featurestore: partition %d: %w", p, ErrPartition)
+	}
+	err := s.shards[p].checkEmpty()
+	if errors.Is(err, ErrNotEmpty) {
+		return false, nil
+	}
+	return err == nil, err
+}
