@@ -71,8 +71,8 @@ func (s *Store) CheckpointPartition(ctx context.Context, p int, dst string) (*Pa
 	return pc, nil
 }
 
-// LoadPartition fills partition p, which must hold no state and no offsets
-// (ErrNotEmpty), from the checkpoint of p under dir (CheckpointPartition,
+// LoadPartition fills partition p, which must hold no state and no offset
+// of Kafka partition p (ErrNotEmpty), from the checkpoint of p under dir (CheckpointPartition,
 // possibly another node's). The checkpoint is opened read-only as its own
 // Pebble and refused unless its partition record names partition p of a
 // store of this P. Every key but the partition record and the EventLog
@@ -210,21 +210,33 @@ func (s *shard) load(r *request) error {
 }
 
 // checkEmpty fails with ErrNotEmpty when the shard holds a state or an
-// offset.
+// offset of its own Kafka partition. Offsets of other Kafka partitions do
+// not count: every shard records them (the marks of Offsets' minimum
+// rule), and a load gives them to the other shards (LoadPartition).
 func (s *shard) checkEmpty() error {
-	for _, prefix := range []byte{prefixState, prefixOffset} {
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
-		if err != nil {
-			return fmt.Errorf("check empty: %w", err)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixState}, UpperBound: []byte{prefixState + 1}})
+	if err != nil {
+		return fmt.Errorf("check empty: %w", err)
+	}
+	found := it.First()
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("check empty: %w", err)
+	}
+	if found {
+		return fmt.Errorf("%w: partition %d holds states", ErrNotEmpty, s.id)
+	}
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOffset}, UpperBound: []byte{prefixOffset + 1}})
+	if err != nil {
+		return fmt.Errorf("check empty: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if topic, part, ok := parseOffsetKey(it.Key()); ok && int(part) == s.id {
+			return fmt.Errorf("%w: partition %d holds the offset of %s/%d", ErrNotEmpty, s.id, topic, part)
 		}
-		found := it.First()
-		err = it.Close()
-		if found {
-			return fmt.Errorf("%w: it holds keys of prefix %q", ErrNotEmpty, prefix)
-		}
-		if err != nil {
-			return fmt.Errorf("check empty: %w", err)
-		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("check empty: %w", err)
 	}
 	return nil
 }

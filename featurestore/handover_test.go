@@ -81,6 +81,14 @@ func TestPartitionHandover(t *testing.T) {
 	if _, err := b.LoadPartition(ctx, p, ck); !errors.Is(err, ErrNotEmpty) {
 		t.Fatalf("second load: %v, want ErrNotEmpty", err)
 	}
+	// The other partitions got p's offset, but hold nothing of their own:
+	// still empty, each may be loaded.
+	for q := range parts {
+		empty, err := b.PartitionEmpty(q)
+		if err != nil || empty != (q != p) {
+			t.Fatalf("PartitionEmpty(%d) = %v, %v; want %v", q, empty, err, q != p)
+		}
+	}
 	// The load survives a restart.
 	dir := b.dir
 	b.Close()
