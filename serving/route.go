@@ -513,6 +513,12 @@ func (s *Server) callPeer(ctx context.Context, addr, tok string, req *peerv1.Rea
 			if !errors.Is(ctx.Err(), context.Canceled) {
 				c.downUntil.Store(time.Now().Add(peerDownFor).UnixNano())
 			}
+			// The failure may be the channel's memory of the peer being
+			// down (a call on a channel waiting out its reconnect backoff
+			// fails at once): redial now, so that a peer back from a
+			// restart answers the next call rather than up to a second
+			// later. A no-op on a connected channel.
+			c.conn.ResetConnectBackoff()
 		}
 	}
 	if o := s.opts.ForwardObserver; o != nil {

@@ -166,8 +166,8 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.BoolVar(&c.insecure, "insecure", false, "allow non-loopback listen addresses without --auth-file, and a non-loopback --pprof-addr")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) for HTTP and gRPC; reloaded when it changes")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
-	clusterFlags(fs, &c.cluster)
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "PEM CA of client certificates; a verified certificate's subject may stand for a token (subject: in --auth-file)")
+	clusterFlags(fs, &c.cluster)
 	return c
 }
 
