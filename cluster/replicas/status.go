@@ -154,3 +154,14 @@ func (k *Keeper) MembershipStats() cluster.Stats {
 	}
 	return m.Stats()
 }
+
+// HandoverStats returns the hand-over counters; ok is false without a
+// Handover.
+func (k *Keeper) HandoverStats() (s HandoverStats, ok bool) {
+	if k.opts.Handover == nil {
+		return HandoverStats{}, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.mu.handover, true
+}

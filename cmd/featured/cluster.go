@@ -25,6 +25,7 @@ import (
 	"github.com/featured-dev/featured/cluster/replicas"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/certs"
+	"github.com/featured-dev/featured/internal/telemetry"
 	"github.com/featured-dev/featured/serving"
 )
 
@@ -193,6 +194,23 @@ func (n *clusterNode) close() {
 
 // ClusterStatus is serving.ClusterNode's.
 func (n *clusterNode) ClusterStatus() any { return n.keeper.Status() }
+
+// clusterMetrics is what the cluster metrics read of the node: the Keeper,
+// and its hand-over counters in telemetry's terms.
+type clusterMetrics struct{ *replicas.Keeper }
+
+// HandoverCounts is telemetry.HandoverNode's.
+func (m clusterMetrics) HandoverCounts() (telemetry.HandoverCounts, bool) {
+	h, ok := m.Keeper.HandoverStats()
+	if !ok {
+		return telemetry.HandoverCounts{}, false
+	}
+	return telemetry.HandoverCounts{Restores: h.Restores, Replays: h.Replays, RestoreErrors: h.RestoreErrors,
+		RestoreBytes: h.RestoreBytes, RestoreSeconds: h.RestoreSeconds,
+		Checkpoints: h.Checkpoints, CheckpointErrors: h.CheckpointErrors, CheckpointBytes: h.CheckpointBytes}, true
+}
+
+var _ telemetry.HandoverNode = clusterMetrics{}
 
 // Drain is serving.ClusterNode's.
 func (n *clusterNode) Drain() error {

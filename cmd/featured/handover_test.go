@@ -87,5 +87,15 @@ func TestClusterHandover(t *testing.T) {
 	if h == nil || held == 0 || h.Restores < uint64(held) || h.Replays != 0 || h.RestoreErrors != 0 || h.RestoreBytes == 0 {
 		t.Fatalf("node-c holds %d partitions; handover status %+v, want every one restored, none replayed\n%s", held, h, r.nodes["node-c"].s.logs)
 	}
+	samples := scrape(t, r.nodes["node-c"].s.url)
+	if v, _ := family(samples, "featured_cluster_restores_total", `result="restored"`); v != float64(h.Restores) {
+		t.Errorf("featured_cluster_restores_total{result=restored} is %v, status says %d", v, h.Restores)
+	}
+	if v, _ := family(samples, "featured_cluster_restore_bytes_total"); v < 1 {
+		t.Errorf("featured_cluster_restore_bytes_total is %v", v)
+	}
+	if v, _ := family(scrape(t, r.nodes["node-a"].s.url), "featured_cluster_checkpoints_total", `result="ok"`); v < 1 {
+		t.Errorf("node-a: featured_cluster_checkpoints_total{result=ok} is %v", v)
+	}
 	t.Logf("node-c restored %d partitions (%d bytes) in %.2fs", h.Restores, h.RestoreBytes, h.RestoreSeconds)
 }

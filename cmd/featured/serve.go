@@ -442,7 +442,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 			return srv.RouterStats()
 		}
-		if sopts.ForwardObserver, err = tel.ObserveCluster(node.keeper, routerStats); err != nil {
+		if sopts.ForwardObserver, err = tel.ObserveCluster(clusterMetrics{node.keeper}, routerStats); err != nil {
 			return err
 		}
 		node.keeper.SetForwarding(func() any { return routerStats() })
