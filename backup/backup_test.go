@@ -220,3 +220,61 @@ func TestUploadSkipsKnownSSTables(t *testing.T) {
 		t.Errorf("second backup uploaded %d files, want 3 (all but the trusted sstable)", m2.UploadedFiles)
 	}
 }
+
+// TestPartitionDest: each partition's checkpoints are a destination of
+// their own under partitions/p-NNNN/, incremental, pruned and downloaded
+// on their own.
+func TestPartitionDest(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	for _, c := range []struct{ dest, want string }{
+		{root, filepath.Join(root, "partitions", "p-0007")},
+		{"s3://bkt/pre?endpoint=http://x", "s3://bkt/pre/partitions/p-0007?endpoint=http://x"},
+		{"s3://bkt?region=r", "s3://bkt/partitions/p-0007?region=r"},
+	} {
+		if got := PartitionDest(c.dest, 7); got != c.want {
+			t.Errorf("PartitionDest(%q, 7) = %q, want %q", c.dest, got, c.want)
+		}
+	}
+	d, err := OpenPartition(ctx, root, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"000001.sst": "one", "MANIFEST-000001": "m1"})
+	if err := d.Upload(ctx, src, &Manifest{Time: time.Unix(1000, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]string{"000001.sst": "one", "000002.sst": "two", "MANIFEST-000001": "m2"}
+	writeTree(t, src, last)
+	m2 := &Manifest{Time: time.Unix(2000, 0)}
+	if err := d.Upload(ctx, src, m2); err != nil {
+		t.Fatal(err)
+	}
+	if m2.UploadedFiles != 2 {
+		t.Fatalf("second checkpoint uploaded %d files, want 2 (the first sstable is there)", m2.UploadedFiles)
+	}
+	if n, err := d.Prune(ctx, 1); err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v; want 1 deleted", n, err)
+	}
+	m, dir, err := d.Download(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != m2.ID {
+		t.Fatalf("downloaded %s, want the newest %s", m.ID, m2.ID)
+	}
+	checkTree(t, dir, last)
+	if _, err := os.Stat(filepath.Join(root, "partitions", "p-0007", "manifests")); err != nil {
+		t.Fatalf("layout: %v", err)
+	}
+	empty, err := OpenPartition(ctx, root, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	if _, _, err := empty.Download(ctx, t.TempDir()); !errors.Is(err, ErrNoBackup) {
+		t.Fatalf("download of a partition with no checkpoint: %v, want ErrNoBackup", err)
+	}
+}

@@ -11,6 +11,8 @@
 //
 //	manifests/<id>.json      one per complete backup (Manifest)
 //	data/<ab>/<sha256>       file contents, addressed by their SHA-256
+//	partitions/p-NNNN/       one partition's checkpoints, the same layout
+//	                         inside (OpenPartition; cluster hand-over)
 //
 // Files are content-addressed, so a file the destination already holds is
 // not uploaded again: Pebble's sstables never change once written, and an

@@ -17,6 +17,14 @@
 // view of one entity lives in one partition. Options.Partitions, P, is
 // fixed when the store is created.
 //
+// # Hand-over
+//
+// CheckpointPartition copies one partition (its state and offsets, one
+// Pebble) at a commit point of its writer alone; LoadPartition fills an
+// empty partition from such a copy, possibly another node's, so that a
+// consumer resumes at the copy's offsets (cluster/replicas, docs/scaling.md
+// "Replicas"). A load cut short is wiped at the next Open.
+//
 // # Concurrency
 //
 // Each partition has exactly one writer goroutine, the only code that

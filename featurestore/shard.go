@@ -22,7 +22,8 @@ const (
 	reqDrop
 	reqGC
 	reqRebuild
-	reqPause // Store.Checkpoint
+	reqPause // Store.Checkpoint, Store.CheckpointPartition
+	reqLoad  // Store.LoadPartition
 )
 
 // request is one unit of work for a shard's writer.
@@ -59,6 +60,8 @@ type request struct {
 	// resume to be closed.
 	paused chan error
 	resume chan struct{}
+	// reqLoad: the checkpoint to copy, and what was copied.
+	load *loadJob
 }
 
 type topicPartition struct {
@@ -193,6 +196,9 @@ func newShard(id int, db *pebble.DB, opts *Options, dmg *damage, deadc chan stru
 		changed:     make(map[topicPartition]bool),
 	}
 	s.mu.committed = make(map[topicPartition]int64)
+	if err := s.recoverLoad(); err != nil {
+		return nil, err
+	}
 	if err := s.loadOffsets(); err != nil {
 		return nil, err
 	}
@@ -319,6 +325,9 @@ func (s *shard) handle(r *request) {
 		return
 	case reqPause:
 		s.pause(r)
+		return
+	case reqLoad:
+		r.done <- s.load(r)
 		return
 	case reqRebuild:
 		// rebuild commits the switch itself, before any later write is

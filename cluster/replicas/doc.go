@@ -12,7 +12,10 @@
 //     consumer;
 //  2. saves the map under the data dir, so that a node coming back after the
 //     session timeout reports its old roles (cluster.Config.Previous);
-//  3. rebuilds the routing table serving reads ([Keeper.Route]): a
+//  3. with a [Handover], first restores each partition it adopts and holds
+//     no state of from the partition's newest checkpoint, so that it is
+//     consumed from the checkpoint's offsets rather than the topic's start;
+//  4. rebuilds the routing table serving reads ([Keeper.Route]): a
 //     partition is answered here when this node holds it and has applied
 //     every source of it up to where the partition ended at most
 //     MaxStaleness ago; otherwise by the other replicas, active first, then
@@ -35,5 +38,7 @@
 // are called on every routed lookup: they read an immutable table through an
 // atomic pointer and never block. CaughtUp is called from the Kafka group
 // client's goroutine and returns a copy of the last Tick's result. Run
-// owns the Keeper's one goroutine; cancel its context to stop it.
+// owns the Keeper's one goroutine (and, with a Handover, a second that
+// checkpoints the partitions this node is the active of every
+// CheckpointInterval); cancel its context to stop them.
 package replicas

@@ -78,6 +78,14 @@ type Options struct {
 	// Logger receives the Keeper's logs. The default value is
 	// slog.Default().
 	Logger *slog.Logger
+	// Handover, when set, restores a partition adopted empty from its
+	// newest checkpoint before it is consumed, and checkpoints the
+	// partitions this node is the active of every CheckpointInterval.
+	// Nil: partitions are replayed from the topic.
+	Handover Handover
+	// CheckpointInterval is how often the actives checkpoint, with
+	// Handover. The default value is 15m.
+	CheckpointInterval time.Duration
 }
 
 // EnsureDefaults fills the zero fields that have defaults.
@@ -94,6 +102,9 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = 15 * time.Minute
+	}
 }
 
 // Validate reports the first invalid field, after EnsureDefaults.
@@ -105,8 +116,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("replicas: options: partitions: %d, want at least 1", o.Partitions)
 	case o.Set == nil:
 		return errors.New("replicas: options: set: nil")
-	case o.MaxStaleness < 0 || o.AcceptableRecoveryLag < 0 || o.Tick <= 0:
-		return errors.New("replicas: options: max staleness, acceptable recovery lag and tick: must not be negative")
+	case o.MaxStaleness < 0 || o.AcceptableRecoveryLag < 0 || o.Tick <= 0 || o.CheckpointInterval < 0:
+		return errors.New("replicas: options: max staleness, acceptable recovery lag, tick and checkpoint interval: must not be negative")
 	case o.Previous != nil && o.Previous.Partitions != o.Partitions:
 		return fmt.Errorf("replicas: options: previous: a map of %d partitions, want %d", o.Previous.Partitions, o.Partitions)
 	}
@@ -131,6 +142,7 @@ type Keeper struct {
 		leaveErr string
 		// forwarding reads the router's counters for Status.
 		forwarding func() any
+		handover   HandoverStats
 	}
 	drainc chan struct{} // Drain wakes Run
 
@@ -282,9 +294,14 @@ func (k *Keeper) Run(ctx context.Context, m Membership) {
 	k.mu.Unlock()
 	tick := time.NewTicker(k.opts.Tick)
 	defer tick.Stop()
+	if k.opts.Handover != nil && k.opts.CheckpointInterval > 0 {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { k.checkpointLoop(ctx) })
+	}
 	om, changed := m.Current()
 	if om != nil {
-		k.adopt(om)
+		k.adopt(ctx, om)
 	}
 	for {
 		k.observe(time.Now())
@@ -294,16 +311,18 @@ func (k *Keeper) Run(ctx context.Context, m Membership) {
 			return
 		case <-changed:
 			om, changed = m.Current()
-			k.adopt(om)
+			k.adopt(ctx, om)
 		case <-tick.C:
 		case <-k.drainc:
 		}
 	}
 }
 
-// adopt makes om the map: the partitions to consume, the routes, the
-// saved copy.
-func (k *Keeper) adopt(om *cluster.OwnerMap) {
+// adopt makes om the map: the partitions to consume (those adopted empty
+// restored first, with a Handover), the routes, the saved copy. A restore
+// holds up the Keeper's goroutine: the partitions already held go on being
+// consumed and routed meanwhile, but the map's other changes wait.
+func (k *Keeper) adopt(ctx context.Context, om *cluster.OwnerMap) {
 	if om == nil {
 		return
 	}
@@ -318,6 +337,7 @@ func (k *Keeper) adopt(om *cluster.OwnerMap) {
 	}
 	k.table.Store(t)
 	roles := om.Roles(k.opts.Self)
+	k.restoreNew(ctx, roles)
 	k.opts.Set.Set(heldBy(roles)...)
 	if k.opts.Actives != nil {
 		var actives []int32

@@ -35,6 +35,8 @@ type Status struct {
 	// Forwarding is the router's counters (serving.RouterStats), when
 	// SetForwarding gave a source.
 	Forwarding any `json:"forwarding,omitempty"`
+	// Handover counts restores and checkpoints, with a Handover.
+	Handover *HandoverStats `json:"handover,omitempty"`
 }
 
 // MemberState is one member of the current map.
@@ -78,6 +80,10 @@ func (k *Keeper) Status() Status {
 	k.mu.Lock()
 	m, fwd := k.mu.m, k.mu.forwarding
 	st := Status{Instance: k.opts.Self, Draining: k.mu.draining, Left: k.mu.left, LeaveErr: k.mu.leaveErr}
+	if k.opts.Handover != nil {
+		hs := k.mu.handover
+		st.Handover = &hs
+	}
 	k.mu.Unlock()
 	if m != nil {
 		ms := m.Stats()
@@ -147,4 +153,15 @@ func (k *Keeper) MembershipStats() cluster.Stats {
 		return cluster.Stats{}
 	}
 	return m.Stats()
+}
+
+// HandoverStats returns the hand-over counters; ok is false without a
+// Handover.
+func (k *Keeper) HandoverStats() (s HandoverStats, ok bool) {
+	if k.opts.Handover == nil {
+		return HandoverStats{}, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.mu.handover, true
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/featured-dev/featured/cluster/replicas"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/certs"
+	"github.com/featured-dev/featured/internal/telemetry"
 	"github.com/featured-dev/featured/serving"
 )
 
@@ -42,6 +43,10 @@ type clusterConfig struct {
 	recoveryLag    int64
 	maxWarmups     int
 	probing        time.Duration
+	// Hand-over through object storage (handover.go).
+	checkpointDest     string
+	checkpointInterval time.Duration
+	checkpointKeep     int
 }
 
 func clusterFlags(fs *flag.FlagSet, c *clusterConfig) {
@@ -56,6 +61,9 @@ func clusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 	fs.DurationVar(&c.sessionTimeout, "cluster-session-timeout", 10*time.Second, "Kafka group session timeout: how long a silent node keeps its partitions (the broker allows 6s to 30m by default)")
 	fs.Int64Var(&c.recoveryLag, "acceptable-recovery-lag", 10000, "records behind the end offset, on every source, at which a partition counts as caught up (a warm-up becomes a replica)")
 	fs.IntVar(&c.maxWarmups, "max-warmups", 2, "warm-ups placed on one node at once")
+	fs.StringVar(&c.checkpointDest, "checkpoint-dest", "", "where each partition's active uploads the partition's checkpoint, and a node adopting a partition it holds no state of restores it from (<dest>/partitions/p-NNNN/): a directory, file:///path or s3://bucket/prefix, as --backup-dest; empty: a new replica replays the topic")
+	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", 15*time.Minute, "how often the active of each partition checkpoints it to --checkpoint-dest (a restored replica then replays at most this much)")
+	fs.IntVar(&c.checkpointKeep, "checkpoint-keep", 4, "checkpoints kept per partition at --checkpoint-dest, the newest (0 keeps all)")
 	fs.DurationVar(&c.probing, "probing-interval", 10*time.Minute, "how often a node rejoins the group when the partitions it holds caught up changed and no rebalance said so (the backstop for warm-ups)")
 }
 
@@ -86,6 +94,10 @@ func (c *clusterConfig) check(sc *serveConfig) error {
 		return fmt.Errorf("--max-warmups: %d, want at least 1", c.maxWarmups)
 	case c.probing <= 0:
 		return fmt.Errorf("--probing-interval: %s, want a positive duration", c.probing)
+	case c.checkpointInterval <= 0:
+		return fmt.Errorf("--checkpoint-interval: %s, want a positive duration", c.checkpointInterval)
+	case c.checkpointKeep < 0:
+		return fmt.Errorf("--checkpoint-keep: %d is negative", c.checkpointKeep)
 	}
 	if _, port, err := net.SplitHostPort(c.advertise); err != nil || port == "" || port == "0" {
 		return fmt.Errorf("--cluster-advertise %q: want host:port (the port --grpc-addr listens on)", c.advertise)
@@ -122,7 +134,8 @@ type clusterNode struct {
 // newClusterNode makes the Keeper over set (the partitions consumed),
 // actives (those committed to the lag groups) and consumers, holding the
 // partitions of the owner map the data dir kept until the group answers.
-func newClusterNode(cfg clusterConfig, dataDir string, partitions int, set, actives *ingest.PartitionSet, consumers replicas.Consumers, log *slog.Logger) (*clusterNode, error) {
+// With --checkpoint-dest, partitions move through object storage (h).
+func newClusterNode(cfg clusterConfig, dataDir string, partitions int, set, actives *ingest.PartitionSet, consumers replicas.Consumers, h replicas.Handover, log *slog.Logger) (*clusterNode, error) {
 	mapFile := filepath.Join(dataDir, "cluster-map")
 	prev, err := replicas.LoadMap(mapFile)
 	if err != nil {
@@ -136,6 +149,7 @@ func newClusterNode(cfg clusterConfig, dataDir string, partitions int, set, acti
 	k, err := replicas.New(replicas.Options{
 		Self: cfg.instance, Partitions: partitions, Set: set, Actives: actives, Consumers: consumers, Previous: prev, MapFile: mapFile,
 		MaxStaleness: cfg.maxStaleness, AcceptableRecoveryLag: cfg.recoveryLag, Logger: log,
+		Handover: h, CheckpointInterval: cfg.checkpointInterval,
 	})
 	if err != nil {
 		return nil, err
@@ -180,6 +194,23 @@ func (n *clusterNode) close() {
 
 // ClusterStatus is serving.ClusterNode's.
 func (n *clusterNode) ClusterStatus() any { return n.keeper.Status() }
+
+// clusterMetrics is what the cluster metrics read of the node: the Keeper,
+// and its hand-over counters in telemetry's terms.
+type clusterMetrics struct{ *replicas.Keeper }
+
+// HandoverCounts is telemetry.HandoverNode's.
+func (m clusterMetrics) HandoverCounts() (telemetry.HandoverCounts, bool) {
+	h, ok := m.Keeper.HandoverStats()
+	if !ok {
+		return telemetry.HandoverCounts{}, false
+	}
+	return telemetry.HandoverCounts{Restores: h.Restores, Replays: h.Replays, RestoreErrors: h.RestoreErrors,
+		RestoreBytes: h.RestoreBytes, RestoreSeconds: h.RestoreSeconds,
+		Checkpoints: h.Checkpoints, CheckpointErrors: h.CheckpointErrors, CheckpointBytes: h.CheckpointBytes}, true
+}
+
+var _ telemetry.HandoverNode = clusterMetrics{}
 
 // Drain is serving.ClusterNode's.
 func (n *clusterNode) Drain() error {

@@ -58,6 +58,9 @@ type clusterRig struct {
 	pstreams map[string][]aggregatetest.Event
 	pushed   atomic.Int64
 
+	// nodeArgs are more flags for every node (TestClusterHandover's).
+	nodeArgs []string
+
 	mu    sync.Mutex
 	nodes map[string]*clusterNodeProc // by instance name
 	live  []string                    // the nodes lookups go to
@@ -169,11 +172,11 @@ func (r *clusterRig) startNode(name string) *clusterNodeProc {
 		r.nodes[name] = n
 	}
 	r.mu.Unlock()
-	n.s = startServerAt(r.t, n.data, n.http, n.grpc,
-		"--kafka-brokers", strings.Join(r.brokers, ","), "--apply", filepath.Join(r.dir, "defs.yaml"),
+	args := []string{"--kafka-brokers", strings.Join(r.brokers, ","), "--apply", filepath.Join(r.dir, "defs.yaml"),
 		"--partitions", strconv.Itoa(clusterP), "--commit-interval", "2ms",
 		"--cluster-group", r.group, "--cluster-instance", name, "--cluster-advertise", n.grpc,
-		"--cluster-session-timeout", "6s", "--standbys", "1", "--log-level", "debug")
+		"--cluster-session-timeout", "6s", "--standbys", "1", "--log-level", "debug"}
+	n.s = startServerAt(r.t, n.data, n.http, n.grpc, append(args, r.nodeArgs...)...)
 	r.setLive(name, true)
 	return n
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/featured-dev/featured/aggregate"
+	"github.com/featured-dev/featured/cluster/replicas"
 	"github.com/featured-dev/featured/featurestore"
 	"github.com/featured-dev/featured/ingest"
 	"github.com/featured-dev/featured/internal/auth"
@@ -382,7 +383,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var node *clusterNode
 	if c.cluster.group != "" {
-		if node, err = newClusterNode(c.cluster, c.dataDir, store.Partitions(), partitionSet, activeSet, kafkaIngest, log); err != nil {
+		var h replicas.Handover
+		if c.cluster.checkpointDest != "" {
+			h = newHandover(store, c.dataDir, c.cluster.checkpointDest, c.cluster.checkpointKeep)
+			log.Info("cluster: partitions hand over through checkpoints", "dest", redactURL(c.cluster.checkpointDest), "interval", c.cluster.checkpointInterval)
+		}
+		if node, err = newClusterNode(c.cluster, c.dataDir, store.Partitions(), partitionSet, activeSet, kafkaIngest, h, log); err != nil {
 			return err
 		}
 	}
@@ -444,7 +450,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 			return srv.RouterStats()
 		}
-		if sopts.ForwardObserver, err = tel.ObserveCluster(node.keeper, routerStats); err != nil {
+		if sopts.ForwardObserver, err = tel.ObserveCluster(clusterMetrics{node.keeper}, routerStats); err != nil {
 			return err
 		}
 		node.keeper.SetForwarding(func() any { return routerStats() })

@@ -25,6 +25,24 @@ type ClusterNode interface {
 	MembershipStats() cluster.Stats
 }
 
+// HandoverCounts are a node's partition hand-overs since it started
+// (replicas.HandoverStats): Replays includes the restores that failed
+// (RestoreErrors).
+type HandoverCounts struct {
+	Restores, Replays, RestoreErrors uint64
+	RestoreBytes                     int64
+	RestoreSeconds                   float64
+	Checkpoints, CheckpointErrors    uint64
+	CheckpointBytes                  int64
+}
+
+// HandoverNode is a ClusterNode that may hand partitions over through
+// checkpoints; ok is false when it does not (no --checkpoint-dest), and
+// the hand-over metrics are then not reported.
+type HandoverNode interface {
+	HandoverCounts() (c HandoverCounts, ok bool)
+}
+
 // forwardBuckets bound one forwarded call, in seconds: a loopback forward
 // takes well under a millisecond, the forward timeout is 250ms.
 var forwardBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
@@ -63,9 +81,19 @@ func (t *Telemetry) ObserveCluster(node ClusterNode, routerStats func() serving.
 	rebalances := c.counter("featured.cluster.rebalances", "{rebalance}", "Owner maps this node adopted.")
 	rows := c.counter("featured.cluster.forwarded_rows", "{row}", "Entity rows forwarded to each peer.")
 	failovers := c.counter("featured.cluster.failovers", "{failover}", "Partitions of a lookup retried on another replica.")
+	restores := c.counter("featured.cluster.restores", "{partition}", "Partitions adopted with no state: restored from a checkpoint (result=restored), replayed from the topic for want of one (replayed), or after a failed restore (error).")
+	restoreBytes := c.counter("featured.cluster.restore", "By", "Checkpoint bytes downloaded by restores.")
+	checkpoints := c.counter("featured.cluster.checkpoints", "{checkpoint}", "Checkpoints of the partitions this node is the active of, by result (ok, error).")
+	checkpointBytes := c.counter("featured.cluster.checkpoint.uploaded", "By", "Bytes the checkpoints uploaded (what the destination lacked).")
+	restoreSeconds, err := m.Float64ObservableCounter("featured.cluster.restore.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time spent restoring partitions from checkpoints (download and load)."))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: observe cluster: %w", err)
+	}
 	if err := c.err(); err != nil {
 		return nil, err
 	}
+	hn, _ := node.(HandoverNode)
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		ms := node.MembershipStats()
 		o.ObserveInt64(gen, int64(ms.Generation))
@@ -86,8 +114,24 @@ func (t *Telemetry) ObserveCluster(node ClusterNode, routerStats func() serving.
 			o.ObserveInt64(rows, n, metric.WithAttributes(attribute.String("peer", peer)))
 		}
 		o.ObserveInt64(failovers, rs.Failovers)
+		if hn == nil {
+			return nil
+		}
+		hc, ok := hn.HandoverCounts()
+		if !ok {
+			return nil
+		}
+		result := func(r string) metric.ObserveOption { return metric.WithAttributes(attribute.String("result", r)) }
+		o.ObserveInt64(restores, int64(hc.Restores), result("restored"))
+		o.ObserveInt64(restores, int64(hc.Replays-hc.RestoreErrors), result("replayed"))
+		o.ObserveInt64(restores, int64(hc.RestoreErrors), result("error"))
+		o.ObserveInt64(restoreBytes, hc.RestoreBytes)
+		o.ObserveFloat64(restoreSeconds, hc.RestoreSeconds)
+		o.ObserveInt64(checkpoints, int64(hc.Checkpoints), result("ok"))
+		o.ObserveInt64(checkpoints, int64(hc.CheckpointErrors), result("error"))
+		o.ObserveInt64(checkpointBytes, hc.CheckpointBytes)
 		return nil
-	}, c.instruments...)
+	}, append(c.instruments, restoreSeconds)...)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: observe cluster: %w", err)
 	}
