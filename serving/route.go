@@ -76,10 +76,15 @@ type PartitionError struct {
 	Partition int
 	// Tried says what each replica answered, in the order tried.
 	Tried []string
+	// Bound is the lookup's own staleness bound; 0 for none.
+	Bound time.Duration
 }
 
 func (e *PartitionError) Error() string {
 	msg := "serving: partition " + strconv.Itoa(e.Partition) + " unavailable: no replica answered"
+	if e.Bound > 0 {
+		msg += " within max staleness " + e.Bound.String()
+	}
 	if len(e.Tried) > 0 {
 		msg += " (" + strings.Join(e.Tried, "; ") + ")"
 	}
@@ -440,7 +445,7 @@ func (s *Server) forward(ctx context.Context, l *lookup, p *plan, snap *registry
 				rp.peers = s.peers.upFirst(rp.peers, now)
 			}
 			if rp.next >= len(rp.peers) {
-				return &PartitionError{Partition: rp.p, Tried: rp.tried}
+				return &PartitionError{Partition: rp.p, Tried: rp.tried, Bound: l.req.maxStaleness}
 			}
 			addr := rp.peers[rp.next]
 			k := slices.IndexFunc(calls, func(c *forwardCall) bool { return c.addr == addr })

@@ -219,12 +219,19 @@ func TestStalenessBoundNoReplica(t *testing.T) {
 	p := keyPartition("u1", routePartitions)
 	st, body := front.post("/v1/features", boundedLookup([]any{"u1"}, map[string]any{"max_staleness_ms": 1000}))
 	if st != http.StatusServiceUnavailable || !strings.Contains(string(body), fmt.Sprintf("partition %d unavailable", p)) ||
-		!strings.Contains(string(body), "does not hold it within 1s") {
+		!strings.Contains(string(body), "within max staleness 1s") || !strings.Contains(string(body), "does not hold it within 1s") {
 		t.Fatalf("%d %s, want 503 naming partition %d and the owner's refusal within 1s", st, body, p)
 	}
 	_, err := front.serving.GetOnlineFeatures(context.Background(), boundedGRPCLookup([]any{"u1"}, 1000))
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), fmt.Sprintf("partition %d unavailable", p)) {
 		t.Fatalf("%v, want Unavailable naming partition %d", err, p)
+	}
+	// A node that is the only replica, staler than the bound, has no one to
+	// forward to.
+	alone := staleNodes(t, 10*time.Second)[0]
+	st, body = alone.post("/v1/features", boundedLookup([]any{"u1"}, map[string]any{"max_staleness_ms": 1000}))
+	if st != http.StatusServiceUnavailable || !strings.Contains(string(body), fmt.Sprintf("partition %d unavailable: no replica answered within max staleness 1s", p)) {
+		t.Fatalf("the only replica, 10s stale, 1s bound: %d %s, want 503 naming the partition and the bound", st, body)
 	}
 	// Within node 1's 3s: the owner answers the forward.
 	st, body = front.post("/v1/features", boundedLookup([]any{"u1"}, map[string]any{"max_staleness_ms": 5000}))
