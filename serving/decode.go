@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -17,7 +18,7 @@ import (
 //
 //	{"features": ["view:feat", ...]} or {"feature_service": "name"},
 //	"entities": {"<join_key>": [v1, v2, ...], ...}, "full_feature_names": bool,
-//	"include_feature_view_version_metadata": bool
+//	"include_feature_view_version_metadata": bool, "max_staleness_ms": int
 //
 // It is a single pass over the body with no reflection: every string it keeps
 // is copied into one arena of the pooled request, so a warm request decodes
@@ -54,6 +55,10 @@ type lookupRequest struct {
 	// versionMeta is Feast's include_feature_view_version_metadata: the
 	// response names the view version each feature was read from.
 	versionMeta bool
+	// maxStaleness is the lookup's own staleness bound (max_staleness_ms,
+	// the Featured-Max-Staleness header); 0 for the node's. Only a routed
+	// lookup reads it.
+	maxStaleness time.Duration
 
 	// keys are the entity key names in the order sent; all holds every
 	// key's values, key after key: key k's are all[colOff[k]:colOff[k+1]]
@@ -98,6 +103,7 @@ func (r *lookupRequest) reset() {
 	r.hasService = false
 	r.fullNames = false
 	r.versionMeta = false
+	r.maxStaleness = 0
 	r.keys = r.keys[:0]
 	r.all = r.all[:0]
 	r.colOff = r.colOff[:0]
@@ -238,7 +244,7 @@ func (d *decoder) top() error {
 		return d.errorf("expected a JSON object, found %s", d.describe())
 	}
 	d.pos++
-	var seenFeatures, seenService, seenEntities, seenFull, seenMeta bool
+	var seenFeatures, seenService, seenEntities, seenFull, seenMeta, seenStale bool
 	first := true
 	for {
 		if d.peek() == '}' {
@@ -272,6 +278,8 @@ func (d *decoder) top() error {
 			which, d.field = 4, "full_feature_names"
 		case "include_feature_view_version_metadata":
 			which, d.field = 5, "include_feature_view_version_metadata"
+		case "max_staleness_ms":
+			which, d.field = 6, "max_staleness_ms"
 		}
 		if which == 0 {
 			d.unknown, d.sawUnknown = keySpan, true
@@ -291,6 +299,8 @@ func (d *decoder) top() error {
 			dup, seenFull = seenFull, true
 		case 5:
 			dup, seenMeta = seenMeta, true
+		case 6:
+			dup, seenStale = seenStale, true
 		}
 		if dup {
 			return d.errorf("%s", jsoncheck.MsgDuplicateKey)
@@ -306,6 +316,8 @@ func (d *decoder) top() error {
 			err = d.boolean(&d.req.fullNames)
 		case 5:
 			err = d.boolean(&d.req.versionMeta)
+		case 6:
+			err = d.staleness()
 		default:
 			err = d.skip(0)
 		}
@@ -400,6 +412,26 @@ func (d *decoder) boolean(dst *bool) error {
 	default:
 		return d.errorf("expected true or false, found %s", d.describe())
 	}
+	return nil
+}
+
+// staleness decodes max_staleness_ms: null, or a non-negative integer of
+// milliseconds.
+func (d *decoder) staleness() error {
+	if d.null() {
+		return nil
+	}
+	start := d.pos
+	end, isInt, err := d.scanNumber()
+	if err != nil {
+		return err
+	}
+	ms, perr := strconv.ParseInt(string(d.data[start:end]), 10, 64)
+	if !isInt || perr != nil || ms < 0 || ms > maxStalenessMillis {
+		return d.errorf("%s is not a number of milliseconds from 0 to %d", clipValue(string(d.data[start:end])), int64(maxStalenessMillis))
+	}
+	d.pos = end
+	d.req.maxStaleness = time.Duration(ms) * time.Millisecond
 	return nil
 }
 

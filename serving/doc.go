@@ -108,8 +108,13 @@
 // never forwards (one hop). Answers carry the positions of the partitions
 // they read: "positions" in native JSON and gRPC responses, the
 // Featured-Positions header (featured-positions metadata over gRPC) for
-// Feast's. Without a Placement none of this runs and responses are byte
-// for byte what they were. RouterStats counts forwards for metrics.
+// Feast's. A lookup may carry its own staleness bound (staleness.go:
+// max_staleness_ms, Featured-Max-Staleness, featured-max-staleness): a
+// Placement that is a BoundedRouter routes it with RouteWithin, the bound
+// travels to the owner, which answers a partition staler than it as
+// unavailable. Without a Placement none of this runs (a bound is accepted
+// and ignored) and responses are byte for byte what they were.
+// RouterStats counts forwards for metrics.
 // Options.Cluster adds the node's cluster section to GET /v1/status and
 // serves POST /v1/cluster/drain.
 //

@@ -45,6 +45,9 @@ func (g feastService) GetOnlineFeatures(ctx context.Context, in *feastserving.Ge
 	if err := requestFromFeast(&l.req, in, s.opts.MaxFeatures, s.opts.MaxEntities); err != nil {
 		return nil, toGRPC(err)
 	}
+	if err := stalenessFromMetadata(ctx, &l.req); err != nil {
+		return nil, toGRPC(err)
+	}
 	p, _, err := s.lookupDecoded(ctx, l, true)
 	if err != nil {
 		return nil, toGRPC(err)

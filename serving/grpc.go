@@ -113,6 +113,9 @@ func (g servingService) GetOnlineFeatures(ctx context.Context, in *featuredv1.Ge
 	if err := requestFromProto(&l.req, in, s.opts.MaxFeatures, s.opts.MaxEntities); err != nil {
 		return nil, toGRPC(err)
 	}
+	if err := stalenessFromMetadata(ctx, &l.req); err != nil {
+		return nil, toGRPC(err)
+	}
 	p, _, lerr := s.lookupDecoded(ctx, l, false)
 	if lerr != nil {
 		return nil, toGRPC(lerr)
@@ -155,6 +158,13 @@ func requestFromProto(req *lookupRequest, in *featuredv1.GetOnlineFeaturesReques
 		}
 	}
 	req.fullNames = in.GetFullFeatureNames()
+	if ms := in.GetMaxStalenessMs(); ms != 0 {
+		d, err := stalenessFromMillis("max_staleness_ms", ms)
+		if err != nil {
+			return err
+		}
+		req.maxStaleness = d
+	}
 	if len(in.GetEntities()) > 0 {
 		req.hasEntities = true
 	}

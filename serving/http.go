@@ -280,6 +280,14 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request, feast bool)
 	if routed {
 		l.authz = r.Header.Get("Authorization")
 	}
+	if v := r.Header.Get(StalenessHeader); v != "" {
+		d, err := parseStaleness("header "+StalenessHeader, v)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		l.req.maxStaleness = tighter(l.req.maxStaleness, d)
+	}
 	p, at, err := s.lookupDecoded(r.Context(), l, feast)
 	if err != nil {
 		writeError(w, r, err)

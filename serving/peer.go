@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -70,6 +71,13 @@ func (g peerService) Read(ctx context.Context, in *peerv1.ReadRequest) (*peerv1.
 		return nil, toGRPC(err)
 	}
 
+	// A partition held here but staler than the caller's bound is
+	// unavailable here, as one not held: the front node tries the next
+	// replica.
+	bound, err := stalenessFromMillis("peer read: max_staleness_ms", in.GetMaxStalenessMs())
+	if err != nil {
+		return nil, toGRPC(err)
+	}
 	// state[p]: 0 not seen, 1 answered here, 2 unavailable here.
 	state := make([]uint8, nparts)
 	resp := &peerv1.ReadResponse{}
@@ -90,7 +98,7 @@ func (g peerService) Read(ctx context.Context, in *peerv1.ReadRequest) (*peerv1.
 			state[part] = 2
 			var ps peerv1.PartitionState
 			ps.Partition = uint32(part)
-			if s.answers(part) {
+			if s.answers(part, bound) {
 				state[part] = 1
 				ps.Positions = s.appendPositionsProto(ps.Positions, part)
 			} else {
@@ -119,13 +127,13 @@ func (g peerService) Read(ctx context.Context, in *peerv1.ReadRequest) (*peerv1.
 	return resp, nil
 }
 
-// answers reports whether this node reads partition p itself.
-func (s *Server) answers(p int) bool {
-	pl := s.opts.Placement
-	if pl == nil {
-		return true // one node holds everything
+// answers reports whether this node reads partition p itself, within
+// bound when it is above zero.
+func (s *Server) answers(p int, bound time.Duration) bool {
+	if s.opts.Placement == nil {
+		return true // one node holds everything, never stale against itself
 	}
-	local, _ := pl.Route(p)
+	local, _ := s.route(p, bound)
 	return local
 }
 

@@ -70,15 +70,21 @@ type Position struct {
 var ErrUnavailable = errors.New("serving: partition unavailable")
 
 // PartitionError is ErrUnavailable for one partition: every replica was
-// tried, or down, within the caller's deadline.
+// tried, or down, within the caller's deadline, or none is within the
+// lookup's staleness bound.
 type PartitionError struct {
 	Partition int
 	// Tried says what each replica answered, in the order tried.
 	Tried []string
+	// Bound is the lookup's own staleness bound; 0 for none.
+	Bound time.Duration
 }
 
 func (e *PartitionError) Error() string {
 	msg := "serving: partition " + strconv.Itoa(e.Partition) + " unavailable: no replica answered"
+	if e.Bound > 0 {
+		msg += " within max staleness " + e.Bound.String()
+	}
 	if len(e.Tried) > 0 {
 		msg += " (" + strings.Join(e.Tried, "; ") + ")"
 	}
@@ -331,7 +337,7 @@ func (s *Server) executeRouted(ctx context.Context, l *lookup, p *plan, snap *re
 			part := entityPartition(v, &l.req, p.joinKeys[keys[0]].kafkaKey, nparts)
 			r.part[e*nk+j] = int32(part)
 			if r.state[part] == 0 {
-				local, peers := pl.Route(part)
+				local, peers := s.route(part, l.req.maxStaleness)
 				if local {
 					r.state[part] = 1
 					r.positions = s.appendPositions(r.positions, part)
@@ -439,7 +445,7 @@ func (s *Server) forward(ctx context.Context, l *lookup, p *plan, snap *registry
 				rp.peers = s.peers.upFirst(rp.peers, now)
 			}
 			if rp.next >= len(rp.peers) {
-				return &PartitionError{Partition: rp.p, Tried: rp.tried}
+				return &PartitionError{Partition: rp.p, Tried: rp.tried, Bound: l.req.maxStaleness}
 			}
 			addr := rp.peers[rp.next]
 			k := slices.IndexFunc(calls, func(c *forwardCall) bool { return c.addr == addr })
@@ -457,6 +463,7 @@ func (s *Server) forward(ctx context.Context, l *lookup, p *plan, snap *registry
 				FeatureService: p.service,
 				Views:          views,
 				AtMillis:       atMillis,
+				MaxStalenessMs: l.req.maxStaleness.Milliseconds(),
 			}
 			var units []byte
 			for u, part := range r.part {
@@ -471,7 +478,7 @@ func (s *Server) forward(ctx context.Context, l *lookup, p *plan, snap *registry
 		wg.Wait()
 		pending = pending[:0]
 		for _, c := range calls {
-			retry, err := s.mergeForward(l, p, c, remote, partIdx)
+			retry, err := s.mergeForward(l, p, c, remote, partIdx, l.req.maxStaleness)
 			if err != nil {
 				return err
 			}
@@ -531,7 +538,7 @@ func (s *Server) callPeer(ctx context.Context, addr, tok string, req *peerv1.Rea
 // partitions to retry on their next replica; an error that no other
 // replica would answer differently (a refused token, a bad request) fails
 // the lookup.
-func (s *Server) mergeForward(l *lookup, p *plan, c *forwardCall, remote []remotePart, partIdx map[int]int) (retry []int, _ error) {
+func (s *Server) mergeForward(l *lookup, p *plan, c *forwardCall, remote []remotePart, partIdx map[int]int, bound time.Duration) (retry []int, _ error) {
 	if c.err != nil {
 		code := status.Code(c.err)
 		switch code {
@@ -554,7 +561,11 @@ func (s *Server) mergeForward(l *lookup, p *plan, c *forwardCall, remote []remot
 		}
 		if ps.GetUnavailable() {
 			unavailable[i] = true
-			remote[i].tried = append(remote[i].tried, c.addr+": does not hold it")
+			why := ": does not hold it"
+			if bound > 0 {
+				why = ": does not hold it within " + bound.String()
+			}
+			remote[i].tried = append(remote[i].tried, c.addr+why)
 			retry = append(retry, i)
 			continue
 		}

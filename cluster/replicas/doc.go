@@ -19,7 +19,8 @@
 //     partition is answered here when this node holds it and has applied
 //     every source of it up to where the partition ended at most
 //     MaxStaleness ago; otherwise by the other replicas, active first, then
-//     standbys.
+//     standbys. A lookup with its own, lower bound routes by
+//     [Keeper.RouteWithin]: the same test against that bound.
 //
 // Every Tick it reads the consumers' positions (ingest.PartitionStatus):
 // the partitions within AcceptableRecoveryLag records of their end offsets

@@ -249,6 +249,23 @@ func (k *Keeper) Route(p int) (local bool, peers []string) {
 	return t.parts[p].local, t.peers[p]
 }
 
+// RouteWithin is Route for a lookup that accepts at most bound of
+// staleness (serving.BoundedRouter): local only when this node's copy of p
+// was last at the partition's end within bound (capped at MaxStaleness; a
+// bound of 0 or less is MaxStaleness). A Keeper measures only its own
+// copies, so peers are in the map's order, the active first.
+func (k *Keeper) RouteWithin(p int, bound time.Duration) (local bool, peers []string) {
+	t := k.table.Load()
+	if p < 0 || p >= len(t.parts) {
+		return false, nil
+	}
+	ps := &t.parts[p]
+	if bound <= 0 || bound > k.opts.MaxStaleness {
+		bound = k.opts.MaxStaleness
+	}
+	return ps.local && ps.stale <= bound, t.peers[p]
+}
+
 // CaughtUp returns the partitions this node holds within
 // AcceptableRecoveryLag of their end offsets (cluster.Config.CaughtUp).
 func (k *Keeper) CaughtUp() []int32 {

@@ -237,3 +237,61 @@ func TestKeeperPrevious(t *testing.T) {
 		t.Fatal("answering before the first map")
 	}
 }
+
+// TestKeeperRouteWithin: a lookup's own bound answers here only a
+// partition fresh within it; a bound above MaxStaleness is capped at it;
+// peers stay in the map's order. observe runs on the test's clock.
+func TestKeeperRouteWithin(t *testing.T) {
+	cons := &fakeConsumers{pos: map[int][2]int64{}}
+	k, err := New(Options{Self: "b", Partitions: 2, Set: ingest.NewPartitionSet(), Consumers: cons,
+		MaxStaleness: 10 * time.Second, Tick: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b: active of 0, standby of 1.
+	k.adopt(t.Context(), ownerMap(1,
+		cluster.Placement{Active: 1, Standbys: []int{0}},
+		cluster.Placement{Active: 2, Standbys: []int{1, 0}},
+	))
+	t0 := time.Unix(1_000_000, 0)
+	cons.setPos(0, 100, 100)
+	cons.setPos(1, 100, 100)
+	k.observe(t0)
+	// Partition 1's end moves on at t0+1s; the standby stays where it was.
+	cons.setPos(1, 100, 200)
+	k.observe(t0.Add(time.Second))
+	cons.setPos(0, 100, 100)
+	k.observe(t0.Add(4 * time.Second)) // partition 1: 3s stale
+
+	for _, c := range []struct {
+		p     int
+		bound time.Duration
+		local bool
+	}{
+		{0, time.Millisecond, true}, // at its end
+		{1, time.Second, false},     // 3s stale
+		{1, 2999 * time.Millisecond, false},
+		{1, 3 * time.Second, true},
+		{1, 0, true},         // the node's MaxStaleness
+		{1, time.Hour, true}, // capped at MaxStaleness: 3s is within
+	} {
+		local, peers := k.RouteWithin(c.p, c.bound)
+		if local != c.local {
+			t.Errorf("RouteWithin(%d, %v) local %v, want %v", c.p, c.bound, local, c.local)
+		}
+		if c.p == 1 && !slices.Equal(peers, []string{"c:1", "a:1"}) {
+			t.Errorf("RouteWithin(1, %v) peers %v, want the active first", c.bound, peers)
+		}
+	}
+	if local, _ := k.Route(1); !local {
+		t.Error("Route(1): not local at 3s of a 10s MaxStaleness")
+	}
+	// 12s stale: past MaxStaleness, so no bound, however high, answers here.
+	k.observe(t0.Add(13 * time.Second))
+	if local, _ := k.RouteWithin(1, time.Hour); local {
+		t.Error("RouteWithin(1, 1h) local at 12s stale; want capped at MaxStaleness 10s")
+	}
+	if local, _ := k.RouteWithin(-1, time.Second); local {
+		t.Error("RouteWithin(-1) local")
+	}
+}

@@ -220,6 +220,9 @@ func (n *clusterNode) Drain() error {
 
 var _ serving.ClusterNode = (*clusterNode)(nil)
 
+// A lookup's own staleness bound routes by the Keeper's measurements.
+var _ serving.BoundedRouter = (*replicas.Keeper)(nil)
+
 // peerDialOptions are how this node dials its peers: plaintext, or with
 // --tls-cert TLS trusting the system roots plus --tls-client-ca and
 // presenting this node's own certificate (peers that verify client

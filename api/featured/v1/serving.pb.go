@@ -79,8 +79,13 @@ type GetOnlineFeaturesRequest struct {
 	Entities map[string]*RepeatedValue `protobuf:"bytes,3,rep,name=entities,proto3" json:"entities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Name the result columns "view__feature" instead of "feature".
 	FullFeatureNames bool `protobuf:"varint,4,opt,name=full_feature_names,json=fullFeatureNames,proto3" json:"full_feature_names,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// max_staleness_ms, in a cluster, is how stale (milliseconds behind its
+	// partition's end) a replica may be to answer this lookup: lower than the
+	// node's --max-staleness, which caps it. 0: the node's. A single node is
+	// never stale against itself and ignores it (docs/scaling.md, Routing).
+	MaxStalenessMs int64 `protobuf:"varint,5,opt,name=max_staleness_ms,json=maxStalenessMs,proto3" json:"max_staleness_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetOnlineFeaturesRequest) Reset() {
@@ -150,6 +155,13 @@ func (x *GetOnlineFeaturesRequest) GetFullFeatureNames() bool {
 		return x.FullFeatureNames
 	}
 	return false
+}
+
+func (x *GetOnlineFeaturesRequest) GetMaxStalenessMs() int64 {
+	if x != nil {
+		return x.MaxStalenessMs
+	}
+	return 0
 }
 
 type isGetOnlineFeaturesRequest_Kind interface {
@@ -411,12 +423,13 @@ const file_featured_v1_serving_proto_rawDesc = "" +
 	"\n" +
 	"\x19featured/v1/serving.proto\x12\vfeatured.v1\x1a\x17featured/v1/value.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1f\n" +
 	"\vFeatureList\x12\x10\n" +
-	"\x03val\x18\x01 \x03(\tR\x03val\"\xdd\x02\n" +
+	"\x03val\x18\x01 \x03(\tR\x03val\"\x87\x03\n" +
 	"\x18GetOnlineFeaturesRequest\x12)\n" +
 	"\x0ffeature_service\x18\x01 \x01(\tH\x00R\x0efeatureService\x126\n" +
 	"\bfeatures\x18\x02 \x01(\v2\x18.featured.v1.FeatureListH\x00R\bfeatures\x12O\n" +
 	"\bentities\x18\x03 \x03(\v23.featured.v1.GetOnlineFeaturesRequest.EntitiesEntryR\bentities\x12,\n" +
-	"\x12full_feature_names\x18\x04 \x01(\bR\x10fullFeatureNames\x1aW\n" +
+	"\x12full_feature_names\x18\x04 \x01(\bR\x10fullFeatureNames\x12(\n" +
+	"\x10max_staleness_ms\x18\x05 \x01(\x03R\x0emaxStalenessMs\x1aW\n" +
 	"\rEntitiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.featured.v1.RepeatedValueR\x05value:\x028\x01B\x06\n" +
