@@ -98,7 +98,7 @@ func (p *pidList) Set(v string) error {
 func runFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.Label, "label", "", "name of the system under test in results (default: the target)")
 	fs.StringVar(&o.Target, "target", "", "feast-http, native-http, grpc, redis-hmget, redis-hgetall, push or trivial-http")
-	fs.StringVar(&o.Addr, "addr", "", "the system's host:port")
+	fs.StringVar(&o.Addr, "addr", "", "the system's host:port, or a comma-separated list: a cluster's nodes, connections spread over them in turn")
 	fs.IntVar(&o.Workload.Entities, "entities", 1, "entity rows per request")
 	fs.IntVar(&o.Workload.Features, "features", 50, "features per request: the service of the first 50/100/150/200/250")
 	fs.IntVar(&o.Workload.Unique, "unique", 1000, "distinct pre-built requests, sent in turn")
