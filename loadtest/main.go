@@ -177,6 +177,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addr := fs.String("addr", "", "host:port")
 	batch := fs.Int("batch", 0, "entities per push or pipeline (default 500 for featured, 200 for redis)")
 	keyspace := fs.Int("keyspace", Keyspace, "load entities 0..keyspace-1")
+	atomic := fs.Bool("atomic", true, "featured: each push all-or-nothing (in cluster mode a Kafka transaction)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -188,7 +189,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var err error
 	switch *target {
 	case "featured":
-		n, err = loadFeatured(ctx, *addr, orDefault(*batch, 500), *keyspace, time.Now())
+		n, err = loadFeatured(ctx, *addr, orDefault(*batch, 500), *keyspace, *atomic, time.Now())
 	case "redis":
 		n, err = loadRedis(*addr, orDefault(*batch, 200), *keyspace)
 	default:
