@@ -8,6 +8,11 @@
 //
 //	go run ./loadtest run -target grpc -addr 127.0.0.1:9090 -rate 5000 -duration 10s -out r.json
 //	go run ./loadtest run -target feast-http -addr 127.0.0.1:8080 -entities 100 -conns 16
+//	go run ./loadtest run -target grpc -addr 127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093
+//
+// Several addresses are one system's nodes (a featured cluster): the
+// connections are spread over them in turn and each node's first answer is
+// verified (spread.go; scripts/bench/cluster.sh runs 3 nodes against 1).
 //
 // # What it owns
 //

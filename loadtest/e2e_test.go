@@ -97,7 +97,7 @@ func TestFeaturedTargets(t *testing.T) {
 	for _, variant := range []string{"last", "window"} {
 		t.Run(variant, func(t *testing.T) {
 			st := startFeatured(t, variant)
-			n, err := loadFeatured(context.Background(), st.http, 100, testKeyspace, time.Now())
+			n, err := loadFeatured(context.Background(), st.http, 100, testKeyspace, true, time.Now())
 			if err != nil || n != testKeyspace {
 				t.Fatalf("load: %d, %v", n, err)
 			}

@@ -17,8 +17,11 @@ import (
 // from a Parquet file written by scripts/bench_feast_data.py.
 
 // loadFeatured pushes one event per entity of [0, keyspace) into the workload's push source
-// (defined by Definitions), batch events per push, stamped a minute ago.
-func loadFeatured(ctx context.Context, addr string, batch, keyspace int, now time.Time) (int, error) {
+// (defined by Definitions), batch events per push, stamped a minute ago. Atomic pushes are
+// all-or-nothing per batch; a cluster's scripts/bench/cluster.sh loads without them: there
+// each atomic push is a Kafka transaction whose commit marker ends the partition (see
+// docs/benchmarks.md, "Throughput of 3 nodes against 1").
+func loadFeatured(ctx context.Context, addr string, batch, keyspace int, atomic bool, now time.Time) (int, error) {
 	if batch < 1 || batch > 10_000 {
 		return 0, fmt.Errorf("loadtest: -batch: %d is not in [1, 10000]", batch)
 	}
@@ -28,7 +31,7 @@ func loadFeatured(ctx context.Context, addr string, batch, keyspace int, now tim
 	var b []byte
 	for first := int64(0); first < int64(keyspace); first += int64(batch) {
 		last := min(first+int64(batch), int64(keyspace))
-		b = append(b[:0], `{"source":"`+SourceName+`","atomic":true,"events":[`...)
+		b = append(b[:0], `{"source":"`+SourceName+`","atomic":`+strconv.FormatBool(atomic)+`,"events":[`...)
 		for e := first; e < last; e++ {
 			if e > first {
 				b = append(b, ',')

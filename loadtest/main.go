@@ -98,7 +98,7 @@ func (p *pidList) Set(v string) error {
 func runFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.Label, "label", "", "name of the system under test in results (default: the target)")
 	fs.StringVar(&o.Target, "target", "", "feast-http, native-http, grpc, redis-hmget, redis-hgetall, push or trivial-http")
-	fs.StringVar(&o.Addr, "addr", "", "the system's host:port")
+	fs.StringVar(&o.Addr, "addr", "", "the system's host:port, or a comma-separated list: a cluster's nodes, connections spread over them in turn")
 	fs.IntVar(&o.Workload.Entities, "entities", 1, "entity rows per request")
 	fs.IntVar(&o.Workload.Features, "features", 50, "features per request: the service of the first 50/100/150/200/250")
 	fs.IntVar(&o.Workload.Unique, "unique", 1000, "distinct pre-built requests, sent in turn")
@@ -177,6 +177,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addr := fs.String("addr", "", "host:port")
 	batch := fs.Int("batch", 0, "entities per push or pipeline (default 500 for featured, 200 for redis)")
 	keyspace := fs.Int("keyspace", Keyspace, "load entities 0..keyspace-1")
+	atomic := fs.Bool("atomic", true, "featured: each push all-or-nothing (in cluster mode a Kafka transaction)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -188,7 +189,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var err error
 	switch *target {
 	case "featured":
-		n, err = loadFeatured(ctx, *addr, orDefault(*batch, 500), *keyspace, time.Now())
+		n, err = loadFeatured(ctx, *addr, orDefault(*batch, 500), *keyspace, *atomic, time.Now())
 	case "redis":
 		n, err = loadRedis(*addr, orDefault(*batch, 200), *keyspace)
 	default:

@@ -14,7 +14,9 @@ type Options struct {
 	Label string
 	// Target is how requests are sent: one of targets (target.go).
 	Target string
-	// Addr is the system's host:port.
+	// Addr is the system's host:port, or a comma-separated list of them:
+	// the nodes of one system (a featured cluster), over which the
+	// connections are spread in turn. Each node is verified before the run.
 	Addr string
 	// Workload is the lookup shape (or push batch size).
 	Workload Workload
@@ -94,8 +96,10 @@ func (o *Options) EnsureDefaults() {
 // Validate reports the first field out of range, by its flag name.
 func (o *Options) Validate() error {
 	switch {
-	case o.Addr == "":
+	case len(splitAddrs(o.Addr)) == 0:
 		return fmt.Errorf("loadtest: -addr: missing")
+	case len(splitAddrs(o.Addr)) > o.Connections:
+		return fmt.Errorf("loadtest: -addr: %d addresses for %d connections; want at least one connection each", len(splitAddrs(o.Addr)), o.Connections)
 	case o.Rate < 0:
 		return fmt.Errorf("loadtest: -rate: %g is negative", o.Rate)
 	case o.Rate > 1e6:

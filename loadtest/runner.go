@@ -22,7 +22,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	t, err := newTarget(o.Target, o.Addr, o.Workload, o.Timeout, o.GRPCConns, time.Now())
+	addrs := splitAddrs(o.Addr)
+	var t target
+	var err error
+	if len(addrs) > 1 {
+		t, err = newSpreadTarget(o.Target, addrs, o.Workload, o.Timeout, o.GRPCConns, time.Now())
+	} else {
+		t, err = newTarget(o.Target, o.Addr, o.Workload, o.Timeout, o.GRPCConns, time.Now())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -42,8 +49,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	if !o.NoVerify {
-		if err := conns[0].verify(0); err != nil {
-			return nil, fmt.Errorf("loadtest: %s at %s: first answer: %w", o.Target, o.Addr, err)
+		// The first len(addrs) connections reach each node once (spreadTarget):
+		// every node must answer the same request with the right values.
+		for i, a := range addrs {
+			if err := conns[i].verify(0); err != nil {
+				return nil, fmt.Errorf("loadtest: %s at %s: first answer: %w", o.Target, a, err)
+			}
 		}
 	}
 
