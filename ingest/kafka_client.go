@@ -33,19 +33,22 @@ func newClient(opts *KafkaOptions, extra ...kgo.Opt) (*kgo.Client, error) {
 // With readCommitted (push topics) records of open or aborted transactions
 // are not returned.
 func newConsumerClient(opts *KafkaOptions, readCommitted bool) (*kgo.Client, error) {
-	iso := kgo.ReadUncommitted()
+	extra := []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadUncommitted())}
 	if readCommitted {
-		iso = kgo.ReadCommitted()
+		// A transaction's commit or abort marker takes an offset. Kept, it
+		// moves the partition's next offset past itself (apply skips it);
+		// dropped, a partition whose last record is a marker would stay one
+		// behind its end offset for good, and never count as caught up.
+		extra = []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords()}
 	}
-	return newClient(opts,
-		kgo.FetchIsolationLevel(iso),
+	return newClient(opts, append(extra,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMinBytes(1),
 		kgo.FetchMaxBytes(int32(opts.MaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(opts.MaxBytes)),
 		kgo.FetchMaxWait(opts.MaxWait),
-	)
+	)...)
 }
 
 // kgoLogger writes franz-go's warnings and errors to a slog.Logger; its

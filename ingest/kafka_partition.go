@@ -391,6 +391,9 @@ func (pc *partitionConsumer) apply(ctx context.Context, parser *fastjson.Parser,
 			pc.skipped.Add(m.Offset - expect)
 		}
 		expect = m.Offset + 1
+		if m.Attrs.IsControl() {
+			continue // a transaction marker: no event; the mark moves past it
+		}
 		index := -1
 		if c.push {
 			runs, index = addToRun(runs, m, len(writes))

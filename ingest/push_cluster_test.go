@@ -291,6 +291,25 @@ func TestClusterPushAtomic(t *testing.T) {
 			}
 		}
 	}
+	// A partition whose last record is a commit marker is caught up: its
+	// next offset reaches the end, past the marker.
+	waitFor(t, "next offsets past the last commit markers", 30*time.Second, func() bool {
+		for _, cs := range run.k.Status() {
+			for _, ps := range cs.Partitions {
+				if !ps.Reading || ps.NextOffset != ps.HighWatermark || ps.Lag != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for _, cs := range run.k.Status() {
+		for _, ps := range cs.Partitions {
+			if ps.Rejected != 0 {
+				t.Errorf("partition %d: %d events rejected: a marker was taken for an event", ps.Partition, ps.Rejected)
+			}
+		}
+	}
 	want := map[string][]aggregatetest.Event{}
 	for user, events := range streams {
 		want[user] = append(append([]aggregatetest.Event(nil), events[:50]...), events[100:150]...)
