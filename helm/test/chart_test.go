@@ -783,6 +783,9 @@ func checkCluster(t *testing.T, m *manifests, r *rendering) {
 		"cluster-forward-timeout": "250ms",
 		"cluster-session-timeout": "10s",
 		"partitions":              "16",
+		"checkpoint-dest":         "s3://featured-checkpoints/prod?endpoint=https://s3.example.internal&region=us-east-1",
+		"checkpoint-interval":     "5m",
+		"checkpoint-keep":         "4",
 	}
 	for k, v := range want {
 		if r.flags[k] != v {
@@ -791,6 +794,13 @@ func checkCluster(t *testing.T, m *manifests, r *rendering) {
 	}
 	if r.flags["kafka-brokers"] == "" {
 		t.Errorf("cluster mode without --kafka-brokers")
+	}
+	found := false
+	for _, e := range r.container.EnvFrom {
+		found = found || (e.SecretRef != nil && e.SecretRef.Name == "featured-s3")
+	}
+	if !found {
+		t.Errorf("envFrom %v: want the checkpoint store's Secret featured-s3", r.container.EnvFrom)
 	}
 	v := envVar(r.container, "POD_NAME")
 	if v == nil || v.ValueFrom == nil || v.ValueFrom.FieldRef == nil || v.ValueFrom.FieldRef.FieldPath != "metadata.name" {

@@ -90,10 +90,10 @@ func localArgs(t *testing.T, m *manifests, r *rendering) ([]string, *serveClient
 		switch name {
 		case "http-addr", "grpc-addr":
 			value = "127.0.0.1:0"
-		case "backup-dest":
+		case "backup-dest", "checkpoint-dest":
 			// The bucket is the cluster's; a directory is a destination
 			// too (featured backup), so the scheduled backups run here.
-			value = filepath.Join(dir, "backups")
+			value = filepath.Join(dir, name)
 		case "kafka-brokers":
 			value = os.Getenv("FEATURED_KAFKA_BROKERS")
 			if value == "" {

@@ -136,7 +136,7 @@ to change.
 {{- end }}
 {{- end }}
 {{- range $name, $_ := .Values.flags }}
-{{- if has $name (list "data-dir" "http-addr" "grpc-addr" "partitions" "shards" "shutdown-timeout" "kafka-brokers" "apply" "backup-dest" "backup-interval" "auth-file" "metrics-token-required" "tls-cert" "tls-key" "tls-client-ca" "insecure" "cluster-group" "cluster-instance" "cluster-advertise" "standbys" "max-staleness" "cluster-forward-timeout" "cluster-session-timeout") }}
+{{- if has $name (list "data-dir" "http-addr" "grpc-addr" "partitions" "shards" "shutdown-timeout" "kafka-brokers" "apply" "backup-dest" "backup-interval" "auth-file" "metrics-token-required" "tls-cert" "tls-key" "tls-client-ca" "insecure" "cluster-group" "cluster-instance" "cluster-advertise" "standbys" "max-staleness" "cluster-forward-timeout" "cluster-session-timeout" "checkpoint-dest" "checkpoint-interval" "checkpoint-keep") }}
 {{- fail (printf "flags.%s: the chart sets --%s from its own value (see README.md)" $name $name) }}
 {{- end }}
 {{- end }}
@@ -196,6 +196,11 @@ prints as 4.194304e+06: integral ones are printed as integers.
 - {{ printf "--max-staleness=%s" .Values.cluster.maxStaleness | quote }}
 - {{ printf "--cluster-forward-timeout=%s" .Values.cluster.forwardTimeout | quote }}
 - {{ printf "--cluster-session-timeout=%s" .Values.cluster.sessionTimeout | quote }}
+{{- with .Values.cluster.checkpoint.dest }}
+- {{ printf "--checkpoint-dest=%s" . | quote }}
+- {{ printf "--checkpoint-interval=%s" $.Values.cluster.checkpoint.interval | quote }}
+- {{ printf "--checkpoint-keep=%v" $.Values.cluster.checkpoint.keep | quote }}
+{{- end }}
 {{- end }}
 {{- range $name := keys .Values.flags | sortAlpha }}
 - {{ printf "--%s=%s" $name (include "featured.flagValue" (get $.Values.flags $name)) | quote }}
