@@ -12,7 +12,6 @@ import (
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/ingest"
-	"github.com/featured-dev/featured/internal/jsoncheck"
 	"github.com/featured-dev/featured/registry"
 )
 
@@ -136,18 +135,7 @@ func (s *Server) readFeast(r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytesReader(body))
-	if err := dec.Decode(v); err != nil {
-		return jsonError(dec, err)
-	}
-	if dec.More() {
-		return &SyntaxError{Offset: int(dec.InputOffset()), Msg: "unexpected data after the JSON value"}
-	}
-	var je *jsoncheck.Error
-	if err := jsoncheck.Check(body); errors.As(err, &je) {
-		return &SyntaxError{Offset: je.Offset, Msg: je.Msg}
-	}
-	return nil
+	return decodeJSON(body, v, false)
 }
 
 // checkPushTo checks Feast's to: online and online_and_offline push alike,

@@ -433,9 +433,15 @@ func writeErrorBody(w http.ResponseWriter, err error) {
 
 // decodeStrict decodes a JSON body into v with encoding/json, rejecting
 // unknown fields; errors become *SyntaxError naming the offset and field.
-func decodeStrict(body []byte, v any) error {
+func decodeStrict(body []byte, v any) error { return decodeJSON(body, v, true) }
+
+// decodeJSON is decodeStrict, with unknown fields refused only when
+// strict (Feast's routes ignore fields they do not know, as Feast does).
+func decodeJSON(body []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytesReader(body))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		return jsonError(dec, err)
 	}

@@ -36,6 +36,9 @@ type plan struct {
 	// and forwards per (row, route key): a compound key's state lives in its
 	// first part's partition, so it is one unit, not one per part.
 	routeKeys [][]int
+	// routeKinds are each route key's part kinds (a compound key's
+	// encoding needs them).
+	routeKinds [][]aggregate.Kind
 	// oneKey is set when every view read is keyed by all of joinKeys (in
 	// its own order): one entity, or the entities of a compound key.
 	oneKey     bool
@@ -318,6 +321,7 @@ func buildPlan(snap *registry.Snapshot, req *lookupRequest, maxFeatures int) (*p
 		if g.rk < 0 {
 			g.rk = len(p.routeKeys)
 			p.routeKeys = append(p.routeKeys, g.keys)
+			p.routeKinds = append(p.routeKinds, g.kinds)
 		}
 		g.contiguous = true
 		for j, c := range g.cols {

@@ -320,7 +320,7 @@ func (s *Server) executeRouted(ctx context.Context, l *lookup, p *plan, snap *re
 			} else {
 				// A compound key: its parts' encodings, each made on its own
 				// and then joined as the store keys it (keyenc.AppendPart).
-				kinds := p.groups[slices.IndexFunc(p.groups, func(g readGroup) bool { return g.rk == j })].kinds
+				kinds := p.routeKinds[j]
 				for i, k := range keys {
 					r.pbuf, err = appendRowKey(r.pbuf[:0], p, &l.req, k, e)
 					if err != nil {

@@ -2,6 +2,7 @@ package keyenc
 
 import (
 	"encoding/binary"
+	"unsafe"
 
 	"github.com/featured-dev/featured/aggregate"
 	"github.com/featured-dev/featured/internal/partition"
@@ -18,7 +19,9 @@ func Partition(v aggregate.Value, enc partition.KeyEncoding, n int) int {
 	if v.Kind == aggregate.KindInt64 {
 		return partition.Of(partition.AppendInt64(buf[:0], v.I, enc), n)
 	}
-	return partition.Of(partition.AppendString(buf[:0], v.S), n)
+	// A string's record-key bytes are its own: hashed in place, as a key
+	// longer than buf would otherwise be copied to the heap on every row.
+	return partition.Of(unsafe.Slice(unsafe.StringData(v.S), len(v.S)), n)
 }
 
 // PartitionOf is Partition of an encoded key (AppendEntity's bytes) of an
